@@ -1,0 +1,169 @@
+"""Streaming multipart/related reading: each part goes to its own file on disk as the body arrives.
+
+Why: a STOW-RS body can be many GiB; it is fed chunk by chunk to python-multipart's parser (the one
+Starlette uses) and never held in memory. Tolerates what real clients send (RFC 2046 allows all of it):
+a quoted or unquoted boundary, a preamble or leading CRLF before the first boundary, no CRLF after the
+closing boundary. A body that ends before its closing boundary is an error, and every file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from app.dicomweb.errors import BadRequest, UnsupportedMediaType
+
+_WRITE_BUFFER = 1024 * 1024
+_MAX_HEADER_BYTES = 16 * 1024  # per part: a multipart header block is small; refuse runaway headers
+
+
+class MultipartError(BadRequest):
+    """The body is not well-formed multipart/related."""
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartContentType:
+    boundary: bytes
+    part_type: str  # the `type` parameter (lower case), "" when absent
+
+
+def parse_multipart_content_type(header: str | None) -> MultipartContentType:
+    """Read `multipart/related; type=...; boundary=...` (quoted or not); 415 for another type."""
+    media_type, params = parse_options_header(header or "")
+    if media_type.lower() != b"multipart/related":
+        raise UnsupportedMediaType(
+            f"Content-Type {header or '(none)'!r} is not supported: send "
+            "multipart/related; type=\"application/dicom\"; boundary=..."
+        )
+    boundary = params.get(b"boundary", b"")
+    if not boundary or len(boundary) > 200:
+        raise MultipartError("multipart/related Content-Type has no valid boundary parameter")
+    return MultipartContentType(boundary, params.get(b"type", b"").decode("latin-1").lower())
+
+
+@dataclass(slots=True)
+class SpooledPart:
+    """One part, its content written to `path` (removed by whoever consumes it)."""
+
+    index: int
+    path: Path
+    headers: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+    too_large: bool = False  # content beyond the part limit was discarded
+
+    @property
+    def content_type(self) -> str:
+        media_type, _ = parse_options_header(self.headers.get("content-type", ""))
+        return media_type.decode("latin-1").lower()
+
+
+class MultipartSpooler:
+    """Feed a multipart/related body with `feed`; `finish` returns the parts, each in its own file."""
+
+    def __init__(self, boundary: bytes, directory: Path, *, max_part_bytes: int) -> None:
+        self._delimiter = b"--" + boundary
+        self._directory = directory
+        self._max_part_bytes = max_part_bytes
+        self._seen_first_boundary = False
+        self._head = b""  # bytes held back while looking for the first boundary
+        self.parts: list[SpooledPart] = []
+        self._file: BinaryIO | None = None
+        self._header_bytes = 0
+        self._field = b""
+        self._value = b""
+        self._parser = MultipartParser(boundary, callbacks={
+            "on_part_begin": self._on_part_begin,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+        })
+
+    def feed(self, chunk: bytes) -> None:
+        if not self._seen_first_boundary:
+            chunk = self._skip_preamble(chunk)
+            if not chunk:
+                return
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise MultipartError(f"malformed multipart body: {exc}") from exc
+
+    def finish(self) -> list[SpooledPart]:
+        """Check the body ended with its closing boundary; raise MultipartError if not."""
+        if self._parser.state != MultipartState.END:
+            where = f"inside part {len(self.parts) + 1}" if self._file else "before its end"
+            raise MultipartError(f"multipart body is incomplete: it stopped {where} "
+                                 "without the closing boundary")
+        if not self.parts:
+            raise MultipartError("multipart body has no parts")
+        return self.parts
+
+    def discard(self) -> None:
+        """Close and delete every file written so far (after any failure)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for part in self.parts:
+            part.path.unlink(missing_ok=True)
+
+    def _skip_preamble(self, chunk: bytes) -> bytes:
+        self._head += chunk
+        at = self._head.find(self._delimiter)
+        if at < 0:
+            if len(self._head) > 64 * 1024:
+                raise MultipartError("multipart body does not start with its boundary")
+            return b""
+        self._seen_first_boundary = True
+        rest, self._head = self._head[at:], b""
+        return rest
+
+    def _on_part_begin(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=self._directory)
+        self._file = os.fdopen(handle, "wb", buffering=_WRITE_BUFFER)
+        self.parts.append(SpooledPart(index=len(self.parts), path=Path(name)))
+        self._header_bytes = 0
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+        self._count_header(end - start)
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+        self._count_header(end - start)
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > _MAX_HEADER_BYTES:
+            raise MultipartError("multipart part headers are too long")
+
+    def _on_header_end(self) -> None:
+        name = self._field.decode("latin-1").strip().lower()
+        self.parts[-1].headers[name] = self._value.decode("latin-1").strip()
+        self._field = self._value = b""
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.parts[-1]
+        if part.too_large or self._file is None:
+            return
+        size = end - start
+        if part.size + size > self._max_part_bytes:
+            part.too_large = True
+            self._file.truncate(0)  # keep nothing of a part we will refuse
+            return
+        self._file.write(data[start:end])
+        part.size += size
+
+    def _on_part_end(self) -> None:
+        if self._file is not None:
+            with contextlib.closing(self._file):
+                self._file.flush()
+            self._file = None

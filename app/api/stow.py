@@ -1,0 +1,171 @@
+"""STOW-RS (PS3.18 10.5): POST /studies and POST /studies/{StudyInstanceUID}.
+
+Reads the multipart/related body part by part into files (api/multipart.py), checks the body is whole,
+then has each part ingested in the worker pool (store/ingest.py) and answers with the Store Instances
+Response module. A malformed body stores nothing; a bad part is one Failed SOP Sequence entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from functools import partial
+
+from fastapi import APIRouter, Request, Response
+
+from app.api.deps import ServicesDep
+from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
+from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.dicomweb.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
+from app.dicomweb.responses import (
+    FailureReason,
+    InstanceOutcome,
+    WarningReason,
+    dicom_json_to_xml,
+    store_response_dataset,
+    store_status,
+)
+from app.dicomweb.dicomjson import encode_dicom_json
+from app.dicomweb.uids import is_valid_uid
+from app.services import Services
+from app.store.ingest import IngestResult, Outcome
+from app.store.parse import Problem
+
+router = APIRouter(tags=["STOW-RS"])
+
+DICOM_PART_TYPE = "application/dicom"
+
+FAILURE_FOR_PROBLEM = {
+    Problem.NOT_DICOM: FailureReason.CANNOT_UNDERSTAND,
+    Problem.INVALID: FailureReason.DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+    Problem.UNSUPPORTED_SYNTAX: FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED,
+    Problem.STUDY_MISMATCH: FailureReason.STUDY_INSTANCE_UID_MISMATCH,
+    Problem.CONFLICT: FailureReason.STUDY_INSTANCE_UID_MISMATCH,
+    Problem.DUPLICATE: FailureReason.DUPLICATE_SOP_INSTANCE,
+    Problem.TOO_LARGE: FailureReason.OUT_OF_RESOURCES,
+    Problem.STORAGE_FAILURE: FailureReason.PROCESSING_FAILURE,
+}
+WARNING_FOR_OUTCOME = {
+    Outcome.REPLACED: WarningReason.REPLACED_STORED_INSTANCE,
+    Outcome.KEPT_EXISTING: WarningReason.DUPLICATE_DISCARDED,
+}
+
+
+@router.post("/studies", summary="Store instances (STOW-RS)")
+async def store_instances(request: Request, services: ServicesDep) -> Response:
+    return await _store(request, services, study_instance_uid=None)
+
+
+@router.post("/studies/{study_instance_uid}", summary="Store instances of one study (STOW-RS)")
+async def store_study_instances(study_instance_uid: str, request: Request,
+                                services: ServicesDep) -> Response:
+    if not is_valid_uid(study_instance_uid):
+        raise BadRequest(f"{study_instance_uid[:80]!r} is not a valid Study Instance UID")
+    return await _store(request, services, study_instance_uid=study_instance_uid)
+
+
+async def _store(request: Request, services: Services, *,
+                 study_instance_uid: str | None) -> Response:
+    response_type = negotiate_store_response_type(request.headers.get("accept"))
+    content_type = parse_multipart_content_type(request.headers.get("content-type"))
+    if content_type.part_type not in ("", DICOM_PART_TYPE):
+        raise UnsupportedMediaType(
+            f"multipart/related parts of type {content_type.part_type!r} are not supported; "
+            f"send type=\"{DICOM_PART_TYPE}\"")
+    limit = services.settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
+
+    spooler = MultipartSpooler(content_type.boundary, services.blobs.spool_directory,
+                               max_part_bytes=services.settings.max_instance_bytes)
+    try:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            spooler.feed(chunk)
+        parts = spooler.finish()
+    except BaseException:
+        spooler.discard()
+        raise
+
+    outcomes = await _ingest_parts(services, parts, study_instance_uid)
+    base = dicomweb_base_url(request, services.settings.public_base_url)
+    dataset = store_response_dataset(
+        outcomes,
+        study_url=partial(study_url, base),
+        instance_url=partial(instance_url, base),
+        study_instance_uid=study_instance_uid,
+    )
+    if response_type == STORE_RESPONSE_XML:
+        body = dicom_json_to_xml(dataset)
+    else:
+        body = encode_dicom_json(dataset)
+    return Response(body, status_code=store_status(outcomes), media_type=response_type)
+
+
+async def _ingest_parts(services: Services, parts: list[SpooledPart],
+                        study_instance_uid: str | None) -> list[InstanceOutcome]:
+    """Ingest every part in the worker pool; the outcomes come back in part order."""
+    loop = asyncio.get_running_loop()
+    claim = _RequestClaims()
+    futures = []
+    try:
+        for part in parts:
+            refusal = _refuse_part(part, services.settings.max_instance_bytes)
+            if refusal is not None:
+                part.path.unlink(missing_ok=True)
+                futures.append(loop.create_future())
+                futures[-1].set_result(refusal)
+                continue
+            job = partial(services.ingestor.ingest, part.path,
+                          expected_study_uid=study_instance_uid, claim=claim)
+            futures.append(loop.run_in_executor(services.ingest_pool, job))
+        results = await asyncio.gather(*futures)
+    finally:
+        for part in parts:  # ingest consumes its file; anything left is from a cancelled request
+            part.path.unlink(missing_ok=True)
+    return [_outcome(result) for result in results]
+
+
+class _RequestClaims:
+    """SOP Instance UIDs already seen in this request: a repeated one is a duplicate part."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, sop_instance_uid: str) -> bool:
+        with self._lock:
+            if sop_instance_uid in self._seen:
+                return False
+            self._seen.add(sop_instance_uid)
+            return True
+
+
+def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:
+    if part.too_large:
+        return IngestResult(Outcome.FAILED, problem=Problem.TOO_LARGE,
+                            message=f"part {part.index + 1} exceeds the instance size limit "
+                            f"of {max_instance_bytes} bytes")
+    part_type = part.content_type
+    if part_type and part_type != DICOM_PART_TYPE:
+        return IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM,
+                            message=f"part {part.index + 1} has Content-Type {part_type!r}, "
+                            f"not {DICOM_PART_TYPE}")
+    return None
+
+
+def _outcome(result: IngestResult) -> InstanceOutcome:
+    return InstanceOutcome(
+        sop_class_uid=result.sop_class_uid,
+        sop_instance_uid=result.sop_instance_uid,
+        study_instance_uid=result.study_instance_uid,
+        series_instance_uid=result.series_instance_uid,
+        failure=FAILURE_FOR_PROBLEM[result.problem] if result.problem else None,
+        warning=WARNING_FOR_OUTCOME.get(result.outcome),
+        comment=result.message,
+    )

@@ -1,0 +1,98 @@
+"""The `fovea` command: serve, import, migrate.
+
+Settings come from FOVEA_* environment variables; command-line flags override them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from app.settings import Settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fovea, a DICOMweb origin server.")
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (FOVEA_DATA_DIR)", show_default=False)
+]
+
+
+def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
+    values = {key: value for key, value in overrides.items() if value is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    base = Settings()
+    return base.model_copy(update=values) if values else base
+
+
+def app_from_environment() -> object:
+    """ASGI app factory for uvicorn worker processes (`fovea serve --workers N`)."""
+    from app.main import create_app
+
+    return create_app(Settings())
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (FOVEA_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (FOVEA_PORT)")] = None,
+    data_dir: DataDirOption = None,
+    workers: Annotated[int, typer.Option(help="Server processes")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve DICOMweb on http://HOST:PORT/dicom-web."""
+    from app.main import create_app
+    from app.store.db import create_index_engine, migrate
+
+    settings = _settings(data_dir, host=host, port=port)
+    if workers > 1:
+        # Workers read settings from the environment: pass the flags on, migrate once here.
+        os.environ["FOVEA_DATA_DIR"] = str(settings.data_dir)
+        if settings.migrate_at_startup:
+            engine = create_index_engine(settings.resolved_database_url)
+            migrate(engine)
+            engine.dispose()
+            os.environ["FOVEA_AUTO_MIGRATE"] = "false"
+        uvicorn.run("app.cli:app_from_environment", factory=True, host=settings.host,
+                    port=settings.port, workers=workers, log_level=log_level)
+        return
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=log_level)
+
+
+@cli.command()
+def migrate(data_dir: DataDirOption = None) -> None:
+    """Create or upgrade the index database schema (alembic)."""
+    from app.store.db import create_index_engine
+    from app.store.db import migrate as run_migrations
+
+    settings = _settings(data_dir)
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        run_migrations(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"index schema is up to date ({engine.url.render_as_string(hide_password=True)})")
+
+
+@cli.command("import")
+def import_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to import", exists=True)],
+    data_dir: DataDirOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes")] = 0,
+) -> None:
+    """Store DICOM files from folders through the ingest pipeline (not over HTTP)."""
+    from app.store.bulk_import import run_import
+
+    settings = _settings(data_dir)
+    summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
+    raise typer.Exit(code=0 if not summary.failed else 1)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,42 @@
+"""One error hierarchy for DICOMweb requests, free of HTTP framework types.
+
+Why: handlers raise what went wrong in the standard's terms; one handler registered in `create_app`
+maps each class to its PS3.18 status code (PS3.18 8.5, 10.4.3, 10.5.3) and a JSON body.
+
+    DicomwebError (400)
+    ├── BadRequest (400)
+    ├── NotFound (404)
+    ├── NotAcceptable (406)
+    ├── PayloadTooLarge (413)
+    └── UnsupportedMediaType (415)
+"""
+
+from __future__ import annotations
+
+
+class DicomwebError(Exception):
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(DicomwebError):
+    status = 400
+
+
+class NotFound(DicomwebError):
+    status = 404
+
+
+class NotAcceptable(DicomwebError):
+    status = 406
+
+
+class PayloadTooLarge(DicomwebError):
+    status = 413
+
+
+class UnsupportedMediaType(DicomwebError):
+    status = 415

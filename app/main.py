@@ -1,0 +1,57 @@
+"""create_app(settings): the FastAPI application, its routers, error handling and lifespan.
+
+Why a factory: no state is built at import time; tests build their own app on temporary paths, and the
+CLI builds one from the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+from app import __version__
+from app.api import admin, stow
+from app.api.urls import DICOMWEB_PREFIX
+from app.dicomweb.errors import DicomwebError
+from app.services import Services, open_services
+from app.settings import Settings
+
+
+def error_response(status: int, message: str) -> Response:
+    """The one shape of an error body: {"status": ..., "error": "..."} (application/json)."""
+    body = orjson.dumps({"status": status, "error": message})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The Fovea ASGI app; opens its services at start-up unless given ready-made ones."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or open_services(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Fovea",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # the published contract is openapi/openapi.yaml
+    )
+
+    @app.exception_handler(DicomwebError)
+    async def _dicomweb_error(_request: Request, exc: DicomwebError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
+    app.include_router(admin.router)
+    return app

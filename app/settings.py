@@ -1,0 +1,76 @@
+"""Fovea's settings: read once, from the environment (prefix FOVEA_) or the CLI, and nowhere else.
+
+Why: the layers below take plain values (a database URL, a storage URL, limits), so tests and tools can
+build them without touching the environment. `docs/configuration.md` documents every field.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class DuplicatePolicy(str, Enum):
+    """What STOW-RS does with a SOP Instance UID that is already stored."""
+
+    REPLACE = "replace"  # the new instance replaces the stored one (atomically)
+    REJECT = "reject"  # the new instance fails with Failure Reason 0x0111 (duplicate)
+    KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOVEA_", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for the default SQLite index and blobs")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the index; default sqlite:///<data_dir>/fovea.db"
+    )
+    storage_url: str | None = Field(
+        None, description="Blob store: a folder path, file:///path or s3://bucket/prefix"
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO...)")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    s3_access_key_id: str | None = Field(None, description="S3 access key (else boto3 defaults)")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret key")
+    public_base_url: str | None = Field(
+        None,
+        description="Absolute URL of the DICOMweb root as clients see it, e.g. "
+        "https://pacs.example.org/dicom-web; unset: derived per request (X-Forwarded-*)",
+    )
+    host: str = Field("127.0.0.1", description="Address `fovea serve` listens on")
+    port: int = Field(8080, description="Port `fovea serve` listens on")
+    max_request_bytes: int = Field(16 * GIB, description="Largest STOW-RS request body (413 above)")
+    max_instance_bytes: int = Field(4 * GIB, description="Largest single instance in a STOW-RS part")
+    duplicate_policy: DuplicatePolicy = Field(
+        DuplicatePolicy.REPLACE, description="Re-storing a stored SOP Instance UID: replace|reject|keep"
+    )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Apply database migrations at start-up; default: yes for SQLite, no otherwise "
+        "(run `fovea migrate`)",
+    )
+    ingest_workers: int = Field(2, description="Threads parsing and storing STOW-RS parts")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'fovea.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "blobs").resolve())
+
+    @property
+    def migrate_at_startup(self) -> bool:
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,226 @@
+"""Blob stores: where instance files live (a local folder, or S3-compatible object storage).
+
+Why one protocol: ingest and retrieval only need "publish this finished file under a key, atomically",
+"read this byte range" and "delete"; the storage URL picks the implementation.
+
+Atomicity: a blob is visible under its key only once complete. The folder store writes into a spool
+folder on the same file system, fsyncs, and renames into place; S3 only shows an object after its (multi-
+part) upload completed. Keys are generated here, never taken from client-supplied values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+_SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
+READ_CHUNK = 1024 * 1024
+
+
+class BlobNotFound(KeyError):
+    """No blob is stored under the key."""
+
+
+def new_blob_key(suffix: str = ".dcm") -> str:
+    """A fresh, unguessable key with a two-level fan-out so no folder grows huge."""
+    name = uuid.uuid4().hex
+    return f"instances/{name[:2]}/{name[2:4]}/{name}{suffix}"
+
+
+def check_key(key: str) -> str:
+    """Refuse anything but the keys `new_blob_key` makes (no '..', no absolute paths)."""
+    if not _SAFE_KEY.fullmatch(key) or ".." in key:
+        raise ValueError(f"unsafe blob key: {key!r}")
+    return key
+
+
+class BlobStore(Protocol):
+    @property
+    def spool_directory(self) -> Path:
+        """Where to write files that `put_file` will publish (cheapest when on the same volume)."""
+        ...
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Publish the finished file at `path` under `key` atomically; `path` is consumed."""
+        ...
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes: ...
+
+    def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the blob; a missing blob is not an error."""
+        ...
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileBlobStore:
+    """Blobs as files under `root` (keys become relative paths)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._spool = self.root / ".spool"
+        self._spool.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def spool_directory(self) -> Path:
+        return self._spool
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.replace(path, target)
+        except OSError:  # another volume: copy next to the target, then rename
+            staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+            try:
+                shutil.copyfile(path, staging)
+                with open(staging, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(staging, target)
+            finally:
+                staging.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+        _fsync_directory(target.parent)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            with open(self._path(key), "rb") as handle:
+                return os.pread(handle.fileno(), length, offset)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
+    def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        with handle:
+            end = offset + length
+            while offset < end:
+                chunk = os.pread(handle.fileno(), min(READ_CHUNK, end - offset), offset)
+                if not chunk:
+                    return
+                offset += len(chunk)
+                yield chunk
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3BlobStore:
+    """Blobs as objects `prefix + key` in an S3 bucket (AWS, MinIO or any S3-compatible store)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str, spool_directory: Path) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._spool = spool_directory
+        self._spool.mkdir(parents=True, exist_ok=True)
+        self._transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024,
+                                        multipart_chunksize=64 * 1024 * 1024)
+
+    @property
+    def spool_directory(self) -> Path:
+        return self._spool
+
+    def _name(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put_file(self, key: str, path: Path) -> None:
+        try:
+            self.client.upload_file(str(path), self.bucket, self._name(key), Config=self._transfer)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        return b"".join(self.iter_range(key, offset, length))
+
+    def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]:
+        if length <= 0:
+            return
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self._name(key), Range=f"bytes={offset}-{offset + length - 1}"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise BlobNotFound(key) from exc
+            raise
+        body = response["Body"]
+        with contextlib.closing(body):
+            yield from body.iter_chunks(READ_CHUNK)
+
+    def size(self, key: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            raise BlobNotFound(key) from exc
+        return int(head["ContentLength"])
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+
+
+def open_blob_store(
+    url: str,
+    *,
+    spool_directory: Path,
+    s3_endpoint_url: str | None = None,
+    s3_region: str = "us-east-1",
+    s3_access_key_id: str | None = None,
+    s3_secret_access_key: str | None = None,
+) -> BlobStore:
+    """The blob store for `url`: `s3://bucket/prefix`, `file:///path` or a plain folder path."""
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError(f"storage URL {url!r} names no bucket")
+        client = boto3.client(
+            "s3",
+            endpoint_url=s3_endpoint_url,
+            region_name=s3_region,
+            aws_access_key_id=s3_access_key_id,
+            aws_secret_access_key=s3_secret_access_key,
+            config=BotoConfig(max_pool_connections=32, retries={"max_attempts": 5}),
+        )
+        return S3BlobStore(client, parsed.netloc, parsed.path, spool_directory)
+    if parsed.scheme == "file":
+        return FileBlobStore(Path(parsed.path))
+    if parsed.scheme == "":
+        return FileBlobStore(Path(url))
+    raise ValueError(f"unsupported storage URL scheme {parsed.scheme!r} (use a path or s3://)")

@@ -1,0 +1,178 @@
+"""The SQL index: patients, studies, series, instances, their frame tables and bulk-data locations.
+
+Why: everything a later request needs is recorded here at ingest (ARCHITECTURE.md "parse once"): QIDO
+matching and return keys (digest section 6) as columns, the DICOM JSON ready to serve, and for every frame
+the byte ranges inside the stored blob. The schema itself is created by alembic (migrations/); a test
+keeps these models and the migrations identical.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Primary keys are BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UID = String(64)  # PS3.5 9.1: at most 64 characters; validated at ingest
+# Text attributes are unbounded: real archives hold values longer than their VR allows, and refusing or
+# truncating them at the index would lose data that the metadata keeps anyway.
+LO = PN = CS = DA = TM = SH = String()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Patient(Base):
+    """A patient, identified by Patient ID and Issuer of Patient ID (a study with no ID gets its own)."""
+
+    __tablename__ = "patient"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(LO)
+    issuer_of_patient_id: Mapped[str] = mapped_column(LO, default="")
+    patient_name: Mapped[str] = mapped_column(PN, default="", index=True)
+    patient_birth_date: Mapped[str] = mapped_column(DA, default="")
+    patient_sex: Mapped[str] = mapped_column(CS, default="")
+
+
+class Study(Base):
+    __tablename__ = "study"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    patient_pk: Mapped[int] = mapped_column(ForeignKey("patient.pk"), index=True)
+    study_date: Mapped[str] = mapped_column(DA, default="", index=True)
+    study_time: Mapped[str] = mapped_column(TM, default="")
+    accession_number: Mapped[str] = mapped_column(SH, default="", index=True)
+    referring_physician_name: Mapped[str] = mapped_column(PN, default="")
+    study_id: Mapped[str] = mapped_column(SH, default="")
+    study_description: Mapped[str] = mapped_column(LO, default="")
+    timezone_offset_from_utc: Mapped[str] = mapped_column(SH, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    patient: Mapped[Patient] = relationship()
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    study_pk: Mapped[int] = mapped_column(ForeignKey("study.pk"), index=True)
+    modality: Mapped[str] = mapped_column(CS, default="", index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    series_description: Mapped[str] = mapped_column(LO, default="")
+    performed_procedure_step_start_date: Mapped[str] = mapped_column(DA, default="")
+    performed_procedure_step_start_time: Mapped[str] = mapped_column(TM, default="")
+    timezone_offset_from_utc: Mapped[str] = mapped_column(SH, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RequestAttribute(Base):
+    """One item of the series' Request Attributes Sequence (0040,0275), for QIDO sequence matching."""
+
+    __tablename__ = "request_attribute"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk", ondelete="CASCADE"), index=True)
+    scheduled_procedure_step_id: Mapped[str] = mapped_column(SH, default="")
+    requested_procedure_id: Mapped[str] = mapped_column(SH, default="")
+
+
+class Instance(Base):
+    __tablename__ = "instance"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(UID, unique=True)
+    series_pk: Mapped[int] = mapped_column(ForeignKey("series.pk"), index=True)
+    sop_class_uid: Mapped[str] = mapped_column(UID, index=True)
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    timezone_offset_from_utc: Mapped[str] = mapped_column(SH, default="")
+    transfer_syntax_uid: Mapped[str] = mapped_column(UID)
+    # Image Pixel module, when the instance has pixel data (None otherwise).
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    bits_allocated: Mapped[int | None] = mapped_column(SmallInteger)
+    bits_stored: Mapped[int | None] = mapped_column(SmallInteger)
+    high_bit: Mapped[int | None] = mapped_column(SmallInteger)
+    pixel_representation: Mapped[int | None] = mapped_column(SmallInteger)
+    samples_per_pixel: Mapped[int | None] = mapped_column(SmallInteger)
+    photometric_interpretation: Mapped[str | None] = mapped_column(CS)
+    planar_configuration: Mapped[int | None] = mapped_column(SmallInteger)
+    number_of_frames: Mapped[int | None] = mapped_column(Integer)
+    pixel_data_tag: Mapped[int | None] = mapped_column(BigInteger)  # 7FE00010, 7FE00008 or 7FE00009
+    lossy_image_compression: Mapped[str] = mapped_column(String(2), default="")
+    # The blob as received, and (when different) the blob frame/bulk-data offsets point into: a Deflated
+    # Explicit VR Little Endian instance is indexed through an inflated copy.
+    blob_key: Mapped[str] = mapped_column(String(255))
+    data_blob_key: Mapped[str | None] = mapped_column(String(255))
+    blob_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InstanceMetadata(Base):
+    """The instance's DICOM JSON, stored encoded and ready to serve (BulkDataURIs relative)."""
+
+    __tablename__ = "instance_metadata"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    dicom_json: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FrameFragmentRow(Base):
+    """One fragment of one frame: where its bytes are in the data blob (frame 0: a whole video stream)."""
+
+    __tablename__ = "frame"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    frame_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fragment_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    bit_offset: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class BulkDataRow(Base):
+    """Where a value that the metadata replaced by a BulkDataURI lives in the data blob."""
+
+    __tablename__ = "bulkdata"
+
+    instance_pk: Mapped[int] = mapped_column(
+        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    vr: Mapped[str] = mapped_column(String(2))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    little_endian: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)

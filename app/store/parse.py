@@ -1,0 +1,415 @@
+"""Reading a Part 10 file once, at ingest, into everything later requests need.
+
+Why: ARCHITECTURE.md "parse once": the index attributes, the DICOM JSON with BulkDataURIs and the frame
+table are all derived here from one `dcmread`, which defers large values (pixel data is never loaded into
+memory, whatever its size). Problems are raised as `InstanceProblem` with the kind of failure, so the
+STOW-RS layer can choose the PS3.18 failure reason.
+
+A Deflated Explicit VR Little Endian file (1.2.840.10008.1.2.1.99) is inflated, as a stream, into a
+sidecar file; the metadata, frame table and bulk-data offsets describe that sidecar, which is stored next
+to the file as received (nothing is lost, and frames stay ranged reads).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+# The public read_file_meta_info() takes a path and hides where the meta ends; the sidecar needs that.
+from pydicom.filereader import _read_file_meta_info as read_file_meta_info
+from pydicom.filereader import read_preamble
+from pydicom.filewriter import write_file_meta_info
+from pydicom.multival import MultiValue
+
+from app.dicomweb.dicomjson import BulkDataLocation, dataset_to_dicom_json, encode_dicom_json
+from app.dicomweb.uids import is_valid_uid
+from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
+from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+
+# Values above this size stay on disk during the parse (and always become BulkDataURIs).
+DEFER_SIZE = 64 * 1024
+BULKDATA_THRESHOLD = 1024
+UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float Pixel, Double Float Pixel
+EXTENDED_OFFSET_TABLE = 0x7FE00001
+EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
+_INFLATE_CHUNK = 1024 * 1024
+
+
+class Problem(str, Enum):
+    """Why an instance could not be stored (mapped to PS3.18 Failure Reasons by the response layer)."""
+
+    NOT_DICOM = "not-dicom"  # not a Part 10 file, truncated or unreadable
+    INVALID = "invalid"  # readable, but a required attribute is missing or malformed
+    UNSUPPORTED_SYNTAX = "unsupported-transfer-syntax"
+    STUDY_MISMATCH = "study-mismatch"  # Study Instance UID differs from the one in the URL
+    CONFLICT = "conflict"  # contradicts the index (e.g. its series belongs to another study)
+    DUPLICATE = "duplicate"  # SOP Instance UID already stored (policy reject) or repeated in a request
+    TOO_LARGE = "too-large"
+    STORAGE_FAILURE = "storage-failure"  # the blob store or the index failed
+
+
+class InstanceProblem(Exception):
+    def __init__(self, problem: Problem, message: str, *, sop_class_uid: str = "",
+                 sop_instance_uid: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+        self.sop_class_uid = sop_class_uid
+        self.sop_instance_uid = sop_instance_uid
+
+
+@dataclass(frozen=True, slots=True)
+class PatientAttributes:
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_birth_date: str
+    patient_sex: str
+
+
+@dataclass(frozen=True, slots=True)
+class PixelDescription:
+    tag: int
+    layout: PixelLayout
+    bits_stored: int | None
+    high_bit: int | None
+    pixel_representation: int | None
+    planar_configuration: int | None
+
+
+@dataclass(slots=True)
+class ParsedInstance:
+    transfer_syntax: TransferSyntax
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    patient: PatientAttributes
+    study: dict[str, str]
+    series: dict[str, Any]
+    instance: dict[str, Any]
+    request_attributes: list[tuple[str, str]]
+    pixel: PixelDescription | None
+    metadata_json: bytes
+    bulkdata: tuple[BulkDataLocation, ...]
+    frames: tuple[FrameFragment, ...]
+    lossy_image_compression: str = ""
+    inflated_file: Path | None = None  # sidecar holding the inflated data set, when there is one
+
+
+def parse_instance(path: Path, *, work_directory: Path) -> ParsedInstance:
+    """Parse the Part 10 file at `path` once; raise InstanceProblem if it cannot be stored."""
+    syntax = _read_transfer_syntax(path)
+    data_path = path
+    if syntax.deflated_dataset:
+        data_path = _inflate_to_sidecar(path, work_directory)
+    try:
+        parsed = _parse_data_file(data_path, syntax)
+    except BaseException:
+        if data_path != path:
+            data_path.unlink(missing_ok=True)
+        raise
+    if data_path != path:
+        parsed.inflated_file = data_path
+    return parsed
+
+
+def _read_transfer_syntax(path: Path) -> TransferSyntax:
+    try:
+        with open(path, "rb") as handle:
+            read_preamble(handle, force=False)
+            meta = read_file_meta_info(handle)
+    except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
+        raise InstanceProblem(Problem.NOT_DICOM, f"not a DICOM Part 10 file: {exc}") from exc
+    uid = str(meta.get("TransferSyntaxUID", ""))
+    if not uid:
+        raise InstanceProblem(Problem.NOT_DICOM, "File Meta Information has no Transfer Syntax UID")
+    syntax = find_transfer_syntax(uid)
+    if syntax is None:
+        raise InstanceProblem(Problem.UNSUPPORTED_SYNTAX, f"unknown transfer syntax {uid}",
+                              sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
+                              sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")))
+    return syntax
+
+
+def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
+    """Write preamble + File Meta (now saying Explicit VR LE) + the inflated data set to a new file."""
+    sidecar = work_directory / f"{path.name}.inflated"
+    try:
+        with open(path, "rb") as source, open(sidecar, "wb") as target:
+            read_preamble(source, force=False)
+            meta = read_file_meta_info(source)
+            inflated_meta = FileMetaDataset(meta)
+            inflated_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+            target.write(b"\x00" * 128 + b"DICM")
+            write_file_meta_info(target, inflated_meta, enforce_standard=False)
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            while chunk := source.read(_INFLATE_CHUNK):
+                target.write(inflater.decompress(chunk))
+            target.write(inflater.flush())
+            if not inflater.eof:
+                raise InstanceProblem(Problem.NOT_DICOM, "deflated data set is truncated")
+    except zlib.error as exc:
+        sidecar.unlink(missing_ok=True)
+        raise InstanceProblem(Problem.NOT_DICOM, f"deflated data set is corrupt: {exc}") from exc
+    except BaseException:
+        sidecar.unlink(missing_ok=True)
+        raise
+    return sidecar
+
+
+def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
+    file_size = path.stat().st_size
+    with open(path, "rb") as handle:
+        try:
+            ds = dcmread(handle, defer_size=DEFER_SIZE)
+        except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError) as exc:
+            raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}") from exc
+        identity = _read_identity(ds)
+        sop_class_uid, sop_instance_uid, study_uid, series_uid = identity
+        try:
+            _check_complete(ds, file_size)
+            pixel = _describe_pixels(ds)
+            frames: tuple[FrameFragment, ...] = ()
+            pixel_value_length: int | None = None
+            if pixel is not None:
+                frames, pixel_value_length = _frame_table(handle, ds, pixel, syntax, file_size)
+            prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata"
+            converted = dataset_to_dicom_json(ds, bulkdata_uri_prefix=prefix,
+                                              bulkdata_threshold=BULKDATA_THRESHOLD)
+            bulkdata = _complete_bulkdata(converted.bulkdata, pixel, pixel_value_length, file_size)
+            return ParsedInstance(
+                transfer_syntax=syntax,
+                sop_class_uid=sop_class_uid,
+                sop_instance_uid=sop_instance_uid,
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+                patient=_patient(ds),
+                study=_study(ds),
+                series=_series(ds),
+                instance=_instance(ds),
+                request_attributes=_request_attributes(ds),
+                pixel=pixel,
+                metadata_json=encode_dicom_json(converted.attributes),
+                bulkdata=bulkdata,
+                frames=frames,
+                lossy_image_compression=_text(ds, "LossyImageCompression"),
+            )
+        except InstanceProblem as problem:
+            problem.sop_class_uid, problem.sop_instance_uid = sop_class_uid, sop_instance_uid
+            raise
+        except (FrameTableError, ValueError, TypeError, EOFError, struct.error) as exc:
+            raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}",
+                                  sop_class_uid=sop_class_uid,
+                                  sop_instance_uid=sop_instance_uid) from exc
+
+
+def _read_identity(ds: Dataset) -> tuple[str, str, str, str]:
+    """SOP Class, SOP Instance, Study and Series Instance UIDs: present and well-formed (PS3.5 9.1)."""
+    values = []
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        try:
+            value = str(ds.get(keyword, "") or "").strip("\x00 ")
+        except (ValueError, TypeError) as exc:
+            raise InstanceProblem(Problem.INVALID, f"{keyword} is unreadable: {exc}") from exc
+        values.append(value)
+    sop_class_uid, sop_instance_uid = values[0], values[1]
+    for keyword, value in zip(("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
+                               "SeriesInstanceUID"), values, strict=True):
+        if not value:
+            raise InstanceProblem(Problem.INVALID, f"{keyword} is missing",
+                                  sop_class_uid=sop_class_uid if is_valid_uid(sop_class_uid) else "",
+                                  sop_instance_uid=sop_instance_uid
+                                  if is_valid_uid(sop_instance_uid) else "")
+        if not is_valid_uid(value):
+            raise InstanceProblem(Problem.INVALID, f"{keyword} {value[:80]!r} is not a valid UID",
+                                  sop_class_uid=sop_class_uid if is_valid_uid(sop_class_uid) else "",
+                                  sop_instance_uid=sop_instance_uid
+                                  if is_valid_uid(sop_instance_uid) else "")
+    return values[0], values[1], values[2], values[3]
+
+
+def _check_complete(ds: Dataset, file_size: int) -> None:
+    """A truncated file leaves its last value running past the end: refuse it (nothing half-stored)."""
+    for tag in ds.keys():
+        raw = ds.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
+            if raw.value_tell + raw.length > file_size:
+                raise InstanceProblem(
+                    Problem.NOT_DICOM,
+                    f"file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) needs "
+                    f"{raw.value_tell + raw.length} bytes, the file has {file_size}",
+                )
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(value, MultiValue):
+        value = value[0] if value else None
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """An attribute as its DICOM string (values joined by backslash), '' when absent or unreadable."""
+    try:
+        value = ds.get(keyword)
+    except (ValueError, TypeError):
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(item) for item in value)
+    return str(value).strip("\x00 ")
+
+
+def _describe_pixels(ds: Dataset) -> PixelDescription | None:
+    tag = next((t for t in PIXEL_DATA_TAGS if t in ds), None)
+    if tag is None:
+        return None
+    rows, columns, bits_allocated = _int(ds, "Rows"), _int(ds, "Columns"), _int(ds, "BitsAllocated")
+    if not rows or not columns or not bits_allocated:
+        raise InstanceProblem(Problem.INVALID,
+                              "pixel data without Rows, Columns or Bits Allocated")
+    frames = _int(ds, "NumberOfFrames")
+    if frames is not None and frames < 1:
+        raise InstanceProblem(Problem.INVALID, f"Number of Frames is {frames}")
+    layout = PixelLayout(
+        rows=rows,
+        columns=columns,
+        samples_per_pixel=_int(ds, "SamplesPerPixel") or 1,
+        bits_allocated=bits_allocated,
+        number_of_frames=frames or 1,
+        photometric_interpretation=_text(ds, "PhotometricInterpretation"),
+    )
+    return PixelDescription(
+        tag=tag,
+        layout=layout,
+        bits_stored=_int(ds, "BitsStored"),
+        high_bit=_int(ds, "HighBit"),
+        pixel_representation=_int(ds, "PixelRepresentation"),
+        planar_configuration=_int(ds, "PlanarConfiguration"),
+    )
+
+
+def _read_value(handle: BinaryIO, raw: Any) -> bytes:
+    """The bytes of a raw element, from memory or (when deferred) from the file."""
+    if isinstance(raw, RawDataElement):
+        if raw.value is not None:
+            return bytes(raw.value)
+        handle.seek(raw.value_tell)
+        return handle.read(raw.length)
+    return bytes(raw.value or b"")
+
+
+def _unpack_64(data: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
+
+
+def _frame_table(handle: BinaryIO, ds: Dataset, pixel: PixelDescription, syntax: TransferSyntax,
+                 file_size: int) -> tuple[tuple[FrameFragment, ...], int]:
+    raw = ds.get_item(pixel.tag, keep_deferred=True)
+    if not isinstance(raw, RawDataElement):  # pydicom only converts it if something asked for it
+        raise InstanceProblem(Problem.INVALID, "pixel data element could not be located")
+    offsets = lengths = None
+    if EXTENDED_OFFSET_TABLE in ds and EXTENDED_OFFSET_TABLE_LENGTHS in ds:
+        offsets = _unpack_64(_read_value(handle, ds.get_item(EXTENDED_OFFSET_TABLE, keep_deferred=True)))
+        lengths = _unpack_64(_read_value(handle, ds.get_item(EXTENDED_OFFSET_TABLE_LENGTHS, keep_deferred=True)))
+    table = build_frame_table(
+        handle,
+        value_offset=raw.value_tell,
+        value_length=None if raw.length == UNDEFINED_LENGTH else raw.length,
+        layout=pixel.layout,
+        syntax=syntax,
+        extended_offsets=offsets or None,
+        extended_lengths=lengths or None,
+    )
+    if raw.value_tell + table.value_length > file_size:
+        raise InstanceProblem(Problem.NOT_DICOM, "file is truncated inside the pixel data")
+    return table.fragments, table.value_length
+
+
+def _complete_bulkdata(locations: Sequence[BulkDataLocation], pixel: PixelDescription | None,
+                       pixel_value_length: int | None,
+                       file_size: int) -> tuple[BulkDataLocation, ...]:
+    """Fill in the length of undefined-length pixel data, and check every range is in the file."""
+    completed = []
+    for location in locations:
+        length = location.length
+        if length is None:
+            if pixel is None or location.path != f"{pixel.tag:08X}" or pixel_value_length is None:
+                raise InstanceProblem(Problem.INVALID,
+                                      f"undefined-length value at {location.path} is not pixel data")
+            location = BulkDataLocation(location.path, location.vr, location.offset,
+                                        pixel_value_length, location.little_endian)
+            length = pixel_value_length
+        if location.offset + length > file_size:
+            raise InstanceProblem(Problem.NOT_DICOM, f"file is truncated inside {location.path}")
+        completed.append(location)
+    return tuple(completed)
+
+
+def _patient(ds: Dataset) -> PatientAttributes:
+    return PatientAttributes(
+        patient_id=_text(ds, "PatientID"),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
+        patient_name=_text(ds, "PatientName"),
+        patient_birth_date=_text(ds, "PatientBirthDate"),
+        patient_sex=_text(ds, "PatientSex"),
+    )
+
+
+def _study(ds: Dataset) -> dict[str, str]:
+    return {
+        "study_date": _text(ds, "StudyDate"),
+        "study_time": _text(ds, "StudyTime"),
+        "accession_number": _text(ds, "AccessionNumber"),
+        "referring_physician_name": _text(ds, "ReferringPhysicianName"),
+        "study_id": _text(ds, "StudyID"),
+        "study_description": _text(ds, "StudyDescription"),
+        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
+    }
+
+
+def _series(ds: Dataset) -> dict[str, Any]:
+    return {
+        "modality": _text(ds, "Modality"),
+        "series_number": _int(ds, "SeriesNumber"),
+        "series_description": _text(ds, "SeriesDescription"),
+        "performed_procedure_step_start_date": _text(ds, "PerformedProcedureStepStartDate"),
+        "performed_procedure_step_start_time": _text(ds, "PerformedProcedureStepStartTime"),
+        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
+    }
+
+
+def _instance(ds: Dataset) -> dict[str, Any]:
+    return {
+        "instance_number": _int(ds, "InstanceNumber"),
+        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
+    }
+
+
+def _request_attributes(ds: Dataset) -> list[tuple[str, str]]:
+    try:
+        items = ds.get("RequestAttributesSequence") or []
+    except (ValueError, TypeError):
+        return []
+    return [(_text(item, "ScheduledProcedureStepID"), _text(item, "RequestedProcedureID"))
+            for item in items]

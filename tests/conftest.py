@@ -1,0 +1,229 @@
+"""Fixtures: every index back end x every blob store, and a live Fovea on a loopback port.
+
+The same tests run on SQLite and PostgreSQL (127.0.0.1:5432, user postgres, database test; skipped with
+a message when no server answers) and on a folder and S3 (moto's server mode over real HTTP).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+import uvicorn
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from app.main import create_app
+from app.services import Services, open_blob_store_from
+from app.settings import DuplicatePolicy, Settings
+from app.store.blobs import BlobStore, FileBlobStore, S3BlobStore
+from app.store.db import create_index_engine, migrate
+from app.store.index import Base
+from app.store.ingest import Ingestor
+
+POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+INDEXES = ("sqlite", "postgres")
+BLOB_STORES = ("file", "s3")
+BACKENDS = [f"{index}-{blobs}" for index in INDEXES for blobs in BLOB_STORES]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except OperationalError as exc:
+        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({exc.orig}); PostgreSQL tests skipped"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the test database, migrated, dropped after the session."""
+    reason = _postgres_available()
+    if reason:
+        pytest.skip(reason)
+    schema = f"fovea_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    try:
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 in server mode, spoken to over real HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _engine_for(index: str, request: pytest.FixtureRequest, tmp_root: Path) -> Engine:
+    if index not in _ENGINES:
+        if index == "sqlite":
+            url = f"sqlite:///{tmp_root / 'index.db'}"
+        else:
+            url = request.getfixturevalue("postgres_url")
+        engine = create_index_engine(url)
+        migrate(engine)
+        _ENGINES[index] = engine
+    return _ENGINES[index]
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fovea-session")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+
+
+def _clear_index(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@dataclass
+class Backend:
+    """One index + blob store combination, emptied before each test."""
+
+    name: str
+    engine: Engine
+    storage_url: str
+    data_dir: Path
+    s3_endpoint: str | None = None
+    blobs: BlobStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blobs = open_blob_store_from(self.settings())
+
+    @property
+    def database_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=False)
+
+    def settings(self, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "data_dir": self.data_dir,
+            "database_url": self.database_url,
+            "storage_url": self.storage_url,
+            "s3_endpoint_url": self.s3_endpoint,
+            "s3_access_key_id": "testing" if self.s3_endpoint else None,
+            "s3_secret_access_key": "testing" if self.s3_endpoint else None,
+            "auto_migrate": False,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    def ingestor(self, policy: DuplicatePolicy = DuplicatePolicy.REPLACE) -> Ingestor:
+        return Ingestor(self.engine, self.blobs, policy)
+
+    def blob_keys(self) -> set[str]:
+        """Every key that holds a blob right now (what a leak or a half-write would show)."""
+        if isinstance(self.blobs, FileBlobStore):
+            root = self.blobs.root
+            return {p.relative_to(root).as_posix() for p in root.rglob("*")
+                    if p.is_file() and ".spool" not in p.parts}
+        assert isinstance(self.blobs, S3BlobStore)
+        listing = self.blobs.client.list_objects_v2(Bucket=self.blobs.bucket)
+        return {item["Key"] for item in listing.get("Contents", [])}
+
+    def spool_files(self) -> list[Path]:
+        return [p for p in self.blobs.spool_directory.rglob("*") if p.is_file()]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, session_dir: Path, tmp_path: Path) -> Backend:
+    index, store = request.param.split("-")
+    engine = _engine_for(index, request, session_dir)
+    _clear_index(engine)
+    data_dir = tmp_path / "data"
+    endpoint = None
+    if store == "file":
+        storage_url = str(data_dir / "blobs")
+    else:
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket = f"fovea-{uuid.uuid4().hex[:16]}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+        storage_url = f"s3://{bucket}"
+    return Backend(request.param, engine, storage_url, data_dir, endpoint)
+
+
+@dataclass
+class LiveServer:
+    base_url: str  # http://127.0.0.1:PORT
+    services: Services
+
+    @property
+    def dicomweb(self) -> str:
+        return f"{self.base_url}/dicom-web"
+
+
+def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveServer]:
+    settings = backend.settings(**overrides)
+    services = Services(
+        settings=settings,
+        engine=backend.engine,
+        blobs=backend.blobs,
+        ingestor=Ingestor(backend.engine, backend.blobs, settings.duplicate_policy),
+        ingest_pool=ThreadPoolExecutor(max_workers=2),
+    )
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("live server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", services)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        services.ingest_pool.shutdown(wait=True)
+
+
+@pytest.fixture
+def live_server(backend: Backend) -> Iterator[LiveServer]:
+    yield from start_live_server(backend)
