@@ -79,6 +79,8 @@ class UnconvertibleElementError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Context:
+    """What one conversion shares: URI prefix, threshold, and the bulk data locations found."""
+
     uri_prefix: str
     threshold: int
     deflated: bool
@@ -87,8 +89,11 @@ class _Context:
 
 @dataclass(frozen=True, slots=True)
 class _Frame:
-    """Where the elements of one data set are: tag path prefix, byte order, and the file offset
-    that pydicom's value offsets in it count from (None: not read from a file)."""
+    """Where the elements of one data set are: tag path prefix, byte order, offset base.
+
+    Why: pydicom's value offsets inside a defined-length sequence count from the sequence value,
+    so `base` is the file offset they count from (None: not read from a file).
+    """
 
     prefix: str
     little_endian: bool
@@ -152,7 +157,7 @@ def _dataset(ds: Dataset, frame: _Frame, context: _Context) -> dict[str, Any]:
 def _attribute(ds: Dataset, tag: BaseTag, frame: _Frame, context: _Context) -> dict[str, Any]:
     """Convert one element, deferred or not, without reading the file."""
     path = f"{frame.prefix}{tag:08X}"
-    stored = ds.get_item(tag)
+    stored = ds.get_item(tag, keep_deferred=True)
     little_endian = frame.little_endian
     if isinstance(stored, RawDataElement):
         little_endian = stored.is_little_endian

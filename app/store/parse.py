@@ -30,7 +30,12 @@ from pydicom.filereader import read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.multival import MultiValue
 
-from app.dicomweb.dicomjson import BulkDataLocation, dataset_to_dicom_json, encode_dicom_json
+from app.dicomweb.dicomjson import (
+    BulkDataLocation,
+    dataset_to_dicom_json,
+    deferred_sequence_tags,
+    encode_dicom_json,
+)
 from app.dicomweb.uids import is_valid_uid
 from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
@@ -131,6 +136,11 @@ def _read_transfer_syntax(path: Path) -> TransferSyntax:
             meta = read_file_meta_info(handle)
     except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
         raise InstanceProblem(Problem.NOT_DICOM, f"not a DICOM Part 10 file: {exc}") from exc
+    group_length = meta.get("FileMetaInformationGroupLength")
+    meta_end = 132 + 12 + int(group_length) if isinstance(group_length, int) else 0
+    if meta_end >= path.stat().st_size:
+        raise InstanceProblem(Problem.NOT_DICOM,
+                              "file is truncated: it ends inside or right after its File Meta")
     uid = str(meta.get("TransferSyntaxUID", ""))
     if not uid:
         raise InstanceProblem(Problem.NOT_DICOM, "File Meta Information has no Transfer Syntax UID")
@@ -175,15 +185,19 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
             ds = dcmread(handle, defer_size=DEFER_SIZE)
         except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError) as exc:
             raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}") from exc
-        identity = _read_identity(ds)
-        sop_class_uid, sop_instance_uid, study_uid, series_uid = identity
+        if not ds.keys():
+            raise InstanceProblem(Problem.NOT_DICOM, "file has no data set after its File Meta")
+        sop_class_uid, sop_instance_uid = _naming_uids(ds)
         try:
             _check_complete(ds, file_size)
+            _, _, study_uid, series_uid = _read_identity(ds)
             pixel = _describe_pixels(ds)
             frames: tuple[FrameFragment, ...] = ()
             pixel_value_length: int | None = None
             if pixel is not None:
                 frames, pixel_value_length = _frame_table(handle, ds, pixel, syntax, file_size)
+            for tag in deferred_sequence_tags(ds):  # sequences become metadata, never bulk data
+                ds[tag]
             prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata"
             converted = dataset_to_dicom_json(ds, bulkdata_uri_prefix=prefix,
                                               bulkdata_threshold=BULKDATA_THRESHOLD)
@@ -206,7 +220,8 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
                 lossy_image_compression=_text(ds, "LossyImageCompression"),
             )
         except InstanceProblem as problem:
-            problem.sop_class_uid, problem.sop_instance_uid = sop_class_uid, sop_instance_uid
+            problem.sop_class_uid = problem.sop_class_uid or sop_class_uid
+            problem.sop_instance_uid = problem.sop_instance_uid or sop_instance_uid
             raise
         except (FrameTableError, ValueError, TypeError, EOFError, struct.error) as exc:
             raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}",
@@ -214,42 +229,61 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
                                   sop_instance_uid=sop_instance_uid) from exc
 
 
+_IDENTITY_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+
+def _uid_value(ds: Dataset, keyword: str) -> str:
+    try:
+        return str(ds.get(keyword, "") or "").strip("\x00 ")
+    except (ValueError, TypeError) as exc:
+        raise InstanceProblem(Problem.INVALID, f"{keyword} is unreadable: {exc}") from exc
+
+
+def _naming_uids(ds: Dataset) -> tuple[str, str]:
+    """SOP Class and Instance UIDs to name the instance in a failure entry (valid ones only)."""
+    names = []
+    for keyword in _IDENTITY_KEYWORDS[:2]:
+        try:
+            value = _uid_value(ds, keyword)
+        except InstanceProblem:
+            value = ""
+        names.append(value if is_valid_uid(value) else "")
+    return names[0], names[1]
+
+
 def _read_identity(ds: Dataset) -> tuple[str, str, str, str]:
     """SOP Class, SOP Instance, Study and Series Instance UIDs: present and well-formed (PS3.5 9.1)."""
-    values = []
-    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        try:
-            value = str(ds.get(keyword, "") or "").strip("\x00 ")
-        except (ValueError, TypeError) as exc:
-            raise InstanceProblem(Problem.INVALID, f"{keyword} is unreadable: {exc}") from exc
-        values.append(value)
-    sop_class_uid, sop_instance_uid = values[0], values[1]
-    for keyword, value in zip(("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
-                               "SeriesInstanceUID"), values, strict=True):
+    values = [_uid_value(ds, keyword) for keyword in _IDENTITY_KEYWORDS]
+    for keyword, value in zip(_IDENTITY_KEYWORDS, values, strict=True):
         if not value:
-            raise InstanceProblem(Problem.INVALID, f"{keyword} is missing",
-                                  sop_class_uid=sop_class_uid if is_valid_uid(sop_class_uid) else "",
-                                  sop_instance_uid=sop_instance_uid
-                                  if is_valid_uid(sop_instance_uid) else "")
+            raise InstanceProblem(Problem.INVALID, f"{keyword} is missing")
         if not is_valid_uid(value):
-            raise InstanceProblem(Problem.INVALID, f"{keyword} {value[:80]!r} is not a valid UID",
-                                  sop_class_uid=sop_class_uid if is_valid_uid(sop_class_uid) else "",
-                                  sop_instance_uid=sop_instance_uid
-                                  if is_valid_uid(sop_instance_uid) else "")
+            raise InstanceProblem(Problem.INVALID, f"{keyword} is not a valid UID: {value[:64]!r}")
     return values[0], values[1], values[2], values[3]
 
 
 def _check_complete(ds: Dataset, file_size: int) -> None:
-    """A truncated file leaves its last value running past the end: refuse it (nothing half-stored)."""
+    """Refuse a truncated file (nothing half-stored).
+
+    pydicom stops quietly at a short read, so the signs are checked here: a value running past the end
+    of the file, or a few bytes left over after the last element (a cut-off element header).
+    """
+    end = 0
     for tag in ds.keys():
         raw = ds.get_item(tag, keep_deferred=True)
-        if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH:
-            if raw.value_tell + raw.length > file_size:
-                raise InstanceProblem(
-                    Problem.NOT_DICOM,
-                    f"file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) needs "
-                    f"{raw.value_tell + raw.length} bytes, the file has {file_size}",
-                )
+        if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH:
+            end = -1  # a sequence or encapsulated value: its end is checked where it is read
+            continue
+        end = raw.value_tell + raw.length
+        if end > file_size:
+            raise InstanceProblem(
+                Problem.NOT_DICOM,
+                f"file is truncated: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) needs "
+                f"{end} bytes, the file has {file_size}",
+            )
+    if 0 < end < file_size and file_size - end < 8:
+        raise InstanceProblem(Problem.NOT_DICOM,
+                              f"file is truncated: {file_size - end} bytes after the last element")
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:

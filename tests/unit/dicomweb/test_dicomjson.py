@@ -144,6 +144,20 @@ def _bulk_uris(obj: Any) -> Iterator[str]:
             yield from _bulk_uris(child)
 
 
+def _tags_ascending(obj: dict[str, Any]) -> bool:
+    """True when the keys of a JSON data set, and of every item nested in it, ascend (F.2.1)."""
+    items = [item for attr in obj.values() if attr["vr"] == "SQ" for item in attr.get("Value", [])]
+    return list(obj) == sorted(obj) and all(_tags_ascending(item) for item in items)
+
+
+def _attribute_at(attributes: dict[str, Any], path: str) -> dict[str, Any]:
+    *parents, leaf = path.split("/")
+    obj = attributes
+    for seq_key, index in zip(parents[::2], parents[1::2], strict=True):
+        obj = obj[seq_key]["Value"][int(index)]
+    return obj[leaf]
+
+
 def _stored_raw(full: Dataset, path: str) -> RawDataElement:
     """The raw (unconverted) element at a tag path in a fully read data set."""
     parts = path.split("/")
@@ -204,7 +218,7 @@ def test_corpus_matches_pydicom_reference(path: str) -> None:
     deferred_keys = frozenset(f"{tag:08X}" for tag in deferred)
     reference = _Reference(handed, deferred_keys, little_endian, relabelled)
     assert result.attributes == _expected(ref_json, "", reference)
-    assert list(result.attributes) == sorted(result.attributes)
+    assert _tags_ascending(result.attributes)
 
     raw_full, data = _read(path), Path(path).read_bytes()
     assert sorted(_bulk_uris(result.attributes)) == sorted(
@@ -212,6 +226,7 @@ def test_corpus_matches_pydicom_reference(path: str) -> None:
     )
     for location in result.bulkdata:
         assert location.little_endian == little_endian
+        assert location.vr == _attribute_at(result.attributes, location.path)["vr"]
         if location.length is None:
             assert data[location.offset : location.offset + 4] == ITEM_TAG_LE
             continue

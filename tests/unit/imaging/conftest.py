@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from app.imaging.frames import FrameTable, PixelLayout, build_frame_table, read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
@@ -51,7 +52,9 @@ class StoredPixelData:
         by_frame = itertools.groupby(table.fragments, key=lambda f: f.frame_number)
         return {
             number: read_frame(
-                self.read_range, list(fragments), self.layout,
+                self.read_range,
+                list(fragments),
+                self.layout,
                 encapsulated=self.syntax.encapsulated,
             )
             for number, fragments in by_frame
@@ -72,6 +75,8 @@ def layout_of(ds: Dataset) -> PixelLayout:
 def locate_pixel_data(path: Path, ds: Dataset) -> StoredPixelData:
     """Where Pixel Data sits in `path`, from a data set read with a small `defer_size`."""
     element = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    if not isinstance(element, RawDataElement):
+        raise LookupError(f"{path.name}: Pixel Data was read, so its position is unknown")
     syntax = find_transfer_syntax(str(ds.file_meta.TransferSyntaxUID))
     if syntax is None:
         raise LookupError(f"{path.name}: transfer syntax not in the registry")
@@ -89,8 +94,8 @@ def write_part10_file(
 ) -> StoredPixelData:
     """Write a minimal Part 10 file with pydicom and locate its Pixel Data as ingest would."""
     meta = FileMetaDataset()
-    meta.TransferSyntaxUID = syntax_uid
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.TransferSyntaxUID = UID(syntax_uid)
+    meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     ds = Dataset()
     ds.file_meta = meta

@@ -82,8 +82,16 @@ def test_embedded_delimiter_inside_a_fragment_is_data() -> None:
         (item(b"") + item(b"ab") + struct.pack("<HHI", 0xFFFE, 0xE0DD, 4), "not 0"),
         (bot(0, 8)[:-2], "Basic Offset Table claims"),
     ],
-    ids=["cut-in-fragment", "cut-at-item", "cut-in-header", "wrong-tag", "no-bot",
-         "undefined-item", "sdi-length", "cut-in-bot"],
+    ids=[
+        "cut-in-fragment",
+        "cut-at-item",
+        "cut-in-header",
+        "wrong-tag",
+        "no-bot",
+        "undefined-item",
+        "sdi-length",
+        "cut-in-bot",
+    ],
 )
 def test_garbled_or_truncated_stream_is_refused(value: bytes, message: str) -> None:
     with pytest.raises(EncapsulationError, match=message):
