@@ -14,8 +14,7 @@ import uvicorn
 
 from app.settings import Settings
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Fovea, a DICOMweb origin server.")
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Fovea, a DICOMweb origin server.")
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (FOVEA_DATA_DIR)", show_default=False)
@@ -58,11 +57,16 @@ def serve(
             migrate(engine)
             engine.dispose()
             os.environ["FOVEA_AUTO_MIGRATE"] = "false"
-        uvicorn.run("app.cli:app_from_environment", factory=True, host=settings.host,
-                    port=settings.port, workers=workers, log_level=log_level)
+        uvicorn.run(
+            "app.cli:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=log_level,
+        )
         return
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
 @cli.command()

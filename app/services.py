@@ -65,6 +65,7 @@ def open_services(settings: Settings) -> Services:
         engine=engine,
         blobs=blobs,
         ingestor=Ingestor(engine, blobs, settings.duplicate_policy),
-        ingest_pool=ThreadPoolExecutor(max_workers=max(1, settings.ingest_workers),
-                                       thread_name_prefix="ingest"),
+        ingest_pool=ThreadPoolExecutor(
+            max_workers=max(1, settings.ingest_workers), thread_name_prefix="ingest"
+        ),
     )

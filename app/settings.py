@@ -6,7 +6,7 @@ build them without touching the environment. `docs/configuration.md` documents e
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 GIB = 1024**3
 
 
-class DuplicatePolicy(str, Enum):
+class DuplicatePolicy(StrEnum):
     """What STOW-RS does with a SOP Instance UID that is already stored."""
 
     REPLACE = "replace"  # the new instance replaces the stored one (atomically)
@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(16 * GIB, description="Largest STOW-RS request body (413 above)")
     max_instance_bytes: int = Field(4 * GIB, description="Largest single instance in a STOW-RS part")
     duplicate_policy: DuplicatePolicy = Field(
-        DuplicatePolicy.REPLACE, description="Re-storing a stored SOP Instance UID: replace|reject|keep"
+        DuplicatePolicy.REPLACE,
+        description="Re-storing a stored SOP Instance UID: replace|reject|keep",
     )
     auto_migrate: bool | None = Field(
         None,

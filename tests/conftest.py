@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,8 +158,11 @@ class Backend:
         """Every key that holds a blob right now (what a leak or a half-write would show)."""
         if isinstance(self.blobs, FileBlobStore):
             root = self.blobs.root
-            return {p.relative_to(root).as_posix() for p in root.rglob("*")
-                    if p.is_file() and ".spool" not in p.parts}
+            return {
+                p.relative_to(root).as_posix()
+                for p in root.rglob("*")
+                if p.is_file() and ".spool" not in p.parts
+            }
         assert isinstance(self.blobs, S3BlobStore)
         listing = self.blobs.client.list_objects_v2(Bucket=self.blobs.bucket)
         return {item["Key"] for item in listing.get("Contents", [])}
@@ -179,9 +183,13 @@ def backend(request: pytest.FixtureRequest, session_dir: Path, tmp_path: Path) -
     else:
         endpoint = request.getfixturevalue("moto_endpoint")
         bucket = f"fovea-{uuid.uuid4().hex[:16]}"
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                     aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
         storage_url = f"s3://{bucket}"
     return Backend(request.param, engine, storage_url, data_dir, endpoint)
 
@@ -196,6 +204,7 @@ class LiveServer:
         return f"{self.base_url}/dicom-web"
 
 
+@contextmanager
 def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveServer]:
     settings = backend.settings(**overrides)
     services = Services(
@@ -206,8 +215,13 @@ def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveSer
         ingest_pool=ThreadPoolExecutor(max_workers=2),
     )
     port = free_port()
-    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings, services),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -226,4 +240,5 @@ def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveSer
 
 @pytest.fixture
 def live_server(backend: Backend) -> Iterator[LiveServer]:
-    yield from start_live_server(backend)
+    with start_live_server(backend) as server:
+        yield server

@@ -47,8 +47,10 @@ def corpus_files() -> tuple[CorpusFile, ...]:
             continue
         meta = getattr(ds, "file_meta", None)
         syntax = str(meta.get("TransferSyntaxUID", "")) if meta else ""
-        uids = [str(ds.get(k, "")) for k in ("SOPInstanceUID", "StudyInstanceUID",
-                                              "SeriesInstanceUID", "SOPClassUID")]
+        uids = [
+            str(ds.get(k, ""))
+            for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")
+        ]
         if not find_transfer_syntax(syntax) or not all(uids):
             continue
         has_pixels = any(t in ds for t in (0x7FE00010, 0x7FE00008, 0x7FE00009))
@@ -96,8 +98,7 @@ def make_instance(
     ds.PixelRepresentation = 1
     if frames > 1:
         ds.NumberOfFrames = frames
-    pixels = np.random.default_rng(seed).integers(-1024, 3000, (frames, rows, columns),
-                                                  dtype=np.int16)
+    pixels = np.random.default_rng(seed).integers(-1024, 3000, (frames, rows, columns), dtype=np.int16)
     ds.PixelData = pixels.tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

@@ -19,6 +19,5 @@ def health(services: ServicesDep) -> JSONResponse:
         with services.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        return JSONResponse({"status": "unavailable", "error": str(exc.__class__.__name__)},
-                            status_code=503)
+        return JSONResponse({"status": "unavailable", "error": str(exc.__class__.__name__)}, status_code=503)
     return JSONResponse({"status": "ok", "version": __version__})

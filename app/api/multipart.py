@@ -40,7 +40,7 @@ def parse_multipart_content_type(header: str | None) -> MultipartContentType:
     if media_type.lower() != b"multipart/related":
         raise UnsupportedMediaType(
             f"Content-Type {header or '(none)'!r} is not supported: send "
-            "multipart/related; type=\"application/dicom\"; boundary=..."
+            'multipart/related; type="application/dicom"; boundary=...'
         )
     boundary = params.get(b"boundary", b"")
     if not boundary or len(boundary) > 200:
@@ -78,14 +78,17 @@ class MultipartSpooler:
         self._header_bytes = 0
         self._field = b""
         self._value = b""
-        self._parser = MultipartParser(boundary, callbacks={
-            "on_part_begin": self._on_part_begin,
-            "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-        })
+        self._parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self._on_part_begin,
+                "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+            },
+        )
 
     def feed(self, chunk: bytes) -> None:
         if not self._seen_first_boundary:
@@ -101,8 +104,9 @@ class MultipartSpooler:
         """Check the body ended with its closing boundary; raise MultipartError if not."""
         if self._parser.state != MultipartState.END:
             where = f"inside part {len(self.parts) + 1}" if self._file else "before its end"
-            raise MultipartError(f"multipart body is incomplete: it stopped {where} "
-                                 "without the closing boundary")
+            raise MultipartError(
+                f"multipart body is incomplete: it stopped {where} without the closing boundary"
+            )
         if not self.parts:
             raise MultipartError("multipart body has no parts")
         return self.parts

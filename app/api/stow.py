@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
@@ -26,7 +27,6 @@ from app.dicomweb.responses import (
     store_response_dataset,
     store_status,
 )
-from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.uids import is_valid_uid
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
@@ -58,28 +58,30 @@ async def store_instances(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/studies/{study_instance_uid}", summary="Store instances of one study (STOW-RS)")
-async def store_study_instances(study_instance_uid: str, request: Request,
-                                services: ServicesDep) -> Response:
+async def store_study_instances(study_instance_uid: str, request: Request, services: ServicesDep) -> Response:
     if not is_valid_uid(study_instance_uid):
         raise BadRequest(f"{study_instance_uid[:80]!r} is not a valid Study Instance UID")
     return await _store(request, services, study_instance_uid=study_instance_uid)
 
 
-async def _store(request: Request, services: Services, *,
-                 study_instance_uid: str | None) -> Response:
+async def _store(request: Request, services: Services, *, study_instance_uid: str | None) -> Response:
     response_type = negotiate_store_response_type(request.headers.get("accept"))
     content_type = parse_multipart_content_type(request.headers.get("content-type"))
     if content_type.part_type not in ("", DICOM_PART_TYPE):
         raise UnsupportedMediaType(
             f"multipart/related parts of type {content_type.part_type!r} are not supported; "
-            f"send type=\"{DICOM_PART_TYPE}\"")
+            f'send type="{DICOM_PART_TYPE}"'
+        )
     limit = services.settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
 
-    spooler = MultipartSpooler(content_type.boundary, services.blobs.spool_directory,
-                               max_part_bytes=services.settings.max_instance_bytes)
+    spooler = MultipartSpooler(
+        content_type.boundary,
+        services.blobs.spool_directory,
+        max_part_bytes=services.settings.max_instance_bytes,
+    )
     try:
         received = 0
         async for chunk in request.stream():
@@ -100,15 +102,14 @@ async def _store(request: Request, services: Services, *,
         instance_url=partial(instance_url, base),
         study_instance_uid=study_instance_uid,
     )
-    if response_type == STORE_RESPONSE_XML:
-        body = dicom_json_to_xml(dataset)
-    else:
-        body = encode_dicom_json(dataset)
+    render = dicom_json_to_xml if response_type == STORE_RESPONSE_XML else encode_dicom_json
+    body = render(dataset)
     return Response(body, status_code=store_status(outcomes), media_type=response_type)
 
 
-async def _ingest_parts(services: Services, parts: list[SpooledPart],
-                        study_instance_uid: str | None) -> list[InstanceOutcome]:
+async def _ingest_parts(
+    services: Services, parts: list[SpooledPart], study_instance_uid: str | None
+) -> list[InstanceOutcome]:
     """Ingest every part in the worker pool; the outcomes come back in part order."""
     loop = asyncio.get_running_loop()
     claim = _RequestClaims()
@@ -121,8 +122,12 @@ async def _ingest_parts(services: Services, parts: list[SpooledPart],
                 futures.append(loop.create_future())
                 futures[-1].set_result(refusal)
                 continue
-            job = partial(services.ingestor.ingest, part.path,
-                          expected_study_uid=study_instance_uid, claim=claim)
+            job = partial(
+                services.ingestor.ingest,
+                part.path,
+                expected_study_uid=study_instance_uid,
+                claim=claim,
+            )
             futures.append(loop.run_in_executor(services.ingest_pool, job))
         results = await asyncio.gather(*futures)
     finally:
@@ -148,14 +153,18 @@ class _RequestClaims:
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:
     if part.too_large:
-        return IngestResult(Outcome.FAILED, problem=Problem.TOO_LARGE,
-                            message=f"part {part.index + 1} exceeds the instance size limit "
-                            f"of {max_instance_bytes} bytes")
+        return IngestResult(
+            Outcome.FAILED,
+            problem=Problem.TOO_LARGE,
+            message=f"part {part.index + 1} exceeds the instance size limit of {max_instance_bytes} bytes",
+        )
     part_type = part.content_type
     if part_type and part_type != DICOM_PART_TYPE:
-        return IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM,
-                            message=f"part {part.index + 1} has Content-Type {part_type!r}, "
-                            f"not {DICOM_PART_TYPE}")
+        return IngestResult(
+            Outcome.FAILED,
+            problem=Problem.NOT_DICOM,
+            message=f"part {part.index + 1} has Content-Type {part_type!r}, not {DICOM_PART_TYPE}",
+        )
     return None
 
 

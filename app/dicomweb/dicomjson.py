@@ -109,12 +109,8 @@ def dataset_to_dicom_json(
     BulkDataURI is f"{bulkdata_uri_prefix}/{location.path}"; nothing here reads the file.
     """
     file_meta = getattr(ds, "file_meta", None)
-    syntax = (
-        find_transfer_syntax(str(file_meta.get("TransferSyntaxUID", ""))) if file_meta else None
-    )
-    context = _Context(
-        bulkdata_uri_prefix, bulkdata_threshold, bool(syntax and syntax.deflated_dataset)
-    )
+    syntax = find_transfer_syntax(str(file_meta.get("TransferSyntaxUID", ""))) if file_meta else None
+    context = _Context(bulkdata_uri_prefix, bulkdata_threshold, bool(syntax and syntax.deflated_dataset))
     little_endian = ds.original_encoding[1]
     frame = _Frame("", True if little_endian is None else little_endian, 0)
     attributes = _dataset(ds, frame, context)

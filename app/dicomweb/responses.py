@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 from xml.etree import ElementTree
 
@@ -39,7 +39,7 @@ class WarningReason(IntEnum):
     DUPLICATE_DISCARDED = 0xB101
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     """Which row of Table 10.5.3-1 a failure counts towards when nothing was stored."""
 
     BAD_REQUEST = "bad-request"  # 400: the payload could not be understood
@@ -54,8 +54,12 @@ FAILURE_KIND = {
     FailureReason.OUT_OF_RESOURCES: FailureKind.TOO_LARGE,
     FailureReason.PROCESSING_FAILURE: FailureKind.UNAVAILABLE,
 }
-_STATUS_FOR_KIND = {FailureKind.BAD_REQUEST: 400, FailureKind.CONFLICT: 409,
-                    FailureKind.TOO_LARGE: 413, FailureKind.UNAVAILABLE: 503}
+_STATUS_FOR_KIND = {
+    FailureKind.BAD_REQUEST: 400,
+    FailureKind.CONFLICT: 409,
+    FailureKind.TOO_LARGE: 413,
+    FailureKind.UNAVAILABLE: 503,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +134,14 @@ def store_response_dataset(
         item = {
             "00081150": _attribute("UI", outcome.sop_class_uid),
             "00081155": _attribute("UI", outcome.sop_instance_uid),
-            "00081190": _attribute("UR", instance_url(outcome.study_instance_uid,
-                                                      outcome.series_instance_uid,
-                                                      outcome.sop_instance_uid)),
+            "00081190": _attribute(
+                "UR",
+                instance_url(
+                    outcome.study_instance_uid,
+                    outcome.series_instance_uid,
+                    outcome.sop_instance_uid,
+                ),
+            ),
         }
         if outcome.warning is not None:
             item["00081196"] = _attribute("US", int(outcome.warning))
@@ -154,7 +163,7 @@ def dicom_json_to_xml(dataset: dict[str, Any]) -> bytes:
 
 def _append_attributes(parent: ElementTree.Element, dataset: dict[str, Any]) -> None:
     for tag, attribute in dataset.items():
-        element = ElementTree.SubElement(parent, "DicomAttribute", tag=tag, vr=attribute["vr"])
+        element = ElementTree.SubElement(parent, "DicomAttribute", attrib={"tag": tag, "vr": attribute["vr"]})
         keyword = keyword_for_tag(int(tag, 16))
         if keyword:
             element.set("keyword", keyword)

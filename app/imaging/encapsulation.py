@@ -86,8 +86,7 @@ def scan_item_stream(fp: BinaryIO, *, value_offset: int, value_length: int | Non
     tag, bot_length = _read_item_header(fp, value_offset, limit)
     if tag != ITEM_TAG:
         raise EncapsulationError(
-            f"expected the Basic Offset Table item (FFFE,E000) at offset {value_offset}, "
-            f"found {_tag(tag)}"
+            f"expected the Basic Offset Table item (FFFE,E000) at offset {value_offset}, found {_tag(tag)}"
         )
     bot_offset = value_offset + ITEM_HEADER_LENGTH
     _check_item_fits(bot_offset, bot_length, limit, "Basic Offset Table")
@@ -209,9 +208,7 @@ def _basic_offset_starts(fp: BinaryIO, stream: ItemStream, frames: int) -> list[
     return [index_of[offset] for offset in offsets]
 
 
-def _check_extended_offsets(
-    items: Sequence[FragmentItem], frames: int, extended: ExtendedOffsets
-) -> None:
+def _check_extended_offsets(items: Sequence[FragmentItem], frames: int, extended: ExtendedOffsets) -> None:
     """Check the Extended Offset Table names each item in turn as one frame (PS3.3 C.7.6.3.1.8).
 
     Why: the table is allowed only with one fragment per frame, so it must agree with the items;

@@ -208,8 +208,7 @@ def _encapsulated_fragments(
 
 def _fragments_of(frame_number: int, items: Sequence[FragmentItem]) -> tuple[FrameFragment, ...]:
     return tuple(
-        FrameFragment(frame_number, index, item.data_offset, item.length)
-        for index, item in enumerate(items)
+        FrameFragment(frame_number, index, item.data_offset, item.length) for index, item in enumerate(items)
     )
 
 

@@ -12,12 +12,12 @@ that touches pydicom's dictionary and runs when this module is imported (idempot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from pydicom._uid_dict import UID_dictionary
 
 
-class FrameLayout(str, Enum):
+class FrameLayout(StrEnum):
     """How the frames of a syntax sit inside the Pixel Data value."""
 
     NATIVE = "native"  # one contiguous value, frames back to back (bit-packed for Bits Allocated 1)
@@ -86,51 +86,164 @@ _VIDEO = (
 )
 
 TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
-    _ts("1.2.840.10008.1.2", "ImplicitVRLittleEndian", "Implicit VR Little Endian", True, _N,
-        "native", implicit_vr=True),
-    _ts("1.2.840.10008.1.2.1", "ExplicitVRLittleEndian", "Explicit VR Little Endian", True, _N,
-        "native"),
-    _ts("1.2.840.10008.1.2.1.99", "DeflatedExplicitVRLittleEndian",
-        "Deflated Explicit VR Little Endian", True, _N, "native", deflated_dataset=True),
-    _ts("1.2.840.10008.1.2.2", "ExplicitVRBigEndian", "Explicit VR Big Endian", True, _N, "native",
-        big_endian=True),
-    _ts("1.2.840.10008.1.2.1.98", "EncapsulatedUncompressedExplicitVRLittleEndian",
-        "Encapsulated Uncompressed Explicit VR Little Endian", True, _ONE, "native"),
-    _ts("1.2.840.10008.1.2.8.1", "DeflatedImageFrameCompression",
-        "Deflated Image Frame Compression", True, _ONE, "deflate"),
+    _ts(
+        "1.2.840.10008.1.2",
+        "ImplicitVRLittleEndian",
+        "Implicit VR Little Endian",
+        True,
+        _N,
+        "native",
+        implicit_vr=True,
+    ),
+    _ts(
+        "1.2.840.10008.1.2.1",
+        "ExplicitVRLittleEndian",
+        "Explicit VR Little Endian",
+        True,
+        _N,
+        "native",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.1.99",
+        "DeflatedExplicitVRLittleEndian",
+        "Deflated Explicit VR Little Endian",
+        True,
+        _N,
+        "native",
+        deflated_dataset=True,
+    ),
+    _ts(
+        "1.2.840.10008.1.2.2",
+        "ExplicitVRBigEndian",
+        "Explicit VR Big Endian",
+        True,
+        _N,
+        "native",
+        big_endian=True,
+    ),
+    _ts(
+        "1.2.840.10008.1.2.1.98",
+        "EncapsulatedUncompressedExplicitVRLittleEndian",
+        "Encapsulated Uncompressed Explicit VR Little Endian",
+        True,
+        _ONE,
+        "native",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.8.1",
+        "DeflatedImageFrameCompression",
+        "Deflated Image Frame Compression",
+        True,
+        _ONE,
+        "deflate",
+    ),
     _ts("1.2.840.10008.1.2.5", "RLELossless", "RLE Lossless", True, _ONE, "rle"),
-    _ts("1.2.840.10008.1.2.4.50", "JPEGBaseline8Bit", "JPEG Baseline (Process 1)", False, _FR,
-        "jpeg"),
-    _ts("1.2.840.10008.1.2.4.51", "JPEGExtended12Bit", "JPEG Extended (Process 2 & 4)", False,
-        _FR, "jpeg"),
-    _ts("1.2.840.10008.1.2.4.57", "JPEGLossless", "JPEG Lossless, Non-Hierarchical (Process 14)",
-        True, _FR, "jpeg"),
-    _ts("1.2.840.10008.1.2.4.70", "JPEGLosslessSV1",
-        "JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, SV1)", True, _FR,
-        "jpeg"),
-    _ts("1.2.840.10008.1.2.4.80", "JPEGLSLossless", "JPEG-LS Lossless Image Compression", True,
-        _FR, "jpegls"),
-    _ts("1.2.840.10008.1.2.4.81", "JPEGLSNearLossless",
-        "JPEG-LS Lossy (Near-Lossless) Image Compression", False, _FR, "jpegls"),
-    _ts("1.2.840.10008.1.2.4.90", "JPEG2000Lossless",
-        "JPEG 2000 Image Compression (Lossless Only)", True, _FR, "jpeg2000"),
-    _ts("1.2.840.10008.1.2.4.91", "JPEG2000", "JPEG 2000 Image Compression", None, _FR,
-        "jpeg2000"),
-    _ts("1.2.840.10008.1.2.4.92", "JPEG2000MCLossless",
-        "JPEG 2000 Part 2 Multi-component Image Compression (Lossless Only)", True, _FR,
-        "jpeg2000"),
-    _ts("1.2.840.10008.1.2.4.93", "JPEG2000MC",
-        "JPEG 2000 Part 2 Multi-component Image Compression", None, _FR, "jpeg2000"),
-    _ts("1.2.840.10008.1.2.4.201", "HTJ2KLossless",
-        "High-Throughput JPEG 2000 Image Compression (Lossless Only)", True, _FR, "htj2k"),
-    _ts("1.2.840.10008.1.2.4.202", "HTJ2KLosslessRPCL",
-        "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)", True,
-        _FR, "htj2k"),
-    _ts("1.2.840.10008.1.2.4.203", "HTJ2K", "High-Throughput JPEG 2000 Image Compression", None,
-        _FR, "htj2k"),
+    _ts(
+        "1.2.840.10008.1.2.4.50",
+        "JPEGBaseline8Bit",
+        "JPEG Baseline (Process 1)",
+        False,
+        _FR,
+        "jpeg",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.51",
+        "JPEGExtended12Bit",
+        "JPEG Extended (Process 2 & 4)",
+        False,
+        _FR,
+        "jpeg",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.57",
+        "JPEGLossless",
+        "JPEG Lossless, Non-Hierarchical (Process 14)",
+        True,
+        _FR,
+        "jpeg",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.70",
+        "JPEGLosslessSV1",
+        "JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, SV1)",
+        True,
+        _FR,
+        "jpeg",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.80",
+        "JPEGLSLossless",
+        "JPEG-LS Lossless Image Compression",
+        True,
+        _FR,
+        "jpegls",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.81",
+        "JPEGLSNearLossless",
+        "JPEG-LS Lossy (Near-Lossless) Image Compression",
+        False,
+        _FR,
+        "jpegls",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.90",
+        "JPEG2000Lossless",
+        "JPEG 2000 Image Compression (Lossless Only)",
+        True,
+        _FR,
+        "jpeg2000",
+    ),
+    _ts("1.2.840.10008.1.2.4.91", "JPEG2000", "JPEG 2000 Image Compression", None, _FR, "jpeg2000"),
+    _ts(
+        "1.2.840.10008.1.2.4.92",
+        "JPEG2000MCLossless",
+        "JPEG 2000 Part 2 Multi-component Image Compression (Lossless Only)",
+        True,
+        _FR,
+        "jpeg2000",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.93",
+        "JPEG2000MC",
+        "JPEG 2000 Part 2 Multi-component Image Compression",
+        None,
+        _FR,
+        "jpeg2000",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.201",
+        "HTJ2KLossless",
+        "High-Throughput JPEG 2000 Image Compression (Lossless Only)",
+        True,
+        _FR,
+        "htj2k",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.202",
+        "HTJ2KLosslessRPCL",
+        "High-Throughput JPEG 2000 with RPCL Options Image Compression (Lossless Only)",
+        True,
+        _FR,
+        "htj2k",
+    ),
+    _ts(
+        "1.2.840.10008.1.2.4.203",
+        "HTJ2K",
+        "High-Throughput JPEG 2000 Image Compression",
+        None,
+        _FR,
+        "htj2k",
+    ),
     _ts("1.2.840.10008.1.2.4.110", "JPEGXLLossless", "JPEG XL Lossless", True, _FR, "jpegxl"),
-    _ts("1.2.840.10008.1.2.4.111", "JPEGXLJPEGRecompression", "JPEG XL JPEG Recompression",
-        False, _FR, "jpegxl"),
+    _ts(
+        "1.2.840.10008.1.2.4.111",
+        "JPEGXLJPEGRecompression",
+        "JPEG XL JPEG Recompression",
+        False,
+        _FR,
+        "jpegxl",
+    ),
     _ts("1.2.840.10008.1.2.4.112", "JPEGXL", "JPEG XL", None, _FR, "jpegxl"),
     *(_ts(uid, kw, name, False, _ST, "video") for uid, kw, name in _VIDEO),
 )
@@ -138,8 +251,12 @@ TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
 _BY_UID: dict[str, TransferSyntax] = {ts.uid: ts for ts in TRANSFER_SYNTAXES}
 
 # Syntaxes pydicom 3.0.2 does not define; registered by `register_with_pydicom`.
-_MISSING_FROM_PYDICOM = ("1.2.840.10008.1.2.8.1", "1.2.840.10008.1.2.4.110",
-                         "1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.112")
+_MISSING_FROM_PYDICOM = (
+    "1.2.840.10008.1.2.8.1",
+    "1.2.840.10008.1.2.4.110",
+    "1.2.840.10008.1.2.4.111",
+    "1.2.840.10008.1.2.4.112",
+)
 
 
 def find_transfer_syntax(uid: str) -> TransferSyntax | None:

@@ -21,9 +21,10 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 _SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
 READ_CHUNK = 1024 * 1024
@@ -31,6 +32,10 @@ READ_CHUNK = 1024 * 1024
 
 class BlobNotFound(KeyError):
     """No blob is stored under the key."""
+
+
+class BlobStoreError(OSError):
+    """The blob store failed (an S3 error is wrapped in this so callers see one kind of failure)."""
 
 
 def new_blob_key(suffix: str = ".dcm") -> str:
@@ -149,8 +154,9 @@ class S3BlobStore:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._spool = spool_directory
         self._spool.mkdir(parents=True, exist_ok=True)
-        self._transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024,
-                                        multipart_chunksize=64 * 1024 * 1024)
+        self._transfer = TransferConfig(
+            multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
+        )
 
     @property
     def spool_directory(self) -> Path:
@@ -162,6 +168,8 @@ class S3BlobStore:
     def put_file(self, key: str, path: Path) -> None:
         try:
             self.client.upload_file(str(path), self.bucket, self._name(key), Config=self._transfer)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise BlobStoreError(f"S3 upload of {key} failed: {exc}") from exc
         finally:
             path.unlink(missing_ok=True)
 
@@ -175,7 +183,9 @@ class S3BlobStore:
             return
         try:
             response = self.client.get_object(
-                Bucket=self.bucket, Key=self._name(key), Range=f"bytes={offset}-{offset + length - 1}"
+                Bucket=self.bucket,
+                Key=self._name(key),
+                Range=f"bytes={offset}-{offset + length - 1}",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from app.settings import Settings
-from app.store.ingest import IngestResult, Ingestor, Outcome
+from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
 
 SKIPPED_NAMES = frozenset({"DICOMDIR"})  # media directories index files; they are not instances
@@ -69,21 +69,24 @@ def _ingest_copy(path: Path) -> tuple[Path, int, IngestResult]:
     ingestor = _worker_ingestor
     if ingestor is None:
         raise RuntimeError("import worker was not initialised")
-    handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm",
-                                    dir=ingestor.blobs.spool_directory)
+    handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
     os.close(handle)
     copy = Path(name)
     try:
         shutil.copyfile(path, copy)
     except OSError as exc:
         copy.unlink(missing_ok=True)
-        return path, 0, IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM,
-                                     message=f"cannot read file: {exc}")
+        return (
+            path,
+            0,
+            IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM, message=f"cannot read file: {exc}"),
+        )
     return path, copy.stat().st_size, ingestor.ingest(copy)
 
 
-def run_import(settings: Settings, paths: Sequence[Path], *, jobs: int,
-               console: Console | None = None) -> ImportSummary:
+def run_import(
+    settings: Settings, paths: Sequence[Path], *, jobs: int, console: Console | None = None
+) -> ImportSummary:
     """Import every file under `paths`; show progress; print and return a summary."""
     from app.services import open_services
 
@@ -91,12 +94,19 @@ def run_import(settings: Settings, paths: Sequence[Path], *, jobs: int,
     open_services(settings).close()  # migrate (embedded default) or check the schema, once
     files = list(iter_files(paths))
     summary = ImportSummary()
-    columns = (TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:.1f} files/s"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress, ProcessPoolExecutor(
-        max_workers=max(1, jobs), initializer=_open_worker, initargs=(settings,)
-    ) as pool:
+    columns = (
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} files/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with (
+        Progress(*columns, console=console) as progress,
+        ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_open_worker, initargs=(settings,)) as pool,
+    ):
         task = progress.add_task("import", total=len(files), rate=0.0)
         for path, size, result in pool.map(_ingest_copy, files, chunksize=4):
             summary.bytes_read += size

@@ -139,9 +139,7 @@ class InstanceMetadata(Base):
 
     __tablename__ = "instance_metadata"
 
-    instance_pk: Mapped[int] = mapped_column(
-        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
-    )
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True)
     dicom_json: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -150,9 +148,7 @@ class FrameFragmentRow(Base):
 
     __tablename__ = "frame"
 
-    instance_pk: Mapped[int] = mapped_column(
-        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
-    )
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True)
     frame_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     fragment_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     offset: Mapped[int] = mapped_column(BigInteger)
@@ -165,9 +161,7 @@ class BulkDataRow(Base):
 
     __tablename__ = "bulkdata"
 
-    instance_pk: Mapped[int] = mapped_column(
-        ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True
-    )
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.pk", ondelete="CASCADE"), primary_key=True)
     path: Mapped[str] = mapped_column(String(255), primary_key=True)
     vr: Mapped[str] = mapped_column(String(2))
     offset: Mapped[int] = mapped_column(BigInteger)

@@ -16,7 +16,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,11 +24,14 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomFileLike
+
 # The public read_file_meta_info() takes a path and hides where the meta ends; the sidecar needs that.
 from pydicom.filereader import _read_file_meta_info as read_file_meta_info
 from pydicom.filereader import read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.multival import MultiValue
+from pydicom.uid import ExplicitVRLittleEndian
 
 from app.dicomweb.dicomjson import (
     BulkDataLocation,
@@ -50,7 +53,7 @@ EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
 _INFLATE_CHUNK = 1024 * 1024
 
 
-class Problem(str, Enum):
+class Problem(StrEnum):
     """Why an instance could not be stored (mapped to PS3.18 Failure Reasons by the response layer)."""
 
     NOT_DICOM = "not-dicom"  # not a Part 10 file, truncated or unreadable
@@ -64,8 +67,9 @@ class Problem(str, Enum):
 
 
 class InstanceProblem(Exception):
-    def __init__(self, problem: Problem, message: str, *, sop_class_uid: str = "",
-                 sop_instance_uid: str = "") -> None:
+    def __init__(
+        self, problem: Problem, message: str, *, sop_class_uid: str = "", sop_instance_uid: str = ""
+    ) -> None:
         super().__init__(message)
         self.problem = problem
         self.message = message
@@ -139,16 +143,20 @@ def _read_transfer_syntax(path: Path) -> TransferSyntax:
     group_length = meta.get("FileMetaInformationGroupLength")
     meta_end = 132 + 12 + int(group_length) if isinstance(group_length, int) else 0
     if meta_end >= path.stat().st_size:
-        raise InstanceProblem(Problem.NOT_DICOM,
-                              "file is truncated: it ends inside or right after its File Meta")
+        raise InstanceProblem(
+            Problem.NOT_DICOM, "file is truncated: it ends inside or right after its File Meta"
+        )
     uid = str(meta.get("TransferSyntaxUID", ""))
     if not uid:
         raise InstanceProblem(Problem.NOT_DICOM, "File Meta Information has no Transfer Syntax UID")
     syntax = find_transfer_syntax(uid)
     if syntax is None:
-        raise InstanceProblem(Problem.UNSUPPORTED_SYNTAX, f"unknown transfer syntax {uid}",
-                              sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
-                              sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")))
+        raise InstanceProblem(
+            Problem.UNSUPPORTED_SYNTAX,
+            f"unknown transfer syntax {uid}",
+            sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
+            sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")),
+        )
     return syntax
 
 
@@ -160,9 +168,9 @@ def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
             read_preamble(source, force=False)
             meta = read_file_meta_info(source)
             inflated_meta = FileMetaDataset(meta)
-            inflated_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+            inflated_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             target.write(b"\x00" * 128 + b"DICM")
-            write_file_meta_info(target, inflated_meta, enforce_standard=False)
+            write_file_meta_info(DicomFileLike(target), inflated_meta, enforce_standard=False)
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)
             while chunk := source.read(_INFLATE_CHUNK):
                 target.write(inflater.decompress(chunk))
@@ -199,8 +207,9 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
             for tag in deferred_sequence_tags(ds):  # sequences become metadata, never bulk data
                 ds[tag]
             prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata"
-            converted = dataset_to_dicom_json(ds, bulkdata_uri_prefix=prefix,
-                                              bulkdata_threshold=BULKDATA_THRESHOLD)
+            converted = dataset_to_dicom_json(
+                ds, bulkdata_uri_prefix=prefix, bulkdata_threshold=BULKDATA_THRESHOLD
+            )
             bulkdata = _complete_bulkdata(converted.bulkdata, pixel, pixel_value_length, file_size)
             return ParsedInstance(
                 transfer_syntax=syntax,
@@ -224,9 +233,12 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
             problem.sop_instance_uid = problem.sop_instance_uid or sop_instance_uid
             raise
         except (FrameTableError, ValueError, TypeError, EOFError, struct.error) as exc:
-            raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}",
-                                  sop_class_uid=sop_class_uid,
-                                  sop_instance_uid=sop_instance_uid) from exc
+            raise InstanceProblem(
+                Problem.NOT_DICOM,
+                f"unreadable DICOM data set: {exc}",
+                sop_class_uid=sop_class_uid,
+                sop_instance_uid=sop_instance_uid,
+            ) from exc
 
 
 _IDENTITY_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -269,7 +281,7 @@ def _check_complete(ds: Dataset, file_size: int) -> None:
     of the file, or a few bytes left over after the last element (a cut-off element header).
     """
     end = 0
-    for tag in ds.keys():
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset would read deferred values
         raw = ds.get_item(tag, keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH:
             end = -1  # a sequence or encapsulated value: its end is checked where it is read
@@ -282,8 +294,9 @@ def _check_complete(ds: Dataset, file_size: int) -> None:
                 f"{end} bytes, the file has {file_size}",
             )
     if 0 < end < file_size and file_size - end < 8:
-        raise InstanceProblem(Problem.NOT_DICOM,
-                              f"file is truncated: {file_size - end} bytes after the last element")
+        raise InstanceProblem(
+            Problem.NOT_DICOM, f"file is truncated: {file_size - end} bytes after the last element"
+        )
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
@@ -320,8 +333,7 @@ def _describe_pixels(ds: Dataset) -> PixelDescription | None:
         return None
     rows, columns, bits_allocated = _int(ds, "Rows"), _int(ds, "Columns"), _int(ds, "BitsAllocated")
     if not rows or not columns or not bits_allocated:
-        raise InstanceProblem(Problem.INVALID,
-                              "pixel data without Rows, Columns or Bits Allocated")
+        raise InstanceProblem(Problem.INVALID, "pixel data without Rows, Columns or Bits Allocated")
     frames = _int(ds, "NumberOfFrames")
     if frames is not None and frames < 1:
         raise InstanceProblem(Problem.INVALID, f"Number of Frames is {frames}")
@@ -357,15 +369,18 @@ def _unpack_64(data: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
 
 
-def _frame_table(handle: BinaryIO, ds: Dataset, pixel: PixelDescription, syntax: TransferSyntax,
-                 file_size: int) -> tuple[tuple[FrameFragment, ...], int]:
+def _frame_table(
+    handle: BinaryIO, ds: Dataset, pixel: PixelDescription, syntax: TransferSyntax, file_size: int
+) -> tuple[tuple[FrameFragment, ...], int]:
     raw = ds.get_item(pixel.tag, keep_deferred=True)
     if not isinstance(raw, RawDataElement):  # pydicom only converts it if something asked for it
         raise InstanceProblem(Problem.INVALID, "pixel data element could not be located")
     offsets = lengths = None
     if EXTENDED_OFFSET_TABLE in ds and EXTENDED_OFFSET_TABLE_LENGTHS in ds:
         offsets = _unpack_64(_read_value(handle, ds.get_item(EXTENDED_OFFSET_TABLE, keep_deferred=True)))
-        lengths = _unpack_64(_read_value(handle, ds.get_item(EXTENDED_OFFSET_TABLE_LENGTHS, keep_deferred=True)))
+        lengths = _unpack_64(
+            _read_value(handle, ds.get_item(EXTENDED_OFFSET_TABLE_LENGTHS, keep_deferred=True))
+        )
     table = build_frame_table(
         handle,
         value_offset=raw.value_tell,
@@ -380,19 +395,28 @@ def _frame_table(handle: BinaryIO, ds: Dataset, pixel: PixelDescription, syntax:
     return table.fragments, table.value_length
 
 
-def _complete_bulkdata(locations: Sequence[BulkDataLocation], pixel: PixelDescription | None,
-                       pixel_value_length: int | None,
-                       file_size: int) -> tuple[BulkDataLocation, ...]:
+def _complete_bulkdata(
+    locations: Sequence[BulkDataLocation],
+    pixel: PixelDescription | None,
+    pixel_value_length: int | None,
+    file_size: int,
+) -> tuple[BulkDataLocation, ...]:
     """Fill in the length of undefined-length pixel data, and check every range is in the file."""
     completed = []
     for location in locations:
         length = location.length
         if length is None:
             if pixel is None or location.path != f"{pixel.tag:08X}" or pixel_value_length is None:
-                raise InstanceProblem(Problem.INVALID,
-                                      f"undefined-length value at {location.path} is not pixel data")
-            location = BulkDataLocation(location.path, location.vr, location.offset,
-                                        pixel_value_length, location.little_endian)
+                raise InstanceProblem(
+                    Problem.INVALID, f"undefined-length value at {location.path} is not pixel data"
+                )
+            location = BulkDataLocation(
+                location.path,
+                location.vr,
+                location.offset,
+                pixel_value_length,
+                location.little_endian,
+            )
             length = pixel_value_length
         if location.offset + length > file_size:
             raise InstanceProblem(Problem.NOT_DICOM, f"file is truncated inside {location.path}")
@@ -445,5 +469,4 @@ def _request_attributes(ds: Dataset) -> list[tuple[str, str]]:
         items = ds.get("RequestAttributesSequence") or []
     except (ValueError, TypeError):
         return []
-    return [(_text(item, "ScheduledProcedureStepID"), _text(item, "RequestedProcedureID"))
-            for item in items]
+    return [(_text(item, "ScheduledProcedureStepID"), _text(item, "RequestedProcedureID")) for item in items]

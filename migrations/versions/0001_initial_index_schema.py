@@ -29,18 +29,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_patient")),
     )
     with op.batch_alter_table("patient", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_patient_identity", ["patient_id", "issuer_of_patient_id"], unique=False
-        )
+        batch_op.create_index("ix_patient_identity", ["patient_id", "issuer_of_patient_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_patient_patient_name"), ["patient_name"], unique=False)
 
     op.create_table(
         "study",
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("study_instance_uid", sa.String(length=64), nullable=False),
-        sa.Column(
-            "patient_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("patient_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("study_date", sa.String(), nullable=False),
         sa.Column("study_time", sa.String(), nullable=False),
         sa.Column("accession_number", sa.String(), nullable=False),
@@ -50,16 +46,12 @@ def upgrade() -> None:
         sa.Column("timezone_offset_from_utc", sa.String(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["patient_pk"], ["patient.pk"], name=op.f("fk_study_patient_pk_patient")
-        ),
+        sa.ForeignKeyConstraint(["patient_pk"], ["patient.pk"], name=op.f("fk_study_patient_pk_patient")),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_study")),
         sa.UniqueConstraint("study_instance_uid", name=op.f("uq_study_study_instance_uid")),
     )
     with op.batch_alter_table("study", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_study_accession_number"), ["accession_number"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_study_accession_number"), ["accession_number"], unique=False)
         batch_op.create_index(batch_op.f("ix_study_patient_pk"), ["patient_pk"], unique=False)
         batch_op.create_index(batch_op.f("ix_study_study_date"), ["study_date"], unique=False)
 
@@ -87,9 +79,7 @@ def upgrade() -> None:
         "instance",
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("sop_instance_uid", sa.String(length=64), nullable=False),
-        sa.Column(
-            "series_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("series_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("sop_class_uid", sa.String(length=64), nullable=False),
         sa.Column("instance_number", sa.Integer(), nullable=True),
         sa.Column("timezone_offset_from_utc", sa.String(), nullable=False),
@@ -111,24 +101,18 @@ def upgrade() -> None:
         sa.Column("blob_size", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["series_pk"], ["series.pk"], name=op.f("fk_instance_series_pk_series")
-        ),
+        sa.ForeignKeyConstraint(["series_pk"], ["series.pk"], name=op.f("fk_instance_series_pk_series")),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_instance")),
         sa.UniqueConstraint("sop_instance_uid", name=op.f("uq_instance_sop_instance_uid")),
     )
     with op.batch_alter_table("instance", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_instance_series_pk"), ["series_pk"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_instance_sop_class_uid"), ["sop_class_uid"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_instance_sop_class_uid"), ["sop_class_uid"], unique=False)
 
     op.create_table(
         "request_attribute",
         sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "series_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("series_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("scheduled_procedure_step_id", sa.String(), nullable=False),
         sa.Column("requested_procedure_id", sa.String(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -140,15 +124,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_request_attribute")),
     )
     with op.batch_alter_table("request_attribute", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_request_attribute_series_pk"), ["series_pk"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_request_attribute_series_pk"), ["series_pk"], unique=False)
 
     op.create_table(
         "bulkdata",
-        sa.Column(
-            "instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("path", sa.String(length=255), nullable=False),
         sa.Column("vr", sa.String(length=2), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
@@ -164,9 +144,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "frame",
-        sa.Column(
-            "instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("frame_number", sa.Integer(), nullable=False),
         sa.Column("fragment_index", sa.Integer(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
@@ -178,15 +156,11 @@ def upgrade() -> None:
             name=op.f("fk_frame_instance_pk_instance"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "instance_pk", "frame_number", "fragment_index", name=op.f("pk_frame")
-        ),
+        sa.PrimaryKeyConstraint("instance_pk", "frame_number", "fragment_index", name=op.f("pk_frame")),
     )
     op.create_table(
         "instance_metadata",
-        sa.Column(
-            "instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("instance_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("dicom_json", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["instance_pk"],

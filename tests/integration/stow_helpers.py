@@ -14,12 +14,17 @@ from tests.conftest import Backend, LiveServer
 from tests.dicom_files import multipart_body, stow_content_type
 
 
-def post_stow(server: LiveServer, parts: list[bytes], *, study: str | None = None,
-              headers: dict[str, str] | None = None, **body_options: Any) -> httpx.Response:
+def post_stow(
+    server: LiveServer,
+    parts: list[bytes],
+    *,
+    study: str | None = None,
+    headers: dict[str, str] | None = None,
+    **body_options: Any,
+) -> httpx.Response:
     url = f"{server.dicomweb}/studies" + (f"/{study}" if study else "")
     all_headers = {"Content-Type": stow_content_type(), **(headers or {})}
-    return httpx.post(url, content=multipart_body(parts, **body_options), headers=all_headers,
-                      timeout=60)
+    return httpx.post(url, content=multipart_body(parts, **body_options), headers=all_headers, timeout=60)
 
 
 def items(response_json: dict[str, Any], tag: str) -> list[dict[str, Any]]:
@@ -43,6 +48,7 @@ class IndexCounts:
 
 def index_counts(backend: Backend) -> IndexCounts:
     with Session(backend.engine) as session:
+
         def count(model: type) -> int:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)
 

@@ -40,26 +40,34 @@ def expected_frames(corpus: CorpusFile, layout: PixelLayout) -> list[bytes]:
     if layout.bits_allocated == 1:
         bits = unpack_bits(value)
         size = layout.rows * layout.columns * layout.samples_per_pixel
-        return [bits[i * size:(i + 1) * size].tobytes() for i in range(layout.number_of_frames)]
+        return [bits[i * size : (i + 1) * size].tobytes() for i in range(layout.number_of_frames)]
     size = layout.frame_bytes
-    return [value[i * size:(i + 1) * size] for i in range(layout.number_of_frames)]
+    return [value[i * size : (i + 1) * size] for i in range(layout.number_of_frames)]
 
 
-def stored_frames(backend: Backend, instance: Instance, layout: PixelLayout,
-                  encapsulated: bool) -> list[bytes]:
+def stored_frames(
+    backend: Backend, instance: Instance, layout: PixelLayout, encapsulated: bool
+) -> list[bytes]:
     key = instance.data_blob_key or instance.blob_key
     with Session(backend.engine) as session:
-        rows = session.scalars(select(FrameFragmentRow).where(
-            FrameFragmentRow.instance_pk == instance.pk).order_by(
-            FrameFragmentRow.frame_number, FrameFragmentRow.fragment_index)).all()
+        rows = session.scalars(
+            select(FrameFragmentRow)
+            .where(FrameFragmentRow.instance_pk == instance.pk)
+            .order_by(FrameFragmentRow.frame_number, FrameFragmentRow.fragment_index)
+        ).all()
     by_frame: dict[int, list[FrameFragment]] = {}
     for row in rows:
-        by_frame.setdefault(row.frame_number, []).append(FrameFragment(
-            row.frame_number, row.fragment_index, row.offset, row.length, row.bit_offset))
+        by_frame.setdefault(row.frame_number, []).append(
+            FrameFragment(row.frame_number, row.fragment_index, row.offset, row.length, row.bit_offset)
+        )
     frames = []
     for number in sorted(by_frame):
-        data = read_frame(lambda offset, length: backend.blobs.read_range(key, offset, length),
-                          by_frame[number], layout, encapsulated=encapsulated)
+        data = read_frame(
+            lambda offset, length: backend.blobs.read_range(key, offset, length),
+            by_frame[number],
+            layout,
+            encapsulated=encapsulated,
+        )
         if layout.bits_allocated == 1:
             data = unpack_bits(data)[: layout.rows * layout.columns * layout.samples_per_pixel]
             data = data.tobytes()
@@ -72,8 +80,9 @@ def _strip_pad(frame: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("corpus", corpus_files(), ids=str)
-def test_corpus_file_is_stored_with_exact_frames(backend: Backend, corpus: CorpusFile,
-                                                 tmp_path: pytest.TempPathFactory) -> None:
+def test_corpus_file_is_stored_with_exact_frames(
+    backend: Backend, corpus: CorpusFile, tmp_path: pytest.TempPathFactory
+) -> None:
     spooled = backend.blobs.spool_directory / f"corpus-{corpus.path.name}"
     shutil.copyfile(corpus.path, spooled)
 
@@ -87,23 +96,31 @@ def test_corpus_file_is_stored_with_exact_frames(backend: Backend, corpus: Corpu
     assert result.outcome is Outcome.STORED, result.message
     assert not spooled.exists()
     with Session(backend.engine) as session:
-        instance = session.scalar(select(Instance).where(
-            Instance.sop_instance_uid == corpus.sop_instance_uid))
+        instance = session.scalar(
+            select(Instance).where(Instance.sop_instance_uid == corpus.sop_instance_uid)
+        )
         assert instance is not None
         metadata = orjson.loads(session.get_one(InstanceMetadata, instance.pk).dicom_json)
     assert metadata["00080018"]["Value"] == [corpus.sop_instance_uid]
     assert metadata["0020000D"]["Value"] == [corpus.study_instance_uid]
-    assert backend.blobs.read_range(instance.blob_key, 0,
-                                    backend.blobs.size(instance.blob_key)) == corpus.path.read_bytes()
+    assert (
+        backend.blobs.read_range(instance.blob_key, 0, backend.blobs.size(instance.blob_key))
+        == corpus.path.read_bytes()
+    )
     if not corpus.has_pixels:
         assert instance.number_of_frames is None
         return
 
     pixel_uri = metadata[f"{instance.pixel_data_tag:08X}"].get("BulkDataURI", "")
     assert pixel_uri.endswith(f"/bulkdata/{instance.pixel_data_tag:08X}")
-    layout = PixelLayout(instance.rows or 0, instance.columns or 0,
-                         instance.samples_per_pixel or 1, instance.bits_allocated or 0,
-                         instance.number_of_frames or 1, instance.photometric_interpretation or "")
+    layout = PixelLayout(
+        instance.rows or 0,
+        instance.columns or 0,
+        instance.samples_per_pixel or 1,
+        instance.bits_allocated or 0,
+        instance.number_of_frames or 1,
+        instance.photometric_interpretation or "",
+    )
     expected = expected_frames(corpus, layout)
     syntax = find_transfer_syntax(corpus.transfer_syntax_uid)
     assert syntax is not None

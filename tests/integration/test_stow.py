@@ -30,8 +30,7 @@ FAILED, REFERENCED, RETRIEVE_URL = "00081198", "00081199", "00081190"
 SOP_INSTANCE, FAILURE_REASON, WARNING_REASON = "00081155", "00081197", "00081196"
 
 
-def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServer,
-                                                           backend: Backend) -> None:
+def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServer, backend: Backend) -> None:
     study, series, sop = generate_uid(), generate_uid(), generate_uid()
     data = make_instance(study_uid=study, series_uid=series, sop_uid=sop, rows=32, columns=48)
 
@@ -45,7 +44,8 @@ def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServ
     assert value_of(item, SOP_INSTANCE) == sop
     assert value_of(item, "00081150") == "1.2.840.10008.5.1.4.1.1.2"
     assert value_of(item, RETRIEVE_URL) == (
-        f"{live_server.dicomweb}/studies/{study}/series/{series}/instances/{sop}")
+        f"{live_server.dicomweb}/studies/{study}/series/{series}/instances/{sop}"
+    )
     assert FAILED not in body and WARNING_REASON not in item
 
     assert stored_bytes(backend, sop) == data  # nothing added, nothing lost
@@ -53,10 +53,14 @@ def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServ
     assert instance is not None
     assert (instance.rows, instance.columns, instance.bits_allocated) == (32, 48, 16)
     with Session(backend.engine) as session:
-        [frame] = session.scalars(select(FrameFragmentRow).where(
-            FrameFragmentRow.instance_pk == instance.pk)).all()
-        patient = session.scalar(select(Patient).join(Study, Study.patient_pk == Patient.pk)
-                                 .where(Study.study_instance_uid == study))
+        [frame] = session.scalars(
+            select(FrameFragmentRow).where(FrameFragmentRow.instance_pk == instance.pk)
+        ).all()
+        patient = session.scalar(
+            select(Patient)
+            .join(Study, Study.patient_pk == Patient.pk)
+            .where(Study.study_instance_uid == study)
+        )
     pixels = pydicom.dcmread(io.BytesIO(data)).PixelData
     assert frame.length == len(pixels) == 32 * 48 * 2
     assert backend.blobs.read_range(instance.blob_key, frame.offset, frame.length) == pixels
@@ -68,14 +72,13 @@ def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServ
     [(True, False, True), (False, False, True), (True, True, True), (False, True, False)],
     ids=["quoted", "unquoted-boundary", "leading-crlf", "unquoted-no-final-crlf"],
 )
-def test_store_tolerates_what_real_clients_send(live_server: LiveServer, backend: Backend,
-                                                quoted: bool, leading_crlf: bool,
-                                                final_crlf: bool) -> None:
+def test_store_tolerates_what_real_clients_send(
+    live_server: LiveServer, backend: Backend, quoted: bool, leading_crlf: bool, final_crlf: bool
+) -> None:
     parts = [make_instance(seed=i) for i in range(3)]
     response = httpx.post(
         f"{live_server.dicomweb}/studies",
-        content=multipart_body(parts, "b0und4ry", leading_crlf=leading_crlf,
-                               final_crlf=final_crlf),
+        content=multipart_body(parts, "b0und4ry", leading_crlf=leading_crlf, final_crlf=final_crlf),
         headers={"Content-Type": stow_content_type("b0und4ry", quoted=quoted)},
     )
     assert response.status_code == 200, response.text
@@ -83,16 +86,18 @@ def test_store_tolerates_what_real_clients_send(live_server: LiveServer, backend
     assert index_counts(backend).instances == 3
 
 
-def test_store_accepts_chunked_transfer_encoding(live_server: LiveServer,
-                                                 backend: Backend) -> None:
+def test_store_accepts_chunked_transfer_encoding(live_server: LiveServer, backend: Backend) -> None:
     body = multipart_body([make_instance(rows=256, columns=256, frames=3)])
 
     def chunks() -> Iterator[bytes]:  # a generator body makes httpx send Transfer-Encoding: chunked
         for start in range(0, len(body), 10_000):
-            yield body[start:start + 10_000]
+            yield body[start : start + 10_000]
 
-    response = httpx.post(f"{live_server.dicomweb}/studies", content=chunks(),
-                          headers={"Content-Type": stow_content_type()})
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=chunks(),
+        headers={"Content-Type": stow_content_type()},
+    )
     assert response.status_code == 200, response.text
     assert index_counts(backend).frames == 3
 
@@ -110,27 +115,27 @@ def test_store_through_dicomweb_client(live_server: LiveServer, backend: Backend
 
 def test_store_response_as_xml_when_asked(live_server: LiveServer, backend: Backend) -> None:
     sop = generate_uid()
-    response = post_stow(live_server, [make_instance(sop_uid=sop)],
-                         headers={"Accept": "application/dicom+xml"})
+    response = post_stow(
+        live_server, [make_instance(sop_uid=sop)], headers={"Accept": "application/dicom+xml"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/dicom+xml"
     root = ElementTree.fromstring(response.content)
     ns = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
     values = root.findall(
-        "d:DicomAttribute[@tag='00081199']/d:Item/d:DicomAttribute[@tag='00081155']/d:Value", ns)
+        "d:DicomAttribute[@tag='00081199']/d:Item/d:DicomAttribute[@tag='00081155']/d:Value", ns
+    )
     assert [v.text for v in values] == [sop]
 
 
-def test_store_refuses_an_unacceptable_response_type(live_server: LiveServer,
-                                                     backend: Backend) -> None:
+def test_store_refuses_an_unacceptable_response_type(live_server: LiveServer, backend: Backend) -> None:
     response = post_stow(live_server, [make_instance()], headers={"Accept": "text/html"})
     assert response.status_code == 406
     assert "application/dicom+json" in response.json()["error"]
     assert index_counts(backend).instances == 0
 
 
-def test_store_with_study_in_url_refuses_other_studies(live_server: LiveServer,
-                                                       backend: Backend) -> None:
+def test_store_with_study_in_url_refuses_other_studies(live_server: LiveServer, backend: Backend) -> None:
     study = generate_uid()
     match = make_instance(study_uid=study)
     other_sop = generate_uid()
@@ -148,8 +153,7 @@ def test_store_with_study_in_url_refuses_other_studies(live_server: LiveServer,
     assert index_counts(backend).instances == 1
 
 
-def test_store_with_only_mismatching_study_is_409(live_server: LiveServer,
-                                                  backend: Backend) -> None:
+def test_store_with_only_mismatching_study_is_409(live_server: LiveServer, backend: Backend) -> None:
     response = post_stow(live_server, [make_instance()], study=generate_uid())
     assert response.status_code == 409
     assert value_of(items(response.json(), FAILED)[0], FAILURE_REASON) == 0xC409
@@ -159,24 +163,30 @@ def test_store_with_only_mismatching_study_is_409(live_server: LiveServer,
 
 def test_forwarded_headers_shape_retrieve_urls(live_server: LiveServer, backend: Backend) -> None:
     study = generate_uid()
-    response = post_stow(live_server, [make_instance(study_uid=study)], headers={
-        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "pacs.example.org",
-        "X-Forwarded-Prefix": "/fovea"})
+    response = post_stow(
+        live_server,
+        [make_instance(study_uid=study)],
+        headers={
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "pacs.example.org",
+            "X-Forwarded-Prefix": "/fovea",
+        },
+    )
     assert value_of(response.json(), RETRIEVE_URL) == (
-        f"https://pacs.example.org/fovea/dicom-web/studies/{study}")
+        f"https://pacs.example.org/fovea/dicom-web/studies/{study}"
+    )
 
 
 def test_public_base_url_wins_over_forwarded_headers(backend: Backend) -> None:
     study = generate_uid()
-    for server in start_live_server(backend, public_base_url="https://dicom.example.net/dw/"):
-        response = post_stow(server, [make_instance(study_uid=study)],
-                             headers={"X-Forwarded-Host": "evil.example"})
-        assert value_of(response.json(), RETRIEVE_URL) == (
-            f"https://dicom.example.net/dw/studies/{study}")
+    with start_live_server(backend, public_base_url="https://dicom.example.net/dw/") as server:
+        response = post_stow(
+            server, [make_instance(study_uid=study)], headers={"X-Forwarded-Host": "evil.example"}
+        )
+        assert value_of(response.json(), RETRIEVE_URL) == (f"https://dicom.example.net/dw/studies/{study}")
 
 
-def test_replace_policy_replaces_atomically_and_says_so(live_server: LiveServer,
-                                                        backend: Backend) -> None:
+def test_replace_policy_replaces_atomically_and_says_so(live_server: LiveServer, backend: Backend) -> None:
     sop = generate_uid()
     first, second = make_instance(sop_uid=sop, seed=1), make_instance(sop_uid=sop, seed=2)
     assert post_stow(live_server, [first]).status_code == 200
@@ -192,14 +202,16 @@ def test_replace_policy_replaces_atomically_and_says_so(live_server: LiveServer,
     assert index_counts(backend).instances == 1
 
 
-@pytest.mark.parametrize(("policy", "status", "code", "sequence"), [
-    ("reject", 409, 0x0111, FAILED), ("keep", 202, 0xB101, REFERENCED)])
-def test_reject_and_keep_policies_leave_the_stored_instance(backend: Backend, policy: str,
-                                                            status: int, code: int,
-                                                            sequence: str) -> None:
+@pytest.mark.parametrize(
+    ("policy", "status", "code", "sequence"),
+    [("reject", 409, 0x0111, FAILED), ("keep", 202, 0xB101, REFERENCED)],
+)
+def test_reject_and_keep_policies_leave_the_stored_instance(
+    backend: Backend, policy: str, status: int, code: int, sequence: str
+) -> None:
     sop = generate_uid()
     first, second = make_instance(sop_uid=sop, seed=1), make_instance(sop_uid=sop, seed=2)
-    for server in start_live_server(backend, duplicate_policy=policy):
+    with start_live_server(backend, duplicate_policy=policy) as server:
         assert post_stow(server, [first]).status_code == 200
         keys = backend.blob_keys()
 

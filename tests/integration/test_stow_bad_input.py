@@ -63,8 +63,9 @@ def only_failure(response: httpx.Response) -> dict[str, object]:
     return failure
 
 
-def test_part_that_is_not_dicom_fails_with_cannot_understand(live_server: LiveServer,
-                                                             bystander: Bystander) -> None:
+def test_part_that_is_not_dicom_fails_with_cannot_understand(
+    live_server: LiveServer, bystander: Bystander
+) -> None:
     response = post_stow(live_server, [b"%PDF-1.4 this is not a DICOM file" * 20])
     assert response.status_code == 400
     failure = only_failure(response)
@@ -84,8 +85,9 @@ def test_bad_part_among_good_ones_is_202(live_server: LiveServer, bystander: Bys
 
 
 @pytest.mark.parametrize("keep", [300, 0.5, 0.999], ids=["in-header", "mid-pixels", "last-byte"])
-def test_truncated_file_is_refused_and_not_stored(live_server: LiveServer,
-                                                  bystander: Bystander, keep: float) -> None:
+def test_truncated_file_is_refused_and_not_stored(
+    live_server: LiveServer, bystander: Bystander, keep: float
+) -> None:
     sop = generate_uid()
     data = make_instance(sop_uid=sop, rows=128, columns=128)
     cut = int(keep) if keep > 1 else int(len(data) * keep)
@@ -100,8 +102,7 @@ def test_truncated_file_is_refused_and_not_stored(live_server: LiveServer,
     bystander.assert_untouched()
 
 
-def test_missing_sop_instance_uid_is_refused(live_server: LiveServer,
-                                             bystander: Bystander) -> None:
+def test_missing_sop_instance_uid_is_refused(live_server: LiveServer, bystander: Bystander) -> None:
     import io
 
     import pydicom
@@ -118,10 +119,11 @@ def test_missing_sop_instance_uid_is_refused(live_server: LiveServer,
     bystander.assert_untouched()
 
 
-@pytest.mark.parametrize("bad_uid", ["../../../etc/passwd", "1.2.3/../../4", "1.2.abc",
-                                     "1..2", "1.02.3", "1.2." + "3" * 70])
-def test_illegal_uids_are_refused(live_server: LiveServer, bystander: Bystander,
-                                  bad_uid: str) -> None:
+@pytest.mark.parametrize(
+    "bad_uid",
+    ["../../../etc/passwd", "1.2.3/../../4", "1.2.abc", "1..2", "1.02.3", "1.2." + "3" * 70],
+)
+def test_illegal_uids_are_refused(live_server: LiveServer, bystander: Bystander, bad_uid: str) -> None:
     response = post_stow(live_server, [make_instance(sop_uid=bad_uid)])
     assert response.status_code == 400
     failure = only_failure(response)
@@ -133,39 +135,44 @@ def test_illegal_uids_are_refused(live_server: LiveServer, bystander: Bystander,
 
 
 @pytest.mark.parametrize("bad_uid", ["1.2.abc", "..", "1.2.3%2F..%2F"])
-def test_illegal_study_uid_in_url_is_400(live_server: LiveServer, bystander: Bystander,
-                                         bad_uid: str) -> None:
+def test_illegal_study_uid_in_url_is_400(live_server: LiveServer, bystander: Bystander, bad_uid: str) -> None:
     response = post_stow(live_server, [make_instance()], study=bad_uid)
     assert response.status_code in (400, 404)  # ".." may be normalised away by the client
     bystander.assert_untouched()
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/json",
-    "application/dicom",
-    'multipart/related; type="application/dicom+json"; boundary=x',
-    'multipart/form-data; boundary=x',
-])
-def test_wrong_content_type_is_415(live_server: LiveServer, bystander: Bystander,
-                                   content_type: str) -> None:
-    response = httpx.post(f"{live_server.dicomweb}/studies",
-                          content=multipart_body([make_instance()], "x"),
-                          headers={"Content-Type": content_type})
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/dicom",
+        'multipart/related; type="application/dicom+json"; boundary=x',
+        "multipart/form-data; boundary=x",
+    ],
+)
+def test_wrong_content_type_is_415(live_server: LiveServer, bystander: Bystander, content_type: str) -> None:
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=multipart_body([make_instance()], "x"),
+        headers={"Content-Type": content_type},
+    )
     assert response.status_code == 415
     assert "application/dicom" in response.json()["error"]
     bystander.assert_untouched()
 
 
-def test_multipart_without_boundary_is_400(live_server: LiveServer,
-                                           bystander: Bystander) -> None:
-    response = httpx.post(f"{live_server.dicomweb}/studies", content=b"--x\r\n\r\n",
-                          headers={"Content-Type": 'multipart/related; type="application/dicom"'})
+def test_multipart_without_boundary_is_400(live_server: LiveServer, bystander: Bystander) -> None:
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=b"--x\r\n\r\n",
+        headers={"Content-Type": 'multipart/related; type="application/dicom"'},
+    )
     assert response.status_code == 400
     bystander.assert_untouched()
 
 
 def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend) -> None:
-    for server in start_live_server(backend, max_request_bytes=200_000):
+    with start_live_server(backend, max_request_bytes=200_000) as server:
         bystander = Bystander(server, backend)
         big = make_instance(rows=512, columns=512)  # 512 KiB of pixels
 
@@ -175,11 +182,14 @@ def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend) -> No
         def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is found while streaming
             body = multipart_body([big])
             for start in range(0, len(body), 65536):
-                yield body[start:start + 65536]
+                yield body[start : start + 65536]
 
         try:
-            streamed = httpx.post(f"{server.dicomweb}/studies", content=chunks(),
-                                  headers={"Content-Type": stow_content_type()})
+            streamed = httpx.post(
+                f"{server.dicomweb}/studies",
+                content=chunks(),
+                headers={"Content-Type": stow_content_type()},
+            )
             assert streamed.status_code == 413
         except httpx.RemoteProtocolError:
             pass  # the server may close the connection after answering 413 mid-upload
@@ -188,7 +198,7 @@ def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend) -> No
 
 
 def test_part_over_instance_limit_fails_alone(backend: Backend) -> None:
-    for server in start_live_server(backend, max_instance_bytes=100_000):
+    with start_live_server(backend, max_instance_bytes=100_000) as server:
         bystander = Bystander(server, backend)
         response = post_stow(server, [make_instance(rows=512, columns=512), make_instance()])
         assert response.status_code == 202
@@ -197,41 +207,54 @@ def test_part_over_instance_limit_fails_alone(backend: Backend) -> None:
         bystander.assert_untouched(added=IndexCounts(0, 0, 1, 0))
 
 
-@pytest.mark.parametrize("cut", [0.3, 0.7, 0.9999], ids=["in-first-part", "in-second-part",
-                                                          "before-closing-boundary"])
-def test_body_cut_off_mid_part_stores_nothing(live_server: LiveServer, bystander: Bystander,
-                                              cut: float) -> None:
+@pytest.mark.parametrize(
+    "cut", [0.3, 0.7, 0.9999], ids=["in-first-part", "in-second-part", "before-closing-boundary"]
+)
+def test_body_cut_off_mid_part_stores_nothing(
+    live_server: LiveServer, bystander: Bystander, cut: float
+) -> None:
     body = multipart_body([make_instance(rows=128, columns=128, seed=s) for s in range(2)])
-    response = httpx.post(f"{live_server.dicomweb}/studies", content=body[: int(len(body) * cut)],
-                          headers={"Content-Type": stow_content_type()})
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=body[: int(len(body) * cut)],
+        headers={"Content-Type": stow_content_type()},
+    )
     assert response.status_code == 400
     assert "incomplete" in response.json()["error"]
     bystander.assert_untouched()
 
 
-def test_client_disconnecting_mid_upload_leaves_no_trace(live_server: LiveServer,
-                                                         bystander: Bystander) -> None:
+def test_client_disconnecting_mid_upload_leaves_no_trace(
+    live_server: LiveServer, bystander: Bystander
+) -> None:
     body = multipart_body([make_instance(rows=256, columns=256)])
     host, port = live_server.base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
-        head = (f"POST /dicom-web/studies HTTP/1.1\r\nHost: {host}\r\n"
-                f"Content-Type: {stow_content_type()}\r\nContent-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"POST /dicom-web/studies HTTP/1.1\r\nHost: {host}\r\n"
+            f"Content-Type: {stow_content_type()}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
         sock.sendall(head.encode() + body[: len(body) // 2])
     assert httpx.get(f"{live_server.base_url}/health").status_code == 200  # server is fine
     bystander.assert_untouched()
 
 
 def test_garbage_multipart_is_400(live_server: LiveServer, bystander: Bystander) -> None:
-    response = httpx.post(f"{live_server.dicomweb}/studies", content=b"\x00\xff" * 5000,
-                          headers={"Content-Type": stow_content_type()})
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=b"\x00\xff" * 5000,
+        headers={"Content-Type": stow_content_type()},
+    )
     assert response.status_code == 400
     bystander.assert_untouched()
 
 
 def test_empty_multipart_is_400(live_server: LiveServer, bystander: Bystander) -> None:
-    response = httpx.post(f"{live_server.dicomweb}/studies",
-                          content=b"--fovea-test-boundary--\r\n",
-                          headers={"Content-Type": stow_content_type()})
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=b"--fovea-test-boundary--\r\n",
+        headers={"Content-Type": stow_content_type()},
+    )
     assert response.status_code == 400
     assert "no parts" in response.json()["error"]
     bystander.assert_untouched()
@@ -251,12 +274,14 @@ def test_duplicate_parts_in_one_request(live_server: LiveServer, bystander: Byst
     bystander.assert_untouched(added=IndexCounts(0, 0, 1, 0))
 
 
-def test_part_with_wrong_content_type_fails_alone(live_server: LiveServer,
-                                                  bystander: Bystander) -> None:
+def test_part_with_wrong_content_type_fails_alone(live_server: LiveServer, bystander: Bystander) -> None:
     good = multipart_body([make_instance()], "b").removesuffix(b"--b--\r\n")
     body = good + b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
-    response = httpx.post(f"{live_server.dicomweb}/studies", content=body,
-                          headers={"Content-Type": stow_content_type("b")})
+    response = httpx.post(
+        f"{live_server.dicomweb}/studies",
+        content=body,
+        headers={"Content-Type": stow_content_type("b")},
+    )
     assert response.status_code == 202
     [failure] = items(response.json(), FAILED)
     assert "text/plain" in value_of(failure, ERROR_COMMENT)

@@ -221,9 +221,7 @@ def test_corpus_matches_pydicom_reference(path: str) -> None:
     assert _tags_ascending(result.attributes)
 
     raw_full, data = _read(path), Path(path).read_bytes()
-    assert sorted(_bulk_uris(result.attributes)) == sorted(
-        f"{PREFIX}/{loc.path}" for loc in result.bulkdata
-    )
+    assert sorted(_bulk_uris(result.attributes)) == sorted(f"{PREFIX}/{loc.path}" for loc in result.bulkdata)
     for location in result.bulkdata:
         assert location.little_endian == little_endian
         assert location.vr == _attribute_at(result.attributes, location.path)["vr"]
@@ -276,9 +274,7 @@ def test_person_name_has_only_its_non_empty_groups(tmp_path: Path) -> None:
 
     assert attributes["00100010"] == {
         "vr": "PN",
-        "Value": [
-            {"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}
-        ],
+        "Value": [{"Alphabetic": "Yamada^Tarou", "Ideographic": "山田^太郎", "Phonetic": "やまだ^たろう"}],
     }
     assert attributes["00101001"] == {
         "vr": "PN",
@@ -324,9 +320,7 @@ def test_attribute_tag_values_are_hex_strings() -> None:
 
 
 @pytest.mark.parametrize("undefined_length", [True, False], ids=["undefined", "defined"])
-def test_bulk_data_inside_nested_sequences_has_an_item_path(
-    tmp_path: Path, undefined_length: bool
-) -> None:
+def test_bulk_data_inside_nested_sequences_has_an_item_path(tmp_path: Path, undefined_length: bool) -> None:
     waveform = bytes(range(256)) * 12  # 3072 bytes, over the threshold
     inner = Dataset()
     inner.add_new(0x00420011, "OB", b"%PDF-tiny")
@@ -389,10 +383,7 @@ def test_big_endian_inline_binary_is_swapped_per_word(tmp_path: Path) -> None:
         result.attributes["00281201"]["InlineBinary"]
         == base64.b64encode(struct.pack("<2H", 0x0102, 0x0304)).decode()
     )
-    assert (
-        result.attributes["00660016"]["InlineBinary"]
-        == base64.b64encode(struct.pack("<f", 1.5)).decode()
-    )
+    assert result.attributes["00660016"]["InlineBinary"] == base64.b64encode(struct.pack("<f", 1.5)).decode()
     assert result.attributes["00420011"]["InlineBinary"] == base64.b64encode(b"\x01\x02").decode()
     (pixels,) = result.bulkdata  # pixel data is bulk data even at 8 bytes
     assert (pixels.path, pixels.vr, pixels.length, pixels.little_endian) == (

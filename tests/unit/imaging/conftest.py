@@ -125,9 +125,7 @@ def write_part10(tmp_path: Path) -> Callable[..., StoredPixelData]:
     """`write_part10(syntax_uid, pixel_data, layout, vr=..., extra=...)`, one new file per call."""
     names = (tmp_path / f"synthetic_{n}.dcm" for n in itertools.count())
 
-    def write(
-        syntax_uid: str, pixel_data: bytes, layout: PixelLayout, **kwargs: Any
-    ) -> StoredPixelData:
+    def write(syntax_uid: str, pixel_data: bytes, layout: PixelLayout, **kwargs: Any) -> StoredPixelData:
         return write_part10_file(next(names), syntax_uid, pixel_data, layout, **kwargs)
 
     return write
