@@ -21,7 +21,6 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from app.dicomweb.errors import BadRequest, UnsupportedMediaType
 
 _WRITE_BUFFER = 1024 * 1024
-_MAX_HEADER_BYTES = 16 * 1024  # per part: a multipart header block is small; refuse runaway headers
 
 
 class MultipartError(BadRequest):
@@ -75,7 +74,6 @@ class MultipartSpooler:
         self._head = b""  # bytes held back while looking for the first boundary
         self.parts: list[SpooledPart] = []
         self._file: BinaryIO | None = None
-        self._header_bytes = 0
         self._field = b""
         self._value = b""
         self._parser = MultipartParser(
@@ -134,20 +132,12 @@ class MultipartSpooler:
         handle, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=self._directory)
         self._file = os.fdopen(handle, "wb", buffering=_WRITE_BUFFER)
         self.parts.append(SpooledPart(index=len(self.parts), path=Path(name)))
-        self._header_bytes = 0
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
-        self._count_header(end - start)
 
     def _on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._value += data[start:end]
-        self._count_header(end - start)
-
-    def _count_header(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > _MAX_HEADER_BYTES:
-            raise MultipartError("multipart part headers are too long")
 
     def _on_header_end(self) -> None:
         name = self._field.decode("latin-1").strip().lower()

@@ -29,9 +29,11 @@ def dicomweb_base_url(request: Request, public_base_url: str | None) -> str:
     scheme = _first(headers.get("x-forwarded-proto")).lower()
     if scheme not in ("http", "https"):
         scheme = request.url.scheme
-    host = _first(headers.get("x-forwarded-host")) or headers.get("host", "")
-    if not _TOKEN.fullmatch(host):
-        host = request.url.netloc
+    candidates = (_first(headers.get("x-forwarded-host")), headers.get("host", ""))
+    host = next((c for c in candidates if _TOKEN.fullmatch(c)), "")
+    if not host:
+        server_host, server_port = request.scope.get("server") or ("localhost", 80)
+        host = f"{server_host}:{server_port}"
     prefix = _first(headers.get("x-forwarded-prefix"))
     prefix = prefix.rstrip("/") if _PREFIX.fullmatch(prefix) else ""
     return f"{scheme}://{host}{prefix}{DICOMWEB_PREFIX}"

@@ -203,7 +203,10 @@ class S3BlobStore:
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"S3 delete of {key} failed: {exc}") from exc
 
 
 def open_blob_store(

@@ -98,6 +98,8 @@ class Ingestor:
                 )
             return self._store(path, parsed, expected_study_uid)
         except InstanceProblem as problem:
+            if parsed is not None:  # failed after the parse: name the instance fully
+                return _result(Outcome.FAILED, parsed, problem=problem.problem, message=problem.message)
             return IngestResult(
                 Outcome.FAILED,
                 problem.sop_class_uid,

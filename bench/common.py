@@ -1,0 +1,292 @@
+"""Helpers shared by the benchmarks: a live `fovea serve` subprocess, /proc memory readings, JSON output.
+
+Why: a server benchmark must measure the real process (uvicorn, worker processes, the folder store on
+the real file system), so it starts `fovea serve` the way an operator does and reads its memory from
+/proc (Linux only; no psutil). MB means 10^6 bytes everywhere, for throughput and for memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+
+
+class BenchFailure(RuntimeError):
+    """A benchmark could not run or a request failed: the figures would mean nothing."""
+
+
+def machine_facts(path: Path | None = None) -> dict[str, Any]:
+    """What the figures depend on: CPUs, memory, Python, and the file system under `path`."""
+    facts: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "mem_total_mb": round(_meminfo_kb("MemTotal") * 1024 / MB),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    if path is not None:
+        facts["data_fs"] = _file_system_type(path)
+    return facts
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _meminfo_kb(field: str) -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _file_system_type(path: Path) -> str:
+    """The type of the mount that holds `path` (longest matching mount point in /proc/mounts)."""
+    target = str(path.resolve())
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            mount_point = fields[1]
+            inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
+                best, kind = mount_point, fields[2]
+    except (OSError, IndexError):
+        pass
+    return kind
+
+
+# --- memory, from /proc -------------------------------------------------------------------------------
+
+
+def status_kb(pid: int, field: str) -> int:
+    """A `VmRSS`/`VmHWM`-style line of /proc/PID/status in kB (0 once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (uvicorn worker processes, multiprocessing helpers)."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(_children(current))
+    return tree
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found.extend(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_kb(pids: Sequence[int], field: str) -> int:
+    return sum(status_kb(pid, field) for pid in pids)
+
+
+def kb_to_mb(kb: float) -> float:
+    return round(kb * 1024 / MB, 1)
+
+
+class RssSampler:
+    """Samples the summed VmRSS of a process tree (and of this process) every `interval` seconds.
+
+    Why a thread: VmHWM is a lifetime peak per process; growth while one request is served needs the
+    resident size just before and its maximum during. Use as a context manager around the measured part.
+    """
+
+    def __init__(self, server_pid: int, interval: float = 0.02) -> None:
+        self.server_pid = server_pid
+        self.interval = interval
+        self.pids = process_tree(server_pid)
+        self.baseline_kb = tree_kb(self.pids, "VmRSS")
+        self.peak_kb = self.baseline_kb
+        self.client_peak_kb = status_kb(os.getpid(), "VmRSS")
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        refreshed = time.monotonic()
+        while not self._stop.wait(self.interval):
+            if time.monotonic() - refreshed > 1.0:  # worker processes may be replaced
+                self.pids, refreshed = process_tree(self.server_pid), time.monotonic()
+            self._sample()
+
+    def _sample(self) -> None:
+        self.peak_kb = max(self.peak_kb, tree_kb(self.pids, "VmRSS"))
+        self.client_peak_kb = max(self.client_peak_kb, status_kb(os.getpid(), "VmRSS"))
+        self.samples += 1
+
+
+# --- the server ---------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FoveaServer:
+    """`fovea serve` on a free loopback port with its own data folder (SQLite + folder store).
+
+    Stopped (terminate, then kill) by `stop` or on leaving the `with` block, whatever happened.
+    """
+
+    def __init__(self, data_dir: Path, extra_args: Sequence[str] = (), start_timeout: float = 60.0) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.start_timeout = start_timeout
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise BenchFailure("the server is not running")
+        return self.process.pid
+
+    def command(self) -> list[str]:
+        console_script = Path(sys.executable).with_name("fovea")
+        launcher = (
+            [str(console_script)]
+            if console_script.exists()
+            else [sys.executable, "-c", "from app.cli import main; main()"]
+        )
+        return [
+            *launcher,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.extra_args,
+        ]
+
+    def __enter__(self) -> FoveaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FOVEA_")}
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            self._wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise BenchFailure(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+                try:
+                    if client.get(f"{self.base_url}/health").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        raise BenchFailure(f"the server did not answer /health in {self.start_timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        tree = process_tree(process.pid)
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        for pid in tree[1:]:  # worker processes outliving their supervisor
+            if Path(f"/proc/{pid}").exists():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def emit(record: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """Print one JSON line for a case (flushed at once, so a slow run shows progress)."""
+    results.append(record)
+    print(json.dumps(record), flush=True)
+
+
+def write_results(results: list[dict[str, Any]], path: Path) -> None:
+    """The same lines as printed, one JSON object per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in results))

@@ -1,0 +1,139 @@
+"""The `fovea` command, run as a real process: migrate, import, serve."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom.uid import generate_uid
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from app.store.index import Instance
+from tests.conftest import free_port
+from tests.dicom_files import make_instance, multipart_body, stow_content_type
+
+FOVEA = [sys.executable, "-c", "from app.cli import main; main()"]
+
+
+def run_fovea(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*FOVEA, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def count_instances(data_dir: Path) -> int:
+    engine = create_engine(f"sqlite:///{data_dir / 'fovea.db'}")
+    with Session(engine) as session:
+        count = int(session.scalar(select(func.count()).select_from(Instance)) or 0)
+    engine.dispose()
+    return count
+
+
+def test_migrate_creates_the_index(tmp_path: Path) -> None:
+    result = run_fovea("migrate", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    assert count_instances(tmp_path) == 0
+
+
+@pytest.fixture
+def import_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "incoming"
+    (folder / "series-a" / "deeper").mkdir(parents=True)
+    study = generate_uid()
+    for i in range(3):
+        (folder / "series-a" / f"IM{i}").write_bytes(make_instance(study_uid=study, seed=i))
+    (folder / "series-a" / "deeper" / "IM9").write_bytes(make_instance(study_uid=study, seed=9))
+    (folder / "notes.txt").write_text("not DICOM at all")
+    (folder / "cut.dcm").write_bytes(make_instance(rows=128, columns=128)[:20_000])
+    (folder / "DICOMDIR").write_bytes(b"skipped by name")
+    return folder
+
+
+def test_import_stores_every_file_and_reports_failures(tmp_path: Path, import_folder: Path) -> None:
+    originals = {p: p.read_bytes() for p in import_folder.rglob("*") if p.is_file()}
+    data_dir = tmp_path / "data"
+
+    result = run_fovea(
+        "import", str(import_folder), "--data-dir", str(data_dir), "--jobs", "2", env={"COLUMNS": "400"}
+    )
+
+    assert result.returncode == 1  # some files failed
+    assert count_instances(data_dir) == 4
+    output = " ".join(result.stderr.split())  # the summary table, whatever the terminal width
+    assert "notes.txt" in output and "not a DICOM Part 10 file" in output
+    assert "cut.dcm" in output and "truncated" in output
+    assert "DICOMDIR" not in output
+    assert {p: p.read_bytes() for p in originals} == originals  # originals untouched
+    assert not any((data_dir / "blobs" / ".spool").iterdir())  # no copy left behind
+
+
+def test_import_of_clean_folder_exits_zero(tmp_path: Path) -> None:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.dcm").write_bytes(make_instance(seed=i))
+    result = run_fovea("import", str(folder), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    assert count_instances(tmp_path / "data") == 2
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`fovea serve` with flags that must win over contradicting FOVEA_* variables."""
+    port, decoy_port = free_port(), free_port()
+    data_dir = tmp_path / "flag-data"
+    env = {
+        "FOVEA_PORT": str(decoy_port),
+        "FOVEA_DATA_DIR": str(tmp_path / "env-data"),
+        "FOVEA_DUPLICATE_POLICY": "reject",
+    }
+    process = subprocess.Popen(
+        [*FOVEA, "serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"],
+        env={**os.environ, **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("fovea serve did not start")
+            time.sleep(0.1)
+        yield base, data_dir
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def test_serve_flags_override_environment(served: tuple[str, Path], tmp_path: Path) -> None:
+    base, data_dir = served
+    sop = generate_uid()
+    body = multipart_body([make_instance(sop_uid=sop)])
+    headers = {"Content-Type": stow_content_type()}
+
+    first = httpx.post(f"{base}/dicom-web/studies", content=body, headers=headers)
+    again = httpx.post(f"{base}/dicom-web/studies", content=body, headers=headers)
+
+    assert first.status_code == 200
+    assert again.status_code == 409  # FOVEA_DUPLICATE_POLICY=reject from the environment applies
+    assert count_instances(data_dir) == 1  # --data-dir won over FOVEA_DATA_DIR
+    assert not (tmp_path / "env-data").exists()
