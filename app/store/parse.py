@@ -30,10 +30,10 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filereader import _read_file_meta_info as read_file_meta_info
 from pydicom.filereader import read_preamble
 from pydicom.filewriter import write_file_meta_info
-from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 
 from app.dicomweb.dicomjson import (
+    PIXEL_DATA_TAGS,
     BulkDataLocation,
     dataset_to_dicom_json,
     deferred_sequence_tags,
@@ -42,12 +42,21 @@ from app.dicomweb.dicomjson import (
 from app.dicomweb.uids import is_valid_uid
 from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+from app.store.attributes import (
+    PatientAttributes,
+    instance_attributes,
+    int_value,
+    patient_attributes,
+    request_attributes,
+    series_attributes,
+    study_attributes,
+    text_value,
+)
 
 # Values above this size stay on disk during the parse (and always become BulkDataURIs).
 DEFER_SIZE = 64 * 1024
 BULKDATA_THRESHOLD = 1024
 UNDEFINED_LENGTH = 0xFFFFFFFF
-PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float Pixel, Double Float Pixel
 EXTENDED_OFFSET_TABLE = 0x7FE00001
 EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
 _INFLATE_CHUNK = 1024 * 1024
@@ -75,15 +84,6 @@ class InstanceProblem(Exception):
         self.message = message
         self.sop_class_uid = sop_class_uid
         self.sop_instance_uid = sop_instance_uid
-
-
-@dataclass(frozen=True, slots=True)
-class PatientAttributes:
-    patient_id: str
-    issuer_of_patient_id: str
-    patient_name: str
-    patient_birth_date: str
-    patient_sex: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,16 +217,16 @@ def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
                 sop_instance_uid=sop_instance_uid,
                 study_instance_uid=study_uid,
                 series_instance_uid=series_uid,
-                patient=_patient(ds),
-                study=_study(ds),
-                series=_series(ds),
-                instance=_instance(ds),
-                request_attributes=_request_attributes(ds),
+                patient=patient_attributes(ds),
+                study=study_attributes(ds),
+                series=series_attributes(ds),
+                instance=instance_attributes(ds),
+                request_attributes=request_attributes(ds),
                 pixel=pixel,
                 metadata_json=encode_dicom_json(converted.attributes),
                 bulkdata=bulkdata,
                 frames=frames,
-                lossy_image_compression=_text(ds, "LossyImageCompression"),
+                lossy_image_compression=text_value(ds, "LossyImageCompression"),
             )
         except InstanceProblem as problem:
             problem.sop_class_uid = problem.sop_class_uid or sop_class_uid
@@ -299,59 +299,36 @@ def _check_complete(ds: Dataset, file_size: int) -> None:
         )
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-    except (ValueError, TypeError):
-        return None
-    if isinstance(value, MultiValue):
-        value = value[0] if value else None
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (ValueError, TypeError):
-        return None
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    """An attribute as its DICOM string (values joined by backslash), '' when absent or unreadable."""
-    try:
-        value = ds.get(keyword)
-    except (ValueError, TypeError):
-        return ""
-    if value is None:
-        return ""
-    if isinstance(value, MultiValue | list):
-        return "\\".join(str(item) for item in value)
-    return str(value).strip("\x00 ")
-
-
 def _describe_pixels(ds: Dataset) -> PixelDescription | None:
-    tag = next((t for t in PIXEL_DATA_TAGS if t in ds), None)
+    # Pixel Data (7FE0,0010) first: it sorts last, and a data set should hold only one of them
+    tag = next((t for t in sorted(PIXEL_DATA_TAGS, reverse=True) if t in ds), None)
     if tag is None:
         return None
-    rows, columns, bits_allocated = _int(ds, "Rows"), _int(ds, "Columns"), _int(ds, "BitsAllocated")
+    rows, columns, bits_allocated = (
+        int_value(ds, "Rows"),
+        int_value(ds, "Columns"),
+        int_value(ds, "BitsAllocated"),
+    )
     if not rows or not columns or not bits_allocated:
         raise InstanceProblem(Problem.INVALID, "pixel data without Rows, Columns or Bits Allocated")
-    frames = _int(ds, "NumberOfFrames")
+    frames = int_value(ds, "NumberOfFrames")
     if frames is not None and frames < 1:
         raise InstanceProblem(Problem.INVALID, f"Number of Frames is {frames}")
     layout = PixelLayout(
         rows=rows,
         columns=columns,
-        samples_per_pixel=_int(ds, "SamplesPerPixel") or 1,
+        samples_per_pixel=int_value(ds, "SamplesPerPixel") or 1,
         bits_allocated=bits_allocated,
         number_of_frames=frames or 1,
-        photometric_interpretation=_text(ds, "PhotometricInterpretation"),
+        photometric_interpretation=text_value(ds, "PhotometricInterpretation"),
     )
     return PixelDescription(
         tag=tag,
         layout=layout,
-        bits_stored=_int(ds, "BitsStored"),
-        high_bit=_int(ds, "HighBit"),
-        pixel_representation=_int(ds, "PixelRepresentation"),
-        planar_configuration=_int(ds, "PlanarConfiguration"),
+        bits_stored=int_value(ds, "BitsStored"),
+        high_bit=int_value(ds, "HighBit"),
+        pixel_representation=int_value(ds, "PixelRepresentation"),
+        planar_configuration=int_value(ds, "PlanarConfiguration"),
     )
 
 
@@ -422,51 +399,3 @@ def _complete_bulkdata(
             raise InstanceProblem(Problem.NOT_DICOM, f"file is truncated inside {location.path}")
         completed.append(location)
     return tuple(completed)
-
-
-def _patient(ds: Dataset) -> PatientAttributes:
-    return PatientAttributes(
-        patient_id=_text(ds, "PatientID"),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        patient_name=_text(ds, "PatientName"),
-        patient_birth_date=_text(ds, "PatientBirthDate"),
-        patient_sex=_text(ds, "PatientSex"),
-    )
-
-
-def _study(ds: Dataset) -> dict[str, str]:
-    return {
-        "study_date": _text(ds, "StudyDate"),
-        "study_time": _text(ds, "StudyTime"),
-        "accession_number": _text(ds, "AccessionNumber"),
-        "referring_physician_name": _text(ds, "ReferringPhysicianName"),
-        "study_id": _text(ds, "StudyID"),
-        "study_description": _text(ds, "StudyDescription"),
-        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
-    }
-
-
-def _series(ds: Dataset) -> dict[str, Any]:
-    return {
-        "modality": _text(ds, "Modality"),
-        "series_number": _int(ds, "SeriesNumber"),
-        "series_description": _text(ds, "SeriesDescription"),
-        "performed_procedure_step_start_date": _text(ds, "PerformedProcedureStepStartDate"),
-        "performed_procedure_step_start_time": _text(ds, "PerformedProcedureStepStartTime"),
-        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
-    }
-
-
-def _instance(ds: Dataset) -> dict[str, Any]:
-    return {
-        "instance_number": _int(ds, "InstanceNumber"),
-        "timezone_offset_from_utc": _text(ds, "TimezoneOffsetFromUTC"),
-    }
-
-
-def _request_attributes(ds: Dataset) -> list[tuple[str, str]]:
-    try:
-        items = ds.get("RequestAttributesSequence") or []
-    except (ValueError, TypeError):
-        return []
-    return [(_text(item, "ScheduledProcedureStepID"), _text(item, "RequestedProcedureID")) for item in items]
