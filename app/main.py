@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.api import admin, stow
@@ -51,6 +52,13 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @app.exception_handler(DicomwebError)
     async def _dicomweb_error(_request: Request, exc: DicomwebError) -> Response:
         return error_response(exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing errors (404 unknown path, 405 wrong method) in the same shape as ours.
+        response = error_response(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)

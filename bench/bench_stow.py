@@ -25,17 +25,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
 from common import (
     MB,
     REPO_ROOT,
@@ -49,8 +46,9 @@ from common import (
     tree_kb,
     write_results,
 )
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 PIXEL_DATA_TAG = (0x7FE0, 0x0010)
 ROWS = COLUMNS = 512
 FRAME_BYTES = ROWS * COLUMNS * 2  # 16 bits allocated, one sample
@@ -80,12 +78,12 @@ QUICK = Sizes(small_instances=10, small_per_request=5, large_frames=40)  # 20 Mi
 def ct_dataset(study_uid: str, series_uid: str, instance_number: int, frames: int = 1) -> Dataset:
     """A CT Image Storage data set, 512x512 16-bit signed, Explicit VR Little Endian, no Pixel Data yet."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
@@ -186,8 +184,14 @@ def memory_fields(server: FoveaServer, sampler: RssSampler) -> dict[str, Any]:
         "server_peak_rss_mb": kb_to_mb(sampler.peak_kb),
         "server_rss_growth_mb": kb_to_mb(sampler.peak_kb - sampler.baseline_kb),
         "server_vmhwm_mb": kb_to_mb(tree_kb(pids, "VmHWM")),
+        "client_rss_before_mb": kb_to_mb(sampler.client_baseline_kb),
         "client_peak_rss_mb": kb_to_mb(sampler.client_peak_kb),
         "rss_samples": sampler.samples,
+        "server_cpu_s": round(sampler.server_cpu_s, 2),
+        "server_cpu_s_by_process": [round(seconds, 2) for seconds in sampler.process_cpu_s],
+        "client_cpu_s": round(sampler.client_cpu_s, 2),
+        "other_cpu_s": round(sampler.other_cpu_s, 2),
+        "steal_cpu_s": round(sampler.steal_cpu_s, 2),
     }
 
 
@@ -201,64 +205,81 @@ def health_rtt_ms(client: httpx.Client, base_url: str, count: int = 50) -> float
     return round(statistics.median(times) * 1000, 2)
 
 
+@dataclass
+class Tally:
+    """What the clients saw: one latency per request, and what did not get stored."""
+
+    latencies: list[float] = field(default_factory=list)
+    non_200: int = 0
+    failed_instances: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, response: httpx.Response, elapsed: float, instances: int) -> None:
+        with self.lock:
+            self.latencies.append(elapsed)
+            if response.status_code != 200:
+                self.non_200 += 1
+                print(f"stow: {response.status_code} {response.text[:300]}", file=sys.stderr)
+            self.failed_instances += failed_instances(response, instances)
+
+
+def post_concurrently(
+    clients: Sequence[httpx.Client], url: str, requests: Sequence[tuple[bytes, int]]
+) -> Tally:
+    """POST every (body, instance count) with one thread per client, each taking the next body in turn."""
+    pending: queue.SimpleQueue[tuple[bytes, int]] = queue.SimpleQueue()
+    for item in requests:
+        pending.put(item)
+    tally = Tally()
+
+    def post_until_empty(client: httpx.Client) -> None:
+        while True:
+            try:
+                body, instances = pending.get_nowait()
+            except queue.Empty:
+                return
+            start = time.perf_counter()
+            response = client.post(url, content=body)
+            tally.record(response, time.perf_counter() - start, instances)
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        for future in [pool.submit(post_until_empty, client) for client in clients]:
+            future.result()
+    return tally
+
+
 def run_small(sizes: Sizes, concurrency: int, work: Path, server_args: Sequence[str]) -> dict[str, Any]:
     """`stow_small`: many requests of a few 512 KiB instances, from `concurrency` keep-alive clients."""
     files = small_instances(sizes.small_instances)
     per_request = sizes.small_per_request
     boundary = f"bench-{uuid.uuid4().hex}"
-    bodies = [multipart_body(files[i : i + per_request], boundary) for i in range(0, len(files), per_request)]
-    counts = [len(files[i : i + per_request]) for i in range(0, len(files), per_request)]
-    payload = sum(len(body) for body in bodies)
+    batches = [files[i : i + per_request] for i in range(0, len(files), per_request)]
+    requests = [(multipart_body(batch, boundary), len(batch)) for batch in batches]
+    payload = sum(len(body) for body, _ in requests)
     instance_bytes = len(files[0])
-    del files
-
-    pending: queue.SimpleQueue[tuple[bytes, int]] = queue.SimpleQueue()
-    for item in zip(bodies, counts, strict=True):
-        pending.put(item)
-    latencies: list[float] = []
-    problems = {"non_200": 0, "failed_instances": 0}
-    lock = threading.Lock()
+    del files, batches
 
     with FoveaServer(work / "data-small", server_args) as server:
-        url = f"{server.base_url}/dicom-web/studies"
         clients = [httpx.Client(timeout=120.0, headers=stow_headers(boundary)) for _ in range(concurrency)]
         try:
             rtt = health_rtt_ms(clients[0], server.base_url)
             for client in clients[1:]:  # open every keep-alive connection before timing
                 client.get(f"{server.base_url}/health").raise_for_status()
-
-            def post_until_empty(client: httpx.Client) -> None:
-                while True:
-                    try:
-                        body, count = pending.get_nowait()
-                    except queue.Empty:
-                        return
-                    start = time.perf_counter()
-                    response = client.post(url, content=body)
-                    elapsed = time.perf_counter() - start
-                    with lock:
-                        latencies.append(elapsed)
-                        if response.status_code != 200:
-                            problems["non_200"] += 1
-                            print(f"stow_small: {response.status_code} {response.text[:300]}", file=sys.stderr)
-                        problems["failed_instances"] += failed_instances(response, count)
-
-            with RssSampler(server.pid) as sampler, ThreadPoolExecutor(concurrency) as pool:
+            with RssSampler(server.pid) as sampler:
                 start = time.perf_counter()
-                for future in [pool.submit(post_until_empty, client) for client in clients]:
-                    future.result()
+                tally = post_concurrently(clients, f"{server.base_url}/dicom-web/studies", requests)
                 wall = time.perf_counter() - start
         finally:
             for client in clients:
                 client.close()
         memory = memory_fields(server, sampler)
 
-    n = sum(counts)
+    n = sum(instances for _, instances in requests)
     instances_per_s = n / wall
     return {
         "case": "stow_small",
         "n": n,
-        "requests": len(bodies),
+        "requests": len(requests),
         "instances_per_request": per_request,
         "concurrency": concurrency,
         "instance_bytes": instance_bytes,
@@ -266,9 +287,10 @@ def run_small(sizes: Sizes, concurrency: int, work: Path, server_args: Sequence[
         "wall_s": round(wall, 3),
         "instances_per_s": round(instances_per_s, 1),
         "mb_per_s": round(payload / MB / wall, 1),
-        "request_p50_ms": round(statistics.median(latencies) * 1000, 1),
-        "request_max_ms": round(max(latencies) * 1000, 1),
-        **problems,
+        "request_p50_ms": round(statistics.median(tally.latencies) * 1000, 1),
+        "request_max_ms": round(max(tally.latencies) * 1000, 1),
+        "non_200": tally.non_200,
+        "failed_instances": tally.failed_instances,
         **memory,
         "baseline": {"health_rtt_p50_ms": rtt},
         "target": {"instances_per_s": TARGET_SMALL_INSTANCES_PER_S},
@@ -323,8 +345,8 @@ def run_large(sizes: Sizes, work: Path, server_args: Sequence[str]) -> dict[str,
             wall = time.perf_counter() - start
         memory = memory_fields(server, sampler)
     source.unlink()
-    if response.status_code != 200:
-        print(f"stow_large: {response.status_code} {response.text[:300]}", file=sys.stderr)
+    tally = Tally()
+    tally.record(response, wall, instances=1)
 
     mb_per_s = payload / MB / wall
     growth = memory["server_rss_growth_mb"]
@@ -341,8 +363,8 @@ def run_large(sizes: Sizes, work: Path, server_args: Sequence[str]) -> dict[str,
         "instances_per_s": round(1 / wall, 3),
         "mb_per_s": round(mb_per_s, 1),
         "status": response.status_code,
-        "non_200": int(response.status_code != 200),
-        "failed_instances": failed_instances(response, 1),
+        "non_200": tally.non_200,
+        "failed_instances": tally.failed_instances,
         **memory,
         "baseline": {"disk_copy_mb_per_s": copy_mb_per_s},
         "target": {"mb_per_s": TARGET_LARGE_MB_PER_S, "server_rss_growth_mb": TARGET_LARGE_RSS_GROWTH_MB},
@@ -386,17 +408,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     results: list[dict[str, Any]] = []
     try:
-        cases = [("small", lambda: run_small(sizes, args.concurrency, work, server_args))]
-        cases.append(("large", lambda: run_large(sizes, work, server_args)))
-        for name, run in cases:
-            if args.only in (None, name):
-                record = {**run(), **common_fields}
-                emit(record, results)
-                if record["non_200"] or record["failed_instances"]:
-                    raise BenchFailure(
-                        f"{record['case']}: {record['non_200']} request(s) not 200, "
-                        f"{record['failed_instances']} instance(s) not stored"
-                    )
+        cases: dict[str, Callable[[], dict[str, Any]]] = {
+            "small": lambda: run_small(sizes, args.concurrency, work, server_args),
+            "large": lambda: run_large(sizes, work, server_args),
+        }
+        for name, run in cases.items():
+            if args.only not in (None, name):
+                continue
+            record = {**run(), **common_fields}
+            emit(record, results)
+            if record["non_200"] or record["failed_instances"]:
+                raise BenchFailure(
+                    f"{record['case']}: {record['non_200']} request(s) not 200, "
+                    f"{record['failed_instances']} instance(s) not stored"
+                )
         write_results(results, args.out)
     except BenchFailure as exc:
         print(f"bench_stow: FAILED: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ the real file system), so it starts `fovea serve` the way an operator does and r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -123,12 +124,44 @@ def tree_kb(pids: Sequence[int], field: str) -> int:
     return sum(status_kb(pid, field) for pid in pids)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of the processes so far (fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
+
+
 def kb_to_mb(kb: float) -> float:
     return round(kb * 1024 / MB, 1)
 
 
+def system_cpu_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU time of the whole machine so far, summed over CPUs (/proc/stat).
+
+    Busy is user + nice + system + irq + softirq; stolen is time the hypervisor gave to other guests.
+    """
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / _CLOCK_TICKS, steal / _CLOCK_TICKS
+
+
 class RssSampler:
     """Samples the summed VmRSS of a process tree (and of this process) every `interval` seconds.
+
+    Also takes the CPU time both used between entering and leaving the block, and what else the machine
+    did meanwhile (other processes and kernel threads; time stolen by the hypervisor), to judge noise.
 
     Why a thread: VmHWM is a lifetime peak per process; growth while one request is served needs the
     resident size just before and its maximum during. Use as a context manager around the measured part.
@@ -140,12 +173,20 @@ class RssSampler:
         self.pids = process_tree(server_pid)
         self.baseline_kb = tree_kb(self.pids, "VmRSS")
         self.peak_kb = self.baseline_kb
-        self.client_peak_kb = status_kb(os.getpid(), "VmRSS")
+        self.client_baseline_kb = status_kb(os.getpid(), "VmRSS")
+        self.client_peak_kb = self.client_baseline_kb
         self.samples = 0
+        self.server_cpu_s = self.client_cpu_s = 0.0
+        self.other_cpu_s = self.steal_cpu_s = 0.0
+        self.process_cpu_s: list[float] = []  # per server process, busiest first (how work was spread)
+        self._process_cpu_start: dict[int, float] = {}
+        self._cpu_start = (0.0, 0.0, 0.0, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def __enter__(self) -> RssSampler:
+        self._cpu_start = (cpu_seconds(self.pids), cpu_seconds([os.getpid()]), *system_cpu_seconds())
+        self._process_cpu_start = {pid: cpu_seconds([pid]) for pid in self.pids}
         self._thread.start()
         return self
 
@@ -153,6 +194,19 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+        server_cpu, client_cpu = cpu_seconds(process_tree(self.server_pid)), cpu_seconds([os.getpid()])
+        self.server_cpu_s = server_cpu - self._cpu_start[0]
+        self.process_cpu_s = sorted(
+            (
+                cpu_seconds([pid]) - self._process_cpu_start.get(pid, 0.0)
+                for pid in process_tree(self.server_pid)
+            ),
+            reverse=True,
+        )
+        self.client_cpu_s = client_cpu - self._cpu_start[1]
+        busy, steal = system_cpu_seconds()
+        self.other_cpu_s = max(0.0, busy - self._cpu_start[2] - self.server_cpu_s - self.client_cpu_s)
+        self.steal_cpu_s = steal - self._cpu_start[3]
 
     def _run(self) -> None:
         refreshed = time.monotonic()
@@ -243,14 +297,18 @@ class FoveaServer:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
-                    raise BenchFailure(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+                    raise BenchFailure(
+                        f"the server exited with {self.process.returncode}:\n{self.log_tail()}"
+                    )
                 try:
                     if client.get(f"{self.base_url}/health").status_code == 200:
                         return
                 except httpx.TransportError:
                     pass
                 time.sleep(0.05)
-        raise BenchFailure(f"the server did not answer /health in {self.start_timeout:.0f} s:\n{self.log_tail()}")
+        raise BenchFailure(
+            f"the server did not answer /health in {self.start_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -265,10 +323,8 @@ class FoveaServer:
             process.wait(timeout=15)
         for pid in tree[1:]:  # worker processes outliving their supervisor
             if Path(f"/proc/{pid}").exists():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from app.dicomweb.errors import BadRequest, UnsupportedMediaType
+from app.dicomweb.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
 
 _WRITE_BUFFER = 1024 * 1024
 
@@ -97,11 +97,13 @@ class MultipartSpooler:
             self._parser.write(chunk)
         except MultipartParseError as exc:
             raise MultipartError(f"malformed multipart body: {exc}") from exc
+        except OSError as exc:  # the spool volume is full or failing: the client may retry later
+            raise ServiceUnavailable(f"cannot spool the request body: {exc.strerror}") from exc
 
     def finish(self) -> list[SpooledPart]:
         """Check the body ended with its closing boundary; raise MultipartError if not."""
         if self._parser.state != MultipartState.END:
-            where = f"inside part {len(self.parts) + 1}" if self._file else "before its end"
+            where = f"inside part {len(self.parts)}" if self._file else "before its end"
             raise MultipartError(
                 f"multipart body is incomplete: it stopped {where} without the closing boundary"
             )

@@ -8,7 +8,8 @@ maps each class to its PS3.18 status code (PS3.18 8.5, 10.4.3, 10.5.3) and a JSO
     ├── NotFound (404)
     ├── NotAcceptable (406)
     ├── PayloadTooLarge (413)
-    └── UnsupportedMediaType (415)
+    ├── UnsupportedMediaType (415)
+    └── ServiceUnavailable (503)
 """
 
 from __future__ import annotations
@@ -40,3 +41,7 @@ class PayloadTooLarge(DicomwebError):
 
 class UnsupportedMediaType(DicomwebError):
     status = 415
+
+
+class ServiceUnavailable(DicomwebError):
+    status = 503

@@ -71,6 +71,10 @@ class BlobStore(Protocol):
         """Remove the blob; a missing blob is not an error."""
         ...
 
+    def check(self) -> None:
+        """Raise BlobStoreError when the store cannot be used (for health checks)."""
+        ...
+
 
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -144,6 +148,10 @@ class FileBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def check(self) -> None:
+        if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
+            raise BlobStoreError(f"blob folder {self.root} is not a writable directory")
+
 
 class S3BlobStore:
     """Blobs as objects `prefix + key` in an S3 bucket (AWS, MinIO or any S3-compatible store)."""
@@ -207,6 +215,12 @@ class S3BlobStore:
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
         except (BotoCoreError, ClientError) as exc:
             raise BlobStoreError(f"S3 delete of {key} failed: {exc}") from exc
+
+    def check(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"S3 bucket {self.bucket} is not reachable: {exc}") from exc
 
 
 def open_blob_store(

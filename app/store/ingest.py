@@ -127,8 +127,7 @@ class Ingestor:
                 Outcome.FAILED,
                 parsed,
                 problem=Problem.STUDY_MISMATCH,
-                message=f"Study Instance UID {parsed.study_instance_uid} does not "
-                f"match {expected_study_uid} in the request URL",
+                message="Study Instance UID differs from the one in the request URL",
             )
         if self.duplicate_policy is not DuplicatePolicy.REPLACE and self._exists(parsed):
             if self.duplicate_policy is DuplicatePolicy.KEEP:
@@ -380,10 +379,7 @@ def _upsert_series(session: Session, parsed: ParsedInstance, study: Study, now: 
         session.add(series)
         session.flush()
     elif series.study_pk != study.pk:
-        raise InstanceProblem(
-            Problem.CONFLICT,
-            f"Series Instance UID {parsed.series_instance_uid} belongs to another study in this archive",
-        )
+        raise InstanceProblem(Problem.CONFLICT, "its Series Instance UID is filed under another study")
     else:
         for key, value in _non_empty(dict(parsed.series)).items():
             setattr(series, key, value)

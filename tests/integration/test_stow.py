@@ -222,3 +222,42 @@ def test_reject_and_keep_policies_leave_the_stored_instance(
         assert value_of(item, FAILURE_REASON if sequence == FAILED else WARNING_REASON) == code
         assert stored_bytes(backend, sop) == first
         assert backend.blob_keys() == keys
+
+
+def test_series_filed_under_another_study_is_a_conflict(live_server: LiveServer, backend: Backend) -> None:
+    series = generate_uid()
+    assert post_stow(live_server, [make_instance(series_uid=series)]).status_code == 200
+    intruder = generate_uid()
+
+    response = post_stow(live_server, [make_instance(series_uid=series, sop_uid=intruder)])
+
+    assert response.status_code == 409
+    [failed] = items(response.json(), FAILED)
+    assert value_of(failed, SOP_INSTANCE) == intruder
+    assert value_of(failed, FAILURE_REASON) == 0xC409
+    assert value_of(failed, "00000902") == "its Series Instance UID is filed under another study"
+    assert stored_instance(backend, intruder) is None
+    assert index_counts(backend).studies == 1
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(live_server: LiveServer) -> None:
+    missing = httpx.get(f"{live_server.dicomweb}/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json() == {"status": 404, "error": "Not Found"}
+    wrong_method = httpx.delete(f"{live_server.dicomweb}/studies")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["status"] == 405
+    assert "POST" in wrong_method.headers["allow"]
+
+
+def test_health_checks_index_and_blob_store(live_server: LiveServer, backend: Backend) -> None:
+    ok = httpx.get(f"{live_server.base_url}/health")
+    assert ok.status_code == 200 and ok.json()["status"] == "ok"
+    assert httpx.head(f"{live_server.base_url}/health").status_code == 200
+    from tests.integration.test_ingest_atomicity import unwritable_blob_store
+
+    if backend.name.endswith("s3"):
+        with unwritable_blob_store(backend):
+            broken = httpx.get(f"{live_server.base_url}/health")
+        assert broken.status_code == 503
+        assert "not reachable" in broken.json()["problems"]["blobs"]
