@@ -6,19 +6,15 @@ same way; handlers receive them through `api/deps.py`, never through module glob
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from app.settings import Settings
-from app.store.blobs import BlobStore, open_blob_store
-from app.store.db import create_index_engine, is_up_to_date, migrate
-from app.store.ingest import Ingestor
-
-
-class SchemaOutOfDate(RuntimeError):
-    """The index database is not at the newest migration and auto-migration is off."""
+from app.store.blobs import BlobStore
+from app.store.db import create_index_engine, prepare_index
+from app.store.ingest_pool import IngestPool, IngestTarget
 
 
 @dataclass
@@ -26,37 +22,20 @@ class Services:
     settings: Settings
     engine: Engine
     blobs: BlobStore
-    ingestor: Ingestor
-    ingest_pool: ThreadPoolExecutor
+    ingest: IngestPool
 
     def close(self) -> None:
-        self.ingest_pool.shutdown(wait=True)
+        self.ingest.close()
         self.engine.dispose()
 
 
-def open_blob_store_from(settings: Settings) -> BlobStore:
-    return open_blob_store(
-        settings.resolved_storage_url,
-        spool_directory=(settings.data_dir / "spool").resolve(),
-        s3_endpoint_url=settings.s3_endpoint_url,
-        s3_region=settings.s3_region,
-        s3_access_key_id=settings.s3_access_key_id,
-        s3_secret_access_key=settings.s3_secret_access_key,
-    )
-
-
 def open_services(settings: Settings) -> Services:
-    """Open the index (migrating it when the settings say so) and the blob store."""
+    """Open the index (migrating it when the settings say so), the blob store and the ingest workers."""
     engine = create_index_engine(settings.resolved_database_url)
     try:
-        if settings.migrate_at_startup:
-            migrate(engine)
-        elif not is_up_to_date(engine):
-            raise SchemaOutOfDate(
-                "the index database schema is not up to date: run `fovea migrate` "
-                "(or set FOVEA_AUTO_MIGRATE=true)"
-            )
-        blobs = open_blob_store_from(settings)
+        prepare_index(engine, settings)
+        target = IngestTarget.from_settings(settings)
+        blobs = target.open_blob_store()
     except BaseException:
         engine.dispose()
         raise
@@ -64,8 +43,5 @@ def open_services(settings: Settings) -> Services:
         settings=settings,
         engine=engine,
         blobs=blobs,
-        ingestor=Ingestor(engine, blobs, settings.duplicate_policy),
-        ingest_pool=ThreadPoolExecutor(
-            max_workers=max(1, settings.ingest_workers), thread_name_prefix="ingest"
-        ),
+        ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
     )

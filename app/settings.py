@@ -55,7 +55,9 @@ class Settings(BaseSettings):
         description="Apply database migrations at start-up; default: yes for SQLite, no otherwise "
         "(run `fovea migrate`)",
     )
-    ingest_workers: int = Field(2, description="Threads parsing and storing STOW-RS parts")
+    ingest_workers: int = Field(
+        0, ge=0, description="Worker processes parsing and storing instances; 0: one per CPU core"
+    )
 
     @field_validator("public_base_url")
     @classmethod

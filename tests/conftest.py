@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +23,13 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from app.main import create_app
-from app.services import Services, open_blob_store_from
+from app.services import Services
 from app.settings import DuplicatePolicy, Settings
 from app.store.blobs import BlobStore, FileBlobStore, S3BlobStore
 from app.store.db import create_index_engine, migrate
 from app.store.index import Base
 from app.store.ingest import Ingestor
+from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 INDEXES = ("sqlite", "postgres")
@@ -132,7 +133,7 @@ class Backend:
     blobs: BlobStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = open_blob_store_from(self.settings())
+        self.blobs = IngestTarget.from_settings(self.settings()).open_blob_store()
 
     @property
     def database_url(self) -> str:
@@ -194,6 +195,16 @@ def backend(request: pytest.FixtureRequest, session_dir: Path, tmp_path: Path) -
     return Backend(request.param, engine, storage_url, data_dir, endpoint)
 
 
+@pytest.fixture(scope="session")
+def worker_pool() -> Iterator[Executor]:
+    """One set of ingest worker processes for the whole session (forking per test costs ~0.3 s)."""
+    pool = start_worker_pool(2)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 @dataclass
 class LiveServer:
     base_url: str  # http://127.0.0.1:PORT
@@ -205,14 +216,13 @@ class LiveServer:
 
 
 @contextmanager
-def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveServer]:
+def start_live_server(backend: Backend, pool: Executor, **overrides: object) -> Iterator[LiveServer]:
     settings = backend.settings(**overrides)
     services = Services(
         settings=settings,
         engine=backend.engine,
         blobs=backend.blobs,
-        ingestor=Ingestor(backend.engine, backend.blobs, settings.duplicate_policy),
-        ingest_pool=ThreadPoolExecutor(max_workers=2),
+        ingest=IngestPool(IngestTarget.from_settings(settings), workers=2, executor=pool),
     )
     port = free_port()
     config = uvicorn.Config(
@@ -235,10 +245,10 @@ def start_live_server(backend: Backend, **overrides: object) -> Iterator[LiveSer
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        services.ingest_pool.shutdown(wait=True)
+        services.ingest.close()
 
 
 @pytest.fixture
-def live_server(backend: Backend) -> Iterator[LiveServer]:
-    with start_live_server(backend) as server:
+def live_server(backend: Backend, worker_pool: Executor) -> Iterator[LiveServer]:
+    with start_live_server(backend, worker_pool) as server:
         yield server

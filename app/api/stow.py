@@ -8,7 +8,7 @@ Response module. A malformed body stores nothing; a bad part is one Failed SOP S
 from __future__ import annotations
 
 import asyncio
-import threading
+import uuid
 from functools import partial
 
 from fastapi import APIRouter, Request, Response
@@ -110,45 +110,30 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
 async def _ingest_parts(
     services: Services, parts: list[SpooledPart], study_instance_uid: str | None
 ) -> list[InstanceOutcome]:
-    """Ingest every part in the worker pool; the outcomes come back in part order."""
-    loop = asyncio.get_running_loop()
-    claim = _RequestClaims()
-    futures = []
+    """Ingest every part in the worker processes; the outcomes come back in part order."""
+    batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
+    jobs = []
     try:
         for part in parts:
             refusal = _refuse_part(part, services.settings.max_instance_bytes)
             if refusal is not None:
                 part.path.unlink(missing_ok=True)
-                futures.append(loop.create_future())
-                futures[-1].set_result(refusal)
-                continue
-            job = partial(
-                services.ingestor.ingest,
-                part.path,
-                expected_study_uid=study_instance_uid,
-                claim=claim,
-            )
-            futures.append(loop.run_in_executor(services.ingest_pool, job))
-        results = await asyncio.gather(*futures)
+                jobs.append(_ready(refusal))
+            else:
+                jobs.append(
+                    services.ingest.ingest(
+                        part.path, expected_study_uid=study_instance_uid, batch_id=batch_id
+                    )
+                )
+        results = await asyncio.gather(*jobs)
     finally:
         for part in parts:  # ingest consumes its file; anything left is from a cancelled request
             part.path.unlink(missing_ok=True)
     return [_outcome(result) for result in results]
 
 
-class _RequestClaims:
-    """SOP Instance UIDs already seen in this request: a repeated one is a duplicate part."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, sop_instance_uid: str) -> bool:
-        with self._lock:
-            if sop_instance_uid in self._seen:
-                return False
-            self._seen.add(sop_instance_uid)
-            return True
+async def _ready(result: IngestResult) -> IngestResult:
+    return result
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

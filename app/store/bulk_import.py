@@ -1,19 +1,18 @@
 """`fovea import`: walk folders and store every file through the same ingest pipeline as STOW-RS.
 
-Why processes: parsing is CPU work under the GIL, so each worker process has its own ingestor (engine
-and blob store) and the files are spread over all cores. The originals are never moved: each file is
-copied into the store's spool folder, and that copy is what ingest consumes.
+The files are spread over worker processes (store/ingest_pool.py), one per core by default. The
+originals are never moved: each file is copied into the store's spool folder, and that copy is what
+ingest consumes. One run is one batch: a SOP Instance UID found twice in it is reported, not replaced.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -28,12 +27,11 @@ from rich.progress import (
 from rich.table import Table
 
 from app.settings import Settings
-from app.store.ingest import Ingestor, IngestResult, Outcome
-from app.store.parse import Problem
+from app.store.db import create_index_engine, prepare_index
+from app.store.ingest import Outcome
+from app.store.ingest_pool import IngestTarget, ingest_copy_in_worker, start_worker_pool
 
 SKIPPED_NAMES = frozenset({"DICOMDIR"})  # media directories index files; they are not instances
-
-_worker_ingestor: Ingestor | None = None  # one per worker process, set by the pool initializer
 
 
 @dataclass
@@ -56,42 +54,16 @@ def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
                     yield Path(root) / name
 
 
-def _open_worker(settings: Settings) -> None:
-    global _worker_ingestor
-    from app.services import open_blob_store_from
-    from app.store.db import create_index_engine
-
-    engine = create_index_engine(settings.resolved_database_url)
-    _worker_ingestor = Ingestor(engine, open_blob_store_from(settings), settings.duplicate_policy)
-
-
-def _ingest_copy(path: Path) -> tuple[Path, int, IngestResult]:
-    ingestor = _worker_ingestor
-    if ingestor is None:
-        raise RuntimeError("import worker was not initialised")
-    handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
-    os.close(handle)
-    copy = Path(name)
-    try:
-        shutil.copyfile(path, copy)
-    except OSError as exc:
-        copy.unlink(missing_ok=True)
-        return (
-            path,
-            0,
-            IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM, message=f"cannot read file: {exc}"),
-        )
-    return path, copy.stat().st_size, ingestor.ingest(copy)
-
-
 def run_import(
     settings: Settings, paths: Sequence[Path], *, jobs: int, console: Console | None = None
 ) -> ImportSummary:
     """Import every file under `paths`; show progress; print and return a summary."""
-    from app.services import open_services
-
     console = console or Console(stderr=True)
-    open_services(settings).close()  # migrate (embedded default) or check the schema, once
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        prepare_index(engine, settings)  # migrate (embedded default) or check the schema, once
+    finally:
+        engine.dispose()
     files = list(iter_files(paths))
     summary = ImportSummary()
     columns = (
@@ -103,12 +75,12 @@ def run_import(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with (
-        Progress(*columns, console=console) as progress,
-        ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_open_worker, initargs=(settings,)) as pool,
-    ):
+    target = IngestTarget.from_settings(settings)
+    store_copy = partial(ingest_copy_in_worker, target, batch_id=uuid.uuid4().hex)
+    pool = start_worker_pool(jobs)
+    with Progress(*columns, console=console) as progress, pool:
         task = progress.add_task("import", total=len(files), rate=0.0)
-        for path, size, result in pool.map(_ingest_copy, files, chunksize=4):
+        for path, size, result in pool.map(store_copy, files, chunksize=4):
             summary.bytes_read += size
             summary.outcomes[result.outcome.value] += 1
             if not result.stored:

@@ -17,6 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from app.settings import Settings
+
 
 def create_index_engine(url: str) -> Engine:
     """An engine for the index at `url`, with the SQLite pragmas applied on every connection."""
@@ -67,3 +69,18 @@ def is_up_to_date(engine: Engine) -> bool:
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     return set(current) == set(script.get_heads())
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The index database is not at the newest migration and auto-migration is off."""
+
+
+def prepare_index(engine: Engine, settings: Settings) -> None:
+    """Migrate the index when the settings say so; otherwise refuse an out-of-date schema."""
+    if settings.migrate_at_startup:
+        migrate(engine)
+    elif not is_up_to_date(engine):
+        raise SchemaOutOfDate(
+            "the index database schema is not up to date: "
+            "run `fovea migrate` (or set FOVEA_AUTO_MIGRATE=true)"
+        )

@@ -130,6 +130,8 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(255))
     data_blob_key: Mapped[str | None] = mapped_column(String(255))
     blob_size: Mapped[int] = mapped_column(BigInteger)
+    # The STOW-RS request or import run that stored it: a UID repeated within one batch is refused.
+    batch_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

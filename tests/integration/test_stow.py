@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from xml.etree import ElementTree
 
 import httpx
@@ -177,9 +178,9 @@ def test_forwarded_headers_shape_retrieve_urls(live_server: LiveServer, backend:
     )
 
 
-def test_public_base_url_wins_over_forwarded_headers(backend: Backend) -> None:
+def test_public_base_url_wins_over_forwarded_headers(backend: Backend, worker_pool: Executor) -> None:
     study = generate_uid()
-    with start_live_server(backend, public_base_url="https://dicom.example.net/dw/") as server:
+    with start_live_server(backend, worker_pool, public_base_url="https://dicom.example.net/dw/") as server:
         response = post_stow(
             server, [make_instance(study_uid=study)], headers={"X-Forwarded-Host": "evil.example"}
         )
@@ -207,11 +208,11 @@ def test_replace_policy_replaces_atomically_and_says_so(live_server: LiveServer,
     [("reject", 409, 0x0111, FAILED), ("keep", 202, 0xB101, REFERENCED)],
 )
 def test_reject_and_keep_policies_leave_the_stored_instance(
-    backend: Backend, policy: str, status: int, code: int, sequence: str
+    backend: Backend, worker_pool: Executor, policy: str, status: int, code: int, sequence: str
 ) -> None:
     sop = generate_uid()
     first, second = make_instance(sop_uid=sop, seed=1), make_instance(sop_uid=sop, seed=2)
-    with start_live_server(backend, duplicate_policy=policy) as server:
+    with start_live_server(backend, worker_pool, duplicate_policy=policy) as server:
         assert post_stow(server, [first]).status_code == 200
         keys = backend.blob_keys()
 

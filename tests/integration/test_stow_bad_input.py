@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from concurrent.futures import Executor
 
 import httpx
 import pytest
@@ -171,8 +172,8 @@ def test_multipart_without_boundary_is_400(live_server: LiveServer, bystander: B
     bystander.assert_untouched()
 
 
-def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend) -> None:
-    with start_live_server(backend, max_request_bytes=200_000) as server:
+def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend, worker_pool: Executor) -> None:
+    with start_live_server(backend, worker_pool, max_request_bytes=200_000) as server:
         bystander = Bystander(server, backend)
         big = make_instance(rows=512, columns=512)  # 512 KiB of pixels
 
@@ -197,8 +198,8 @@ def test_body_over_limit_is_413_and_server_keeps_serving(backend: Backend) -> No
         assert post_stow(server, [make_instance()]).status_code == 200  # still serving
 
 
-def test_part_over_instance_limit_fails_alone(backend: Backend) -> None:
-    with start_live_server(backend, max_instance_bytes=100_000) as server:
+def test_part_over_instance_limit_fails_alone(backend: Backend, worker_pool: Executor) -> None:
+    with start_live_server(backend, worker_pool, max_instance_bytes=100_000) as server:
         bystander = Bystander(server, backend)
         response = post_stow(server, [make_instance(rows=512, columns=512), make_instance()])
         assert response.status_code == 202

@@ -1,0 +1,135 @@
+"""Ingest in worker processes, so parsing and indexing use every core (ARCHITECTURE principle 5).
+
+Why processes: parsing a data set and building its DICOM JSON is Python work under the GIL; threads
+would leave all but one core idle. Each worker process keeps one `Ingestor` (its own engine and blob
+store) per `IngestTarget`, built on first use. Workers are forked from a clean fork server that has
+already imported the heavy modules, so starting one is cheap and never inherits a running server's
+threads or locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import tempfile
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.settings import DuplicatePolicy, Settings
+from app.store.blobs import BlobStore, open_blob_store
+from app.store.db import create_index_engine
+from app.store.ingest import Ingestor, IngestResult, Outcome
+from app.store.parse import Problem
+
+_PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTarget:
+    """Where a worker stores instances: plain, picklable values taken from the settings."""
+
+    database_url: str
+    storage_url: str
+    spool_directory: Path
+    duplicate_policy: DuplicatePolicy
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestTarget:
+        return cls(
+            database_url=settings.resolved_database_url,
+            storage_url=settings.resolved_storage_url,
+            spool_directory=(settings.data_dir / "spool").resolve(),
+            duplicate_policy=settings.duplicate_policy,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+            s3_access_key_id=settings.s3_access_key_id,
+            s3_secret_access_key=settings.s3_secret_access_key,
+        )
+
+    def open_blob_store(self) -> BlobStore:
+        return open_blob_store(
+            self.storage_url,
+            spool_directory=self.spool_directory,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+        )
+
+
+_ingestors: dict[IngestTarget, Ingestor] = {}  # per worker process, oldest first
+_MAX_TARGETS = 8  # a server has one target; a shared pool (tests, tools) may see several
+
+
+def _ingestor_for(target: IngestTarget) -> Ingestor:
+    ingestor = _ingestors.get(target)
+    if ingestor is None:
+        if len(_ingestors) >= _MAX_TARGETS:
+            oldest = next(iter(_ingestors))
+            _ingestors.pop(oldest).engine.dispose()
+        engine = create_index_engine(target.database_url)
+        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy)
+        _ingestors[target] = ingestor
+    return ingestor
+
+
+def ingest_in_worker(
+    target: IngestTarget, path: Path, expected_study_uid: str | None, batch_id: str | None
+) -> IngestResult:
+    """Store the spooled file at `path` (consumed) through this process's ingestor for `target`."""
+    return _ingestor_for(target).ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id)
+
+
+def ingest_copy_in_worker(
+    target: IngestTarget, source: Path, batch_id: str
+) -> tuple[Path, int, IngestResult]:
+    """Copy a file the user owns into the spool, then store the copy (the original is never moved)."""
+    ingestor = _ingestor_for(target)
+    handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
+    os.close(handle)
+    copy = Path(name)
+    try:
+        shutil.copyfile(source, copy)
+    except OSError as exc:
+        copy.unlink(missing_ok=True)
+        failure = IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM, message=f"cannot read file: {exc}")
+        return source, 0, failure
+    size = copy.stat().st_size
+    return source, size, ingestor.ingest(copy, batch_id=batch_id)
+
+
+def start_worker_pool(workers: int) -> Executor:
+    """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+
+
+class IngestPool:
+    """Stores spooled STOW-RS parts in worker processes; awaitable from the event loop.
+
+    It starts its own worker processes, or uses a given executor (one pool shared by several apps),
+    which it then leaves running on `close`.
+    """
+
+    def __init__(self, target: IngestTarget, workers: int, *, executor: Executor | None = None) -> None:
+        self.target = target
+        self._owns_executor = executor is None
+        self._executor = executor or start_worker_pool(workers)
+
+    async def ingest(self, path: Path, *, expected_study_uid: str | None, batch_id: str) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, ingest_in_worker, self.target, path, expected_study_uid, batch_id
+        )
+
+    def close(self) -> None:
+        if self._owns_executor:
+            self._executor.shutdown(wait=True, cancel_futures=True)
