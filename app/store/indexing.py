@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from app.settings import DuplicatePolicy
 from app.store.index import (
+    Base,
     BulkDataRow,
     FrameFragmentRow,
     Instance,
@@ -30,28 +31,22 @@ from app.store.index import (
 )
 from app.store.parse import InstanceProblem, ParsedInstance, Problem
 
-_STUDY_COLUMNS = tuple(
-    getattr(Study, name)
-    for name in (
-        "study_date",
-        "study_time",
-        "accession_number",
-        "referring_physician_name",
-        "study_id",
-        "study_description",
-        "timezone_offset_from_utc",
-    )
+_STUDY_FIELDS = (
+    "study_date",
+    "study_time",
+    "accession_number",
+    "referring_physician_name",
+    "study_id",
+    "study_description",
+    "timezone_offset_from_utc",
 )
-_SERIES_COLUMNS = tuple(
-    getattr(Series, name)
-    for name in (
-        "modality",
-        "series_number",
-        "series_description",
-        "performed_procedure_step_start_date",
-        "performed_procedure_step_start_time",
-        "timezone_offset_from_utc",
-    )
+_SERIES_FIELDS = (
+    "modality",
+    "series_number",
+    "series_description",
+    "performed_procedure_step_start_date",
+    "performed_procedure_step_start_time",
+    "timezone_offset_from_utc",
 )
 _PATIENT_DEMOGRAPHICS = ("patient_name", "patient_birth_date", "patient_sex")
 REPEATED_IN_BATCH = "SOP Instance UID repeated in this request or import run"
@@ -71,6 +66,54 @@ class Replaced:
     blob_keys: tuple[str, ...]
 
 
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_patient, _study, _series, _instance = _table(Patient), _table(Study), _table(Series), _table(Instance)
+_requests = _table(RequestAttribute)
+# Statements are built once; values travel as parameters, so each compiles once and is cached.
+_SELECT_INSTANCE = (
+    select(
+        _instance.c.pk,
+        _instance.c.series_pk,
+        _instance.c.blob_key,
+        _instance.c.data_blob_key,
+        _instance.c.batch_id,
+    )
+    .where(_instance.c.sop_instance_uid == bindparam("uid"))
+    .with_for_update()
+)
+_SELECT_STUDY = (
+    select(
+        _study.c.pk,
+        _study.c.patient_pk,
+        *(_study.c[name] for name in _STUDY_FIELDS),
+        *(_patient.c[name] for name in _PATIENT_DEMOGRAPHICS),
+    )
+    .join(_patient, _patient.c.pk == _study.c.patient_pk)
+    .where(_study.c.study_instance_uid == bindparam("uid"))
+)
+_SELECT_SERIES = select(
+    _series.c.pk, _series.c.study_pk, *(_series.c[name] for name in _SERIES_FIELDS)
+).where(_series.c.series_instance_uid == bindparam("uid"))
+_SELECT_PATIENT = (
+    select(_patient.c.pk, *(_patient.c[name] for name in _PATIENT_DEMOGRAPHICS))
+    .where(
+        _patient.c.patient_id == bindparam("patient_id"),
+        _patient.c.issuer_of_patient_id == bindparam("issuer"),
+    )
+    .limit(1)
+)
+_INSERT_PATIENT = insert(_patient).returning(_patient.c.pk)
+_INSERT_STUDY = insert(_study).returning(_study.c.pk)
+_INSERT_SERIES = insert(_series).returning(_series.c.pk)
+_INSERT_INSTANCE = insert(_instance).returning(_instance.c.pk)
+_INSERT_METADATA = insert(_table(InstanceMetadata))
+_INSERT_FRAMES = insert(_table(FrameFragmentRow))
+_INSERT_BULKDATA = insert(_table(BulkDataRow))
+
+
 def write_instance(
     connection: Connection,
     parsed: ParsedInstance,
@@ -81,37 +124,26 @@ def write_instance(
 ) -> Replaced | None:
     """Index `parsed` in the open transaction; return what it replaced, if anything."""
     now = datetime.now(UTC)
-    existing = connection.execute(
-        select(Instance.pk, Instance.series_pk, Instance.blob_key, Instance.data_blob_key, Instance.batch_id)
-        .where(Instance.sop_instance_uid == parsed.sop_instance_uid)
-        .with_for_update()
-    ).first()
+    existing = connection.execute(_SELECT_INSTANCE, {"uid": parsed.sop_instance_uid}).first()
     replaced = None
     if existing is not None:
         if batch_id is not None and existing.batch_id == batch_id:
-            raise InstanceProblem(
-                Problem.DUPLICATE, "SOP Instance UID repeated in this request or import run"
-            )
+            raise InstanceProblem(Problem.DUPLICATE, REPEATED_IN_BATCH)
         if policy is not DuplicatePolicy.REPLACE:  # only reached when a concurrent store won
             raise InstanceProblem(Problem.DUPLICATE, "SOP Instance UID is already stored")
         replaced = Replaced(tuple(k for k in (existing.blob_key, existing.data_blob_key) if k))
-        connection.execute(delete(Instance).where(Instance.pk == existing.pk))  # cascades
+        connection.execute(delete(_instance).where(_instance.c.pk == existing.pk))  # cascades
 
     study_pk = _upsert_study(connection, parsed, now)
     series_pk = _upsert_series(connection, parsed, study_pk, now)
     if existing is not None and existing.series_pk != series_pk:
         _prune_if_empty(connection, existing.series_pk)
-    instance_pk = connection.execute(
-        insert(Instance)
-        .values(**_instance_values(parsed, blobs, series_pk, batch_id, now))
-        .returning(Instance.pk)
-    ).scalar_one()
-    connection.execute(
-        insert(InstanceMetadata).values(instance_pk=instance_pk, dicom_json=parsed.metadata_json)
-    )
+    instance_values = _instance_values(parsed, blobs, series_pk, batch_id, now)
+    instance_pk = connection.execute(_INSERT_INSTANCE, instance_values).scalar_one()
+    connection.execute(_INSERT_METADATA, {"instance_pk": instance_pk, "dicom_json": parsed.metadata_json})
     if parsed.frames:
         connection.execute(
-            insert(FrameFragmentRow),
+            _INSERT_FRAMES,
             [
                 {
                     "instance_pk": instance_pk,
@@ -126,7 +158,7 @@ def write_instance(
         )
     if parsed.bulkdata:
         connection.execute(
-            insert(BulkDataRow),
+            _INSERT_BULKDATA,
             [
                 {
                     "instance_pk": instance_pk,
@@ -149,9 +181,7 @@ class StoredInstanceRef:
 
 def find_stored_instance(connection: Connection, sop_instance_uid: str) -> StoredInstanceRef | None:
     """The stored instance with this SOP Instance UID (which batch stored it), if any."""
-    row = connection.execute(
-        select(Instance.batch_id).where(Instance.sop_instance_uid == sop_instance_uid)
-    ).first()
+    row = connection.execute(_SELECT_INSTANCE, {"uid": sop_instance_uid}).first()
     return None if row is None else StoredInstanceRef(row.batch_id)
 
 
@@ -199,96 +229,72 @@ def _changes(row: Any, values: Mapping[str, object]) -> dict[str, object]:
 
 
 def _upsert_study(connection: Connection, parsed: ParsedInstance, now: datetime) -> int:
-    row = connection.execute(
-        select(
-            Study.pk,
-            Study.patient_pk,
-            *_STUDY_COLUMNS,
-            *(getattr(Patient, name) for name in _PATIENT_DEMOGRAPHICS),
-        )
-        .join(Patient, Patient.pk == Study.patient_pk)
-        .where(Study.study_instance_uid == parsed.study_instance_uid)
-    ).first()
+    row = connection.execute(_SELECT_STUDY, {"uid": parsed.study_instance_uid}).first()
     if row is None:
         patient_pk = _find_or_create_patient(connection, parsed)
-        return int(
-            connection.execute(
-                insert(Study)
-                .values(
-                    study_instance_uid=parsed.study_instance_uid,
-                    patient_pk=patient_pk,
-                    created_at=now,
-                    updated_at=now,
-                    **parsed.study,
-                )
-                .returning(Study.pk)
-            ).scalar_one()
-        )
+        values = {
+            "study_instance_uid": parsed.study_instance_uid,
+            "patient_pk": patient_pk,
+            "created_at": now,
+            "updated_at": now,
+            **parsed.study,
+        }
+        return int(connection.execute(_INSERT_STUDY, values).scalar_one())
     if study_changes := _changes(row, parsed.study):
-        connection.execute(update(Study).where(Study.pk == row.pk).values(**study_changes, updated_at=now))
-    demographics = {name: getattr(parsed.patient, name) for name in _PATIENT_DEMOGRAPHICS}
-    if patient_changes := _changes(row, demographics):
-        connection.execute(update(Patient).where(Patient.pk == row.patient_pk).values(**patient_changes))
+        connection.execute(
+            update(_study).where(_study.c.pk == row.pk).values(**study_changes, updated_at=now)
+        )
+    if patient_changes := _changes(row, _demographics(parsed)):
+        connection.execute(update(_patient).where(_patient.c.pk == row.patient_pk).values(**patient_changes))
     return int(row.pk)
+
+
+def _demographics(parsed: ParsedInstance) -> dict[str, str]:
+    return {name: getattr(parsed.patient, name) for name in _PATIENT_DEMOGRAPHICS}
 
 
 def _find_or_create_patient(connection: Connection, parsed: ParsedInstance) -> int:
     """The patient with this Patient ID and issuer; a study with no Patient ID gets its own."""
     attrs = parsed.patient
-    demographics = {name: getattr(attrs, name) for name in _PATIENT_DEMOGRAPHICS}
+    demographics = _demographics(parsed)
     if attrs.patient_id:
         row = connection.execute(
-            select(Patient.pk, *(getattr(Patient, name) for name in _PATIENT_DEMOGRAPHICS))
-            .where(
-                Patient.patient_id == attrs.patient_id,
-                Patient.issuer_of_patient_id == attrs.issuer_of_patient_id,
-            )
-            .limit(1)
+            _SELECT_PATIENT, {"patient_id": attrs.patient_id, "issuer": attrs.issuer_of_patient_id}
         ).first()
         if row is not None:
             if changes := _changes(row, demographics):
-                connection.execute(update(Patient).where(Patient.pk == row.pk).values(**changes))
+                connection.execute(update(_patient).where(_patient.c.pk == row.pk).values(**changes))
             return int(row.pk)
-    return int(
-        connection.execute(
-            insert(Patient)
-            .values(
-                patient_id=attrs.patient_id, issuer_of_patient_id=attrs.issuer_of_patient_id, **demographics
-            )
-            .returning(Patient.pk)
-        ).scalar_one()
-    )
+    values = {
+        "patient_id": attrs.patient_id,
+        "issuer_of_patient_id": attrs.issuer_of_patient_id,
+        **demographics,
+    }
+    return int(connection.execute(_INSERT_PATIENT, values).scalar_one())
 
 
 def _upsert_series(connection: Connection, parsed: ParsedInstance, study_pk: int, now: datetime) -> int:
-    row = connection.execute(
-        select(Series.pk, Series.study_pk, *_SERIES_COLUMNS).where(
-            Series.series_instance_uid == parsed.series_instance_uid
-        )
-    ).first()
+    row = connection.execute(_SELECT_SERIES, {"uid": parsed.series_instance_uid}).first()
     if row is None:
-        series_pk = int(
-            connection.execute(
-                insert(Series)
-                .values(
-                    series_instance_uid=parsed.series_instance_uid,
-                    study_pk=study_pk,
-                    updated_at=now,
-                    **parsed.series,
-                )
-                .returning(Series.pk)
-            ).scalar_one()
-        )
+        values = {
+            "series_instance_uid": parsed.series_instance_uid,
+            "study_pk": study_pk,
+            "updated_at": now,
+            **parsed.series,
+        }
+        series_pk = int(connection.execute(_INSERT_SERIES, values).scalar_one())
     elif row.study_pk != study_pk:
         raise InstanceProblem(Problem.CONFLICT, "its Series Instance UID is filed under another study")
     else:
         series_pk = int(row.pk)
         if changes := _changes(row, parsed.series):
-            connection.execute(update(Series).where(Series.pk == series_pk).values(**changes, updated_at=now))
+            connection.execute(
+                update(_series).where(_series.c.pk == series_pk).values(**changes, updated_at=now)
+            )
     if parsed.request_attributes:
-        connection.execute(delete(RequestAttribute).where(RequestAttribute.series_pk == series_pk))
+        connection.execute(delete(_requests).where(_requests.c.series_pk == series_pk))
         connection.execute(
-            insert(RequestAttribute),
+            insert(_requests),
             [
                 {
                     "series_pk": series_pk,
