@@ -35,6 +35,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         owned = services is None
         app.state.services = services or open_services(settings)
         try:
+            if owned:
+                await app.state.services.ingest.warm_up()
             yield
         finally:
             if owned:

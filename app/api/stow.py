@@ -7,7 +7,6 @@ Response module. A malformed body stores nothing; a bad part is one Failed SOP S
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from functools import partial
 
@@ -110,30 +109,25 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
 async def _ingest_parts(
     services: Services, parts: list[SpooledPart], study_instance_uid: str | None
 ) -> list[InstanceOutcome]:
-    """Ingest every part in the worker processes; the outcomes come back in part order."""
+    """Ingest every acceptable part in the worker processes; the outcomes come back in part order."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
-    jobs = []
+    results: list[IngestResult | None] = []
     try:
         for part in parts:
             refusal = _refuse_part(part, services.settings.max_instance_bytes)
             if refusal is not None:
                 part.path.unlink(missing_ok=True)
-                jobs.append(_ready(refusal))
-            else:
-                jobs.append(
-                    services.ingest.ingest(
-                        part.path, expected_study_uid=study_instance_uid, batch_id=batch_id
-                    )
-                )
-        results = await asyncio.gather(*jobs)
+            results.append(refusal)
+        accepted = [part.path for part, result in zip(parts, results, strict=True) if result is None]
+        stored = iter(
+            await services.ingest.ingest(accepted, expected_study_uid=study_instance_uid, batch_id=batch_id)
+            if accepted
+            else []
+        )
     finally:
         for part in parts:  # ingest consumes its file; anything left is from a cancelled request
             part.path.unlink(missing_ok=True)
-    return [_outcome(result) for result in results]
-
-
-async def _ready(result: IngestResult) -> IngestResult:
-    return result
+    return [_outcome(result if result is not None else next(stored)) for result in results]
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

@@ -16,6 +16,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -57,8 +58,16 @@ class BlobStore(Protocol):
         """Where to write files that `put_file` will publish (cheapest when on the same volume)."""
         ...
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Publish the finished file at `path` under `key` atomically; `path` is consumed."""
+    def start_sync(self, path: Path) -> Future[None]:
+        """Begin making the finished file at `path` durable, in the background (see `put_file`)."""
+        ...
+
+    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
+        """Publish the finished file at `path` under `key` atomically; `path` is consumed.
+
+        `synced` is the future `start_sync(path)` returned, when the caller started it early so the
+        flush to disk overlapped other work; it is waited for before the file is published.
+        """
         ...
 
     def read_range(self, key: str, offset: int, length: int) -> bytes: ...
@@ -76,6 +85,11 @@ class BlobStore(Protocol):
         ...
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
 def _fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -91,6 +105,7 @@ class FileBlobStore:
         self.root = root.resolve()
         self._spool = self.root / ".spool"
         self._spool.mkdir(parents=True, exist_ok=True)
+        self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
     @property
     def spool_directory(self) -> Path:
@@ -99,11 +114,17 @@ class FileBlobStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put_file(self, key: str, path: Path) -> None:
+    def start_sync(self, path: Path) -> Future[None]:
+        # fsync releases the GIL: run in a thread, it overlaps the parse of the same file.
+        return self._syncer.submit(_fsync_file, path)
+
+    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if synced is None:
+            _fsync_file(path)
+        else:
+            synced.result()  # the data is on disk before its name appears
         try:
             os.replace(path, target)
         except OSError:  # another volume: copy next to the target, then rename
@@ -173,7 +194,12 @@ class S3BlobStore:
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def put_file(self, key: str, path: Path) -> None:
+    def start_sync(self, path: Path) -> Future[None]:
+        done: Future[None] = Future()
+        done.set_result(None)  # the upload reads the file; nothing to flush locally
+        return done
+
+    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
         try:
             self.client.upload_file(str(path), self.bucket, self._name(key), Config=self._transfer)
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:

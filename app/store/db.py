@@ -7,6 +7,11 @@ needs nothing special. Both get their schema only from the migrations.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,42 @@ def create_index_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+class WriteSerializer:
+    """One index writer at a time across threads and processes, for SQLite only.
+
+    Why: SQLite admits one writer; others wait in its busy handler, which sleeps in steps of several
+    milliseconds and wastes most of a short ingest transaction. An exclusive `flock` on a file next to the
+    database hands the turn over the moment it is released. PostgreSQL needs nothing: it locks rows.
+    """
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self._lock_path = lock_path
+        self._thread_lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
+        self._fd: int | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        with self._thread_lock:
+            if self._fd is None:
+                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+def write_serializer_for(engine: Engine) -> WriteSerializer:
+    """The serializer for `engine`: a lock file beside a SQLite database, nothing otherwise."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return WriteSerializer(None)
+    return WriteSerializer(Path(f"{database}.write-lock"))
 
 
 def migrations_directory() -> Path:

@@ -11,6 +11,7 @@ Both STOW-RS and `fovea import` go through `Ingestor.ingest`.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.settings import DuplicatePolicy
 from app.store.blobs import BlobStore, new_blob_key
+from app.store.db import write_serializer_for
 from app.store.indexing import REPEATED_IN_BATCH, Replaced, StoredBlobs, find_stored_instance, write_instance
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 
@@ -56,6 +58,7 @@ class Ingestor:
         self.engine = engine
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
+        self._serialized_writes = write_serializer_for(engine)
 
     def ingest(
         self,
@@ -70,9 +73,10 @@ class Ingestor:
         same batch is refused as repeated rather than replaced.
         """
         parsed: ParsedInstance | None = None
+        synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
         try:
             parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
-            return self._store(path, parsed, expected_study_uid, batch_id)
+            return self._store(path, parsed, expected_study_uid, batch_id, synced)
         except InstanceProblem as problem:
             if parsed is not None:  # failed after the parse: name the instance fully
                 return _result(Outcome.FAILED, parsed, problem=problem.problem, message=problem.message)
@@ -98,7 +102,12 @@ class Ingestor:
                 parsed.inflated_file.unlink(missing_ok=True)
 
     def _store(
-        self, path: Path, parsed: ParsedInstance, expected_study_uid: str | None, batch_id: str | None
+        self,
+        path: Path,
+        parsed: ParsedInstance,
+        expected_study_uid: str | None,
+        batch_id: str | None,
+        synced: Future[None],
     ) -> IngestResult:
         if expected_study_uid is not None and parsed.study_instance_uid != expected_study_uid:
             return _result(
@@ -136,7 +145,7 @@ class Ingestor:
         data_blob_key = new_blob_key(".inflated.dcm") if parsed.inflated_file else None
         size = path.stat().st_size
         try:
-            self.blobs.put_file(blob_key, path)
+            self.blobs.put_file(blob_key, path, synced=synced)
             if parsed.inflated_file is not None and data_blob_key is not None:
                 self.blobs.put_file(data_blob_key, parsed.inflated_file)
         except BaseException as exc:  # a first blob may be complete: never leave it unreferenced
@@ -174,7 +183,7 @@ class Ingestor:
         attempt = 1
         while True:
             try:
-                with self.engine.begin() as connection:
+                with self._serialized_writes(), self.engine.begin() as connection:
                     return write_instance(
                         connection, parsed, blobs, policy=self.duplicate_policy, batch_id=batch_id
                     )

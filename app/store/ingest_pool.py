@@ -14,6 +14,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,10 +83,20 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
 
 
 def ingest_in_worker(
-    target: IngestTarget, path: Path, expected_study_uid: str | None, batch_id: str | None
-) -> IngestResult:
-    """Store the spooled file at `path` (consumed) through this process's ingestor for `target`."""
-    return _ingestor_for(target).ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id)
+    target: IngestTarget, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str | None
+) -> list[IngestResult]:
+    """Store spooled files (each consumed), in order, through this process's ingestor for `target`."""
+    ingestor = _ingestor_for(target)
+    return [ingestor.ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id) for path in paths]
+
+
+def _warm_worker(target: IngestTarget) -> int:
+    """Open this worker's ingestor (imports, engine, blob store) before the first instance arrives."""
+    ingestor = _ingestor_for(target)
+    with ingestor.engine.connect():
+        pass
+    time.sleep(0.05)  # hold the worker briefly so each warm-up job lands on a different one
+    return os.getpid()
 
 
 def ingest_copy_in_worker(
@@ -122,13 +134,33 @@ class IngestPool:
     def __init__(self, target: IngestTarget, workers: int, *, executor: Executor | None = None) -> None:
         self.target = target
         self._owns_executor = executor is None
+        self._workers = max(1, workers)
         self._executor = executor or start_worker_pool(workers)
 
-    async def ingest(self, path: Path, *, expected_study_uid: str | None, batch_id: str) -> IngestResult:
+    async def warm_up(self) -> None:
+        """Start every worker process and open its ingestor, so the first request is not slow."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, ingest_in_worker, self.target, path, expected_study_uid, batch_id
-        )
+        jobs = [loop.run_in_executor(self._executor, _warm_worker, self.target) for _ in range(self._workers)]
+        await asyncio.gather(*jobs)
+
+    async def ingest(
+        self, paths: Sequence[Path], *, expected_study_uid: str | None, batch_id: str
+    ) -> list[IngestResult]:
+        """Store the spooled files (each consumed); the results come back in the same order.
+
+        The files are dealt out in one contiguous chunk per worker: one hand-off per chunk rather than
+        per file keeps the cost of crossing processes small next to the work itself.
+        """
+        loop = asyncio.get_running_loop()
+        size = -(-len(paths) // self._workers)  # ceiling division
+        chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
+        jobs = [
+            loop.run_in_executor(
+                self._executor, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id
+            )
+            for chunk in chunks
+        ]
+        return [result for chunk_results in await asyncio.gather(*jobs) for result in chunk_results]
 
     def close(self) -> None:
         if self._owns_executor:

@@ -12,6 +12,7 @@ to the file as received (nothing is lost, and frames stay ranged reads).
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Sequence
@@ -20,15 +21,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomFileLike
 
 # The public read_file_meta_info() takes a path and hides where the meta ends; the sidecar needs that.
 from pydicom.filereader import _read_file_meta_info as read_file_meta_info
-from pydicom.filereader import read_preamble
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -118,31 +118,32 @@ class ParsedInstance:
 
 def parse_instance(path: Path, *, work_directory: Path) -> ParsedInstance:
     """Parse the Part 10 file at `path` once; raise InstanceProblem if it cannot be stored."""
-    syntax = _read_transfer_syntax(path)
-    data_path = path
-    if syntax.deflated_dataset:
-        data_path = _inflate_to_sidecar(path, work_directory)
+    with open(path, "rb") as handle:
+        meta, syntax = _read_file_meta(handle, path)
+        if not syntax.deflated_dataset:
+            return _parse_data_set(handle, path, meta, syntax)
+    sidecar = _inflate_to_sidecar(path, work_directory)
     try:
-        parsed = _parse_data_file(data_path, syntax)
+        with open(sidecar, "rb") as handle:
+            inflated_meta, _ = _read_file_meta(handle, sidecar)
+            parsed = _parse_data_set(handle, sidecar, inflated_meta, syntax)
     except BaseException:
-        if data_path != path:
-            data_path.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
         raise
-    if data_path != path:
-        parsed.inflated_file = data_path
+    parsed.inflated_file = sidecar
     return parsed
 
 
-def _read_transfer_syntax(path: Path) -> TransferSyntax:
+def _read_file_meta(handle: BinaryIO, path: Path) -> tuple[FileMetaDataset, TransferSyntax]:
+    """The File Meta Information and the registry row of its syntax; `handle` is left at the data set."""
     try:
-        with open(path, "rb") as handle:
-            read_preamble(handle, force=False)
-            meta = read_file_meta_info(handle)
+        read_preamble(handle, force=False)
+        meta = read_file_meta_info(handle)
     except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
         raise InstanceProblem(Problem.NOT_DICOM, f"not a DICOM Part 10 file: {exc}") from exc
     group_length = meta.get("FileMetaInformationGroupLength")
     meta_end = 132 + 12 + int(group_length) if isinstance(group_length, int) else 0
-    if meta_end >= path.stat().st_size:
+    if meta_end >= os.fstat(handle.fileno()).st_size:
         raise InstanceProblem(
             Problem.NOT_DICOM, "file is truncated: it ends inside or right after its File Meta"
         )
@@ -157,7 +158,7 @@ def _read_transfer_syntax(path: Path) -> TransferSyntax:
             sop_class_uid=str(meta.get("MediaStorageSOPClassUID", "")),
             sop_instance_uid=str(meta.get("MediaStorageSOPInstanceUID", "")),
         )
-    return syntax
+    return meta, syntax
 
 
 def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
@@ -186,59 +187,66 @@ def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
     return sidecar
 
 
-def _parse_data_file(path: Path, syntax: TransferSyntax) -> ParsedInstance:
-    file_size = path.stat().st_size
-    with open(path, "rb") as handle:
-        try:
-            ds = dcmread(handle, defer_size=DEFER_SIZE)
-        except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError) as exc:
-            raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}") from exc
-        if not ds.keys():
-            raise InstanceProblem(Problem.NOT_DICOM, "file has no data set after its File Meta")
-        sop_class_uid, sop_instance_uid = _naming_uids(ds)
-        try:
-            _check_complete(ds, file_size)
-            _, _, study_uid, series_uid = _read_identity(ds)
-            pixel = _describe_pixels(ds)
-            frames: tuple[FrameFragment, ...] = ()
-            pixel_value_length: int | None = None
-            if pixel is not None:
-                frames, pixel_value_length = _frame_table(handle, ds, pixel, syntax, file_size)
-            for tag in deferred_sequence_tags(ds):  # sequences become metadata, never bulk data
-                ds[tag]
-            prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata"
-            converted = dataset_to_dicom_json(
-                ds, bulkdata_uri_prefix=prefix, bulkdata_threshold=BULKDATA_THRESHOLD
-            )
-            bulkdata = _complete_bulkdata(converted.bulkdata, pixel, pixel_value_length, file_size)
-            return ParsedInstance(
-                transfer_syntax=syntax,
-                sop_class_uid=sop_class_uid,
-                sop_instance_uid=sop_instance_uid,
-                study_instance_uid=study_uid,
-                series_instance_uid=series_uid,
-                patient=patient_attributes(ds),
-                study=study_attributes(ds),
-                series=series_attributes(ds),
-                instance=instance_attributes(ds),
-                request_attributes=request_attributes(ds),
-                pixel=pixel,
-                metadata_json=encode_dicom_json(converted.attributes),
-                bulkdata=bulkdata,
-                frames=frames,
-                lossy_image_compression=text_value(ds, "LossyImageCompression"),
-            )
-        except InstanceProblem as problem:
-            problem.sop_class_uid = problem.sop_class_uid or sop_class_uid
-            problem.sop_instance_uid = problem.sop_instance_uid or sop_instance_uid
-            raise
-        except (FrameTableError, ValueError, TypeError, EOFError, struct.error) as exc:
-            raise InstanceProblem(
-                Problem.NOT_DICOM,
-                f"unreadable DICOM data set: {exc}",
-                sop_class_uid=sop_class_uid,
-                sop_instance_uid=sop_instance_uid,
-            ) from exc
+def _parse_data_set(
+    handle: BinaryIO, path: Path, meta: FileMetaDataset, syntax: TransferSyntax
+) -> ParsedInstance:
+    """Read the data set that follows the File Meta in `handle` (large values stay on disk)."""
+    file_size = os.fstat(handle.fileno()).st_size
+    little_endian = not syntax.big_endian
+    try:
+        body = read_dataset(handle, syntax.implicit_vr, little_endian, defer_size=DEFER_SIZE)
+    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError) as exc:
+        raise InstanceProblem(Problem.NOT_DICOM, f"unreadable DICOM data set: {exc}") from exc
+    # A FileDataset knows its file, so pydicom can read a deferred sequence when asked to.
+    ds = FileDataset(
+        str(path), body, file_meta=meta, is_implicit_VR=syntax.implicit_vr, is_little_endian=little_endian
+    )
+    if not ds.keys():
+        raise InstanceProblem(Problem.NOT_DICOM, "file has no data set after its File Meta")
+    sop_class_uid, sop_instance_uid = _naming_uids(ds)
+    try:
+        _check_complete(ds, file_size)
+        _, _, study_uid, series_uid = _read_identity(ds)
+        pixel = _describe_pixels(ds)
+        frames: tuple[FrameFragment, ...] = ()
+        pixel_value_length: int | None = None
+        if pixel is not None:
+            frames, pixel_value_length = _frame_table(handle, ds, pixel, syntax, file_size)
+        for tag in deferred_sequence_tags(ds):  # sequences become metadata, never bulk data
+            ds[tag]
+        prefix = f"studies/{study_uid}/series/{series_uid}/instances/{sop_instance_uid}/bulkdata"
+        converted = dataset_to_dicom_json(
+            ds, bulkdata_uri_prefix=prefix, bulkdata_threshold=BULKDATA_THRESHOLD
+        )
+        bulkdata = _complete_bulkdata(converted.bulkdata, pixel, pixel_value_length, file_size)
+        return ParsedInstance(
+            transfer_syntax=syntax,
+            sop_class_uid=sop_class_uid,
+            sop_instance_uid=sop_instance_uid,
+            study_instance_uid=study_uid,
+            series_instance_uid=series_uid,
+            patient=patient_attributes(ds),
+            study=study_attributes(ds),
+            series=series_attributes(ds),
+            instance=instance_attributes(ds),
+            request_attributes=request_attributes(ds),
+            pixel=pixel,
+            metadata_json=encode_dicom_json(converted.attributes),
+            bulkdata=bulkdata,
+            frames=frames,
+            lossy_image_compression=text_value(ds, "LossyImageCompression"),
+        )
+    except InstanceProblem as problem:
+        problem.sop_class_uid = problem.sop_class_uid or sop_class_uid
+        problem.sop_instance_uid = problem.sop_instance_uid or sop_instance_uid
+        raise
+    except (FrameTableError, ValueError, TypeError, EOFError, struct.error) as exc:
+        raise InstanceProblem(
+            Problem.NOT_DICOM,
+            f"unreadable DICOM data set: {exc}",
+            sop_class_uid=sop_class_uid,
+            sop_instance_uid=sop_instance_uid,
+        ) from exc
 
 
 _IDENTITY_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
