@@ -40,9 +40,9 @@ class BlobStoreError(OSError):
 
 
 def new_blob_key(suffix: str = ".dcm") -> str:
-    """A fresh, unguessable key with a two-level fan-out so no folder grows huge."""
+    """A fresh, unguessable key, spread over 256 folders (ext4 indexes large folders; S3 has none)."""
     name = uuid.uuid4().hex
-    return f"instances/{name[:2]}/{name[2:4]}/{name}{suffix}"
+    return f"instances/{name[:2]}/{name}{suffix}"
 
 
 def check_key(key: str) -> str:
