@@ -111,21 +111,14 @@ async def _ingest_parts(
 ) -> list[InstanceOutcome]:
     """Ingest every acceptable part in the worker processes; the outcomes come back in part order."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
-    results: list[IngestResult | None] = []
+    results = [_refuse_part(part, services.settings.max_instance_bytes) for part in parts]
+    accepted = [part.path for part, result in zip(parts, results, strict=True) if result is None]
     try:
-        for part in parts:
-            refusal = _refuse_part(part, services.settings.max_instance_bytes)
-            if refusal is not None:
-                part.path.unlink(missing_ok=True)
-            results.append(refusal)
-        accepted = [part.path for part, result in zip(parts, results, strict=True) if result is None]
         stored = iter(
             await services.ingest.ingest(accepted, expected_study_uid=study_instance_uid, batch_id=batch_id)
-            if accepted
-            else []
         )
     finally:
-        for part in parts:  # ingest consumes its file; anything left is from a cancelled request
+        for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
     return [_outcome(result if result is not None else next(stored)) for result in results]
 

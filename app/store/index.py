@@ -22,7 +22,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Primary keys are BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 PrimaryKey = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,8 +72,6 @@ class Study(Base):
     timezone_offset_from_utc: Mapped[str] = mapped_column(SH, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    patient: Mapped[Patient] = relationship()
 
 
 class Series(Base):

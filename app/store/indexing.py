@@ -50,6 +50,7 @@ _SERIES_FIELDS = (
 )
 _PATIENT_DEMOGRAPHICS = ("patient_name", "patient_birth_date", "patient_sex")
 REPEATED_IN_BATCH = "SOP Instance UID repeated in this request or import run"
+ALREADY_STORED = "SOP Instance UID is already stored"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ def write_instance(
         if batch_id is not None and existing.batch_id == batch_id:
             raise InstanceProblem(Problem.DUPLICATE, REPEATED_IN_BATCH)
         if policy is not DuplicatePolicy.REPLACE:  # only reached when a concurrent store won
-            raise InstanceProblem(Problem.DUPLICATE, "SOP Instance UID is already stored")
+            raise InstanceProblem(Problem.DUPLICATE, ALREADY_STORED)
         replaced = Replaced(tuple(k for k in (existing.blob_key, existing.data_blob_key) if k))
         connection.execute(delete(_instance).where(_instance.c.pk == existing.pk))  # cascades
 

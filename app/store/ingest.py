@@ -22,7 +22,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.settings import DuplicatePolicy
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
-from app.store.indexing import REPEATED_IN_BATCH, Replaced, StoredBlobs, find_stored_instance, write_instance
+from app.store.indexing import (
+    ALREADY_STORED,
+    REPEATED_IN_BATCH,
+    Replaced,
+    StoredBlobs,
+    find_stored_instance,
+    write_instance,
+)
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 
 log = logging.getLogger(__name__)
@@ -138,7 +145,7 @@ class Ingestor:
                 Outcome.FAILED,
                 parsed,
                 problem=Problem.DUPLICATE,
-                message="SOP Instance UID is already stored",
+                message=ALREADY_STORED,
             )
 
         blob_key = new_blob_key()

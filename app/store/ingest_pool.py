@@ -90,13 +90,12 @@ def ingest_in_worker(
     return [ingestor.ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id) for path in paths]
 
 
-def _warm_worker(target: IngestTarget) -> int:
+def _warm_worker(target: IngestTarget) -> None:
     """Open this worker's ingestor (imports, engine, blob store) before the first instance arrives."""
     ingestor = _ingestor_for(target)
     with ingestor.engine.connect():
         pass
     time.sleep(0.05)  # hold the worker briefly so each warm-up job lands on a different one
-    return os.getpid()
 
 
 def ingest_copy_in_worker(
@@ -151,6 +150,8 @@ class IngestPool:
         The files are dealt out in one contiguous chunk per worker: one hand-off per chunk rather than
         per file keeps the cost of crossing processes small next to the work itself.
         """
+        if not paths:
+            return []
         loop = asyncio.get_running_loop()
         size = -(-len(paths) // self._workers)  # ceiling division
         chunks = [paths[start : start + size] for start in range(0, len(paths), size)]

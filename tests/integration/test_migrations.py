@@ -38,3 +38,36 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: pytest.TempPathFa
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: pytest.TempPathFactory) -> None:
+    import threading
+
+    from app.store.db import write_serializer_for
+
+    engine = create_index_engine(f"sqlite:///{tmp_path}/locked.db")  # type: ignore[operator]
+    first, second = write_serializer_for(engine), write_serializer_for(engine)  # as two processes would
+    entered = threading.Event()
+
+    def take_turn() -> None:
+        with second():
+            entered.set()
+
+    with first():
+        assert (tmp_path / "locked.db.write-lock").exists()  # type: ignore[operator]
+        waiter = threading.Thread(target=take_turn)
+        waiter.start()
+        waiter.join(timeout=0.3)
+        assert not entered.is_set()  # the second writer waits while the first holds the turn
+    waiter.join(timeout=5)
+    assert entered.is_set()
+    engine.dispose()
+
+
+def test_postgresql_writers_need_no_lock(backend: Backend) -> None:
+    from app.store.db import write_serializer_for
+
+    serializer = write_serializer_for(backend.engine)
+    with serializer():
+        pass
+    assert (serializer._lock_path is None) == (backend.engine.dialect.name != "sqlite")

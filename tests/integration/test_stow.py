@@ -262,3 +262,17 @@ def test_health_checks_index_and_blob_store(live_server: LiveServer, backend: Ba
             broken = httpx.get(f"{live_server.base_url}/health")
         assert broken.status_code == 503
         assert "not reachable" in broken.json()["problems"]["blobs"]
+
+
+def test_outcomes_keep_part_order_across_worker_chunks(live_server: LiveServer, backend: Backend) -> None:
+    uids = [generate_uid() for _ in range(7)]
+    good = {i: make_instance(sop_uid=uids[i], seed=i) for i in (0, 2, 3, 5, 6)}
+    parts = [good.get(i, b"not DICOM, part %d" % i) for i in range(7)]
+
+    response = post_stow(live_server, parts)
+
+    assert response.status_code == 202
+    body = response.json()
+    assert [value_of(item, SOP_INSTANCE) for item in items(body, REFERENCED)] == [uids[i] for i in good]
+    assert len(items(body, FAILED)) == 2
+    assert index_counts(backend).instances == 5
