@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
-from app.api import admin, stow
+from app.api import admin, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError
 from app.services import Services, open_services
@@ -63,5 +63,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         return response
 
     app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
+    app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
     return app

@@ -1,16 +1,44 @@
-"""Accept parsing and STOW-RS response-type selection (PS3.18 8.7, RFC 9110 12.5.1)."""
+"""Accept parsing and media-type selection (PS3.18 8.7, RFC 9110 12.5.1; digest section 3)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import pytest
 
 from app.dicomweb.errors import NotAcceptable
+from app.dicomweb.mediatypes import ResourceCategory
 from app.dicomweb.negotiation import (
+    METADATA_XML,
+    FrameSelection,
+    InstanceSelection,
     MediaRange,
+    negotiate_frame_media_type,
+    negotiate_instance_media_type,
+    negotiate_metadata_media_type,
     negotiate_store_response_type,
     ordered_by_preference,
     parse_accept,
 )
+
+ELE = "1.2.840.10008.1.2.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
+DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JLS = "1.2.840.10008.1.2.4.80"
+JLS_NEAR = "1.2.840.10008.1.2.4.81"
+J2K = "1.2.840.10008.1.2.4.90"
+J2K_ANY = "1.2.840.10008.1.2.4.91"
+OCTET = "application/octet-stream"
+DICOM = "application/dicom"
+JSON = "application/dicom+json"
+
+# The digest's example server: Explicit VR LE, JPEG-LS lossless and JPEG 2000 lossless.
+SERVER = frozenset({ELE, JLS, J2K})
+OHIF = "application/dicom+json, multipart/related; type=application/octet-stream; transfer-syntax=*"
 
 
 def test_parse_accept_reads_quoted_and_unquoted_parameters() -> None:
@@ -87,3 +115,479 @@ def test_store_response_type(accept: str | None, chosen: str) -> None:
 def test_store_response_not_acceptable_says_what_is_offered(accept: str) -> None:
     with pytest.raises(NotAcceptable, match="application/dicom\\+json or application/dicom\\+xml"):
         negotiate_store_response_type(accept)
+
+
+# --- frames, bulkdata, pixeldata ---
+
+
+def frames(
+    accept: str | None,
+    *,
+    stored: str = ELE,
+    produce: Collection[str] = SERVER,
+    single: bool = False,
+    query: str | None = None,
+) -> FrameSelection:
+    return negotiate_frame_media_type(
+        parse_accept(query),
+        parse_accept(accept),
+        stored_syntax=stored,
+        can_produce=produce.__contains__,
+        single_part_allowed=single,
+    )
+
+
+def instance(
+    accept: str | None,
+    *,
+    stored: str = ELE,
+    produce: Collection[str] = SERVER,
+    single: bool = False,
+    query: str | None = None,
+) -> InstanceSelection:
+    return negotiate_instance_media_type(
+        parse_accept(query),
+        parse_accept(accept),
+        stored_syntax=stored,
+        can_produce=produce.__contains__,
+        single_part_allowed=single,
+    )
+
+
+def metadata(accept: str | None, query: str | None = None) -> str:
+    return negotiate_metadata_media_type(parse_accept(query), parse_accept(accept))
+
+
+def chosen(selection: FrameSelection) -> tuple[bool, str, str]:
+    return selection.multipart, selection.media_type, selection.transfer_syntax
+
+
+MULTIPART_OCTET_ELE = (True, OCTET, ELE)
+
+
+def test_query_parameter_wins_over_header() -> None:
+    selection = frames('multipart/related; type="image/jp2"', query='multipart/related; type="image/jls"')
+    assert chosen(selection) == (True, "image/jls", JLS)
+
+
+def test_header_is_used_when_the_query_parameter_offers_nothing_producible() -> None:
+    selection = frames('multipart/related; type="image/jp2"', query='multipart/related; type="image/jxl"')
+    assert chosen(selection) == (True, "image/jp2", J2K)
+
+
+def test_higher_q_wins_over_header_order() -> None:
+    accept = 'multipart/related; type="image/jls"; q=0.4, multipart/related; type="image/jp2"; q=0.8'
+    assert chosen(frames(accept)) == (True, "image/jp2", J2K)
+
+
+def test_q_zero_excludes_what_it_covers_from_less_specific_ranges() -> None:
+    accept = 'multipart/related; type="application/octet-stream"; q=0, */*'
+    assert chosen(frames(accept, stored=J2K)) == (True, "image/jp2", J2K)  # the stored form instead
+    assert chosen(frames(accept, stored=ELE)) == (True, "image/jls", JLS)  # first producible in table order
+    with pytest.raises(NotAcceptable):
+        frames(accept, stored=ELE, produce={ELE})
+
+
+def test_q_zero_wildcard_does_not_exclude_a_more_specific_range() -> None:
+    assert chosen(frames('*/*; q=0, multipart/related; type="image/jls"')) == (True, "image/jls", JLS)
+
+
+def test_q_zero_alone_is_not_acceptable() -> None:
+    with pytest.raises(NotAcceptable):
+        frames("*/*; q=0")
+
+
+def test_more_specific_frame_range_wins_at_equal_q() -> None:
+    accept = (
+        f'multipart/related; type="image/jp2", multipart/related; type="image/jls"; transfer-syntax={JLS}'
+    )
+    assert chosen(frames(accept)) == (True, "image/jls", JLS)
+
+
+def test_tie_prefers_the_option_that_needs_no_transcoding() -> None:
+    accept = 'multipart/related; type="image/jls", multipart/related; type="image/jp2"'
+    selection = frames(accept, stored=J2K)
+    assert chosen(selection) == (True, "image/jp2", J2K)
+    assert selection.transcode is False
+
+
+def test_tie_between_transcodes_keeps_header_order() -> None:
+    accept = 'multipart/related; type="image/jls", multipart/related; type="image/jp2"'
+    selection = frames(accept, stored=ELE)
+    assert chosen(selection) == (True, "image/jls", JLS)
+    assert selection.transcode is True
+
+
+def test_multipart_related_without_type_means_the_category_default() -> None:
+    assert chosen(frames("multipart/related")) == MULTIPART_OCTET_ELE
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/*", "multipart/*", 'multipart/related; type="*/*"'])
+def test_wildcards_mean_the_category_default(accept: str) -> None:
+    assert chosen(frames(accept, stored=JLS)) == MULTIPART_OCTET_ELE
+
+
+def test_wildcard_falls_back_to_the_stored_form_when_the_default_cannot_be_produced() -> None:
+    selection = frames("*/*", stored=JPEG_BASELINE, produce=set())
+    assert chosen(selection) == (True, "image/jpeg", JPEG_BASELINE)
+    assert selection.transcode is False
+
+
+@pytest.mark.parametrize(("stored", "syntax"), [(J2K, J2K), (ELE, JLS)])
+def test_type_wildcard_prefers_the_stored_form_then_the_first_producible_type(
+    stored: str, syntax: str
+) -> None:
+    assert frames("image/*", stored=stored).transfer_syntax == syntax
+
+
+def test_transfer_syntax_star_keeps_the_stored_syntax() -> None:
+    selection = frames('multipart/related; type="image/jp2"; transfer-syntax=*', stored=J2K_ANY)
+    assert chosen(selection) == (True, "image/jp2", J2K_ANY)
+    assert selection.transcode is False
+
+
+def test_transfer_syntax_star_for_another_media_type_picks_a_producible_syntax() -> None:
+    assert chosen(frames('multipart/related; type="image/jls"; transfer-syntax=*')) == (
+        True,
+        "image/jls",
+        JLS,
+    )
+
+
+@pytest.mark.parametrize(
+    "stored", [ELE, IMPLICIT_LE, BIG_ENDIAN, DEFLATED_DATASET, ENCAPSULATED_UNCOMPRESSED]
+)
+def test_octet_stream_star_serves_uncompressed_stored_frames_as_they_are(stored: str) -> None:
+    selection = frames(
+        'multipart/related; type="application/octet-stream"; transfer-syntax=*', stored=stored, produce=set()
+    )
+    assert chosen(selection) == MULTIPART_OCTET_ELE
+    assert selection.transcode is False
+
+
+@pytest.mark.parametrize("stored", [JLS, DEFLATED_FRAMES, J2K_ANY])
+def test_octet_stream_star_means_decode_for_compressed_stored_frames(stored: str) -> None:
+    accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+    selection = frames(accept, stored=stored)
+    assert chosen(selection) == MULTIPART_OCTET_ELE
+    assert selection.transcode is True
+    with pytest.raises(NotAcceptable):
+        frames(accept, stored=stored, produce=set())
+
+
+@pytest.mark.parametrize(
+    ("part_type", "syntax"),
+    [
+        ("application/octet-stream", ELE),
+        ("image/jls", JLS),
+        ("image/jp2", J2K),
+        ("image/jpeg", "1.2.840.10008.1.2.4.70"),
+    ],
+)
+def test_no_transfer_syntax_parameter_means_the_media_type_default(part_type: str, syntax: str) -> None:
+    selection = frames(f'multipart/related; type="{part_type}"', produce={syntax})
+    assert chosen(selection) == (True, part_type, syntax)
+
+
+def test_image_jls_defaults_to_lossless() -> None:
+    selection = frames('multipart/related; type="image/jls"', produce={JLS, JLS_NEAR})
+    assert selection.transfer_syntax == JLS
+
+
+def test_lossy_stored_syntax_of_the_requested_type_is_returned_as_stored() -> None:
+    selection = frames('multipart/related; type="image/jls"', stored=JLS_NEAR, produce={JLS, JLS_NEAR})
+    assert chosen(selection) == (True, "image/jls", JLS_NEAR)  # never relabelled as lossless .80
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        f'multipart/related; type="image/jls"; transfer-syntax={J2K}',
+        f'multipart/related; type="application/octet-stream"; transfer-syntax={JLS}',
+        f'multipart/related; type="application/octet-stream"; transfer-syntax={IMPLICIT_LE}',
+    ],
+)
+def test_transfer_syntax_not_in_the_media_types_rows_skips_the_range(accept: str) -> None:
+    assert chosen(frames(f"{accept}, multipart/related; type=image/jp2; q=0.1")) == (True, "image/jp2", J2K)
+
+
+def test_range_is_acceptable_only_if_producible_or_stored() -> None:
+    accept = 'multipart/related; type="image/jxl", multipart/related; type="image/jphc"; q=0.5'
+    with pytest.raises(NotAcceptable):
+        frames(accept)
+    assert frames(accept, stored="1.2.840.10008.1.2.4.201").media_type == "image/jphc"
+
+
+def test_application_dicom_is_not_a_frame_media_type() -> None:
+    with pytest.raises(NotAcceptable):
+        frames('multipart/related; type="application/dicom"')
+
+
+def test_single_part_media_type_only_for_single_item_targets() -> None:
+    with pytest.raises(NotAcceptable):
+        frames("image/jls", single=False)
+    assert chosen(frames("image/jls", single=True)) == (False, "image/jls", JLS)
+    assert chosen(frames("application/octet-stream, */*; q=0.1", single=False)) == MULTIPART_OCTET_ELE
+
+
+def test_repeated_transfer_syntax_parameter_makes_the_range_invalid() -> None:
+    accept = f"multipart/related; type=image/jls; transfer-syntax={JLS}; transfer-syntax={JLS}, */*; q=0.1"
+    assert chosen(frames(accept)) == MULTIPART_OCTET_ELE
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        f'multipart/related; type="image/jls"; transfer-syntax="{JLS}"',
+        f"multipart/related; type=image/jls; transfer-syntax={JLS}",
+        f'multipart/related; type=image/jls; transfer-syntax="{JLS}"',
+        f"Multipart/Related; type=IMAGE/JLS; transfer-syntax={JLS}",
+    ],
+)
+def test_quoted_and_unquoted_parameters_select_the_same(accept: str) -> None:
+    assert chosen(frames(accept)) == (True, "image/jls", JLS)
+
+
+@pytest.mark.parametrize("part_type", ["application/x-deflate", "application/vnd.dicom-deflate"])
+def test_both_deflate_names_select_deflated_image_frames_labelled_x_deflate(part_type: str) -> None:
+    selection = frames(f'multipart/related; type="{part_type}"', produce={DEFLATED_FRAMES})
+    assert chosen(selection) == (True, "application/x-deflate", DEFLATED_FRAMES)
+    assert selection.part_content_type == f"application/x-deflate; transfer-syntax={DEFLATED_FRAMES}"
+    assert selection.content_type == 'multipart/related; type="application/x-deflate"'
+
+
+def test_missing_accept_is_treated_as_wildcard() -> None:
+    assert chosen(frames(None)) == MULTIPART_OCTET_ELE
+
+
+def test_not_acceptable_lists_what_the_server_can_offer() -> None:
+    with pytest.raises(NotAcceptable) as caught:
+        frames('multipart/related; type="image/jxl"', stored=JLS)
+    message = caught.value.message
+    assert f'multipart/related; type="application/octet-stream"; transfer-syntax={ELE}' in message
+    assert f'multipart/related; type="image/jls"; transfer-syntax={JLS}' in message
+    assert f'multipart/related; type="image/jp2"; transfer-syntax={J2K}' in message
+    assert "image/jxl" not in message
+
+
+ALL_STORED = [ELE, IMPLICIT_LE, ENCAPSULATED_UNCOMPRESSED, JLS, JLS_NEAR, J2K_ANY, DEFLATED_FRAMES]
+STAR_RANGES = [
+    "multipart/related; type=application/octet-stream; transfer-syntax=*",
+    "multipart/related; type=image/jp2; transfer-syntax=*",
+    "multipart/related; type=application/dicom; transfer-syntax=*",
+    "*/*; transfer-syntax=*",
+]
+
+
+@pytest.mark.parametrize("stored", ALL_STORED)
+@pytest.mark.parametrize("accept", STAR_RANGES)
+def test_star_is_never_returned_as_the_syntax(stored: str, accept: str) -> None:
+    everything = {*ALL_STORED, J2K}
+    for negotiate in (frames, instance):
+        try:
+            selection = negotiate(accept, stored=stored, produce=everything)
+        except NotAcceptable:
+            continue
+        assert selection.transfer_syntax not in ("*", IMPLICIT_LE, BIG_ENDIAN)
+
+
+def test_ohif_request_for_frames_gets_octet_stream() -> None:
+    assert chosen(frames(OHIF, stored=ENCAPSULATED_UNCOMPRESSED, produce=set())) == MULTIPART_OCTET_ELE
+
+
+# --- study, series, instance ---
+
+
+def test_instance_default_is_multipart_application_dicom_in_explicit_vr_le() -> None:
+    selection = instance(None)
+    assert (selection.category, chosen(selection)) == (ResourceCategory.INSTANCE, (True, DICOM, ELE))
+    assert selection.content_type == 'multipart/related; type="application/dicom"'
+
+
+@pytest.mark.parametrize(("stored", "syntax"), [(J2K_ANY, J2K_ANY), (IMPLICIT_LE, ELE), (BIG_ENDIAN, ELE)])
+def test_instance_transfer_syntax_star_keeps_stored_syntax_but_never_implicit_or_big_endian(
+    stored: str, syntax: str
+) -> None:
+    selection = instance('multipart/related; type="application/dicom"; transfer-syntax=*', stored=stored)
+    assert chosen(selection) == (True, DICOM, syntax)
+
+
+def test_instance_implicit_vr_le_is_never_offered() -> None:
+    with pytest.raises(NotAcceptable):
+        instance(
+            f'multipart/related; type="application/dicom"; transfer-syntax={IMPLICIT_LE}', stored=IMPLICIT_LE
+        )
+
+
+def test_instance_octet_stream_parts_mean_bulkdata() -> None:
+    selection = instance('multipart/related; type="application/octet-stream"', stored=JLS)
+    assert (selection.category, chosen(selection)) == (ResourceCategory.BULKDATA, MULTIPART_OCTET_ELE)
+
+
+def test_instance_compressed_bulk_parts_mean_bulkdata() -> None:
+    selection = instance('multipart/related; type="image/jls"')
+    assert (selection.category, chosen(selection)) == (ResourceCategory.BULKDATA, (True, "image/jls", JLS))
+
+
+def test_instance_bulk_data_is_never_a_single_part() -> None:
+    with pytest.raises(NotAcceptable):
+        instance("application/octet-stream", single=True)
+
+
+def test_instance_wildcard_never_means_bulk_data() -> None:
+    selection = instance("*/*", stored=J2K_ANY, produce=set())
+    assert (selection.category, chosen(selection)) == (ResourceCategory.INSTANCE, (True, DICOM, J2K_ANY))
+
+
+@pytest.mark.parametrize(("produce", "syntax"), [({ELE}, ELE), (set(), JPEG_BASELINE)])
+def test_instance_lossy_stored_data_may_come_back_as_stored(produce: set[str], syntax: str) -> None:
+    assert (
+        instance(
+            'multipart/related; type="application/dicom"', stored=JPEG_BASELINE, produce=produce
+        ).transfer_syntax
+        == syntax
+    )
+
+
+# --- metadata ---
+
+
+@pytest.mark.parametrize(
+    ("accept", "query", "expected"),
+    [
+        (None, None, JSON),
+        ("*/*", None, JSON),
+        ("application/*", None, JSON),
+        ("application/json", None, JSON),
+        (JSON, None, JSON),
+        (OHIF, None, JSON),
+        ('multipart/related; type="application/dicom+xml"', None, METADATA_XML),
+        ("multipart/related; type=application/dicom+xml", None, METADATA_XML),
+        (f'{JSON}; q=0.5, multipart/related; type="application/dicom+xml"', None, METADATA_XML),
+        ('multipart/related; type="application/dicom+xml"; q=0.5, application/json', None, JSON),
+        ('multipart/related; type="application/dicom+xml"', JSON, JSON),
+        ("text/html, */*; q=0.1", None, JSON),
+    ],
+)
+def test_metadata_media_type(accept: str | None, query: str | None, expected: str) -> None:
+    assert metadata(accept, query) == expected
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/dicom+xml",  # XML metadata is only multipart (Table 10.4.4-1)
+        "multipart/related",  # the default, JSON, is never multipart
+        'multipart/related; type="application/dicom+json"',
+        f"{JSON}; q=0, */*",
+        "image/jpeg",
+    ],
+)
+def test_metadata_not_acceptable_names_what_is_offered(accept: str) -> None:
+    with pytest.raises(NotAcceptable, match=r"application/dicom\+json or multipart/related"):
+        metadata(accept)
+
+
+# --- the digest's worked examples (section 3, a-g) ---
+
+
+@pytest.mark.parametrize(
+    ("resource", "accept", "stored", "single", "expected"),
+    [
+        pytest.param(
+            "frames",
+            'multipart/related; type="application/octet-stream"',
+            ELE,
+            False,
+            MULTIPART_OCTET_ELE,
+            id="a",
+        ),
+        pytest.param(
+            "frames",
+            'multipart/related; type="application/octet-stream"',
+            JLS,
+            False,
+            MULTIPART_OCTET_ELE,
+            id="a-decoded",
+        ),
+        pytest.param(
+            "instance",
+            'multipart/related; type="application/octet-stream"',
+            ELE,
+            False,
+            MULTIPART_OCTET_ELE,
+            id="a-instance",
+        ),
+        pytest.param(
+            "frames", 'multipart/related; type="image/jls"', ELE, False, (True, "image/jls", JLS), id="b"
+        ),
+        pytest.param(
+            "frames",
+            'multipart/related; type="image/jls"',
+            JLS,
+            False,
+            (True, "image/jls", JLS),
+            id="b-passthrough",
+        ),
+        pytest.param(
+            "frames",
+            'multipart/related; type="image/jls"',
+            JLS_NEAR,
+            False,
+            (True, "image/jls", JLS_NEAR),
+            id="b-lossy",
+        ),
+        pytest.param(
+            "instance",
+            f'multipart/related; type="application/dicom"; transfer-syntax={J2K}',
+            ELE,
+            False,
+            (True, DICOM, J2K),
+            id="c",
+        ),
+        pytest.param("instance", "application/dicom", ELE, True, (False, DICOM, ELE), id="d"),
+        pytest.param("instance", "*/*", ELE, False, (True, DICOM, ELE), id="e-instance"),
+        pytest.param("frames", "*/*", J2K, False, MULTIPART_OCTET_ELE, id="e-frames"),
+        pytest.param("instance", None, ELE, False, (True, DICOM, ELE), id="f-instance"),
+        pytest.param("frames", None, ELE, False, MULTIPART_OCTET_ELE, id="f-frames"),
+    ],
+)
+def test_worked_example(
+    resource: str, accept: str | None, stored: str, single: bool, expected: tuple[bool, str, str]
+) -> None:
+    negotiate = frames if resource == "frames" else instance
+    assert chosen(negotiate(accept, stored=stored, single=single, produce={*SERVER, JLS_NEAR})) == expected
+
+
+def test_worked_example_d_single_part_on_a_study_is_not_acceptable() -> None:
+    with pytest.raises(NotAcceptable):
+        instance("application/dicom", single=False)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"), [("*/*", JSON), (None, JSON)], ids=["e-metadata", "f-metadata"]
+)
+def test_worked_examples_e_f_metadata(accept: str | None, expected: str) -> None:
+    assert metadata(accept) == expected
+
+
+EXAMPLE_G = (
+    'multipart/related; type="image/jp2"; q=0.6, '
+    f'multipart/related; type="image/jls"; transfer-syntax={JLS_NEAR}; q=0.9, '
+    'multipart/related; type="application/octet-stream"; q=0.5'
+)
+
+
+@pytest.mark.parametrize(
+    ("produce", "expected"),
+    [
+        ({ELE, JLS, JLS_NEAR, J2K}, (True, "image/jls", JLS_NEAR)),
+        (SERVER, (True, "image/jp2", J2K)),
+        ({ELE}, MULTIPART_OCTET_ELE),
+    ],
+    ids=["g-jls-near", "g-j2k", "g-octet"],
+)
+def test_worked_example_g_takes_the_first_producible_in_q_order(
+    produce: set[str], expected: tuple[bool, str, str]
+) -> None:
+    assert chosen(frames(EXAMPLE_G, produce=produce)) == expected
