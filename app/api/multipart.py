@@ -1,5 +1,7 @@
 """Streaming multipart/related reading: each part goes to its own file on disk as the body arrives.
 
+Writing: `iter_multipart_related` yields a response body part by part (WADO-RS frames).
+
 Why: a STOW-RS body can be many GiB; it is fed chunk by chunk to python-multipart's parser (the one
 Starlette uses) and never held in memory. Tolerates what real clients send (RFC 2046 allows all of it):
 a quoted or unquoted boundary, a preamble or leading CRLF before the first boundary, no CRLF after the
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -163,3 +167,28 @@ class MultipartSpooler:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingPart:
+    """One part of a multipart/related response."""
+
+    content_type: str
+    content_location: str
+    body: bytes
+
+
+def new_boundary() -> str:
+    return uuid.uuid4().hex
+
+
+def iter_multipart_related(parts: Iterable[OutgoingPart], boundary: str) -> Iterator[bytes]:
+    """The bytes of a multipart/related body, one part at a time (RFC 2387)."""
+    for part in parts:
+        yield (
+            f"--{boundary}\r\nContent-Type: {part.content_type}\r\n"
+            f"Content-Location: {part.content_location}\r\n\r\n"
+        ).encode("latin-1")
+        yield part.body
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode("latin-1")

@@ -1,15 +1,17 @@
-"""What WADO-RS needs from the index: stored metadata, in a stable order, for one scope.
+"""What WADO-RS needs from the index: stored metadata for a scope, and the frame table of an instance.
 
 Why here: these are the read-side queries on the index models; the HTTP layer never writes SQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
-from app.store.index import Instance, InstanceMetadata, Series, Study
+from app.imaging.frames import FrameFragment, PixelLayout
+from app.store.index import FrameFragmentRow, Instance, InstanceMetadata, Series, Study
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,68 @@ def stored_metadata(connection: Connection, scope: Scope) -> list[bytes]:
     if scope.sop_instance_uid is not None:
         query = query.where(Instance.sop_instance_uid == scope.sop_instance_uid)
     return [bytes(row) for row in connection.execute(query).scalars()]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFrames:
+    """Where the requested frames of one instance are, and how to read them."""
+
+    data_blob_key: str
+    transfer_syntax_uid: str
+    layout: PixelLayout
+    fragments: dict[int, tuple[FrameFragment, ...]]  # requested frame number -> its fragments
+
+
+class NoPixelData(LookupError):
+    """The instance exists but has no pixel data, hence no frames."""
+
+
+def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int]) -> StoredFrames | None:
+    """The frame table rows of `numbers` in the instance of `scope` (None: no such instance)."""
+    row = connection.execute(
+        select(
+            Instance.pk,
+            Instance.blob_key,
+            Instance.data_blob_key,
+            Instance.transfer_syntax_uid,
+            Instance.rows,
+            Instance.columns,
+            Instance.samples_per_pixel,
+            Instance.bits_allocated,
+            Instance.number_of_frames,
+            Instance.photometric_interpretation,
+        )
+        .join(Series, Series.pk == Instance.series_pk)
+        .join(Study, Study.pk == Series.study_pk)
+        .where(
+            Study.study_instance_uid == scope.study_instance_uid,
+            Series.series_instance_uid == scope.series_instance_uid,
+            Instance.sop_instance_uid == scope.sop_instance_uid,
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.number_of_frames is None:
+        raise NoPixelData(scope.sop_instance_uid)
+    layout = PixelLayout(
+        row.rows,
+        row.columns,
+        row.samples_per_pixel or 1,
+        row.bits_allocated,
+        row.number_of_frames,
+        row.photometric_interpretation or "",
+    )
+    fragments: dict[int, list[FrameFragment]] = {}
+    table = FrameFragmentRow
+    for fragment in connection.execute(
+        select(table.frame_number, table.fragment_index, table.offset, table.length, table.bit_offset)
+        .where(table.instance_pk == row.pk, table.frame_number.in_(list(numbers)))
+        .order_by(table.frame_number, table.fragment_index)
+    ):
+        fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
+    return StoredFrames(
+        row.data_blob_key or row.blob_key,
+        row.transfer_syntax_uid,
+        layout,
+        {number: tuple(parts) for number, parts in fragments.items()},
+    )

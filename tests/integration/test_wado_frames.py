@@ -1,0 +1,159 @@
+"""WADO-RS frames without transcoding: as stored, or native pixels as application/octet-stream.
+
+Reference values come from pydicom reading the original file; multipart bodies are read back by
+dicomweb-client's own parser.
+"""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.encaps import generate_frames
+from pydicom.pixels import unpack_bits
+from pydicom.uid import generate_uid
+
+from app.imaging.syntaxes import find_transfer_syntax
+from tests.conftest import Backend, LiveServer
+from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance
+from tests.integration.stow_helpers import post_stow
+
+ELE = "1.2.840.10008.1.2.1"
+OCTET = "application/octet-stream"
+NATIVE_IMAGES = [
+    f
+    for f in corpus_files()
+    if f.has_pixels
+    and not find_transfer_syntax(f.transfer_syntax_uid).encapsulated  # type: ignore[union-attr]
+    and f.path.name not in {"MR_truncated.dcm", "badVR.dcm"}  # truncated; Number of Frames "1A"
+]
+
+
+def frames_url(server: LiveServer, ds: pydicom.Dataset, frames: str) -> str:
+    return (
+        f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/frames/{frames}"
+    )
+
+
+def expected_native_frame(ds: pydicom.Dataset, number: int) -> bytes:
+    """Frame `number` as little-endian bytes, from pydicom's view of the file."""
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.BitsAllocated)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    if bits == 1:
+        size = rows * columns * samples
+        return unpack_bits(ds.PixelData)[(number - 1) * size : number * size].tobytes()
+    ybr_422 = ds.PhotometricInterpretation in ("YBR_FULL_422", "YBR_PARTIAL_422")
+    size = rows * columns * (2 if ybr_422 else samples) * bits // 8
+    value = ds.PixelData
+    if ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2" and bits > 8:
+        value = (
+            np.frombuffer(value[: size * count], dtype=f">u{bits // 8}").astype(f"<u{bits // 8}").tobytes()
+        )
+    return value[(number - 1) * size : number * size]
+
+
+@pytest.mark.parametrize("corpus", NATIVE_IMAGES, ids=str)
+def test_native_frame_as_octet_stream_is_the_original_pixels(
+    live_server: LiveServer, corpus: CorpusFile
+) -> None:
+    assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
+    ds = pydicom.dcmread(corpus.path)
+    last = int(ds.get("NumberOfFrames", 1) or 1)
+
+    response = httpx.get(frames_url(live_server, ds, str(last)), headers={"Accept": OCTET})
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert response.headers["content-location"].endswith(f"/frames/{last}")
+    body = response.content
+    if int(ds.BitsAllocated) == 1:
+        body = unpack_bits(body)[
+            : int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+        ].tobytes()
+    assert body == expected_native_frame(ds, last)
+
+
+def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backend: Backend) -> None:
+    data = make_instance(frames=5, rows=16, columns=12, seed=3)
+    assert post_stow(live_server, [data]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    client = DICOMwebClient(url=live_server.dicomweb)
+
+    frames = client.retrieve_instance_frames(
+        str(ds.StudyInstanceUID),
+        str(ds.SeriesInstanceUID),
+        str(ds.SOPInstanceUID),
+        frame_numbers=[4, 1, 5],
+        media_types=((OCTET, ELE),),
+    )
+
+    assert frames == [expected_native_frame(ds, n) for n in (4, 1, 5)]
+    raw = httpx.get(
+        frames_url(live_server, ds, "4,1"), headers={"Accept": f'multipart/related; type="{OCTET}"'}
+    )
+    assert raw.headers["content-type"].startswith(f'multipart/related; type="{OCTET}"; boundary=')
+    assert raw.content.count(f"Content-Type: {OCTET}; transfer-syntax={ELE}".encode()) == 2
+    assert b"/frames/4\r\n" in raw.content and b"/frames/1\r\n" in raw.content
+
+
+def test_compressed_frame_as_stored_and_406_for_octet_stream(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    corpus = (
+        corpus_file("emri_small_jpeg_ls_lossless.dcm")
+        if any(f.path.name == "emri_small_jpeg_ls_lossless.dcm" for f in corpus_files())
+        else next(f for f in corpus_files() if f.transfer_syntax_uid == "1.2.840.10008.1.2.4.80")
+    )
+    assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
+    ds = pydicom.dcmread(corpus.path)
+    count = int(ds.get("NumberOfFrames", 1) or 1)
+    expected = list(generate_frames(ds.PixelData, number_of_frames=count))
+
+    jls = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jls"})
+    assert jls.status_code == 200
+    assert jls.headers["content-type"] == "image/jls; transfer-syntax=1.2.840.10008.1.2.4.80"
+    assert jls.content.rstrip(b"\x00") == expected[0].rstrip(b"\x00")
+
+    octet = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET})
+    assert octet.status_code == 406
+    assert "image/jls" in octet.json()["error"]
+
+
+def test_deflated_dataset_frames_come_from_the_inflated_copy(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    corpus = corpus_file("image_dfl.dcm")
+    assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
+    ds = pydicom.dcmread(corpus.path)
+    response = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET})
+    assert response.status_code == 200
+    assert response.content == expected_native_frame(ds, 1)
+
+
+@pytest.mark.parametrize(
+    ("frames", "status"), [("0", 400), ("1,1", 400), ("x", 400), ("2", 404), ("1,9", 404)]
+)
+def test_bad_frame_lists(live_server: LiveServer, backend: Backend, frames: str, status: int) -> None:
+    data = make_instance(rows=8, columns=8)
+    assert post_stow(live_server, [data]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    response = httpx.get(frames_url(live_server, ds, frames), headers={"Accept": OCTET})
+    assert response.status_code == status
+
+
+def test_unknown_instance_and_instance_without_pixels_are_404(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    sr = next(f for f in corpus_files() if not f.has_pixels)
+    assert post_stow(live_server, [sr.path.read_bytes()]).status_code in (200, 202)
+    ds = pydicom.dcmread(sr.path)
+    no_pixels = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET})
+    assert no_pixels.status_code == 404 and "no pixel data" in no_pixels.json()["error"]
+    ds.SOPInstanceUID = generate_uid()
+    assert httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET}).status_code == 404
