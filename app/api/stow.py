@@ -16,7 +16,7 @@ from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
 from app.dicomweb.dicomjson import encode_dicom_json
-from app.dicomweb.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.dicomweb.errors import PayloadTooLarge, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -26,7 +26,7 @@ from app.dicomweb.responses import (
     store_response_dataset,
     store_status,
 )
-from app.dicomweb.uids import is_valid_uid
+from app.dicomweb.uids import require_valid_uid
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
@@ -58,8 +58,7 @@ async def store_instances(request: Request, services: ServicesDep) -> Response:
 
 @router.post("/studies/{study_instance_uid}", summary="Store instances of one study (STOW-RS)")
 async def store_study_instances(study_instance_uid: str, request: Request, services: ServicesDep) -> Response:
-    if not is_valid_uid(study_instance_uid):
-        raise BadRequest(f"{study_instance_uid[:80]!r} is not a valid Study Instance UID")
+    require_valid_uid(study_instance_uid, "Study Instance UID")
     return await _store(request, services, study_instance_uid=study_instance_uid)
 
 

@@ -13,16 +13,17 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ServicesDep
 from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
 from app.api.urls import dicomweb_base_url
-from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
+from app.dicomweb.errors import NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.mediatypes import DICOM_JSON, OCTET_STREAM
 from app.dicomweb.metadata import metadata_response_body
 from app.dicomweb.negotiation import (
+    MediaRange,
     negotiate_frame_media_type,
     negotiate_metadata_media_type,
     parse_accept,
 )
-from app.dicomweb.uids import is_valid_uid
+from app.dicomweb.uids import require_valid_uid
 from app.imaging.codecs.native import little_endian_frame
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import find_transfer_syntax
@@ -70,17 +71,20 @@ def _check_uids(scope: Scope) -> None:
         ("Series Instance UID", scope.series_instance_uid),
         ("SOP Instance UID", scope.sop_instance_uid),
     ):
-        if value is not None and not is_valid_uid(value):
-            raise BadRequest(f"{value[:80]!r} is not a valid {name}")
+        if value is not None:
+            require_valid_uid(value, name)
+
+
+def _accept_lists(request: Request) -> tuple[list[MediaRange], list[MediaRange]]:
+    """The `accept` query parameter's media ranges (first choice, PS3.18 8.3.3.1), then the header's."""
+    query = ",".join(request.query_params.getlist("accept"))
+    return parse_accept(query), parse_accept(request.headers.get("accept"))
 
 
 async def _retrieve_metadata(request: Request, services: Services, scope: Scope) -> Response:
     _check_uids(scope)
-    query_accept = ",".join(request.query_params.getlist("accept"))
     # The multipart XML form of Table 10.4.4-1 is not offered yet: JSON is chosen when acceptable.
-    negotiate_metadata_media_type(
-        parse_accept(query_accept), parse_accept(request.headers.get("accept")), offered=(DICOM_JSON,)
-    )
+    negotiate_metadata_media_type(*_accept_lists(request), offered=(DICOM_JSON,))
 
     def read() -> list[bytes]:
         with services.engine.connect() as connection:
@@ -136,10 +140,8 @@ async def retrieve_instance_frames(
     if syntax is None or syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(numbers, frames.layout.number_of_frames)
-    query_accept = ",".join(request.query_params.getlist("accept"))
     selection = negotiate_frame_media_type(
-        parse_accept(query_accept),
-        parse_accept(request.headers.get("accept")),
+        *_accept_lists(request),
         stored_syntax=syntax.uid,
         can_produce=lambda _uid: False,  # no codecs yet: as stored, or native as octet-stream
         single_part_allowed=len(numbers) == 1,

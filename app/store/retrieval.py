@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
 from app.store.index import FrameFragmentRow, Instance, InstanceMetadata, Series, Study
+
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +31,25 @@ def stored_metadata(connection: Connection, scope: Scope) -> list[bytes]:
 
     An empty list means nothing in the index matches the scope.
     """
+    query = _in_scope(
+        select(InstanceMetadata.dicom_json).join(Instance, Instance.pk == InstanceMetadata.instance_pk),
+        scope,
+    ).order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
+    return [bytes(row) for row in connection.execute(query).scalars()]
+
+
+def _in_scope(query: _Query, scope: Scope) -> _Query:
+    """`query` (which selects from Instance) narrowed to the instances of `scope`."""
     query = (
-        select(InstanceMetadata.dicom_json)
-        .join(Instance, Instance.pk == InstanceMetadata.instance_pk)
-        .join(Series, Series.pk == Instance.series_pk)
+        query.join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Series.study_pk)
         .where(Study.study_instance_uid == scope.study_instance_uid)
-        .order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
     )
     if scope.series_instance_uid is not None:
         query = query.where(Series.series_instance_uid == scope.series_instance_uid)
     if scope.sop_instance_uid is not None:
         query = query.where(Instance.sop_instance_uid == scope.sop_instance_uid)
-    return [bytes(row) for row in connection.execute(query).scalars()]
+    return query
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +69,20 @@ class NoPixelData(LookupError):
 def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int]) -> StoredFrames | None:
     """The frame table rows of `numbers` in the instance of `scope` (None: no such instance)."""
     row = connection.execute(
-        select(
-            Instance.pk,
-            Instance.blob_key,
-            Instance.data_blob_key,
-            Instance.transfer_syntax_uid,
-            Instance.rows,
-            Instance.columns,
-            Instance.samples_per_pixel,
-            Instance.bits_allocated,
-            Instance.number_of_frames,
-            Instance.photometric_interpretation,
-        )
-        .join(Series, Series.pk == Instance.series_pk)
-        .join(Study, Study.pk == Series.study_pk)
-        .where(
-            Study.study_instance_uid == scope.study_instance_uid,
-            Series.series_instance_uid == scope.series_instance_uid,
-            Instance.sop_instance_uid == scope.sop_instance_uid,
+        _in_scope(
+            select(
+                Instance.pk,
+                Instance.blob_key,
+                Instance.data_blob_key,
+                Instance.transfer_syntax_uid,
+                Instance.rows,
+                Instance.columns,
+                Instance.samples_per_pixel,
+                Instance.bits_allocated,
+                Instance.number_of_frames,
+                Instance.photometric_interpretation,
+            ),
+            scope,
         )
     ).first()
     if row is None:
