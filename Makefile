@@ -26,6 +26,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_stow.py
+	$(BIN)/python bench/bench_frames.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

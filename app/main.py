@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import __version__
 from app.api import admin, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
-from app.dicomweb.errors import DicomwebError
+from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
 from app.settings import Settings
 
@@ -53,7 +53,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     @app.exception_handler(DicomwebError)
     async def _dicomweb_error(_request: Request, exc: DicomwebError) -> Response:
-        return error_response(exc.status, exc.message)
+        response = error_response(exc.status, exc.message)
+        if isinstance(exc, RangeNotSatisfiable):
+            response.headers["Content-Range"] = f"bytes */{exc.length}"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -40,10 +40,9 @@ from common import (
     FoveaServer,
     RssSampler,
     emit,
-    kb_to_mb,
+    health_rtt_ms,
     machine_facts,
-    process_tree,
-    tree_kb,
+    memory_fields,
     write_results,
 )
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -173,36 +172,6 @@ def failed_instances(response: httpx.Response, expected: int) -> int:
 
 
 # --- cases --------------------------------------------------------------------------------------------
-
-
-def memory_fields(server: FoveaServer, sampler: RssSampler) -> dict[str, Any]:
-    pids = process_tree(server.pid)
-    return {
-        "server_processes": len(pids),
-        "server_rss_before_mb": kb_to_mb(sampler.baseline_kb),
-        "server_rss_after_mb": kb_to_mb(tree_kb(pids, "VmRSS")),
-        "server_peak_rss_mb": kb_to_mb(sampler.peak_kb),
-        "server_rss_growth_mb": kb_to_mb(sampler.peak_kb - sampler.baseline_kb),
-        "server_vmhwm_mb": kb_to_mb(tree_kb(pids, "VmHWM")),
-        "client_rss_before_mb": kb_to_mb(sampler.client_baseline_kb),
-        "client_peak_rss_mb": kb_to_mb(sampler.client_peak_kb),
-        "rss_samples": sampler.samples,
-        "server_cpu_s": round(sampler.server_cpu_s, 2),
-        "server_cpu_s_by_process": [round(seconds, 2) for seconds in sampler.process_cpu_s],
-        "client_cpu_s": round(sampler.client_cpu_s, 2),
-        "other_cpu_s": round(sampler.other_cpu_s, 2),
-        "steal_cpu_s": round(sampler.steal_cpu_s, 2),
-    }
-
-
-def health_rtt_ms(client: httpx.Client, base_url: str, count: int = 50) -> float:
-    """Median GET /health round trip: the floor under any request's latency."""
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
-        client.get(f"{base_url}/health").raise_for_status()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times) * 1000, 2)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: a live `fovea serve` subprocess, /proc memory readings, JSON output.
+"""Helpers shared by the benchmarks: a live `fovea serve` subprocess, /proc memory and CPU readings, the
+HTTP floor (`GET /health`), JSON output.
 
 Why: a server benchmark must measure the real process (uvicorn, worker processes, the folder store on
 the real file system), so it starts `fovea serve` the way an operator does and reads its memory from
@@ -13,6 +14,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -331,6 +333,56 @@ class FoveaServer:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no server log)"
+
+
+# --- what every case reports ------------------------------------------------------------------------
+
+
+def memory_fields(server: FoveaServer, sampler: RssSampler) -> dict[str, Any]:
+    """The server's (and this process's) memory and CPU figures over a timed part, as record fields."""
+    pids = process_tree(server.pid)
+    return {
+        "server_processes": len(pids),
+        "server_rss_before_mb": kb_to_mb(sampler.baseline_kb),
+        "server_rss_after_mb": kb_to_mb(tree_kb(pids, "VmRSS")),
+        "server_peak_rss_mb": kb_to_mb(sampler.peak_kb),
+        "server_rss_growth_mb": kb_to_mb(sampler.peak_kb - sampler.baseline_kb),
+        "server_vmhwm_mb": kb_to_mb(tree_kb(pids, "VmHWM")),
+        "client_rss_before_mb": kb_to_mb(sampler.client_baseline_kb),
+        "client_peak_rss_mb": kb_to_mb(sampler.client_peak_kb),
+        "rss_samples": sampler.samples,
+        "server_cpu_s": round(sampler.server_cpu_s, 2),
+        "server_cpu_s_by_process": [round(seconds, 2) for seconds in sampler.process_cpu_s],
+        "client_cpu_s": round(sampler.client_cpu_s, 2),
+        "other_cpu_s": round(sampler.other_cpu_s, 2),
+        "steal_cpu_s": round(sampler.steal_cpu_s, 2),
+    }
+
+
+def health_rtt_ms(client: httpx.Client, base_url: str, count: int = 50) -> float:
+    """Median GET /health round trip: the floor under any request's latency."""
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        client.get(f"{base_url}/health").raise_for_status()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1000, 2)
+
+
+def percentile_ms(seconds: Sequence[float], percent: float) -> float:
+    """The `percent` percentile of durations in seconds, in milliseconds (linear interpolation)."""
+    ordered = sorted(seconds)
+    rank = (len(ordered) - 1) * percent / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return round((ordered[low] + (ordered[high] - ordered[low]) * (rank - low)) * 1000, 2)
+
+
+def latency_fields(seconds: Sequence[float], percents: Sequence[int] = (50, 90, 99)) -> dict[str, float]:
+    """`p50_ms`, `p90_ms`, ... and `max_ms` of request latencies given in seconds."""
+    fields = {f"p{percent}_ms": percentile_ms(seconds, percent) for percent in percents}
+    fields["max_ms"] = round(max(seconds) * 1000, 2)
+    return fields
 
 
 # --- output -------------------------------------------------------------------------------------------

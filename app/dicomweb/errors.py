@@ -7,6 +7,7 @@ maps each class to its PS3.18 status code (PS3.18 8.5, 10.4.3, 10.5.3) and a JSO
     ├── BadRequest (400)
     ├── NotFound (404)
     ├── NotAcceptable (406)
+    ├── RangeNotSatisfiable (416)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
     └── ServiceUnavailable (503)
@@ -33,6 +34,16 @@ class NotFound(DicomwebError):
 
 class NotAcceptable(DicomwebError):
     status = 406
+
+
+class RangeNotSatisfiable(DicomwebError):
+    """A `Range` that selects no byte of the value; `length` goes into `Content-Range: bytes */length`."""
+
+    status = 416
+
+    def __init__(self, message: str, length: int) -> None:
+        super().__init__(message)
+        self.length = length
 
 
 class PayloadTooLarge(DicomwebError):

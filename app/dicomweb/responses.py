@@ -154,8 +154,15 @@ def store_response_dataset(
 NATIVE_DICOM_NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 
 
+_PERSON_NAME_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+_PERSON_NAME_PARTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+
+
 def dicom_json_to_xml(dataset: dict[str, Any]) -> bytes:
-    """Render a DICOM JSON object (no PN or binary values) as PS3.19 Native DICOM Model XML."""
+    """Render a DICOM JSON object as a PS3.19 Native DICOM Model document (PS3.18 F.3 mapping).
+
+    Why from JSON: metadata is stored once, as DICOM JSON; the XML form is derived from it on request.
+    """
     root = ElementTree.Element("NativeDicomModel", xmlns=NATIVE_DICOM_NAMESPACE)
     _append_attributes(root, dataset)
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
@@ -163,14 +170,36 @@ def dicom_json_to_xml(dataset: dict[str, Any]) -> bytes:
 
 def _append_attributes(parent: ElementTree.Element, dataset: dict[str, Any]) -> None:
     for tag, attribute in dataset.items():
-        element = ElementTree.SubElement(parent, "DicomAttribute", attrib={"tag": tag, "vr": attribute["vr"]})
+        vr = attribute["vr"]
+        element = ElementTree.SubElement(parent, "DicomAttribute", attrib={"tag": tag, "vr": vr})
         keyword = keyword_for_tag(int(tag, 16))
         if keyword:
             element.set("keyword", keyword)
+        if "BulkDataURI" in attribute:
+            ElementTree.SubElement(element, "BulkData", uri=attribute["BulkDataURI"])
+        if "InlineBinary" in attribute:
+            ElementTree.SubElement(element, "InlineBinary").text = attribute["InlineBinary"]
         for number, value in enumerate(attribute.get("Value", []), start=1):
-            if attribute["vr"] == "SQ":
+            if vr == "SQ":
                 item = ElementTree.SubElement(element, "Item", number=str(number))
                 _append_attributes(item, value)
-            else:
+            elif vr == "PN":
+                _append_person_name(element, number, value)
+            elif value is not None:  # an empty value keeps its number by being left out
                 node = ElementTree.SubElement(element, "Value", number=str(number))
                 node.text = str(value)
+
+
+def _append_person_name(element: ElementTree.Element, number: int, value: Any) -> None:
+    """One PN value: its groups, each split into name components (PS3.19 A.1.1, PS3.5 6.2)."""
+    name = ElementTree.SubElement(element, "PersonName", number=str(number))
+    if not isinstance(value, dict):
+        return
+    for group in _PERSON_NAME_GROUPS:
+        text = value.get(group)
+        if not text:
+            continue
+        group_node = ElementTree.SubElement(name, group)
+        for part, component in zip(_PERSON_NAME_PARTS, str(text).split("^"), strict=False):
+            if component:
+                ElementTree.SubElement(group_node, part).text = component

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
-from app.store.index import FrameFragmentRow, Instance, InstanceMetadata, Series, Study
+from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
@@ -53,61 +54,237 @@ def _in_scope(query: _Query, scope: Scope) -> _Query:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """One stored instance: its UIDs, blobs, syntax and Image Pixel attributes (no frame table)."""
+
+    pk: int
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    blob_key: str  # the file as received
+    data_blob_key: str  # the file offsets point into (an inflated copy for a deflated data set)
+    blob_size: int
+    updated_at: datetime
+    pixels: PixelFormat | None  # None: no pixel data
+    pixel_data_tag: int | None
+    lossy_image_compression: str
+
+
+@dataclass(frozen=True, slots=True)
+class PixelFormat:
+    """The Image Pixel attributes of a stored instance (PS3.3 C.7.6.3), as the index holds them."""
+
+    layout: PixelLayout
+    bits_stored: int
+    pixel_representation: int
+    planar_configuration: int
+
+
+_INSTANCE_COLUMNS = (
+    Instance.pk,
+    Study.study_instance_uid,
+    Series.series_instance_uid,
+    Instance.sop_instance_uid,
+    Instance.transfer_syntax_uid,
+    Instance.blob_key,
+    Instance.data_blob_key,
+    Instance.blob_size,
+    Instance.updated_at,
+    Instance.rows,
+    Instance.columns,
+    Instance.samples_per_pixel,
+    Instance.bits_allocated,
+    Instance.bits_stored,
+    Instance.pixel_representation,
+    Instance.planar_configuration,
+    Instance.number_of_frames,
+    Instance.photometric_interpretation,
+    Instance.pixel_data_tag,
+    Instance.lossy_image_compression,
+)
+
+
+def _stored_instance(row: Any) -> StoredInstance:
+    pixels = None
+    if row.number_of_frames is not None and row.rows is not None and row.bits_allocated is not None:
+        layout = PixelLayout(
+            row.rows,
+            row.columns,
+            row.samples_per_pixel or 1,
+            row.bits_allocated,
+            row.number_of_frames,
+            row.photometric_interpretation or "",
+        )
+        pixels = PixelFormat(
+            layout,
+            row.bits_stored or row.bits_allocated,
+            row.pixel_representation or 0,
+            row.planar_configuration or 0,
+        )
+    return StoredInstance(
+        row.pk,
+        row.study_instance_uid,
+        row.series_instance_uid,
+        row.sop_instance_uid,
+        row.transfer_syntax_uid,
+        row.blob_key,
+        row.data_blob_key or row.blob_key,
+        row.blob_size,
+        _aware(row.updated_at),
+        pixels,
+        row.pixel_data_tag,
+        row.lossy_image_compression or "",
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """In UTC: SQLite returns naive datetimes (stored as UTC), PostgreSQL the session's time zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def stored_instances(connection: Connection, scope: Scope) -> list[StoredInstance]:
+    """Every instance of `scope`, by series then instance number (empty: nothing matches)."""
+    query = _in_scope(select(*_INSTANCE_COLUMNS), scope).order_by(
+        Series.series_number, Series.pk, Instance.instance_number, Instance.pk
+    )
+    return [_stored_instance(row) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeVersion:
+    """What changes whenever anything in a scope changes: for ETag and Last-Modified."""
+
+    instances: int
+    last_modified: datetime | None
+    fingerprint: str  # stable text that differs whenever an instance is added, replaced or removed
+
+
+def scope_version(connection: Connection, scope: Scope) -> ScopeVersion:
+    """Count, newest update and a fingerprint of the instances of `scope`, in one aggregate query."""
+    row = connection.execute(
+        _in_scope(
+            select(
+                func.count(Instance.pk),
+                func.max(Instance.updated_at),
+                func.max(Instance.pk),
+                func.sum(Instance.pk),
+            ),
+            scope,
+        )
+    ).one()
+    count, newest, max_pk, sum_pk = row
+    last = _aware(newest) if newest is not None else None
+    stamp = last.isoformat() if last is not None else ""
+    return ScopeVersion(count, last, f"{count}:{max_pk}:{sum_pk}:{stamp}")
+
+
+def stored_metadata_with_version(connection: Connection, scope: Scope) -> tuple[list[bytes], ScopeVersion]:
+    """`stored_metadata` and `scope_version` read in one transaction, so they describe the same state."""
+    with connection.begin():
+        return stored_metadata(connection, scope), scope_version(connection, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBulkData:
+    """Where one bulk data value of one instance lies in its data blob."""
+
+    instance: StoredInstance
+    path: str  # as in the BulkDataURI: "00420011", "54000100/0/54001010"
+    vr: str
+    offset: int
+    length: int
+    little_endian: bool
+
+
+def stored_bulkdata(connection: Connection, scope: Scope, path: str | None = None) -> list[StoredBulkData]:
+    """The bulk data values of the instances of `scope` (only `path`, when given), in instance order."""
+    instances = {instance.pk: instance for instance in stored_instances(connection, scope)}
+    if not instances:
+        return []
+    table = BulkDataRow
+    query = (
+        select(table.instance_pk, table.path, table.vr, table.offset, table.length, table.little_endian)
+        .where(table.instance_pk.in_(list(instances)))
+        .order_by(table.instance_pk, table.path)
+    )
+    if path is not None:
+        query = query.where(table.path == path)
+    rows = list(connection.execute(query))
+    order = {pk: index for index, pk in enumerate(instances)}
+    rows.sort(key=lambda row: (order[row.instance_pk], row.path))
+    return [
+        StoredBulkData(
+            instances[row.instance_pk], row.path, row.vr, row.offset, row.length, row.little_endian
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFrames:
     """Where the requested frames of one instance are, and how to read them."""
 
-    data_blob_key: str
-    transfer_syntax_uid: str
-    layout: PixelLayout
+    instance: StoredInstance
+    pixels: PixelFormat
     fragments: dict[int, tuple[FrameFragment, ...]]  # requested frame number -> its fragments
+    pixel_vr: str | None = None  # read only where it matters: 8-bit OW words are swapped in Big Endian
+
+    @property
+    def data_blob_key(self) -> str:
+        return self.instance.data_blob_key
+
+    @property
+    def transfer_syntax_uid(self) -> str:
+        return self.instance.transfer_syntax_uid
+
+    @property
+    def layout(self) -> PixelLayout:
+        return self.pixels.layout
+
+
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 class NoPixelData(LookupError):
     """The instance exists but has no pixel data, hence no frames."""
 
 
-def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int]) -> StoredFrames | None:
-    """The frame table rows of `numbers` in the instance of `scope` (None: no such instance)."""
-    row = connection.execute(
-        _in_scope(
-            select(
-                Instance.pk,
-                Instance.blob_key,
-                Instance.data_blob_key,
-                Instance.transfer_syntax_uid,
-                Instance.rows,
-                Instance.columns,
-                Instance.samples_per_pixel,
-                Instance.bits_allocated,
-                Instance.number_of_frames,
-                Instance.photometric_interpretation,
-            ),
-            scope,
-        )
-    ).first()
+def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int] | None) -> StoredFrames | None:
+    """The frame table rows of `numbers` (None: every frame) of the instance of `scope`.
+
+    None: no such instance. Raises NoPixelData for an instance without pixel data.
+    """
+    row = connection.execute(_in_scope(select(*_INSTANCE_COLUMNS), scope)).first()
     if row is None:
         return None
-    if row.number_of_frames is None:
-        raise NoPixelData(scope.sop_instance_uid)
-    layout = PixelLayout(
-        row.rows,
-        row.columns,
-        row.samples_per_pixel or 1,
-        row.bits_allocated,
-        row.number_of_frames,
-        row.photometric_interpretation or "",
-    )
-    fragments: dict[int, list[FrameFragment]] = {}
+    return frames_of(connection, _stored_instance(row), numbers)
+
+
+def frames_of(
+    connection: Connection, instance: StoredInstance, numbers: Sequence[int] | None
+) -> StoredFrames:
+    """The frame table rows of `numbers` (None: every frame) of `instance`."""
+    if instance.pixels is None:
+        raise NoPixelData(instance.sop_instance_uid)
     table = FrameFragmentRow
-    for fragment in connection.execute(
+    query = (
         select(table.frame_number, table.fragment_index, table.offset, table.length, table.bit_offset)
-        .where(table.instance_pk == row.pk, table.frame_number.in_(list(numbers)))
+        .where(table.instance_pk == instance.pk)
         .order_by(table.frame_number, table.fragment_index)
-    ):
+    )
+    if numbers is not None:
+        query = query.where(table.frame_number.in_(list(numbers)))
+    fragments: dict[int, list[FrameFragment]] = {}
+    for fragment in connection.execute(query):
         fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
+    pixel_vr = None
+    if instance.transfer_syntax_uid == _BIG_ENDIAN and instance.pixel_data_tag is not None:
+        pixel_vr = connection.execute(
+            select(BulkDataRow.vr).where(
+                BulkDataRow.instance_pk == instance.pk, BulkDataRow.path == f"{instance.pixel_data_tag:08X}"
+            )
+        ).scalar()
     return StoredFrames(
-        row.data_blob_key or row.blob_key,
-        row.transfer_syntax_uid,
-        layout,
-        {number: tuple(parts) for number, parts in fragments.items()},
+        instance, instance.pixels, {number: tuple(parts) for number, parts in fragments.items()}, pixel_vr
     )

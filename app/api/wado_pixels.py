@@ -1,0 +1,321 @@
+"""Frames, pixeldata and bulkdata responses (PS3.18 10.4.1.1.3-5): the bulk-data category.
+
+Why sync functions: each response is an index lookup then blob reads and maybe a decode, all blocking;
+the route runs one of these in the thread pool in a single hop (a frame is the hot path, and every
+hop costs more than the lookup). Multipart bodies are generators, read one part at a time.
+
+Octet-stream frames are native little-endian pixels: the stored bytes for native syntaxes (Big
+Endian swapped), decoded pixels for compressed ones (colour sample-interleaved, JPEG YCbCr as RGB,
+as pydicom decodes). Compressed frames in their stored syntax go out as stored, never decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import Response
+
+from app.api.conditional import Validators, make_validators
+from app.api.content_coding import Coding
+from app.api.multipart import OutgoingPart
+from app.api.wado_request import WadoRequest, multipart_response, not_found_message, single_part_response
+from app.dicomweb.byte_ranges import parse_byte_range
+from app.dicomweb.errors import NotAcceptable, NotFound
+from app.dicomweb.frames import check_frames_exist
+from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
+from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
+from app.imaging.codecs.decode import FrameDecodeError
+from app.services import Services
+from app.store.frame_source import FrameSource, can_make_native, stored_syntax
+from app.store.retrieval import (
+    NoPixelData,
+    Scope,
+    StoredBulkData,
+    StoredInstance,
+    frames_of,
+    scope_version,
+    stored_bulkdata,
+    stored_frames,
+    stored_instances,
+)
+
+_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8, "US": 2, "SS": 2, "UL": 4, "SL": 4}
+_WORD_BYTES |= {"FL": 4, "FD": 8, "SV": 8, "UV": 8}
+
+
+def _select_frames(
+    wado: WadoRequest, source_syntax: str, can_make_native: bool, single_part_allowed: bool
+) -> FrameSelection:
+    return negotiate_frame_media_type(
+        *wado.accept_lists,
+        stored_syntax=source_syntax,
+        can_produce=lambda uid: uid == EXPLICIT_VR_LITTLE_ENDIAN and can_make_native,
+        single_part_allowed=single_part_allowed,
+    )
+
+
+def _frame_body(source: FrameSource, selection: FrameSelection, number: int) -> bytes:
+    if selection.media_type != OCTET_STREAM:
+        return source.stored(number)
+    try:
+        return source.native(number).data
+    except FrameDecodeError as exc:  # a stored frame its decoders reject: offer it as it is
+        stored_type = bulk_media_type_for(source.syntax.uid)
+        raise NotAcceptable(
+            f"frame {number} cannot be decoded ({exc}); it is available as stored: "
+            f"{stored_type}; transfer-syntax={source.syntax.uid}"
+        ) from exc
+
+
+def _gzip_frames(wado: WadoRequest, selection: FrameSelection) -> bool:
+    """Uncompressed frames are worth compressing; codestreams are not."""
+    return selection.media_type == OCTET_STREAM and wado.coding(brotli_allowed=False) is Coding.GZIP
+
+
+def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:
+    scope = Scope(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+    return f"{wado.url_of(scope)}/frames"
+
+
+def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response:
+    """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4)."""
+    with services.engine.connect() as connection:
+        try:
+            frames = stored_frames(connection, wado.scope, numbers)
+        except NoPixelData as exc:
+            raise NotFound(
+                f"instance {wado.scope.sop_instance_uid} has no pixel data, hence no frames"
+            ) from exc
+    if frames is None:
+        raise NotFound(not_found_message(wado.scope))
+    source = FrameSource(services.blobs, frames)
+    if source.syntax.is_video:
+        raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
+    check_frames_exist(tuple(numbers), frames.layout.number_of_frames)
+    selection = _select_frames(wado, source.syntax.uid, source.can_make_native, len(numbers) == 1)
+    gzip = _gzip_frames(wado, selection)
+    validators = make_validators(
+        "frames",
+        frames.data_blob_key,
+        ",".join(map(str, numbers)),
+        selection.content_type,
+        wado.base_url,
+        gzip,
+        last_modified=frames.instance.updated_at,
+    )
+    if (not_modified := wado.not_modified(validators)) is not None:
+        return not_modified
+    url = frames_url(wado, frames.instance)
+    if not selection.multipart:
+        body = _frame_body(source, selection, numbers[0])
+        return single_part_response(
+            body, selection.part_content_type, f"{url}/{numbers[0]}", validators, gzip=gzip
+        )
+    parts = (
+        OutgoingPart(selection.part_content_type, f"{url}/{number}", _frame_body(source, selection, number))
+        for number in numbers
+    )
+    return multipart_response(parts, selection.content_type, validators, gzip=gzip)
+
+
+@dataclass(frozen=True, slots=True)
+class _InstancePlan:
+    instance: StoredInstance
+    selection: FrameSelection
+
+
+def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) -> list[_InstancePlan]:
+    """One negotiated selection per instance with frames; 406 when any one cannot be served."""
+    with_frames = [i for i in instances if i.pixels is not None]
+    if not with_frames:
+        raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has pixel data")
+    total_frames = sum(i.pixels.layout.number_of_frames for i in with_frames if i.pixels is not None)
+    plans = []
+    for instance in with_frames:
+        syntax = stored_syntax(instance.transfer_syntax_uid)
+        if syntax.is_video:
+            raise NotAcceptable(f"instance {instance.sop_instance_uid} is a video: its frames are one stream")
+        selection = _select_frames(wado, syntax.uid, can_make_native(syntax), total_frames == 1)
+        plans.append(_InstancePlan(instance, selection))
+    return plans
+
+
+def _pixel_parts(
+    services: Services, wado: WadoRequest, plans: Sequence[_InstancePlan]
+) -> Iterator[OutgoingPart]:
+    """Every frame of every planned instance, one part each, read lazily."""
+    for plan in plans:
+        with services.engine.connect() as connection:
+            frames = frames_of(connection, plan.instance, None)
+        source = FrameSource(services.blobs, frames)
+        url = frames_url(wado, plan.instance)
+        for number in range(1, frames.layout.number_of_frames + 1):
+            body = _frame_body(source, plan.selection, number)
+            yield OutgoingPart(plan.selection.part_content_type, f"{url}/{number}", body)
+
+
+def retrieve_pixeldata(services: Services, wado: WadoRequest) -> Response:
+    """The pixeldata resource: every frame of every instance in the scope (PS3.18 10.4.1.1.5)."""
+    with services.engine.connect() as connection, connection.begin():
+        instances = stored_instances(connection, wado.scope)
+        version = scope_version(connection, wado.scope)
+    if not instances:
+        raise NotFound(not_found_message(wado.scope))
+    plans = _plan_pixel_parts(wado, instances)
+    return _pixel_response(services, wado, plans, version.fingerprint, version.last_modified, "pixeldata")
+
+
+def _pixel_response(
+    services: Services,
+    wado: WadoRequest,
+    plans: Sequence[_InstancePlan],
+    fingerprint: str,
+    last_modified: object,
+    kind: str,
+) -> Response:
+    first = plans[0].selection
+    gzip = all(_gzip_frames(wado, plan.selection) for plan in plans)
+    validators = make_validators(
+        kind,
+        fingerprint,
+        *(plan.selection.part_content_type for plan in plans),
+        first.multipart,
+        wado.base_url,
+        gzip,
+        last_modified=last_modified,  # type: ignore[arg-type]
+    )
+    if (not_modified := wado.not_modified(validators)) is not None:
+        return not_modified
+    if not first.multipart:  # a single frame in all the scope
+        plan = plans[0]
+        with services.engine.connect() as connection:
+            frames = frames_of(connection, plan.instance, None)
+        body = _frame_body(FrameSource(services.blobs, frames), first, 1)
+        url = f"{frames_url(wado, plan.instance)}/1"
+        return single_part_response(body, first.part_content_type, url, validators, gzip=gzip)
+    parts = _pixel_parts(services, wado, plans)
+    return multipart_response(parts, first.content_type, validators, gzip=gzip)
+
+
+def bulk_value(services: Services, item: StoredBulkData) -> bytes:
+    """A bulk data value as little-endian bytes (PS3.18 8.7.3.3.1), whatever the stored byte order."""
+    data = services.blobs.read_range(item.instance.data_blob_key, item.offset, item.length)
+    word = _WORD_BYTES.get(item.vr, 1)
+    if item.little_endian or word == 1:
+        return data
+    whole = len(data) // word * word
+    swapped = np.frombuffer(data, dtype=f">u{word}", count=whole // word).byteswap().tobytes()
+    return swapped + data[whole:]
+
+
+def _is_pixel_data(item: StoredBulkData) -> bool:
+    return item.instance.pixel_data_tag is not None and item.path == f"{item.instance.pixel_data_tag:08X}"
+
+
+def _bulk_url(wado: WadoRequest, item: StoredBulkData) -> str:
+    instance = item.instance
+    scope = Scope(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
+    return f"{wado.url_of(scope)}/bulkdata/{item.path}"
+
+
+def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) -> Response:
+    """One BulkDataURI of an instance (PS3.18 10.4.1.1.5). Pixel Data answers as the pixeldata resource;
+    any other value as octet-stream, a `Range` of it as 206 Partial Content."""
+    with services.engine.connect() as connection, connection.begin():
+        items = stored_bulkdata(connection, wado.scope, path)
+        instances = stored_instances(connection, wado.scope) if not items else []
+    if not items:
+        if not instances:
+            raise NotFound(not_found_message(wado.scope))
+        raise NotFound(f"instance {wado.scope.sop_instance_uid} has no bulk data at {path}")
+    item = items[0]
+    if _is_pixel_data(item):
+        plans = _plan_pixel_parts(wado, [item.instance])
+        fingerprint = item.instance.data_blob_key
+        return _pixel_response(services, wado, plans, fingerprint, item.instance.updated_at, "bulkdata")
+    selection = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, True)
+    byte_range = parse_byte_range(wado.request.headers.get("range"), item.length)
+    gzip = byte_range is None and _gzip_frames(wado, selection)
+    validators = make_validators(
+        "bulkdata",
+        item.instance.data_blob_key,
+        path,
+        selection.content_type,
+        wado.base_url,
+        gzip,
+        last_modified=item.instance.updated_at,
+    )
+    if (not_modified := wado.not_modified(validators)) is not None:
+        return not_modified
+    value = bulk_value(services, item)
+    url = _bulk_url(wado, item)
+    status, extra = 200, {"Accept-Ranges": "bytes"}
+    if byte_range is not None:
+        status = 206
+        value = value[byte_range.start : byte_range.stop]
+        extra["Content-Range"] = byte_range.content_range(item.length)
+    if not selection.multipart:
+        return single_part_response(
+            value,
+            selection.part_content_type,
+            url,
+            validators,
+            gzip=gzip,
+            status_code=status,
+            extra_headers=extra,
+        )
+    headers = tuple(extra.items()) if byte_range is not None else ()
+    parts = [OutgoingPart(selection.part_content_type, url, value, headers)]
+    response = multipart_response(parts, selection.content_type, validators, gzip=gzip, status_code=status)
+    response.headers.update(extra)
+    return response
+
+
+def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
+    """The bulkdata resource of a study, series or instance: every bulk value of its instances.
+
+    Octet-stream parts only carry the non-pixel values; Pixel Data comes as its frames, in the
+    negotiated frame media type, each part's Content-Location naming where it came from.
+    """
+    with services.engine.connect() as connection, connection.begin():
+        instances = stored_instances(connection, wado.scope)
+        items = stored_bulkdata(connection, wado.scope)
+        version = scope_version(connection, wado.scope)
+    if not instances:
+        raise NotFound(not_found_message(wado.scope))
+    with_pixels = [i for i in instances if i.pixels is not None]
+    plans = _plan_pixel_parts(wado, with_pixels) if with_pixels else []
+    others = [item for item in items if not _is_pixel_data(item)]
+    octet = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, False) if others else None
+    if not plans and octet is None:
+        raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has bulk data")
+    gzip = all(_gzip_frames(wado, p.selection) for p in plans) and (
+        octet is None or _gzip_frames(wado, octet)
+    )
+    content_type = (plans[0].selection if plans else octet).content_type  # type: ignore[union-attr]
+    validators: Validators = make_validators(
+        "scope-bulkdata",
+        version.fingerprint,
+        *(p.selection.part_content_type for p in plans),
+        wado.base_url,
+        gzip,
+        last_modified=version.last_modified,
+    )
+    if (not_modified := wado.not_modified(validators)) is not None:
+        return not_modified
+
+    def parts() -> Iterator[OutgoingPart]:
+        plan_of = {plan.instance.pk: plan for plan in plans}
+        for instance in instances:
+            if octet is not None:
+                for item in others:
+                    if item.instance.pk == instance.pk:
+                        yield OutgoingPart(
+                            octet.part_content_type, _bulk_url(wado, item), bulk_value(services, item)
+                        )
+            if instance.pk in plan_of:
+                yield from _pixel_parts(services, wado, [plan_of[instance.pk]])
+
+    return multipart_response(parts(), content_type, validators, gzip=gzip)

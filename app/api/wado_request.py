@@ -1,0 +1,135 @@
+"""What every WADO-RS handler reads from its request, and the responses they share.
+
+Why one place: the resources differ in what they return, not in how a request is read (checked UIDs,
+the `accept` parameter before the header, the base URL for Content-Location, conditional headers,
+content coding), so each handler stays a short story of lookup, negotiate, respond.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.api.conditional import Validators, is_not_modified, not_modified_response
+from app.api.content_coding import Coding, choose_coding, compress_frame, iter_gzip
+from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
+from app.api.urls import dicomweb_base_url
+from app.dicomweb.negotiation import MediaRange, parse_accept
+from app.dicomweb.uids import require_valid_uid
+from app.settings import Settings
+from app.store.retrieval import Scope
+
+VARY = "Accept, Accept-Encoding"
+
+
+@dataclass(frozen=True, slots=True)
+class WadoRequest:
+    """The parts of an HTTP request a WADO-RS resource depends on, read once."""
+
+    scope: Scope
+    accept_query: list[MediaRange]
+    accept_header: list[MediaRange]
+    accept_encoding: str | None
+    base_url: str  # the DICOMweb root as the client sees it
+    request: Request
+
+    @classmethod
+    def read(cls, request: Request, settings: Settings, scope: Scope) -> WadoRequest:
+        """Check the path UIDs (400) and read the accept lists (PS3.18 8.3.3.1: parameter first)."""
+        for name, value in (
+            ("Study Instance UID", scope.study_instance_uid),
+            ("Series Instance UID", scope.series_instance_uid),
+            ("SOP Instance UID", scope.sop_instance_uid),
+        ):
+            if value is not None:
+                require_valid_uid(value, name)
+        query = ",".join(request.query_params.getlist("accept"))
+        return cls(
+            scope,
+            parse_accept(query),
+            parse_accept(request.headers.get("accept")),
+            request.headers.get("accept-encoding"),
+            dicomweb_base_url(request, settings.public_base_url),
+            request,
+        )
+
+    @property
+    def accept_lists(self) -> tuple[list[MediaRange], list[MediaRange]]:
+        return self.accept_query, self.accept_header
+
+    def url_of(self, scope: Scope) -> str:
+        """The absolute URL of a study, series or instance resource."""
+        url = f"{self.base_url}/studies/{scope.study_instance_uid}"
+        if scope.series_instance_uid is not None:
+            url += f"/series/{scope.series_instance_uid}"
+        if scope.sop_instance_uid is not None:
+            url += f"/instances/{scope.sop_instance_uid}"
+        return url
+
+    def not_modified(self, validators: Validators) -> Response | None:
+        """A 304 when the client's copy is current, else None."""
+        if is_not_modified(self.request, validators):
+            return not_modified_response(validators, VARY)
+        return None
+
+    def coding(self, *, brotli_allowed: bool) -> Coding | None:
+        return choose_coding(self.accept_encoding, brotli_allowed=brotli_allowed)
+
+
+def not_found_message(scope: Scope) -> str:
+    if scope.sop_instance_uid is not None:
+        return f"no instance {scope.sop_instance_uid} in series {scope.series_instance_uid}"
+    if scope.series_instance_uid is not None:
+        return f"no series {scope.series_instance_uid} in study {scope.study_instance_uid}"
+    return f"no study {scope.study_instance_uid}"
+
+
+def multipart_response(
+    parts: Iterable[OutgoingPart],
+    content_type: str,
+    validators: Validators,
+    *,
+    gzip: bool = False,
+    status_code: int = 200,
+) -> StreamingResponse:
+    """A multipart/related body streamed part by part, gzip-coded as a whole when `gzip`."""
+    boundary = new_boundary()
+    # The first part is made now, so that a failure there (a frame that cannot be decoded) is still
+    # an error response rather than a body cut short.
+    pending = iter(parts)
+    first = next(pending, None)
+    parts = pending if first is None else itertools.chain([first], pending)
+    body: Iterator[bytes] = iter_multipart_related(parts, boundary)
+    headers = {**validators.headers, "Vary": VARY}
+    if gzip:
+        body = iter_gzip(body)
+        headers["Content-Encoding"] = Coding.GZIP.value
+    return StreamingResponse(
+        body,
+        status_code=status_code,
+        media_type=f"{content_type}; boundary={boundary}",
+        headers=headers,
+    )
+
+
+def single_part_response(
+    body: bytes,
+    content_type: str,
+    content_location: str,
+    validators: Validators,
+    *,
+    gzip: bool = False,
+    status_code: int = 200,
+    extra_headers: dict[str, str] | None = None,
+) -> Response:
+    """One bare body (a single frame or bulk data value), gzip-coded when `gzip` and worth it."""
+    headers = {**validators.headers, "Vary": VARY, "Content-Location": content_location}
+    headers.update(extra_headers or {})
+    if gzip and len(body) >= 1024:
+        body = compress_frame(body)
+        headers["Content-Encoding"] = Coding.GZIP.value
+    return Response(body, status_code=status_code, media_type=content_type, headers=headers)

@@ -1,0 +1,128 @@
+"""Frames of one stored instance, as stored or as native little-endian pixels.
+
+Why: frames, pixeldata, bulkdata and whole-instance (Explicit VR LE) responses all need the same two
+readings of a frame: its stored bytes (a ranged read through the frame table) and its native pixels
+(byte-swapped from Big Endian, or decoded from a compressed syntax). Nothing here parses the file.
+"""
+
+from __future__ import annotations
+
+from app.imaging.codecs.decode import FrameFormat, NativeFrame, can_decode, decode_to_native
+from app.imaging.codecs.native import little_endian_frame
+from app.imaging.frames import read_frame
+from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+from app.imaging.transcode import MAX_DEFINED_LENGTH, NativePixels
+from app.store.blobs import BlobStore
+from app.store.retrieval import PixelFormat, StoredFrames
+
+_SUBSAMPLED = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
+
+
+def frame_format(pixels: PixelFormat) -> FrameFormat:
+    layout = pixels.layout
+    return FrameFormat(
+        layout.rows,
+        layout.columns,
+        layout.samples_per_pixel,
+        layout.bits_allocated,
+        pixels.bits_stored,
+        pixels.pixel_representation,
+        layout.photometric_interpretation,
+        pixels.planar_configuration,
+    )
+
+
+def stored_syntax(uid: str) -> TransferSyntax:
+    """The registry row of a stored syntax (ingest refuses unknown ones, so the index never holds one)."""
+    syntax = find_transfer_syntax(uid)
+    if syntax is None:
+        raise LookupError(f"unknown stored transfer syntax {uid}")
+    return syntax
+
+
+def can_make_native(syntax: TransferSyntax) -> bool:
+    """True when frames of `syntax` can become native pixels: always if native, else with a decoder."""
+    return not syntax.encapsulated or can_decode(syntax.uid)
+
+
+def native_frame_bits(pixels: PixelFormat, syntax: TransferSyntax) -> int:
+    """Bits of one frame as native pixels: as stored for native syntaxes; decoded frames are full
+    resolution (a 4:2:2 JPEG decodes to three samples per pixel)."""
+    layout = pixels.layout
+    if not syntax.encapsulated:
+        return layout.frame_bits
+    samples = 3 if layout.photometric_interpretation in _SUBSAMPLED else layout.samples_per_pixel
+    return layout.rows * layout.columns * samples * layout.bits_allocated
+
+
+def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferSyntax) -> bool:
+    """True when the instance can be written as Explicit VR LE: pixels it can make, in a 32-bit length."""
+    if pixels is None:
+        return True
+    if syntax.is_video or not can_make_native(syntax):
+        return False
+    value_bits = native_frame_bits(pixels, syntax) * pixels.layout.number_of_frames
+    return -(-value_bits // 8) <= MAX_DEFINED_LENGTH
+
+
+class FrameSource:
+    """Reads the frames of `frames` (a frame-table lookup) from `blobs`."""
+
+    def __init__(self, blobs: BlobStore, frames: StoredFrames) -> None:
+        self.blobs, self.frames = blobs, frames
+        self.syntax = stored_syntax(frames.transfer_syntax_uid)
+        self.format = frame_format(frames.pixels)
+
+    @property
+    def can_make_native(self) -> bool:
+        """True when `native` works: native syntaxes always, compressed ones with a decoder."""
+        return can_make_native(self.syntax)
+
+    def stored(self, number: int) -> bytes:
+        """Frame `number` as stored: a codestream, or native bytes (1-bit frames moved to bit 0)."""
+        key = self.frames.data_blob_key
+        return read_frame(
+            lambda offset, length: self.blobs.read_range(key, offset, length),
+            self.frames.fragments[number],
+            self.frames.layout,
+            encapsulated=self.syntax.encapsulated,
+        )
+
+    def native(self, number: int) -> NativeFrame:
+        """Frame `number` as native little-endian pixels (PS3.18 8.7.3.3.1)."""
+        fmt = self.format
+        if self.syntax.encapsulated:
+            return decode_to_native(self.stored(number), self.syntax.uid, fmt)
+        if self.syntax.big_endian and fmt.bits_allocated == 8 and self.frames.pixel_vr == "OW":
+            data = self._big_endian_bytes_in_words(number)
+        else:
+            data = little_endian_frame(
+                self.stored(number), bits_allocated=fmt.bits_allocated, big_endian=self.syntax.big_endian
+            )
+        return NativeFrame(data, fmt.photometric_interpretation, fmt.planar_configuration)
+
+    def _big_endian_bytes_in_words(self, number: int) -> bytes:
+        """An 8-bit frame of an OW value in Big Endian: its bytes sit swapped in 16-bit words (PS3.5
+        A.3), so an odd-length frame's last byte is the second of its word, where the pad byte is."""
+        [fragment] = self.frames.fragments[number]
+        length = fragment.length + fragment.length % 2
+        word_aligned = self.blobs.read_range(self.frames.data_blob_key, fragment.offset, length)
+        swapped = little_endian_frame(word_aligned, bits_allocated=16, big_endian=True)
+        return swapped[: fragment.length]
+
+    def native_pixels(self, tag: int) -> NativePixels | None:
+        """Every frame as native pixels for an Explicit VR LE instance; None when that cannot be made.
+
+        Needs the frame table of every frame (`frames_of(..., None)`).
+        """
+        if not fits_explicit_vr_little_endian(self.frames.pixels, self.syntax):
+            return None
+        layout = self.frames.layout
+        return NativePixels(
+            tag,
+            layout.number_of_frames,
+            layout.bits_allocated,
+            native_frame_bits(self.frames.pixels, self.syntax),
+            self.native,
+            lossy=self.syntax.lossless is False,
+        )

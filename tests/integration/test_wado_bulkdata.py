@@ -1,0 +1,206 @@
+"""WADO-RS bulkdata and pixeldata resources against a live server (PS3.18 10.4.1.1.5).
+
+Every BulkDataURI the metadata hands out must resolve, nested sequence paths included; values come
+back little-endian whatever the stored byte order; `Range` gives 206 with the right bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, generate_uid
+
+from tests.conftest import Backend, LiveServer
+from tests.dicom_files import CT_IMAGE_STORAGE, corpus_file, make_instance
+from tests.integration.stow_helpers import post_stow
+from tests.integration.test_wado_instances import multipart_parts
+
+ELE = "1.2.840.10008.1.2.1"
+OCTET = "application/octet-stream"
+OCTET_PARTS = f'multipart/related; type="{OCTET}"'
+
+
+def bulkdata_uris(item: dict, found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """(tag path, BulkDataURI) of every bulk value in a DICOM JSON object, nested items included."""
+    found = [] if found is None else found
+    for tag, attribute in item.items():
+        if "BulkDataURI" in attribute:
+            found.append((tag, attribute["BulkDataURI"]))
+        if attribute["vr"] == "SQ":
+            for nested in attribute.get("Value", []):
+                bulkdata_uris(nested, found)
+    return found
+
+
+def element_bytes(ds: Dataset, path: str) -> bytes:
+    """The value at a BulkDataURI path ("54000100/0/54001010") as pydicom reads it, little-endian."""
+    pieces = path.split("/")
+    for tag, index in zip(pieces[:-1:2], pieces[1::2], strict=True):
+        ds = ds[int(tag, 16)].value[int(index)]
+    element = ds[int(pieces[-1], 16)]
+    value = element.value
+    return value if isinstance(value, bytes) else element.value.tobytes()
+
+
+@pytest.mark.parametrize("name", ["waveform_ecg.dcm", "CT_small.dcm", "examples_ybr_color.dcm"])
+def test_every_bulkdata_uri_of_the_metadata_resolves(
+    live_server: LiveServer, backend: Backend, name: str
+) -> None:
+    corpus = corpus_file(name)
+    assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
+    ds = pydicom.dcmread(corpus.path)
+    metadata_url = (
+        f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/metadata"
+    )
+    [item] = httpx.get(metadata_url).json()
+    uris = bulkdata_uris(item)
+    assert uris
+    for _, uri in uris:
+        path = uri.split("/bulkdata/", 1)[1]
+        response = httpx.get(uri, headers={"Accept": OCTET_PARTS})
+        assert response.status_code == 200, (uri, response.text)
+        parts = multipart_parts(response)
+        if path == "7FE00010":  # pixel data: its frames, one part each
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+            assert [h["content-location"] for h, _ in parts] == [
+                f"{uri.split('/bulkdata/')[0]}/frames/{n}" for n in range(1, frames + 1)
+            ]
+            assert all(h["content-type"] == f"{OCTET}; transfer-syntax={ELE}" for h, _ in parts)
+            continue
+        [(headers, body)] = parts
+        assert headers["content-location"] == uri
+        assert body == element_bytes(ds, path), path
+
+
+def test_nested_bulkdata_as_single_part_and_ranges(live_server: LiveServer, backend: Backend) -> None:
+    corpus = corpus_file("waveform_ecg.dcm")
+    post_stow(live_server, [corpus.path.read_bytes()])
+    ds = pydicom.dcmread(corpus.path)
+    uri = (
+        f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/bulkdata/54000100/1/54001010"
+    )
+    value = element_bytes(ds, "54000100/1/54001010")
+
+    whole = httpx.get(uri, headers={"Accept": OCTET})
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.content == value
+
+    ranged = httpx.get(uri, headers={"Accept": OCTET, "Range": "bytes=10-19"})
+    assert ranged.status_code == 206
+    assert ranged.headers["content-range"] == f"bytes 10-19/{len(value)}"
+    assert ranged.content == value[10:20]
+
+    suffix = httpx.get(uri, headers={"Accept": OCTET, "Range": "bytes=-7"})
+    assert (suffix.status_code, suffix.content) == (206, value[-7:])
+    open_ended = httpx.get(uri, headers={"Accept": OCTET_PARTS, "Range": f"bytes={len(value) - 3}-"})
+    assert open_ended.status_code == 206
+    assert multipart_parts(open_ended)[0][1] == value[-3:]
+
+    beyond = httpx.get(uri, headers={"Accept": OCTET, "Range": f"bytes={len(value)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(value)}"
+    several = httpx.get(uri, headers={"Accept": OCTET, "Range": "bytes=0-1,5-6"})
+    assert (several.status_code, several.content) == (200, value)  # several ranges: the whole value
+
+    assert httpx.get(uri.replace("54000100/1/", "54000100/7/"), headers={"Accept": OCTET}).status_code == 404
+    assert httpx.get(uri, headers={"Accept": "image/jls"}).status_code == 406
+
+
+def big_endian_instance_with_lut() -> tuple[bytes, bytes]:
+    """A palette colour image in Explicit VR Big Endian with 4 KiB OW LUTs; (file, LUT little-endian)."""
+    lut = np.arange(0, 65536, 32, dtype=np.uint16)  # 2048 entries: well over the bulk data threshold
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRBigEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 4, 4, 1
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RedPaletteColorLookupTableDescriptor = [2048, 0, 16]
+    ds.add_new(0x00281201, "OW", lut.astype(">u2").tobytes())  # binary values are written as given
+    ds.PixelData = np.arange(16, dtype=">u2").tobytes()
+    ds["PixelData"].VR = "OW"
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, implicit_vr=False, little_endian=False, enforce_file_format=True)
+    return buffer.getvalue(), lut.astype("<u2").tobytes()
+
+
+def test_big_endian_values_come_back_little_endian(live_server: LiveServer, backend: Backend) -> None:
+    data, lut = big_endian_instance_with_lut()
+    assert post_stow(live_server, [data]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    base = (
+        f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    response = httpx.get(f"{base}/bulkdata/00281201", headers={"Accept": OCTET})
+    assert response.status_code == 200
+    assert response.content == lut
+    frame = httpx.get(f"{base}/pixeldata", headers={"Accept": OCTET})
+    assert frame.content == np.arange(16, dtype="<u2").tobytes()
+
+
+def test_pixeldata_and_bulkdata_at_every_level(live_server: LiveServer, backend: Backend) -> None:
+    study, series = generate_uid(), [generate_uid(), generate_uid()]
+    sent = [
+        make_instance(study_uid=study, series_uid=series[0], frames=3, seed=1),
+        make_instance(study_uid=study, series_uid=series[1], seed=2),
+    ]
+    post_stow(live_server, sent)
+    datasets = [pydicom.dcmread(io.BytesIO(data)) for data in sent]
+    frame_bytes = 64 * 64 * 2
+    expected_frames = [datasets[0].PixelData[i * frame_bytes : (i + 1) * frame_bytes] for i in range(3)] + [
+        datasets[1].PixelData
+    ]
+    study_url = f"{live_server.dicomweb}/studies/{study}"
+    for kind in ("pixeldata", "bulkdata"):
+        parts = multipart_parts(httpx.get(f"{study_url}/{kind}", headers={"Accept": OCTET_PARTS}))
+        assert sorted(body for _, body in parts) == sorted(expected_frames), kind
+        series_parts = multipart_parts(
+            httpx.get(f"{study_url}/series/{series[0]}/{kind}", headers={"Accept": OCTET_PARTS})
+        )
+        assert [body for _, body in series_parts] == expected_frames[:3]
+        assert [h["content-location"].rsplit("/", 1)[1] for h, _ in series_parts] == ["1", "2", "3"]
+    one = datasets[1]
+    single = httpx.get(
+        f"{study_url}/series/{series[1]}/instances/{one.SOPInstanceUID}/pixeldata", headers={"Accept": OCTET}
+    )
+    assert single.status_code == 200
+    assert single.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert single.content == expected_frames[3]
+    # A single part is only for one item: three frames ask for multipart.
+    three = httpx.get(
+        f"{study_url}/series/{series[0]}/instances/{datasets[0].SOPInstanceUID}/pixeldata",
+        headers={"Accept": OCTET},
+    )
+    assert three.status_code == 406
+    assert httpx.get(f"{live_server.dicomweb}/studies/{generate_uid()}/pixeldata").status_code == 404
+
+
+def test_pixeldata_of_a_compressed_instance_as_stored_or_decoded(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    corpus = corpus_file("SC_rgb_rle_2frame.dcm")
+    post_stow(live_server, [corpus.path.read_bytes()])
+    ds = pydicom.dcmread(corpus.path)
+    url = (
+        f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/pixeldata"
+    )
+    rle = multipart_parts(httpx.get(url, headers={"Accept": 'multipart/related; type="image/dicom-rle"'}))
+    assert [h["content-type"] for h, _ in rle] == ["image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5"] * 2
+    decoded = multipart_parts(httpx.get(url, headers={"Accept": OCTET_PARTS}))
+    assert [body for _, body in decoded] == [frame.tobytes() for frame in ds.pixel_array]
