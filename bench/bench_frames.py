@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import io
 import re
 import shlex
@@ -23,15 +24,18 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import brotli
 import httpx
 import numpy as np
 import orjson
+import urllib3
 from bench_stow import (
     FRAME_BYTES,
     ct_dataset,
@@ -204,16 +208,69 @@ def store_holdings(server: FoveaServer, needs: set[str], sizes: Sizes, work: Pat
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 
-Payload = Callable[[httpx.Response], bytes | None]  # what a 200 answer should carry; None: something else
+class Answer:
+    """What a timed request got: status, headers, the decoded body and the bytes that went over the wire."""
+
+    def __init__(self, status_code: int, headers: Any, content: bytes, wire_bytes: int) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+        self.num_bytes_downloaded = wire_bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise BenchFailure(f"HTTP {self.status_code}: {self.text[:200]}")
 
 
-def single_part_frame(response: httpx.Response) -> bytes | None:
+class KeepAliveClient:
+    """One keep-alive HTTP/1.1 connection per host, on urllib3, for the timed requests.
+
+    Why not httpx: on this 2-core machine httpx spends about 2 ms of client CPU taking in a 512 KiB body,
+    more than the server needs to produce it, so its latencies would mostly measure the client. The
+    response body is read raw and decoded here, which also gives the bytes on the wire.
+    """
+
+    _DECODERS: ClassVar[dict[str, Callable[[bytes], bytes]]] = {
+        "gzip": gzip.decompress,
+        "br": brotli.decompress,
+        "deflate": zlib.decompress,
+    }
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self._pools = urllib3.PoolManager(maxsize=1, timeout=timeout, retries=False)
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> Answer:
+        response = self._pools.request(
+            "GET", url, headers=headers or {}, preload_content=False, decode_content=False
+        )
+        raw = response.read()
+        response.release_conn()
+        coding = response.headers.get("content-encoding", "")
+        content = self._DECODERS[coding](raw) if coding in self._DECODERS else raw
+        return Answer(response.status, response.headers, content, len(raw))
+
+    def close(self) -> None:
+        self._pools.clear()
+
+    def __enter__(self) -> KeepAliveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Payload = Callable[[Any], bytes | None]  # what a 200 answer should carry; None: something else
+
+
+def single_part_frame(response: Answer) -> bytes | None:
     """One whole frame as `application/octet-stream`."""
     right_type = response.headers.get("content-type", "").startswith(OCTET_STREAM)
     return response.content if right_type and len(response.content) == FRAME_BYTES else None
 
 
-def multipart_frame(response: httpx.Response) -> bytes | None:
+def multipart_frame(response: Answer) -> bytes | None:
     """One whole frame as the only part of a multipart/related answer."""
     content_type = response.headers.get("content-type", "")
     found = _BOUNDARY.search(content_type)
@@ -230,7 +287,7 @@ def multipart_frame(response: httpx.Response) -> bytes | None:
 def series_metadata(instances: int) -> Payload:
     """A DICOM JSON array with one object per instance of the series (PS3.18 F.2)."""
 
-    def payload(response: httpx.Response) -> bytes | None:
+    def payload(response: Answer) -> bytes | None:
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -248,11 +305,11 @@ class Tally:
     non_200: int = 0
     bad_payloads: int = 0
     payload_bytes: int = 0
-    wire_bytes: int = 0  # the bodies as sent, before httpx undid any content coding
+    wire_bytes: int = 0  # the bodies as sent, before any content coding was undone
 
 
 def get_all(
-    client: httpx.Client,
+    client: KeepAliveClient | httpx.Client,
     urls: Sequence[str],
     tally: Tally,
     accept: str = OCTET_STREAM,
@@ -327,7 +384,7 @@ def run_sequential(
     """`numbers` frames one after the other over one keep-alive client; then the two variants."""
     server, sizes = run.server, run.sizes
     variant_urls = frame_urls(instance, numbers[: sizes.variant_requests])
-    with httpx.Client(timeout=60.0) as client:
+    with KeepAliveClient() as client:
         rtt = health_rtt_ms(client, server.base_url)
         get_all(client, frame_urls(instance, numbers[: sizes.warm_ups]), Tally())
         tally = Tally()
@@ -341,6 +398,10 @@ def run_sequential(
         get_all(client, variant_urls, multipart, MULTIPART_OCTET_STREAM, multipart_frame)
         get_all(client, variant_urls[: sizes.warm_ups], Tally(), coding=ANY_CODING)
         get_all(client, variant_urls, compressed, coding=ANY_CODING)
+    with_httpx = Tally()  # the same requests through httpx: how much of a latency a client can add
+    with httpx.Client(timeout=60.0) as httpx_client:
+        get_all(httpx_client, variant_urls[: sizes.warm_ups], Tally())
+        get_all(httpx_client, variant_urls, with_httpx)
 
     p50 = percentile_ms(tally.latencies, 50)
     return {
@@ -352,7 +413,8 @@ def run_sequential(
         "multipart_p50_ms": percentile_ms(multipart.latencies, 50),
         "compressed_p50_ms": percentile_ms(compressed.latencies, 50),
         "compressed_wire_bytes": compressed.wire_bytes // len(variant_urls),
-        **outcome_fields([tally, multipart, compressed], memory, rtt),
+        "httpx_client_p50_ms": percentile_ms(with_httpx.latencies, 50),
+        **outcome_fields([tally, multipart, compressed, with_httpx], memory, rtt),
         "target": {"p50_ms": TARGET_FRAME_P50_MS},
         "meets_target": p50 <= TARGET_FRAME_P50_MS,
     }
@@ -381,7 +443,7 @@ def run_last_vs_first(run: Run) -> dict[str, Any]:
     last_url = f"{held(holdings.big_instance_url)}/frames/{holdings.big_frames}"
     first_url = f"{held(holdings.small_instance_url)}/frames/1"
     last, first = Tally(), Tally()
-    with httpx.Client(timeout=60.0) as client:
+    with KeepAliveClient() as client:
         rtt = health_rtt_ms(client, server.base_url)
         get_all(client, [last_url, first_url] * sizes.warm_ups, Tally())
         with RssSampler(server.pid) as sampler:
@@ -420,7 +482,7 @@ def run_concurrent(run: Run) -> dict[str, Any]:
     ]
     tallies = [Tally() for _ in range(concurrency)]
     with contextlib.ExitStack() as stack:
-        clients = [stack.enter_context(httpx.Client(timeout=60.0)) for _ in range(concurrency)]
+        clients = [stack.enter_context(KeepAliveClient()) for _ in range(concurrency)]
         rtt = health_rtt_ms(clients[0], server.base_url)
         for client, urls in zip(clients, plans, strict=True):  # every connection open before timing
             get_all(client, urls[: sizes.warm_ups], Tally())
@@ -448,7 +510,7 @@ def run_series_metadata(run: Run) -> dict[str, Any]:
     server, holdings, sizes = run.server, run.holdings, run.sizes
     url = f"{held(holdings.series_url)}/metadata"
     payload, tally, compressed = series_metadata(holdings.series_instances), Tally(), Tally()
-    with httpx.Client(timeout=60.0) as client:
+    with KeepAliveClient() as client:
         rtt = health_rtt_ms(client, server.base_url)
         get_all(client, [url] * METADATA_WARM_UPS, Tally(), DICOM_JSON, payload)
         with RssSampler(server.pid) as sampler:

@@ -359,8 +359,11 @@ def memory_fields(server: FoveaServer, sampler: RssSampler) -> dict[str, Any]:
     }
 
 
-def health_rtt_ms(client: httpx.Client, base_url: str, count: int = 50) -> float:
-    """Median GET /health round trip: the floor under any request's latency."""
+def health_rtt_ms(client: Any, base_url: str, count: int = 50) -> float:
+    """Median GET /health round trip: the floor under any request's latency.
+
+    `client` is anything with httpx's `get(url)` returning a response with `raise_for_status()`.
+    """
     times = []
     for _ in range(count):
         start = time.perf_counter()

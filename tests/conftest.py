@@ -246,6 +246,7 @@ def start_live_server(backend: Backend, pool: Executor, **overrides: object) -> 
         server.should_exit = True
         thread.join(timeout=10)
         services.ingest.close()
+        services.retrieval.shutdown(wait=False, cancel_futures=True)
 
 
 @pytest.fixture

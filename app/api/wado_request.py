@@ -88,6 +88,12 @@ def not_found_message(scope: Scope) -> str:
     return f"no study {scope.study_instance_uid}"
 
 
+# A multipart body up to this size is built whole and sent with a Content-Length: one write instead
+# of a thread-pool hop per chunk, which matters for the single frames viewers ask for. Bigger bodies
+# stream part by part, so memory stays flat whatever the study's size.
+WHOLE_BODY_BYTES = 4 * 1024 * 1024
+
+
 def multipart_response(
     parts: Iterable[OutgoingPart],
     content_type: str,
@@ -95,25 +101,34 @@ def multipart_response(
     *,
     gzip: bool = False,
     status_code: int = 200,
-) -> StreamingResponse:
-    """A multipart/related body streamed part by part, gzip-coded as a whole when `gzip`."""
+) -> Response:
+    """A multipart/related body, whole when small, else streamed; gzip-coded as a whole when `gzip`.
+
+    Called in the thread pool: the first bytes are made here, so a failure in the first part (a
+    frame that cannot be decoded) is still an error response rather than a body cut short.
+    """
     boundary = new_boundary()
-    # The first part is made now, so that a failure there (a frame that cannot be decoded) is still
-    # an error response rather than a body cut short.
-    pending = iter(parts)
-    first = next(pending, None)
-    parts = pending if first is None else itertools.chain([first], pending)
-    body: Iterator[bytes] = iter_multipart_related(parts, boundary)
+    chunks = iter_multipart_related(parts, boundary)
     headers = {**validators.headers, "Vary": VARY}
+    media_type = f"{content_type}; boundary={boundary}"
+    made: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        made.append(chunk)
+        size += len(chunk)
+        if size > WHOLE_BODY_BYTES:
+            break
+    else:
+        body = b"".join(made)
+        if gzip:
+            body = compress_frame(body)
+            headers["Content-Encoding"] = Coding.GZIP.value
+        return Response(body, status_code=status_code, media_type=media_type, headers=headers)
+    stream: Iterator[bytes] = itertools.chain(made, chunks)
     if gzip:
-        body = iter_gzip(body)
+        stream = iter_gzip(stream)
         headers["Content-Encoding"] = Coding.GZIP.value
-    return StreamingResponse(
-        body,
-        status_code=status_code,
-        media_type=f"{content_type}; boundary={boundary}",
-        headers=headers,
-    )
+    return StreamingResponse(stream, status_code=status_code, media_type=media_type, headers=headers)
 
 
 def single_part_response(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, and_, bindparam, func, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
 from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
@@ -255,10 +255,68 @@ def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int] |
 
     None: no such instance. Raises NoPixelData for an instance without pixel data.
     """
-    row = connection.execute(_in_scope(select(*_INSTANCE_COLUMNS), scope)).first()
-    if row is None:
+    if numbers is None or scope.series_instance_uid is None or scope.sop_instance_uid is None:
+        row = connection.execute(_in_scope(select(*_INSTANCE_COLUMNS), scope)).first()
+        if row is None:
+            return None
+        return frames_of(connection, _stored_instance(row), numbers)
+    # The hot path of every viewer: one prebuilt statement for the instance and its listed frames.
+    rows = connection.execute(
+        _INSTANCE_WITH_FRAMES,
+        {
+            "study": scope.study_instance_uid,
+            "series": scope.series_instance_uid,
+            "sop": scope.sop_instance_uid,
+            "numbers": list(numbers),
+        },
+    ).all()
+    if not rows:
         return None
-    return frames_of(connection, _stored_instance(row), numbers)
+    instance = _stored_instance(rows[0])
+    if instance.pixels is None:
+        raise NoPixelData(instance.sop_instance_uid)
+    if instance.transfer_syntax_uid == _BIG_ENDIAN:
+        return frames_of(connection, instance, numbers)  # also needs the pixel data VR
+    fragments: dict[int, list[FrameFragment]] = {}
+    for row in rows:
+        if row.frame_number is not None:
+            fragment = FrameFragment(
+                row.frame_number, row.fragment_index, row.offset, row.length, row.bit_offset
+            )
+            fragments.setdefault(row.frame_number, []).append(fragment)
+    return StoredFrames(
+        instance, instance.pixels, {number: tuple(parts) for number, parts in fragments.items()}
+    )
+
+
+# Built once: a statement object reused as is skips SQLAlchemy's per-call construction, cache-key
+# and result-column matching work, which cost more than the query itself on SQLite.
+_INSTANCE_WITH_FRAMES = (
+    select(
+        *_INSTANCE_COLUMNS,
+        FrameFragmentRow.frame_number,
+        FrameFragmentRow.fragment_index,
+        FrameFragmentRow.offset,
+        FrameFragmentRow.length,
+        FrameFragmentRow.bit_offset,
+    )
+    .select_from(Instance)
+    .join(Series, Series.pk == Instance.series_pk)
+    .join(Study, Study.pk == Series.study_pk)
+    .outerjoin(
+        FrameFragmentRow,
+        and_(
+            FrameFragmentRow.instance_pk == Instance.pk,
+            FrameFragmentRow.frame_number.in_(bindparam("numbers", expanding=True)),
+        ),
+    )
+    .where(
+        Study.study_instance_uid == bindparam("study"),
+        Series.series_instance_uid == bindparam("series"),
+        Instance.sop_instance_uid == bindparam("sop"),
+    )
+    .order_by(FrameFragmentRow.frame_number, FrameFragmentRow.fragment_index)
+)
 
 
 def frames_of(
