@@ -20,7 +20,7 @@ from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
 from app.api.wado_pixels import retrieve_scope_bulkdata
 from app.api.wado_request import VARY, WadoRequest, multipart_response, not_found_message
-from app.dicomweb.errors import NotFound
+from app.dicomweb.errors import NotAcceptable, NotFound
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
 from app.imaging.transcode import iter_explicit_vr_little_endian
@@ -37,21 +37,32 @@ class _Plan:
 
 
 def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan]:
-    """One selection per instance (parts may differ in syntax); the first failure is the 406."""
-    chosen: dict[tuple[str, bool], InstanceSelection] = {}
+    """One selection per instance (parts may differ in syntax), leaving out those that cannot be had.
+
+    PS3.18 10.4.3: 206 when only some instances can be returned, 406 when none can. Single-part
+    `application/dicom` is only for the instance resource (digest example d).
+    """
+    chosen: dict[tuple[str, bool], InstanceSelection | NotAcceptable] = {}
     plans = []
     for instance in instances:
         syntax = stored_syntax(instance.transfer_syntax_uid)
         producible = fits_explicit_vr_little_endian(instance.pixels, syntax)
         key = (syntax.uid, producible)
         if key not in chosen:
-            chosen[key] = negotiate_instance_media_type(
-                *wado.accept_lists,
-                stored_syntax=syntax.uid,
-                can_produce=lambda uid, ok=producible: uid == EXPLICIT_VR_LITTLE_ENDIAN and ok,  # type: ignore[misc]
-                single_part_allowed=len(instances) == 1,
-            )
-        plans.append(_Plan(instance, chosen[key]))
+            try:
+                chosen[key] = negotiate_instance_media_type(
+                    *wado.accept_lists,
+                    stored_syntax=syntax.uid,
+                    can_produce=lambda uid, ok=producible: uid == EXPLICIT_VR_LITTLE_ENDIAN and ok,  # type: ignore[misc]
+                    single_part_allowed=wado.scope.sop_instance_uid is not None,
+                )
+            except NotAcceptable as refusal:
+                chosen[key] = refusal
+        selection = chosen[key]
+        if isinstance(selection, InstanceSelection):
+            plans.append(_Plan(instance, selection))
+    if not plans:
+        raise next(value for value in chosen.values() if isinstance(value, NotAcceptable))
     return plans
 
 
@@ -88,6 +99,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
     plans = _negotiate(wado, instances)
     if any(plan.selection.category is ResourceCategory.BULKDATA for plan in plans):
         return retrieve_scope_bulkdata(services, wado)
+    status = 200 if len(plans) == len(instances) else 206  # some could not be had in any acceptable form
     validators = make_validators(
         "instances",
         version.fingerprint,
@@ -107,7 +119,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
         }
         return StreamingResponse(
             _instance_body(services, plans[0]), media_type=first.part_content_type, headers=headers
-        )
+        )  # one instance in scope: 200, or the 406 above
     parts: Iterable[OutgoingPart] = (
         OutgoingPart(
             plan.selection.part_content_type,
@@ -116,4 +128,4 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
         )
         for plan in plans
     )
-    return multipart_response(parts, first.content_type, validators)
+    return multipart_response(parts, first.content_type, validators, status_code=status)

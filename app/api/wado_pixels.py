@@ -127,18 +127,34 @@ class _InstancePlan:
 
 
 def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) -> list[_InstancePlan]:
-    """One negotiated selection per instance with frames; 406 when any one cannot be served."""
+    """One negotiated selection per instance with frames, leaving out those that cannot be had
+    (another syntax without a transcoder, a video): 206 when some are left out, 406 when all are.
+
+    A single part is only for the instance resource holding one frame (PS3.18 8.7.3.3: one item).
+    """
     with_frames = [i for i in instances if i.pixels is not None]
     if not with_frames:
         raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has pixel data")
-    total_frames = sum(i.pixels.layout.number_of_frames for i in with_frames if i.pixels is not None)
-    plans = []
+    single = (
+        wado.scope.sop_instance_uid is not None
+        and sum(i.pixels.layout.number_of_frames for i in with_frames if i.pixels is not None) == 1
+    )
+    plans, refusals = [], []
     for instance in with_frames:
         syntax = stored_syntax(instance.transfer_syntax_uid)
         if syntax.is_video:
-            raise NotAcceptable(f"instance {instance.sop_instance_uid} is a video: its frames are one stream")
-        selection = _select_frames(wado, syntax.uid, can_make_native(syntax), total_frames == 1)
+            refusals.append(
+                NotAcceptable(f"instance {instance.sop_instance_uid} is a video: its frames are one stream")
+            )
+            continue
+        try:
+            selection = _select_frames(wado, syntax.uid, can_make_native(syntax), single)
+        except NotAcceptable as refusal:
+            refusals.append(refusal)
+            continue
         plans.append(_InstancePlan(instance, selection))
+    if not plans:
+        raise refusals[0]
     return plans
 
 
@@ -164,7 +180,10 @@ def retrieve_pixeldata(services: Services, wado: WadoRequest) -> Response:
     if not instances:
         raise NotFound(not_found_message(wado.scope))
     plans = _plan_pixel_parts(wado, instances)
-    return _pixel_response(services, wado, plans, version.fingerprint, version.last_modified, "pixeldata")
+    complete = len(plans) == sum(1 for i in instances if i.pixels is not None)
+    return _pixel_response(
+        services, wado, plans, version.fingerprint, version.last_modified, "pixeldata", complete=complete
+    )
 
 
 def _pixel_response(
@@ -174,6 +193,8 @@ def _pixel_response(
     fingerprint: str,
     last_modified: object,
     kind: str,
+    *,
+    complete: bool = True,
 ) -> Response:
     first = plans[0].selection
     gzip = all(_gzip_frames(wado, plan.selection) for plan in plans)
@@ -196,7 +217,8 @@ def _pixel_response(
         url = f"{frames_url(wado, plan.instance)}/1"
         return single_part_response(body, first.part_content_type, url, validators, gzip=gzip)
     parts = _pixel_parts(services, wado, plans)
-    return multipart_response(parts, first.content_type, validators, gzip=gzip)
+    status = 200 if complete else 206  # PS3.18 10.4.3: only some of the targets could be returned
+    return multipart_response(parts, first.content_type, validators, gzip=gzip, status_code=status)
 
 
 def bulk_value(services: Services, item: StoredBulkData) -> bytes:
@@ -286,10 +308,26 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     if not instances:
         raise NotFound(not_found_message(wado.scope))
     with_pixels = [i for i in instances if i.pixels is not None]
-    plans = _plan_pixel_parts(wado, with_pixels) if with_pixels else []
-    others = [item for item in items if not _is_pixel_data(item)]
-    octet = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, False) if others else None
+    others: dict[int, list[StoredBulkData]] = {}
+    for item in items:
+        if not _is_pixel_data(item):
+            others.setdefault(item.instance.pk, []).append(item)
+    refusals: list[NotAcceptable] = []
+    plans: list[_InstancePlan] = []
+    if with_pixels:
+        try:
+            plans = _plan_pixel_parts(wado, with_pixels)
+        except NotAcceptable as refusal:
+            refusals.append(refusal)
+    octet: FrameSelection | None = None
+    if others:  # non-pixel values only exist as octet-stream
+        try:
+            octet = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, False)
+        except NotAcceptable as refusal:
+            refusals.append(refusal)
     if not plans and octet is None:
+        if refusals:
+            raise refusals[0]
         raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has bulk data")
     gzip = all(_gzip_frames(wado, p.selection) for p in plans) and (
         octet is None or _gzip_frames(wado, octet)
@@ -310,12 +348,12 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
         plan_of = {plan.instance.pk: plan for plan in plans}
         for instance in instances:
             if octet is not None:
-                for item in others:
-                    if item.instance.pk == instance.pk:
-                        yield OutgoingPart(
-                            octet.part_content_type, _bulk_url(wado, item), bulk_value(services, item)
-                        )
+                for item in others.get(instance.pk, ()):
+                    body = bulk_value(services, item)
+                    yield OutgoingPart(octet.part_content_type, _bulk_url(wado, item), body)
             if instance.pk in plan_of:
                 yield from _pixel_parts(services, wado, [plan_of[instance.pk]])
 
-    return multipart_response(parts(), content_type, validators, gzip=gzip)
+    complete = len(plans) == len(with_pixels) and (octet is not None or not others)
+    status = 200 if complete else 206  # PS3.18 10.4.3: some of the bulk data could not be had
+    return multipart_response(parts(), content_type, validators, gzip=gzip, status_code=status)

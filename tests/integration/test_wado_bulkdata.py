@@ -204,3 +204,28 @@ def test_pixeldata_of_a_compressed_instance_as_stored_or_decoded(
     assert [h["content-type"] for h, _ in rle] == ["image/dicom-rle; transfer-syntax=1.2.840.10008.1.2.5"] * 2
     decoded = multipart_parts(httpx.get(url, headers={"Accept": OCTET_PARTS}))
     assert [body for _, body in decoded] == [frame.tobytes() for frame in ds.pixel_array]
+
+
+def test_scope_bulkdata_leaves_out_what_the_accept_excludes(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    corpus = corpus_file("J2K_pixelrep_mismatch.dcm")  # JPEG 2000 pixels and a private bulk value
+    post_stow(live_server, [corpus.path.read_bytes()])
+    ds = pydicom.dcmread(corpus.path)
+    url = f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}/bulkdata"
+    everything = multipart_parts(httpx.get(url, headers={"Accept": OCTET_PARTS}))
+    assert [h["content-location"].rsplit("/", 2)[-2:] for h, _ in everything] == [
+        ["bulkdata", "00091101"],
+        ["frames", "1"],
+    ]
+    assert everything[0][1] == element_bytes(ds, "00091101")
+    assert everything[1][1] == ds.pixel_array.tobytes()
+
+    as_jp2 = httpx.get(url, headers={"Accept": 'multipart/related; type="image/jp2"'})
+    assert as_jp2.status_code == 206  # the private value only exists as octet-stream
+    [(headers, body)] = multipart_parts(as_jp2)
+    assert headers["content-type"] == f"image/jp2; transfer-syntax={corpus.transfer_syntax_uid}"
+    assert body.rstrip(b"\x00") == next(
+        iter(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    ).rstrip(b"\x00")
+    assert httpx.get(url, headers={"Accept": "image/jls"}).status_code == 406

@@ -160,6 +160,8 @@ def test_xml_metadata_is_one_native_model_part_per_instance(
         for root in roots
     }
     root = by_uid[stored.SOPInstanceUID]
+    locations = {h["content-location"] for h, _ in parts}
+    assert f"{series_url(live_server, stored)}/instances/{stored.SOPInstanceUID}/metadata" in locations
     name = root.find(f"{NATIVE_MODEL}DicomAttribute[@keyword='PatientName']/{NATIVE_MODEL}PersonName")
     assert name is not None and name.get("number") == "1"
     components = {

@@ -191,3 +191,41 @@ def test_octet_stream_on_a_study_is_its_bulk_data(live_server: LiveServer, backe
     assert b"".join(frames) == b"".join(expected) or sorted(frames) == sorted(
         [expected[0][: len(expected[0]) // 2], expected[0][len(expected[0]) // 2 :], expected[1]]
     )
+
+
+def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer, backend: Backend) -> None:
+    sent = make_instance()
+    post_stow(live_server, [sent])
+    ds = read(sent)
+    study = httpx.get(f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}", headers={"Accept": DICOM})
+    assert study.status_code == 406  # digest example d: even a study of one instance is a set
+    either = httpx.get(
+        f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}",
+        headers={"Accept": f'{DICOM}, multipart/related; type="{DICOM}"; q=0.5'},
+    )
+    assert either.status_code == 200 and either.headers["content-type"].startswith("multipart/related")
+
+
+def test_instances_that_cannot_be_had_are_left_out_with_206(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    corpus = corpus_file("MR_small_jpeg_ls_lossless.dcm")
+    jls = pydicom.dcmread(corpus.path)
+    native = make_instance(study_uid=jls.StudyInstanceUID)
+    post_stow(live_server, [corpus.path.read_bytes(), native])
+    study_url = f"{live_server.dicomweb}/studies/{jls.StudyInstanceUID}"
+    as_jls = f'multipart/related; type="{DICOM}"; transfer-syntax={corpus.transfer_syntax_uid}'
+    response = httpx.get(study_url, headers={"Accept": as_jls})
+    assert response.status_code == 206  # the native instance cannot be encoded as JPEG-LS yet
+    [(_, body)] = multipart_parts(response)
+    assert read(body).SOPInstanceUID == jls.SOPInstanceUID
+    pixels = httpx.get(f"{study_url}/pixeldata", headers={"Accept": 'multipart/related; type="image/jls"'})
+    assert pixels.status_code == 206
+    assert [h["content-type"] for h, _ in multipart_parts(pixels)] == [
+        f"image/jls; transfer-syntax={corpus.transfer_syntax_uid}"
+    ]
+    none = httpx.get(
+        f"{study_url}/series/{read(native).SeriesInstanceUID}",
+        headers={"Accept": as_jls},
+    )
+    assert none.status_code == 406
