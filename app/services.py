@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.db import create_index_engine, prepare_index
+from app.store.frame_table_cache import FrameTableCache
 from app.store.ingest_pool import IngestPool, IngestTarget
 
 _P = ParamSpec("_P")
@@ -36,6 +37,7 @@ class Services:
     blobs: BlobStore
     ingest: IngestPool
     retrieval: ThreadPoolExecutor = field(default_factory=_retrieval_threads)
+    frame_tables: FrameTableCache = field(default_factory=FrameTableCache)
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.

@@ -537,6 +537,49 @@ def run_series_metadata(run: Run) -> dict[str, Any]:
     }
 
 
+def run_frames_uncached(run: Run) -> dict[str, Any]:
+    """`frames_uncached`: frame 1 of each instance of the series, once each.
+
+    Every timed request is the first for its instance, so none is helped by the server's frame-table
+    cache: each costs an index lookup. The frames are 64x64 (8 KiB), so transfer weighs less here.
+    """
+    server, holdings, sizes = run.server, run.holdings, run.sizes
+    series = held(holdings.series_url)
+    expected = SERIES_ROWS * SERIES_COLUMNS * 2
+
+    def small_frame(response: Any) -> bytes | None:
+        """One whole 64x64 frame as `application/octet-stream`."""
+        right_type = response.headers.get("content-type", "").startswith(OCTET_STREAM)
+        return response.content if right_type and len(response.content) == expected else None
+
+    with KeepAliveClient() as client:
+        rtt = health_rtt_ms(client, server.base_url)
+        listing = client.get(f"{series}/metadata", {"Accept": DICOM_JSON, "Accept-Encoding": IDENTITY})
+        sops = [item["00080018"]["Value"][0] for item in orjson.loads(listing.content)]
+        urls = [f"{series}/instances/{sop}/frames/1" for sop in sops]
+        warm, timed = urls[: sizes.warm_ups], urls[sizes.warm_ups :]
+        get_all(client, warm, Tally(), payload=small_frame)
+        tally = Tally()
+        with RssSampler(server.pid) as sampler:
+            start = time.perf_counter()
+            get_all(client, timed, tally, payload=small_frame)
+            wall = time.perf_counter() - start
+        memory = memory_fields(server, sampler)
+
+    p50 = percentile_ms(tally.latencies, 50)
+    return {
+        "case": "frames_uncached",
+        "n": len(timed),
+        "frame_bytes": expected,
+        "payload_bytes": tally.payload_bytes,
+        "wall_s": round(wall, 3),
+        **latency_fields(tally.latencies),
+        **outcome_fields([tally], memory, rtt),
+        "target": {"p50_ms": TARGET_FRAME_P50_MS},
+        "meets_target": p50 <= TARGET_FRAME_P50_MS,
+    }
+
+
 def held(url: str | None) -> str:
     if url is None:
         raise BenchFailure("the server does not hold the test data this case needs")
@@ -552,6 +595,7 @@ CASES: dict[str, tuple[set[str], Callable[[Run], dict[str, Any]]]] = {
     "frame_last_vs_first": ({"big", "small"}, run_last_vs_first),
     "frames_concurrent": ({"big"}, run_concurrent),
     "series_metadata": ({"series"}, run_series_metadata),
+    "frames_uncached": ({"series"}, run_frames_uncached),
 }
 
 

@@ -28,11 +28,13 @@ from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bul
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.decode import FrameDecodeError
 from app.services import Services
+from app.store.blobs import BlobNotFound
 from app.store.frame_source import FrameSource, can_make_native, stored_syntax
 from app.store.retrieval import (
     NoPixelData,
     Scope,
     StoredBulkData,
+    StoredFrames,
     StoredInstance,
     frames_of,
     scope_version,
@@ -80,16 +82,38 @@ def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:
 
 
 def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response:
-    """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4)."""
+    """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4).
+
+    The frame table comes from the per-process cache when it holds the instance (a viewer's next
+    frame); a cached table whose blob has gone (the instance was replaced) is looked up again.
+    """
+    frames = services.frame_tables.get(wado.scope)
+    if frames is None:
+        return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
+    try:
+        return _frames_response(services, wado, numbers, frames)
+    except BlobNotFound:
+        services.frame_tables.forget(wado.scope)
+        return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
+
+
+def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
     with services.engine.connect() as connection:
         try:
-            frames = stored_frames(connection, wado.scope, numbers)
+            frames = stored_frames(connection, wado.scope)
         except NoPixelData as exc:
             raise NotFound(
                 f"instance {wado.scope.sop_instance_uid} has no pixel data, hence no frames"
             ) from exc
     if frames is None:
         raise NotFound(not_found_message(wado.scope))
+    services.frame_tables.put(wado.scope, frames)
+    return frames
+
+
+def _frames_response(
+    services: Services, wado: WadoRequest, numbers: Sequence[int], frames: StoredFrames
+) -> Response:
     source = FrameSource(services.blobs, frames)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")

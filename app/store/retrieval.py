@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, and_, bindparam, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
 from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
@@ -250,24 +250,18 @@ class NoPixelData(LookupError):
     """The instance exists but has no pixel data, hence no frames."""
 
 
-def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int] | None) -> StoredFrames | None:
-    """The frame table rows of `numbers` (None: every frame) of the instance of `scope`.
+def stored_frames(connection: Connection, scope: Scope) -> StoredFrames | None:
+    """The instance of `scope` (all three UIDs set) with its whole frame table; None: no such instance.
 
-    None: no such instance. Raises NoPixelData for an instance without pixel data.
+    Raises NoPixelData for an instance without pixel data. One prebuilt statement: this is the lookup
+    behind every frame a viewer asks for (and what `FrameTableCache` keeps).
     """
-    if numbers is None or scope.series_instance_uid is None or scope.sop_instance_uid is None:
-        row = connection.execute(_in_scope(select(*_INSTANCE_COLUMNS), scope)).first()
-        if row is None:
-            return None
-        return frames_of(connection, _stored_instance(row), numbers)
-    # The hot path of every viewer: one prebuilt statement for the instance and its listed frames.
     rows = connection.execute(
         _INSTANCE_WITH_FRAMES,
         {
             "study": scope.study_instance_uid,
             "series": scope.series_instance_uid,
             "sop": scope.sop_instance_uid,
-            "numbers": list(numbers),
         },
     ).all()
     if not rows:
@@ -276,7 +270,7 @@ def stored_frames(connection: Connection, scope: Scope, numbers: Sequence[int] |
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     if instance.transfer_syntax_uid == _BIG_ENDIAN:
-        return frames_of(connection, instance, numbers)  # also needs the pixel data VR
+        return frames_of(connection, instance, None)  # also needs the pixel data VR
     fragments: dict[int, list[FrameFragment]] = {}
     for row in rows:
         if row.frame_number is not None:
@@ -303,13 +297,7 @@ _INSTANCE_WITH_FRAMES = (
     .select_from(Instance)
     .join(Series, Series.pk == Instance.series_pk)
     .join(Study, Study.pk == Series.study_pk)
-    .outerjoin(
-        FrameFragmentRow,
-        and_(
-            FrameFragmentRow.instance_pk == Instance.pk,
-            FrameFragmentRow.frame_number.in_(bindparam("numbers", expanding=True)),
-        ),
-    )
+    .outerjoin(FrameFragmentRow, FrameFragmentRow.instance_pk == Instance.pk)
     .where(
         Study.study_instance_uid == bindparam("study"),
         Series.series_instance_uid == bindparam("series"),

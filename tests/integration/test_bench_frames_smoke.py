@@ -16,11 +16,21 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_frames.py"
-CASES = ["frames_big_random", "frames_small", "frame_last_vs_first", "frames_concurrent", "series_metadata"]
+CASES = [
+    "frames_big_random",
+    "frames_small",
+    "frame_last_vs_first",
+    "frames_concurrent",
+    "series_metadata",
+    "frames_uncached",
+]
 FRAME_BYTES = 512 * 512 * 2
 POSITIVE_FIGURES = ("n", "wall_s", "server_peak_rss_mb", "server_vmhwm_mb", "client_peak_rss_mb")
 FRAME_CASE_FIGURES = ("payload_bytes", "frames_per_s", "mb_per_s", "p50_ms", "p99_ms", "max_ms")
-VARIANT_FIGURES = ("variant_n", "multipart_p50_ms", "compressed_p50_ms", "compressed_wire_bytes")
+VARIANT_FIGURES = (
+    *("variant_n", "multipart_p50_ms", "compressed_p50_ms", "compressed_wire_bytes"),
+    "httpx_client_p50_ms",
+)
 PER_CASE_FIGURES = {
     "frames_big_random": (*FRAME_CASE_FIGURES, "p90_ms", *VARIANT_FIGURES),
     "frames_small": (*FRAME_CASE_FIGURES, "p90_ms", *VARIANT_FIGURES),
@@ -30,6 +40,7 @@ PER_CASE_FIGURES = {
         *("instances", "response_bytes", "p50_ms", "p95_ms", "max_ms"),
         *("compressed_p50_ms", "compressed_wire_bytes"),
     ),
+    "frames_uncached": ("payload_bytes", "frame_bytes", "p50_ms", "p99_ms", "max_ms"),
 }
 
 Run = tuple[list[dict[str, Any]], Path]

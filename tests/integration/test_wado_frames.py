@@ -166,3 +166,17 @@ def test_unknown_instance_and_instance_without_pixels_are_404(
     assert no_pixels.status_code == 404 and "no pixel data" in no_pixels.json()["error"]
     ds.SOPInstanceUID = generate_uid()
     assert httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET}).status_code == 404
+
+
+def test_a_replaced_instance_is_served_anew_despite_the_frame_table_cache(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    first = make_instance(study_uid=study, series_uid=series, sop_uid=sop, seed=1)
+    second = make_instance(study_uid=study, series_uid=series, sop_uid=sop, seed=2)
+    assert post_stow(live_server, [first]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(first))
+    url = frames_url(live_server, ds, "1")
+    assert httpx.get(url, headers={"Accept": OCTET}).content == ds.PixelData  # now cached
+    assert post_stow(live_server, [second]).status_code == 202  # replaced (a warning): old blob deleted
+    assert httpx.get(url, headers={"Accept": OCTET}).content == pydicom.dcmread(io.BytesIO(second)).PixelData

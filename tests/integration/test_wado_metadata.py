@@ -129,7 +129,7 @@ def test_malformed_uid_is_400(live_server: LiveServer) -> None:
         ("text/html", "application/dicom+json", 200),  # the accept query parameter wins over the header
         ('multipart/related; type="application/dicom+xml", application/dicom+json', None, 200),
         ('multipart/related; type="application/dicom+xml"', None, 200),
-        ('application/dicom+xml', None, 406),  # XML metadata is multipart only (Table 10.4.4-1)
+        ("application/dicom+xml", None, 406),  # XML metadata is multipart only (Table 10.4.4-1)
     ],
 )
 def test_metadata_accept_negotiation(

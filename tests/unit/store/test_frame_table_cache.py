@@ -1,0 +1,73 @@
+"""The per-process cache of frame tables: expiry, least-recently-used eviction, forgetting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.imaging.frames import FrameFragment, PixelLayout
+from app.store.frame_table_cache import FrameTableCache
+from app.store.retrieval import PixelFormat, Scope, StoredFrames, StoredInstance
+
+
+def frames(sop: str, count: int) -> StoredFrames:
+    pixels = PixelFormat(PixelLayout(2, 2, 1, 16, count, "MONOCHROME2"), 16, 0, 0)
+    instance = StoredInstance(
+        1,
+        "1.2",
+        "1.2.3",
+        sop,
+        "1.2.840.10008.1.2.1",
+        "k",
+        "k",
+        100,
+        datetime.now(UTC),
+        pixels,
+        0x7FE00010,
+        "",
+    )
+    table = {n: (FrameFragment(n, 0, 8 * n, 8),) for n in range(1, count + 1)}
+    return StoredFrames(instance, pixels, table)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def scope(sop: str) -> Scope:
+    return Scope("1.2", "1.2.3", sop)
+
+
+def test_entries_expire() -> None:
+    clock = Clock()
+    cache = FrameTableCache(ttl_s=5, clock=clock)
+    cache.put(scope("1"), frames("1", 3))
+    clock.now += 4.9
+    assert cache.get(scope("1")) is not None
+    clock.now += 0.2
+    assert cache.get(scope("1")) is None
+
+
+def test_least_recently_used_go_first_by_fragment_count() -> None:
+    cache = FrameTableCache(max_fragments=10)
+    cache.put(scope("a"), frames("a", 4))
+    cache.put(scope("b"), frames("b", 4))
+    assert cache.get(scope("a")) is not None  # a is now the most recently used
+    cache.put(scope("c"), frames("c", 4))  # 12 > 10: b goes
+    assert cache.get(scope("b")) is None
+    assert cache.get(scope("a")) is not None and cache.get(scope("c")) is not None
+
+
+def test_too_large_is_not_kept_and_forget_drops() -> None:
+    cache = FrameTableCache(max_fragments=10)
+    cache.put(scope("big"), frames("big", 11))
+    assert cache.get(scope("big")) is None
+    cache.put(scope("a"), frames("a", 2))
+    cache.put(scope("a"), frames("a", 5))  # replacing an entry counts it once
+    cache.put(scope("b"), frames("b", 5))
+    assert cache.get(scope("a")) is not None and cache.get(scope("b")) is not None
+    cache.forget(scope("a"))
+    assert cache.get(scope("a")) is None
