@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(
         0, ge=0, description="Worker processes parsing and storing instances; 0: one per CPU core"
     )
+    gzip_frames: bool = Field(
+        True,
+        description="gzip uncompressed frames and bulk data for clients that accept it (JSON is "
+        "always compressed when accepted)",
+    )
 
     @field_validator("public_base_url")
     @classmethod

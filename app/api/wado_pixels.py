@@ -72,8 +72,10 @@ def _frame_body(source: FrameSource, selection: FrameSelection, number: int) -> 
 
 
 def _gzip_frames(wado: WadoRequest, selection: FrameSelection) -> bool:
-    """Uncompressed frames are worth compressing; codestreams are not."""
-    return selection.media_type == OCTET_STREAM and wado.coding(brotli_allowed=False) is Coding.GZIP
+    """Uncompressed frames are worth compressing (unless the operator said not to); codestreams are not."""
+    if not wado.gzip_frames or selection.media_type != OCTET_STREAM:
+        return False
+    return wado.coding(brotli_allowed=False) is Coding.GZIP
 
 
 def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:

@@ -36,6 +36,7 @@ class WadoRequest:
     accept_encoding: str | None
     base_url: str  # the DICOMweb root as the client sees it
     request: Request
+    gzip_frames: bool  # FOVEA_GZIP_FRAMES
 
     @classmethod
     def read(cls, request: Request, settings: Settings, scope: Scope) -> WadoRequest:
@@ -55,6 +56,7 @@ class WadoRequest:
             request.headers.get("accept-encoding"),
             dicomweb_base_url(request, settings.public_base_url),
             request,
+            settings.gzip_frames,
         )
 
     @property

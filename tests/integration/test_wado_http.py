@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from xml.etree import ElementTree
@@ -18,7 +19,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from tests.conftest import Backend, LiveServer
+from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import multipart_parts
@@ -187,3 +188,16 @@ def test_unknown_study_metadata_is_404_not_304(live_server: LiveServer, backend:
         f"{live_server.dicomweb}/studies/{generate_uid()}/metadata", headers={"If-None-Match": "*"}
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_frame_compression_can_be_turned_off(backend: Backend, worker_pool: Executor) -> None:
+    with start_live_server(backend, worker_pool, gzip_frames=False) as server:
+        data = make_instance(rows=128, columns=128)
+        post_stow(server, [data])
+        ds = pydicom.dcmread(io.BytesIO(data))
+        base = f"{series_url(server, ds)}/instances/{ds.SOPInstanceUID}"
+        frame, body = raw_get(f"{base}/frames/1", Accept=OCTET, **{"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in frame.headers and body == ds.PixelData
+        metadata, _ = raw_get(f"{base}/metadata", Accept=JSON, **{"Accept-Encoding": "gzip"})
+        assert metadata.headers["content-encoding"] == "gzip"
