@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from fastapi import Response
 
 from app.api.conditional import Validators, make_validators
@@ -27,6 +26,7 @@ from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.decode import FrameDecodeError
+from app.imaging.codecs.native import little_endian_value
 from app.services import Services
 from app.store.blobs import BlobNotFound
 from app.store.frame_source import FrameSource, can_make_native, stored_syntax
@@ -42,9 +42,6 @@ from app.store.retrieval import (
     stored_frames,
     stored_instances,
 )
-
-_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8, "US": 2, "SS": 2, "UL": 4, "SL": 4}
-_WORD_BYTES |= {"FL": 4, "FD": 8, "SV": 8, "UV": 8}
 
 
 def _select_frames(
@@ -250,12 +247,7 @@ def _pixel_response(
 def bulk_value(services: Services, item: StoredBulkData) -> bytes:
     """A bulk data value as little-endian bytes (PS3.18 8.7.3.3.1), whatever the stored byte order."""
     data = services.blobs.read_range(item.instance.data_blob_key, item.offset, item.length)
-    word = _WORD_BYTES.get(item.vr, 1)
-    if item.little_endian or word == 1:
-        return data
-    whole = len(data) // word * word
-    swapped = np.frombuffer(data, dtype=f">u{word}", count=whole // word).byteswap().tobytes()
-    return swapped + data[whole:]
+    return little_endian_value(data, item.vr, big_endian=not item.little_endian)
 
 
 def _is_pixel_data(item: StoredBulkData) -> bool:

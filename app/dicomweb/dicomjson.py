@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -27,11 +26,11 @@ from pydicom.hooks import hooks
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
+from app.imaging.codecs.native import little_endian_value
 from app.imaging.syntaxes import find_transfer_syntax
 
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # Float, Double Float, Pixel Data
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})  # InlineBinary VRs, F.2.7
-_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}  # OB, UN: byte streams, never swapped
 _INT_VRS = frozenset({"SL", "SS", "UL", "US", "SV", "UV"})
 _FLOAT_VRS = frozenset({"FL", "FD"})
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -255,10 +254,7 @@ def _inline_binary(value: bytes, vr: str, little_endian: bool) -> str:
 
     Why: a big-endian file stores OW/OF/OL/OD/OV words most significant byte first; swap each word.
     """
-    word = _WORD_BYTES.get(vr, 1)
-    if not little_endian and word > 1:
-        whole = len(value) // word * word
-        value = np.frombuffer(value[:whole], dtype=f"u{word}").byteswap().tobytes() + value[whole:]
+    value = little_endian_value(value, vr, big_endian=not little_endian)
     return base64.b64encode(value).decode("ascii")
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
@@ -24,13 +23,13 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
 
 from app.imaging.codecs.decode import NativeFrame
+from app.imaging.codecs.native import BINARY_WORD_BYTES, little_endian_value
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 MAX_DEFINED_LENGTH = 0xFFFFFFFE  # 0xFFFFFFFF means undefined length
 # Encapsulation-only elements of the Pixel Data group that native pixel data must not carry (PS3.5 A.4).
 _ENCAPSULATION_TAGS = (0x7FE00001, 0x7FE00002, 0x7FE00003)
 _PIXEL_VR = {0x7FE00008: b"OF", 0x7FE00009: b"OD"}
-_WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +125,5 @@ def _swap_binary_words(ds: Dataset) -> None:
             for item in element.value:
                 _swap_binary_words(item)
             continue
-        word = _WORD_BYTES.get(element.VR)
-        value = element.value
-        if word and isinstance(value, bytes) and len(value) >= word:
-            whole = len(value) // word * word
-            dtype = np.dtype(f">u{word}")
-            swapped = np.frombuffer(value, dtype=dtype, count=whole // word).byteswap().tobytes()
-            element.value = swapped + value[whole:]
+        if element.VR in BINARY_WORD_BYTES and isinstance(element.value, bytes):
+            element.value = little_endian_value(element.value, element.VR, big_endian=True)

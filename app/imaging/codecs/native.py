@@ -1,21 +1,43 @@
-"""Native (uncompressed) pixel data as `application/octet-stream` frames (PS3.18 8.7.3.3.1).
+"""Native (uncompressed) values in little-endian byte order (PS3.18 8.7.3.3.1, F.2.7).
 
-Why: octet-stream frames are little-endian, whatever the stored syntax; only Explicit VR Big Endian
-stores words in the other order (PS3.5 A.3), so its 16/32/64-bit samples are swapped on the way out.
+Why: octet-stream frames, bulk data values, inline binary and rewritten instances are little-endian,
+whatever the stored syntax; only Explicit VR Big Endian stores words in the other order (PS3.5 A.3),
+so its multi-byte samples and values are swapped on the way out. One helper does it for all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 import numpy as np
 
-_WORD_TYPES = {16: ">u2", 32: ">u4", 64: ">u8"}
+# Bytes per word of the VRs whose values are byte-swapped between byte orders (OB and UN are byte
+# streams; text is never swapped).
+BINARY_WORD_BYTES: Mapping[str, int] = MappingProxyType({"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8})
+NUMERIC_WORD_BYTES: Mapping[str, int] = MappingProxyType(
+    {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "SV": 8, "UV": 8}
+)
+
+
+def swap_words(data: bytes, word_bytes: int) -> bytes:
+    """`data` with the bytes of each whole `word_bytes`-byte word reversed; a trailing part kept as is."""
+    if word_bytes <= 1:
+        return data
+    whole = len(data) // word_bytes * word_bytes
+    words = np.frombuffer(data, dtype=f">u{word_bytes}", count=whole // word_bytes)
+    return words.byteswap().tobytes() + data[whole:]
 
 
 def little_endian_frame(frame: bytes, *, bits_allocated: int, big_endian: bool) -> bytes:
     """The frame's bytes in little-endian sample order (1- and 8-bit samples have no byte order)."""
-    word = _WORD_TYPES.get(bits_allocated)
-    if not big_endian or word is None:
+    if not big_endian or bits_allocated not in (16, 32, 64):
         return frame
-    usable = len(frame) // (bits_allocated // 8) * (bits_allocated // 8)
-    swapped = np.frombuffer(frame, dtype=word, count=usable // (bits_allocated // 8)).byteswap()
-    return swapped.tobytes() + frame[usable:]
+    return swap_words(frame, bits_allocated // 8)
+
+
+def little_endian_value(value: bytes, vr: str, *, big_endian: bool) -> bytes:
+    """A binary or numeric value (OW, OF, US, FD, ...) in little-endian byte order."""
+    if not big_endian:
+        return value
+    return swap_words(value, BINARY_WORD_BYTES.get(vr) or NUMERIC_WORD_BYTES.get(vr, 1))
