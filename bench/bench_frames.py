@@ -17,9 +17,7 @@ import contextlib
 import gzip
 import io
 import re
-import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -53,12 +51,15 @@ from common import (
     BenchFailure,
     FoveaServer,
     RssSampler,
+    add_server_arguments,
     emit,
     health_rtt_ms,
     latency_fields,
     machine_facts,
     memory_fields,
     percentile_ms,
+    server_arguments,
+    stop_on_sigterm,
     write_results,
 )
 from pydicom import dcmread
@@ -604,9 +605,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--only", choices=tuple(CASES), action="append", help="run this case (repeatable)")
     parser.add_argument("--concurrency", type=int, default=4, help="parallel clients in frames_concurrent")
-    parser.add_argument("--workers", type=int, default=1, help="`fovea serve --workers N`")
-    parser.add_argument("--server-args", default="", help="more `fovea serve` arguments, one string")
-    parser.add_argument("--tmp-dir", type=Path, help="where the data folder goes (default: $TMPDIR)")
+    add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "frames.json")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.workers < 1:
@@ -614,15 +613,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: server stopped, folders removed
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     sizes = QUICK if args.quick else FULL
-    server_args = ["--workers", str(args.workers), *shlex.split(args.server_args)]
+    server_args = server_arguments(args)
     selected = [name for name in CASES if args.only is None or name in args.only]
     needs = set().union(*(CASES[name][0] for name in selected))
     work = Path(tempfile.mkdtemp(prefix="fovea-bench-frames-", dir=args.tmp_dir))

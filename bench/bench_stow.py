@@ -15,9 +15,7 @@ import io
 import json
 import os
 import queue
-import shlex
 import shutil
-import signal
 import statistics
 import struct
 import sys
@@ -39,10 +37,13 @@ from common import (
     BenchFailure,
     FoveaServer,
     RssSampler,
+    add_server_arguments,
     emit,
     health_rtt_ms,
     machine_facts,
     memory_fields,
+    server_arguments,
+    stop_on_sigterm,
     write_results,
 )
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -354,9 +355,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--only", choices=("small", "large"), help="run one case")
     parser.add_argument("--concurrency", type=int, default=2, help="parallel clients in stow_small")
-    parser.add_argument("--workers", type=int, default=1, help="`fovea serve --workers N`")
-    parser.add_argument("--server-args", default="", help="more `fovea serve` arguments, one string")
-    parser.add_argument("--tmp-dir", type=Path, help="where the data folders go (default: $TMPDIR)")
+    add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "stow.json")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.workers < 1:
@@ -364,15 +363,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: server stopped, folders removed
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     sizes = QUICK if args.quick else FULL
-    server_args = ["--workers", str(args.workers), *shlex.split(args.server_args)]
+    server_args = server_arguments(args)
     work = Path(tempfile.mkdtemp(prefix="fovea-bench-stow-", dir=args.tmp_dir))
     common_fields = {
         "quick": args.quick,

@@ -8,10 +8,12 @@ the real file system), so it starts `fovea serve` the way an operator does and r
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import platform
+import shlex
 import signal
 import socket
 import statistics
@@ -401,3 +403,23 @@ def write_results(results: list[dict[str, Any]], path: Path) -> None:
     """The same lines as printed, one JSON object per line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(record) + "\n" for record in results))
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark passes on to its `fovea serve`, and where its files go."""
+    parser.add_argument("--workers", type=int, default=1, help="`fovea serve --workers N`")
+    parser.add_argument("--server-args", default="", help="more `fovea serve` arguments, one string")
+    parser.add_argument("--tmp-dir", type=Path, help="where the data folders go (default: $TMPDIR)")
+
+
+def server_arguments(args: argparse.Namespace) -> list[str]:
+    return ["--workers", str(args.workers), *shlex.split(args.server_args)]
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds through the finally blocks too: server stopped, folders removed."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
