@@ -19,15 +19,15 @@ from fastapi.responses import StreamingResponse
 from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
 from app.api.wado_pixels import retrieve_scope_bulkdata
-from app.api.wado_request import VARY, WadoRequest, multipart_response, not_found_message
-from app.dicomweb.errors import NotAcceptable, NotFound
+from app.api.wado_request import VARY, WadoRequest, look_up_scope, multipart_response
+from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
 from app.imaging.transcode import iter_explicit_vr_little_endian
 from app.services import Services
 from app.store.blobs import open_blob
 from app.store.frame_source import FrameSource, fits_explicit_vr_little_endian, stored_syntax
-from app.store.retrieval import Scope, StoredInstance, frames_of, scope_version, stored_instances
+from app.store.retrieval import StoredInstance, frames_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +83,9 @@ def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
         yield from iter_explicit_vr_little_endian(source, big_endian=syntax.big_endian, pixels=pixels)
 
 
-def _instance_url(wado: WadoRequest, instance: StoredInstance) -> str:
-    return wado.url_of(
-        Scope(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-    )
-
-
 def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
     """Every instance of the scope, multipart/related or (one instance) single part."""
-    with services.engine.connect() as connection, connection.begin():
-        instances = stored_instances(connection, wado.scope)
-        version = scope_version(connection, wado.scope)
-    if not instances:
-        raise NotFound(not_found_message(wado.scope))
+    instances, version = look_up_scope(services, wado)
     plans = _negotiate(wado, instances)
     if any(plan.selection.category is ResourceCategory.BULKDATA for plan in plans):
         return retrieve_scope_bulkdata(services, wado)
@@ -115,7 +105,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
         headers = {
             **validators.headers,
             "Vary": VARY,
-            "Content-Location": _instance_url(wado, plans[0].instance),
+            "Content-Location": wado.instance_url(plans[0].instance),
         }
         return StreamingResponse(
             _instance_body(services, plans[0]), media_type=first.part_content_type, headers=headers
@@ -123,7 +113,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
     parts: Iterable[OutgoingPart] = (
         OutgoingPart(
             plan.selection.part_content_type,
-            _instance_url(wado, plan.instance),
+            wado.instance_url(plan.instance),
             _instance_body(services, plan),
         )
         for plan in plans

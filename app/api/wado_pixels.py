@@ -19,7 +19,13 @@ from fastapi import Response
 from app.api.conditional import Validators, make_validators
 from app.api.content_coding import Coding
 from app.api.multipart import OutgoingPart
-from app.api.wado_request import WadoRequest, multipart_response, not_found_message, single_part_response
+from app.api.wado_request import (
+    WadoRequest,
+    look_up_scope,
+    multipart_response,
+    not_found_message,
+    single_part_response,
+)
 from app.dicomweb.byte_ranges import parse_byte_range
 from app.dicomweb.errors import NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist
@@ -32,12 +38,10 @@ from app.store.blobs import BlobNotFound
 from app.store.frame_source import FrameSource, can_make_native, stored_syntax
 from app.store.retrieval import (
     NoPixelData,
-    Scope,
     StoredBulkData,
     StoredFrames,
     StoredInstance,
     frames_of,
-    scope_version,
     stored_bulkdata,
     stored_frames,
     stored_instances,
@@ -76,8 +80,7 @@ def _gzip_frames(wado: WadoRequest, selection: FrameSelection) -> bool:
 
 
 def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:
-    scope = Scope(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-    return f"{wado.url_of(scope)}/frames"
+    return f"{wado.instance_url(instance)}/frames"
 
 
 def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response:
@@ -197,11 +200,7 @@ def _pixel_parts(
 
 def retrieve_pixeldata(services: Services, wado: WadoRequest) -> Response:
     """The pixeldata resource: every frame of every instance in the scope (PS3.18 10.4.1.1.5)."""
-    with services.engine.connect() as connection, connection.begin():
-        instances = stored_instances(connection, wado.scope)
-        version = scope_version(connection, wado.scope)
-    if not instances:
-        raise NotFound(not_found_message(wado.scope))
+    instances, version = look_up_scope(services, wado)
     plans = _plan_pixel_parts(wado, instances)
     complete = len(plans) == sum(1 for i in instances if i.pixels is not None)
     return _pixel_response(
@@ -255,20 +254,18 @@ def _is_pixel_data(item: StoredBulkData) -> bool:
 
 
 def _bulk_url(wado: WadoRequest, item: StoredBulkData) -> str:
-    instance = item.instance
-    scope = Scope(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid)
-    return f"{wado.url_of(scope)}/bulkdata/{item.path}"
+    return f"{wado.instance_url(item.instance)}/bulkdata/{item.path}"
 
 
 def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) -> Response:
     """One BulkDataURI of an instance (PS3.18 10.4.1.1.5). Pixel Data answers as the pixeldata resource;
     any other value as octet-stream, a `Range` of it as 206 Partial Content."""
-    with services.engine.connect() as connection, connection.begin():
-        items = stored_bulkdata(connection, wado.scope, path)
-        instances = stored_instances(connection, wado.scope) if not items else []
+    with services.engine.connect() as connection:
+        instances = stored_instances(connection, wado.scope)
+        items = stored_bulkdata(connection, instances, path)
+    if not instances:
+        raise NotFound(not_found_message(wado.scope))
     if not items:
-        if not instances:
-            raise NotFound(not_found_message(wado.scope))
         raise NotFound(f"instance {wado.scope.sop_instance_uid} has no bulk data at {path}")
     item = items[0]
     if _is_pixel_data(item):
@@ -319,12 +316,9 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     Octet-stream parts only carry the non-pixel values; Pixel Data comes as its frames, in the
     negotiated frame media type, each part's Content-Location naming where it came from.
     """
-    with services.engine.connect() as connection, connection.begin():
-        instances = stored_instances(connection, wado.scope)
-        items = stored_bulkdata(connection, wado.scope)
-        version = scope_version(connection, wado.scope)
-    if not instances:
-        raise NotFound(not_found_message(wado.scope))
+    instances, version = look_up_scope(services, wado)
+    with services.engine.connect() as connection:
+        items = stored_bulkdata(connection, instances)
     with_pixels = [i for i in instances if i.pixels is not None]
     others: dict[int, list[StoredBulkData]] = {}
     for item in items:

@@ -18,10 +18,12 @@ from app.api.conditional import Validators, is_not_modified, not_modified_respon
 from app.api.content_coding import Coding, choose_coding, compress_frame, iter_gzip
 from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
 from app.api.urls import dicomweb_base_url
+from app.dicomweb.errors import NotFound
 from app.dicomweb.negotiation import MediaRange, parse_accept
 from app.dicomweb.uids import require_valid_uid
+from app.services import Services
 from app.settings import Settings
-from app.store.retrieval import Scope
+from app.store.retrieval import Scope, ScopeVersion, StoredInstance, stored_instances_with_version
 
 VARY = "Accept, Accept-Encoding"
 
@@ -72,6 +74,10 @@ class WadoRequest:
             url += f"/instances/{scope.sop_instance_uid}"
         return url
 
+    def instance_url(self, instance: StoredInstance) -> str:
+        """The absolute URL of one stored instance."""
+        return self.url_of(instance.scope)
+
     def not_modified(self, validators: Validators) -> Response | None:
         """A 304 when the client's copy is current, else None."""
         if is_not_modified(self.request, validators):
@@ -80,6 +86,15 @@ class WadoRequest:
 
     def coding(self, *, brotli_allowed: bool) -> Coding | None:
         return choose_coding(self.accept_encoding, brotli_allowed=brotli_allowed)
+
+
+def look_up_scope(services: Services, wado: WadoRequest) -> tuple[list[StoredInstance], ScopeVersion]:
+    """The instances of the request's scope and their version; 404 when there are none."""
+    with services.engine.connect() as connection:
+        instances, version = stored_instances_with_version(connection, wado.scope)
+    if not instances:
+        raise NotFound(not_found_message(wado.scope))
+    return instances, version
 
 
 def not_found_message(scope: Scope) -> str:

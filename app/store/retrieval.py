@@ -70,6 +70,10 @@ class StoredInstance:
     pixel_data_tag: int | None
     lossy_image_compression: str
 
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
+
 
 @dataclass(frozen=True, slots=True)
 class PixelFormat:
@@ -179,6 +183,14 @@ def scope_version(connection: Connection, scope: Scope) -> ScopeVersion:
     return ScopeVersion(count, last, f"{count}:{max_pk}:{sum_pk}:{stamp}")
 
 
+def stored_instances_with_version(
+    connection: Connection, scope: Scope
+) -> tuple[list[StoredInstance], ScopeVersion]:
+    """`stored_instances` and `scope_version` read in one transaction, so they describe the same state."""
+    with connection.begin():
+        return stored_instances(connection, scope), scope_version(connection, scope)
+
+
 def stored_metadata_with_version(connection: Connection, scope: Scope) -> tuple[list[bytes], ScopeVersion]:
     """`stored_metadata` and `scope_version` read in one transaction, so they describe the same state."""
     with connection.begin():
@@ -197,26 +209,26 @@ class StoredBulkData:
     little_endian: bool
 
 
-def stored_bulkdata(connection: Connection, scope: Scope, path: str | None = None) -> list[StoredBulkData]:
-    """The bulk data values of the instances of `scope` (only `path`, when given), in instance order."""
-    instances = {instance.pk: instance for instance in stored_instances(connection, scope)}
-    if not instances:
+def stored_bulkdata(
+    connection: Connection, instances: Sequence[StoredInstance], path: str | None = None
+) -> list[StoredBulkData]:
+    """The bulk data values of `instances` (only `path`, when given), in the order of `instances`."""
+    by_pk = {instance.pk: instance for instance in instances}
+    if not by_pk:
         return []
     table = BulkDataRow
     query = (
         select(table.instance_pk, table.path, table.vr, table.offset, table.length, table.little_endian)
-        .where(table.instance_pk.in_(list(instances)))
+        .where(table.instance_pk.in_(list(by_pk)))
         .order_by(table.instance_pk, table.path)
     )
     if path is not None:
         query = query.where(table.path == path)
     rows = list(connection.execute(query))
-    order = {pk: index for index, pk in enumerate(instances)}
+    order = {pk: index for index, pk in enumerate(by_pk)}
     rows.sort(key=lambda row: (order[row.instance_pk], row.path))
     return [
-        StoredBulkData(
-            instances[row.instance_pk], row.path, row.vr, row.offset, row.length, row.little_endian
-        )
+        StoredBulkData(by_pk[row.instance_pk], row.path, row.vr, row.offset, row.length, row.little_endian)
         for row in rows
     ]
 
