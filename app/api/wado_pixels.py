@@ -32,7 +32,7 @@ from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.decode import FrameDecodeError
-from app.imaging.codecs.native import little_endian_value
+from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.services import Services
 from app.store.blobs import BlobNotFound
 from app.store.frame_source import FrameSource, can_make_native, stored_syntax
@@ -243,10 +243,15 @@ def _pixel_response(
     return multipart_response(parts, first.content_type, validators, gzip=gzip, status_code=status)
 
 
-def bulk_value(services: Services, item: StoredBulkData) -> bytes:
-    """A bulk data value as little-endian bytes (PS3.18 8.7.3.3.1), whatever the stored byte order."""
-    data = services.blobs.read_range(item.instance.data_blob_key, item.offset, item.length)
-    return little_endian_value(data, item.vr, big_endian=not item.little_endian)
+def bulk_value(services: Services, item: StoredBulkData, start: int = 0, stop: int | None = None) -> bytes:
+    """Bytes `start:stop` of a bulk data value, little-endian (PS3.18 8.7.3.3.1) whatever the stored
+    byte order. Only those bytes are read, widened to whole words where a word must be swapped."""
+    stop = item.length if stop is None else stop
+    word = 1 if item.little_endian else word_bytes(item.vr)
+    first, last = start - start % word, min(item.length, -(-stop // word) * word)
+    data = services.blobs.read_range(item.instance.data_blob_key, item.offset + first, last - first)
+    data = little_endian_value(data, item.vr, big_endian=not item.little_endian)
+    return data[start - first : stop - first]
 
 
 def _is_pixel_data(item: StoredBulkData) -> bool:
@@ -286,12 +291,13 @@ def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) ->
     )
     if (not_modified := wado.not_modified(validators)) is not None:
         return not_modified
-    value = bulk_value(services, item)
     url = _bulk_url(wado, item)
     status, extra = 200, {"Accept-Ranges": "bytes"}
-    if byte_range is not None:
+    if byte_range is None:
+        value = bulk_value(services, item)
+    else:
         status = 206
-        value = value[byte_range.start : byte_range.stop]
+        value = bulk_value(services, item, byte_range.start, byte_range.stop)
         extra["Content-Range"] = byte_range.content_range(item.length)
     if not selection.multipart:
         return single_part_response(

@@ -149,6 +149,11 @@ def test_big_endian_values_come_back_little_endian(live_server: LiveServer, back
     response = httpx.get(f"{base}/bulkdata/00281201", headers={"Accept": OCTET})
     assert response.status_code == 200
     assert response.content == lut
+    for first, last in [(3, 8), (0, 0), (1, 1), (4094, 4095), (5, 4095)]:  # odd bounds cut words
+        ranged = httpx.get(
+            f"{base}/bulkdata/00281201", headers={"Accept": OCTET, "Range": f"bytes={first}-{last}"}
+        )
+        assert (ranged.status_code, ranged.content) == (206, lut[first : last + 1]), (first, last)
     frame = httpx.get(f"{base}/pixeldata", headers={"Accept": OCTET})
     assert frame.content == np.arange(16, dtype="<u2").tobytes()
 

@@ -36,8 +36,11 @@ def little_endian_frame(frame: bytes, *, bits_allocated: int, big_endian: bool) 
     return swap_words(frame, bits_allocated // 8)
 
 
+def word_bytes(vr: str) -> int:
+    """Bytes per swapped word of a value of `vr` (1: a byte stream or text, never swapped)."""
+    return BINARY_WORD_BYTES.get(vr) or NUMERIC_WORD_BYTES.get(vr, 1)
+
+
 def little_endian_value(value: bytes, vr: str, *, big_endian: bool) -> bytes:
     """A binary or numeric value (OW, OF, US, FD, ...) in little-endian byte order."""
-    if not big_endian:
-        return value
-    return swap_words(value, BINARY_WORD_BYTES.get(vr) or NUMERIC_WORD_BYTES.get(vr, 1))
+    return swap_words(value, word_bytes(vr)) if big_endian else value
