@@ -76,7 +76,7 @@ def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
     pixels = None
     if instance.pixels is not None and instance.pixel_data_tag is not None:
         with services.engine.connect() as connection:
-            frames = frames_of(connection, instance, None)
+            frames = frames_of(connection, instance)
         pixels = FrameSource(services.blobs, frames).native_pixels(instance.pixel_data_tag)
     key = instance.data_blob_key
     with open_blob(services.blobs, key, services.blobs.size(key)) as source:

@@ -24,6 +24,7 @@ from app.api.wado_request import (
     look_up_scope,
     multipart_response,
     not_found_message,
+    scope_description,
     single_part_response,
 )
 from app.dicomweb.byte_ranges import parse_byte_range
@@ -160,7 +161,7 @@ def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) ->
     """
     with_frames = [i for i in instances if i.pixels is not None]
     if not with_frames:
-        raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has pixel data")
+        raise NotFound(f"nothing in {scope_description(wado.scope)} has pixel data")
     single = (
         wado.scope.sop_instance_uid is not None
         and sum(i.pixels.layout.number_of_frames for i in with_frames if i.pixels is not None) == 1
@@ -190,7 +191,7 @@ def _pixel_parts(
     """Every frame of every planned instance, one part each, read lazily."""
     for plan in plans:
         with services.engine.connect() as connection:
-            frames = frames_of(connection, plan.instance, None)
+            frames = frames_of(connection, plan.instance)
         source = FrameSource(services.blobs, frames)
         url = frames_url(wado, plan.instance)
         for number in range(1, frames.layout.number_of_frames + 1):
@@ -234,7 +235,7 @@ def _pixel_response(
     if not first.multipart:  # a single frame in all the scope
         plan = plans[0]
         with services.engine.connect() as connection:
-            frames = frames_of(connection, plan.instance, None)
+            frames = frames_of(connection, plan.instance)
         body = _frame_body(FrameSource(services.blobs, frames), first, 1)
         url = f"{frames_url(wado, plan.instance)}/1"
         return single_part_response(body, first.part_content_type, url, validators, gzip=gzip)
@@ -346,7 +347,7 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     if not plans and octet is None:
         if refusals:
             raise refusals[0]
-        raise NotFound(f"nothing in {not_found_message(wado.scope)[3:]} has bulk data")
+        raise NotFound(f"nothing in {scope_description(wado.scope)} has bulk data")
     gzip = all(_gzip_frames(wado, p.selection) for p in plans) and (
         octet is None or _gzip_frames(wado, octet)
     )

@@ -97,12 +97,17 @@ def look_up_scope(services: Services, wado: WadoRequest) -> tuple[list[StoredIns
     return instances, version
 
 
-def not_found_message(scope: Scope) -> str:
+def scope_description(scope: Scope) -> str:
+    """`instance X in series Y`, `series Y in study Z` or `study Z`, for messages."""
     if scope.sop_instance_uid is not None:
-        return f"no instance {scope.sop_instance_uid} in series {scope.series_instance_uid}"
+        return f"instance {scope.sop_instance_uid} in series {scope.series_instance_uid}"
     if scope.series_instance_uid is not None:
-        return f"no series {scope.series_instance_uid} in study {scope.study_instance_uid}"
-    return f"no study {scope.study_instance_uid}"
+        return f"series {scope.series_instance_uid} in study {scope.study_instance_uid}"
+    return f"study {scope.study_instance_uid}"
+
+
+def not_found_message(scope: Scope) -> str:
+    return f"no {scope_description(scope)}"
 
 
 # A multipart body up to this size is built whole and sent with a Content-Length: one write instead

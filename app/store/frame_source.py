@@ -113,7 +113,7 @@ class FrameSource:
     def native_pixels(self, tag: int) -> NativePixels | None:
         """Every frame as native pixels for an Explicit VR LE instance; None when that cannot be made.
 
-        Needs the frame table of every frame (`frames_of(..., None)`).
+        Needs the frame table of every frame (`frames_of`).
         """
         if not fits_explicit_vr_little_endian(self.frames.pixels, self.syntax):
             return None

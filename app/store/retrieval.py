@@ -282,7 +282,7 @@ def stored_frames(connection: Connection, scope: Scope) -> StoredFrames | None:
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     if instance.transfer_syntax_uid == _BIG_ENDIAN:
-        return frames_of(connection, instance, None)  # also needs the pixel data VR
+        return frames_of(connection, instance)  # also needs the pixel data VR
     fragments: dict[int, list[FrameFragment]] = {}
     for row in rows:
         if row.frame_number is not None:
@@ -319,10 +319,8 @@ _INSTANCE_WITH_FRAMES = (
 )
 
 
-def frames_of(
-    connection: Connection, instance: StoredInstance, numbers: Sequence[int] | None
-) -> StoredFrames:
-    """The frame table rows of `numbers` (None: every frame) of `instance`."""
+def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
+    """The whole frame table of `instance` (an instance already looked up)."""
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     table = FrameFragmentRow
@@ -331,8 +329,6 @@ def frames_of(
         .where(table.instance_pk == instance.pk)
         .order_by(table.frame_number, table.fragment_index)
     )
-    if numbers is not None:
-        query = query.where(table.frame_number.in_(list(numbers)))
     fragments: dict[int, list[FrameFragment]] = {}
     for fragment in connection.execute(query):
         fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
