@@ -1,0 +1,290 @@
+"""One native frame encoded losslessly, then decoded by Fovea and, where one exists, by another library."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+import deflate
+import imagecodecs
+import numpy as np
+import pytest
+from pydicom.encaps import encapsulate
+from pydicom.pixels import get_decoder
+
+from app.imaging.codecs.decode import FrameFormat, decode_to_native
+from app.imaging.codecs.encode import FrameEncodeError, can_encode, encode_native_frame
+
+DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A generated frame's layout; the name reads rows x columns, allocated, stored, sign, colour."""
+
+    name: str
+    fmt: FrameFormat
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def mono(rows: int, columns: int, allocated: int, stored: int, *, signed: bool = False) -> FrameFormat:
+    return FrameFormat(rows, columns, 1, allocated, stored, int(signed), "MONOCHROME2", 0)
+
+
+def rgb(rows: int, columns: int, *, planar: int = 0) -> FrameFormat:
+    return FrameFormat(rows, columns, 3, 8, 8, 0, "RGB", planar)
+
+
+GREY_8 = Layout("64x48_8_8_U", mono(64, 48, 8, 8))
+GREY_12 = Layout("64x48_16_12_U", mono(64, 48, 16, 12))
+GREY_16 = Layout("64x48_16_16_U", mono(64, 48, 16, 16))
+SIGNED_16 = Layout("64x48_16_16_S", mono(64, 48, 16, 16, signed=True))
+SIGNED_12 = Layout("64x48_16_12_S", mono(64, 48, 16, 12, signed=True))
+RGB_8 = Layout("64x48_8_8_U_RGB", rgb(64, 48))
+RGB_8_PLANAR = Layout("64x48_8_8_U_RGB_planar", rgb(64, 48, planar=1))
+ODD_16 = Layout("33x17_16_16_U", mono(33, 17, 16, 16))
+ODD_RGB = Layout("33x17_8_8_U_RGB", rgb(33, 17))
+BITS_1 = Layout("33x17_1_1_U", mono(33, 17, 1, 1))
+
+# What each syntax must encode; the layouts it refuses are in test_can_encode_table.
+SUPPORTED: dict[str, tuple[Layout, ...]] = {
+    DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
+    RLE_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    JPEGLS_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    JPEG2000_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    JPEGXL_LOSSLESS: (GREY_8, GREY_12, GREY_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+}
+CASES = [(uid, layout) for uid, layouts in SUPPORTED.items() for layout in layouts]
+
+
+def pixels(fmt: FrameFormat, seed: int = 0) -> np.ndarray:
+    """A smooth ramp plus noise, spanning the stored range (negatives too when signed), interleaved."""
+    rng = np.random.default_rng(seed)
+    shape = (fmt.rows, fmt.columns, fmt.samples_per_pixel)
+    low = -(1 << (fmt.bits_stored - 1)) if fmt.pixel_representation else 0
+    high = low + (1 << fmt.bits_stored) - 1
+    ramp = np.linspace(low, high, fmt.rows * fmt.columns * fmt.samples_per_pixel).reshape(shape)
+    noisy = ramp + rng.integers(-3, 4, shape)
+    values = np.clip(noisy, low, high).astype(np.int64)
+    values[0, 0], values[-1, -1] = low, high  # both extremes, so a lost sign or high bit shows
+    return values if fmt.samples_per_pixel == 3 else values[..., 0]
+
+
+def native_bytes(values: np.ndarray, fmt: FrameFormat, *, planar: int = 0) -> bytes:
+    """As Fovea serves the frame: little-endian samples, planar when asked, 1-bit packed LSB first."""
+    if fmt.bits_allocated == 1:
+        return np.packbits(values.astype(np.uint8), axis=None, bitorder="little").tobytes()
+    kind = "i" if fmt.pixel_representation else "u"
+    if planar:
+        values = values.transpose(2, 0, 1)
+    return np.ascontiguousarray(values).astype(f"<{kind}{fmt.bits_allocated // 8}").tobytes()
+
+
+def decoded_by_pydicom_plugin(frame: bytes, uid: str, fmt: FrameFormat, plugin: str) -> bytes:
+    """pydicom's decoder for `uid`, restricted to `plugin`, as native interleaved bytes."""
+    options: dict[str, Any] = {
+        "number_of_frames": 1,
+        "rows": fmt.rows,
+        "columns": fmt.columns,
+        "samples_per_pixel": fmt.samples_per_pixel,
+        "bits_allocated": fmt.bits_allocated,
+        "bits_stored": fmt.bits_stored,
+        "pixel_representation": fmt.pixel_representation,
+        "photometric_interpretation": fmt.photometric_interpretation,
+        "planar_configuration": fmt.planar_configuration,
+    }
+    decoder = get_decoder(uid)
+    value = encapsulate([frame], has_bot=False)
+    array, _ = decoder.as_array(value, index=0, validate=False, decoding_plugin=plugin, **options)
+    return native_bytes(array, fmt)
+
+
+def decoded_elsewhere(frame: bytes, uid: str, fmt: FrameFormat) -> bytes | None:
+    """The frame decoded by a library other than its encoder; None where none is installed."""
+    if uid == DEFLATED_FRAMES:  # encoded by libdeflate, inflated by zlib
+        return zlib.decompressobj(wbits=-15).decompress(frame)[: len(native_bytes(pixels(fmt), fmt))]
+    if uid == RLE_LOSSLESS:  # encoded by pylibjpeg-rle, decoded by pydicom's numpy RLE decoder
+        return decoded_by_pydicom_plugin(frame, uid, fmt, "pydicom")
+    if uid == JPEGLS_LOSSLESS:  # encoded by CharLS, decoded by libjpeg (pylibjpeg-libjpeg)
+        return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
+    if uid == JPEG2000_LOSSLESS:  # encoded by imagecodecs' OpenJPEG, decoded by pylibjpeg-openjpeg's
+        return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
+    if uid == HTJ2K_LOSSLESS:  # encoded by OpenJPH, decoded by OpenJPEG (pylibjpeg-openjpeg)
+        return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
+    return None  # JPEG XL: libjxl is the only JPEG XL library installed
+
+
+@pytest.mark.parametrize(("uid", "layout"), CASES, ids=[f"{uid}-{layout}" for uid, layout in CASES])
+def test_round_trip_is_bit_exact(uid: str, layout: Layout) -> None:
+    fmt = layout.fmt
+    values = pixels(fmt)
+    native = native_bytes(values, fmt, planar=fmt.planar_configuration)
+    assert can_encode(uid, fmt)
+    frame = encode_native_frame(native, uid, fmt)
+    assert len(frame) % 2 == 0
+    # Deflate keeps the input's planar configuration; the others encode interleaved samples, so the
+    # encoded frame is described by Planar Configuration 0 (PS3.5 8.2.3, 8.2.4).
+    expected = native if uid == DEFLATED_FRAMES else native_bytes(values, fmt)
+    encoded_fmt = fmt if uid == DEFLATED_FRAMES else replace(fmt, planar_configuration=0)
+    out = decode_to_native(frame, uid, encoded_fmt)
+    assert out.data == expected
+    other = decoded_elsewhere(frame, uid, encoded_fmt)
+    if other is not None:
+        assert other == expected
+
+
+def test_planar_input_encodes_like_interleaved_input() -> None:
+    values = pixels(RGB_8.fmt, seed=5)
+    interleaved = encode_native_frame(native_bytes(values, RGB_8.fmt), JPEGLS_LOSSLESS, RGB_8.fmt)
+    planar = encode_native_frame(
+        native_bytes(values, RGB_8_PLANAR.fmt, planar=1), JPEGLS_LOSSLESS, RGB_8_PLANAR.fmt
+    )
+    assert planar == interleaved
+
+
+# --- what the codestreams declare ---------------------------------------------------------------------
+
+
+def jpegls_precision(stream: bytes) -> int:
+    """P of the SOF55 marker (ISO/IEC 14495-1 C.2.2): FF F7, Lf (2 bytes), P."""
+    return stream[stream.index(b"\xff\xf7") + 4]
+
+
+def j2k_ssiz(stream: bytes) -> int:
+    """Ssiz of the first component in SIZ (ISO/IEC 15444-1 A.5.1): bit 7 signed, bits 0-6 precision - 1."""
+    return stream[stream.index(b"\xff\x51") + 40]
+
+
+def j2k_mct(stream: bytes) -> int:
+    """The multiple component transform byte of COD (ISO/IEC 15444-1 A.6.1)."""
+    return stream[stream.index(b"\xff\x52") + 8]
+
+
+@pytest.mark.parametrize(
+    ("layout", "precision"),
+    [(GREY_8, 8), (GREY_12, 12), (SIGNED_12, 12), (GREY_16, 16), (SIGNED_16, 16)],
+    ids=str,
+)
+def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None:
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEGLS_LOSSLESS, layout.fmt)
+    assert jpegls_precision(frame) == precision
+
+
+@pytest.mark.parametrize(
+    ("layout", "ssiz"),
+    [(GREY_8, 0x07), (GREY_12, 0x0B), (SIGNED_12, 0x8B), (GREY_16, 0x0F), (SIGNED_16, 0x8F)],
+    ids=str,
+)
+def test_jpeg2000_precision_and_sign_are_bits_stored_and_representation(layout: Layout, ssiz: int) -> None:
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEG2000_LOSSLESS, layout.fmt)
+    assert frame[:4] == b"\xff\x4f\xff\x51"  # a bare codestream (SOC, SIZ), not a JP2 file
+    assert j2k_ssiz(frame) == ssiz
+
+
+@pytest.mark.parametrize(("layout", "ssiz"), [(GREY_8, 0x07), (GREY_16, 0x0F), (SIGNED_16, 0x8F)], ids=str)
+def test_htj2k_precision_and_sign(layout: Layout, ssiz: int) -> None:
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), HTJ2K_LOSSLESS, layout.fmt)
+    assert frame[:4] == b"\xff\x4f\xff\x51"
+    assert j2k_ssiz(frame) == ssiz
+
+
+@pytest.mark.parametrize("uid", [JPEG2000_LOSSLESS, HTJ2K_LOSSLESS])
+def test_colour_is_encoded_without_a_component_transform(uid: str) -> None:
+    # No MCT: the frame stays RGB rather than becoming YBR_RCT (PS3.5 8.2.4).
+    frame = encode_native_frame(native_bytes(pixels(RGB_8.fmt), RGB_8.fmt), uid, RGB_8.fmt)
+    assert j2k_mct(frame) == 0
+
+
+def test_jpegxl_is_a_bare_codestream() -> None:
+    frame = encode_native_frame(native_bytes(pixels(GREY_12.fmt), GREY_12.fmt), JPEGXL_LOSSLESS, GREY_12.fmt)
+    assert frame[:2] == b"\xff\x0a"
+    assert imagecodecs.jpegxl_decode(frame).dtype == np.uint16
+
+
+def test_deflate_is_raw_rfc_1951_padded_once_to_even_length() -> None:
+    native = bytes(range(8))  # libdeflate stores it as one 13-byte block: odd
+    assert len(deflate.deflate_compress(native, 6)) % 2 == 1
+    frame = encode_native_frame(native, DEFLATED_FRAMES, mono(2, 4, 8, 8))
+    assert len(frame) % 2 == 0 and frame.endswith(b"\x00")
+    inflater = zlib.decompressobj(wbits=-15)
+    assert inflater.decompress(frame) == native and inflater.eof
+    assert inflater.unused_data == b"\x00"
+
+
+@pytest.mark.parametrize("uid", [RLE_LOSSLESS, JPEGLS_LOSSLESS, JPEG2000_LOSSLESS, JPEGXL_LOSSLESS])
+def test_high_bits_above_bits_stored_are_not_encoded(uid: str) -> None:
+    fmt = GREY_12.fmt
+    values = pixels(fmt)
+    dirty = np.frombuffer(native_bytes(values, fmt), "<u2") | np.uint16(0xF000)
+    frame = encode_native_frame(dirty.tobytes(), uid, fmt)
+    assert frame == encode_native_frame(native_bytes(values, fmt), uid, fmt)
+
+
+# --- what is refused --------------------------------------------------------------------------------
+
+GREY_32 = Layout("64x48_32_32_U", mono(64, 48, 32, 32))
+RGB_16 = Layout("64x48_16_16_U_RGB", FrameFormat(64, 48, 3, 16, 16, 0, "RGB", 0))
+RGB_32 = Layout("64x48_32_32_U_RGB", FrameFormat(64, 48, 3, 32, 32, 0, "RGB", 0))
+YBR_422 = Layout("64x48_8_8_U_YBR422", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL_422", 0))
+
+REFUSED = [
+    (RLE_LOSSLESS, BITS_1),
+    (RLE_LOSSLESS, YBR_422),
+    (JPEGLS_LOSSLESS, GREY_32),
+    (JPEGLS_LOSSLESS, RGB_16),
+    (JPEGLS_LOSSLESS, BITS_1),
+    (JPEG2000_LOSSLESS, GREY_32),
+    (JPEG2000_LOSSLESS, YBR_422),
+    (HTJ2K_LOSSLESS, GREY_12),  # OpenJPH would declare precision 16
+    (HTJ2K_LOSSLESS, SIGNED_12),
+    (JPEGXL_LOSSLESS, SIGNED_16),  # imagecodecs' libjxl takes no int16
+    (JPEGXL_LOSSLESS, BITS_1),
+    ("1.2.840.10008.1.2.4.50", GREY_8),  # lossy: not encoded
+    ("1.2.840.10008.1.2.4.91", GREY_16),
+    ("1.2.840.10008.1.2.4.81", GREY_16),
+    ("1.2.840.10008.1.2.4.102", RGB_8),  # video
+    ("1.2.840.10008.1.2.1", GREY_8),  # native
+    ("1.2.840.10008.1.2", GREY_8),
+    ("1.2.840.10008.1.2.1.98", GREY_8),  # encapsulated uncompressed: not this module's job
+    ("1.2.3.4", GREY_8),  # not a transfer syntax
+]
+
+
+@pytest.mark.parametrize(("uid", "layout"), REFUSED, ids=[f"{uid}-{layout}" for uid, layout in REFUSED])
+def test_refused_layouts_and_syntaxes(uid: str, layout: Layout) -> None:
+    assert not can_encode(uid, layout.fmt)
+    with pytest.raises(FrameEncodeError, match=r"1\.2\.[0-9.]+"):
+        encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), uid, layout.fmt)
+
+
+def test_can_encode_table() -> None:
+    assert can_encode(DEFLATED_FRAMES, YBR_422.fmt)  # deflate takes any layout as bytes
+    assert can_encode(DEFLATED_FRAMES, GREY_32.fmt)
+    assert can_encode(RLE_LOSSLESS, GREY_32.fmt)
+    assert can_encode(RLE_LOSSLESS, RGB_32.fmt)  # 12 segments of the 15 PS3.5 G.2 allows
+    assert not can_encode(RLE_LOSSLESS, replace(RGB_32.fmt, bits_allocated=64, bits_stored=64))  # 24 segments
+    assert can_encode(JPEGLS_LOSSLESS, SIGNED_16.fmt)
+    assert can_encode(JPEG2000_LOSSLESS, SIGNED_12.fmt)
+    assert not can_encode(JPEG2000_LOSSLESS, replace(GREY_16.fmt, bits_stored=17))  # stored > allocated
+    assert not can_encode(DEFLATED_FRAMES, replace(GREY_8.fmt, rows=0))
+
+
+@pytest.mark.parametrize("uid", list(SUPPORTED))
+def test_short_native_frame_raises(uid: str) -> None:
+    fmt = GREY_8.fmt
+    native = native_bytes(pixels(fmt), fmt)
+    named = re.escape(uid)
+    with pytest.raises(FrameEncodeError, match=rf"{named}.*{len(native) - 1} bytes"):
+        encode_native_frame(native[:-1], uid, fmt)
+    with pytest.raises(FrameEncodeError, match="bytes"):
+        encode_native_frame(native + b"\x00\x01", uid, fmt)
