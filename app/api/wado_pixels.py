@@ -6,12 +6,14 @@ hop costs more than the lookup). Multipart bodies are generators, read one part 
 
 Octet-stream frames are native little-endian pixels: the stored bytes for native syntaxes (Big
 Endian swapped), decoded pixels for compressed ones (colour sample-interleaved, JPEG YCbCr as RGB,
-as pydicom decodes). Compressed frames in their stored syntax go out as stored, never decoded.
+as pydicom decodes). Compressed frames in their stored syntax go out as stored, never decoded; in
+another (lossless) syntax they are decoded and encoded (`FrameSource.encoded`), which negotiation
+offers only where `frame_producer` says an encoder can.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from fastapi import Response
@@ -33,10 +35,11 @@ from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.decode import FrameDecodeError
+from app.imaging.codecs.encode import FrameEncodeError
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.services import Services
 from app.store.blobs import BlobNotFound
-from app.store.frame_source import FrameSource, can_make_native, stored_syntax
+from app.store.frame_source import FrameSource, frame_producer, stored_syntax
 from app.store.retrieval import (
     NoPixelData,
     StoredBulkData,
@@ -50,25 +53,33 @@ from app.store.retrieval import (
 
 
 def _select_frames(
-    wado: WadoRequest, source_syntax: str, can_make_native: bool, single_part_allowed: bool
+    wado: WadoRequest, stored_syntax_uid: str, can_produce: Callable[[str], bool], single_part_allowed: bool
 ) -> FrameSelection:
     return negotiate_frame_media_type(
         *wado.accept_lists,
-        stored_syntax=source_syntax,
-        can_produce=lambda uid: uid == EXPLICIT_VR_LITTLE_ENDIAN and can_make_native,
+        stored_syntax=stored_syntax_uid,
+        can_produce=can_produce,
         single_part_allowed=single_part_allowed,
     )
 
 
+def _nothing_else(_uid: str) -> bool:
+    """Bulk data values other than pixels exist only as they are (octet-stream)."""
+    return False
+
+
 def _frame_body(source: FrameSource, selection: FrameSelection, number: int) -> bytes:
-    if selection.media_type != OCTET_STREAM:
-        return source.stored(number)
+    """A frame as stored, as native pixels, or decoded and encoded into the selected syntax."""
     try:
-        return source.native(number).data
-    except FrameDecodeError as exc:  # a stored frame its decoders reject: offer it as it is
+        if selection.media_type == OCTET_STREAM:
+            return source.native(number).data
+        if selection.transcode:
+            return source.encoded(number, selection.transfer_syntax)
+        return source.stored(number)
+    except (FrameDecodeError, FrameEncodeError) as exc:  # offer the frame as it is stored
         stored_type = bulk_media_type_for(source.syntax.uid)
         raise NotAcceptable(
-            f"frame {number} cannot be decoded ({exc}); it is available as stored: "
+            f"frame {number} cannot be converted ({exc}); it is available as stored: "
             f"{stored_type}; transfer-syntax={source.syntax.uid}"
         ) from exc
 
@@ -121,7 +132,7 @@ def _frames_response(
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)
-    selection = _select_frames(wado, source.syntax.uid, source.can_make_native, len(numbers) == 1)
+    selection = _select_frames(wado, source.syntax.uid, frame_producer(frames.instance), len(numbers) == 1)
     gzip = _gzip_frames(wado, selection)
     validators = make_validators(
         "frames",
@@ -155,7 +166,7 @@ class _InstancePlan:
 
 def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) -> list[_InstancePlan]:
     """One negotiated selection per instance with frames, leaving out those that cannot be had
-    (another syntax without a transcoder, a video): 206 when some are left out, 406 when all are.
+    (a syntax they cannot be made into, a video): 206 when some are left out, 406 when all are.
 
     A single part is only for the instance resource holding one frame (PS3.18 8.7.3.3: one item).
     """
@@ -175,7 +186,7 @@ def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) ->
             )
             continue
         try:
-            selection = _select_frames(wado, syntax.uid, can_make_native(syntax), single)
+            selection = _select_frames(wado, syntax.uid, frame_producer(instance), single)
         except NotAcceptable as refusal:
             refusals.append(refusal)
             continue
@@ -278,7 +289,7 @@ def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) ->
         plans = _plan_pixel_parts(wado, [item.instance])
         fingerprint = item.instance.data_blob_key
         return _pixel_response(services, wado, plans, fingerprint, item.instance.updated_at, "bulkdata")
-    selection = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, True)
+    selection = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, _nothing_else, True)
     byte_range = parse_byte_range(wado.request.headers.get("range"), item.length)
     gzip = byte_range is None and _gzip_frames(wado, selection)
     validators = make_validators(
@@ -341,7 +352,7 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     octet: FrameSelection | None = None
     if others:  # non-pixel values only exist as octet-stream
         try:
-            octet = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, False, False)
+            octet = _select_frames(wado, EXPLICIT_VR_LITTLE_ENDIAN, _nothing_else, False)
         except NotAcceptable as refusal:
             refusals.append(refusal)
     if not plans and octet is None:

@@ -7,13 +7,19 @@ readings of a frame: its stored bytes (a ranged read through the frame table) an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from app.imaging.codecs.decode import FrameFormat, NativeFrame, can_decode, decode_to_native
+from app.imaging.codecs.encode import can_encode, encode_native_frame
 from app.imaging.codecs.native import little_endian_frame
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.imaging.transcode import MAX_DEFINED_LENGTH, NativePixels
 from app.store.blobs import BlobStore
-from app.store.retrieval import PixelFormat, StoredFrames
+from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
 _SUBSAMPLED = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
 
@@ -65,6 +71,39 @@ def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferS
     return -(-value_bits // 8) <= MAX_DEFINED_LENGTH
 
 
+def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
+    """The layout of a frame's native pixels: as stored for native syntaxes; a compressed colour
+    frame decodes to full-resolution RGB, sample-interleaved (what the decoders give)."""
+    fmt = frame_format(pixels)
+    if not syntax.encapsulated or fmt.samples_per_pixel == 1:
+        return fmt
+    return FrameFormat(
+        fmt.rows, fmt.columns, 3, fmt.bits_allocated, fmt.bits_stored, fmt.pixel_representation, "RGB", 0
+    )
+
+
+def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
+    """What the frames of `instance` can be made into besides their stored syntax (for negotiation).
+
+    Native pixels (Explicit VR LE) wherever they can be made; a lossless syntax an encoder can hold
+    the layout in, but only from pixels that never went through a lossy step: a lossy original is
+    never labelled with a lossless syntax (PS3.5 8.2, digest section 8).
+    """
+    syntax = stored_syntax(instance.transfer_syntax_uid)
+    if instance.pixels is None or syntax.is_video or not can_make_native(syntax):
+        return lambda _uid: False
+    lossy = syntax.lossless is False or instance.lossy_image_compression == "01"
+    fmt = native_format(instance.pixels, syntax)
+
+    def can_produce(uid: str) -> bool:
+        if uid == EXPLICIT_VR_LITTLE_ENDIAN:
+            return True
+        target = find_transfer_syntax(uid)
+        return target is not None and target.lossless is True and not lossy and can_encode(uid, fmt)
+
+    return can_produce
+
+
 class FrameSource:
     """Reads the frames of `frames` (a frame-table lookup) from `blobs`."""
 
@@ -72,11 +111,6 @@ class FrameSource:
         self.blobs, self.frames = blobs, frames
         self.syntax = stored_syntax(frames.transfer_syntax_uid)
         self.format = frame_format(frames.pixels)
-
-    @property
-    def can_make_native(self) -> bool:
-        """True when `native` works: native syntaxes always, compressed ones with a decoder."""
-        return can_make_native(self.syntax)
 
     def stored(self, number: int) -> bytes:
         """Frame `number` as stored: a codestream, or native bytes (1-bit frames moved to bit 0)."""
@@ -109,6 +143,17 @@ class FrameSource:
         word_aligned = self.blobs.read_range(self.frames.data_blob_key, fragment.offset, length)
         swapped = little_endian_frame(word_aligned, bits_allocated=16, big_endian=True)
         return swapped[: fragment.length]
+
+    def encoded(self, number: int, transfer_syntax_uid: str) -> bytes:
+        """Frame `number` decoded and encoded into another syntax (one fragment's bytes, padded even)."""
+        native = self.native(number)
+        expected = native_format(self.frames.pixels, self.syntax)
+        layout = replace(
+            expected,
+            photometric_interpretation=native.photometric_interpretation,
+            planar_configuration=native.planar_configuration,
+        )
+        return encode_native_frame(native.data, transfer_syntax_uid, layout)
 
     def native_pixels(self, tag: int) -> NativePixels | None:
         """Every frame as native pixels for an Explicit VR LE instance; None when that cannot be made.

@@ -10,6 +10,7 @@ import io
 
 import httpx
 import numpy as np
+import openjpeg
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
@@ -17,10 +18,13 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels import unpack_bits
 from pydicom.uid import generate_uid
 
+from app.dicomweb.mediatypes import canonical_media_type as canonical
+from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.syntaxes import find_transfer_syntax
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance
 from tests.integration.stow_helpers import post_stow
+from tests.integration.test_wado_instances import multipart_parts as parse_parts
 
 ELE = "1.2.840.10008.1.2.1"
 OCTET = "application/octet-stream"
@@ -106,9 +110,7 @@ def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backe
     assert b"/frames/4\r\n" in raw.content and b"/frames/1\r\n" in raw.content
 
 
-def test_compressed_frame_as_stored_or_decoded_and_406_without_an_encoder(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServer, backend: Backend) -> None:
     corpus = (
         corpus_file("emri_small_jpeg_ls_lossless.dcm")
         if any(f.path.name == "emri_small_jpeg_ls_lossless.dcm" for f in corpus_files())
@@ -130,8 +132,52 @@ def test_compressed_frame_as_stored_or_decoded_and_406_without_an_encoder(
     assert octet.content == ds.pixel_array[0 if count > 1 else ...].astype(ds.pixel_array.dtype).tobytes()
 
     jp2 = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jp2"})
-    assert jp2.status_code == 406  # no encoders yet: the message names what can be had
-    assert "image/jls" in jp2.json()["error"] and OCTET in jp2.json()["error"]
+    assert jp2.status_code == 200  # decoded by CharLS, encoded by OpenJPEG, read back by pylibjpeg
+    assert jp2.headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
+    assert jp2.content.startswith(b"\xff\x4f\xff\x51")  # a bare J2K codestream
+    assert np.array_equal(openjpeg.decode(jp2.content), ds.pixel_array[0 if count > 1 else ...])
+
+    jpeg = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jpeg"})
+    assert jpeg.status_code == 406  # no JPEG encoder: the message names what can be had
+    assert "image/jls" in jpeg.json()["error"] and "image/jp2" in jpeg.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "syntax"),
+    [
+        ("image/jls", "1.2.840.10008.1.2.4.80"),
+        ("image/jp2", "1.2.840.10008.1.2.4.90"),
+        ("image/jphc", "1.2.840.10008.1.2.4.201"),
+        ("image/dicom-rle", "1.2.840.10008.1.2.5"),
+        ("application/x-deflate", "1.2.840.10008.1.2.8.1"),
+        ("application/vnd.dicom-deflate", "1.2.840.10008.1.2.8.1"),
+    ],
+)
+def test_native_frames_are_encoded_on_demand(
+    live_server: LiveServer, backend: Backend, accept: str, syntax: str
+) -> None:
+    sent = make_instance(frames=2, seed=3)  # 16-bit signed CT
+    post_stow(live_server, [sent])
+    ds = pydicom.dcmread(io.BytesIO(sent))
+    response = httpx.get(
+        frames_url(live_server, ds, "2"), headers={"Accept": f"multipart/related; type={accept}"}
+    )
+    assert response.status_code == 200, response.text
+    [(headers, body)] = parse_parts(response)
+    assert headers["content-type"] == f"{canonical(accept)}; transfer-syntax={syntax}"
+    assert len(body) % 2 == 0  # an even fragment (PS3.5 A.4)
+    fmt = FrameFormat(64, 64, 1, 16, 16, 1, "MONOCHROME2", 0)
+    assert decode_to_native(body, syntax, fmt).data == ds.pixel_array[1].tobytes()
+
+
+def test_lossy_frames_are_never_labelled_lossless(live_server: LiveServer, backend: Backend) -> None:
+    corpus = corpus_file("JPEG2000.dcm")  # JPEG 2000 irreversible, Lossy Image Compression 01
+    post_stow(live_server, [corpus.path.read_bytes()])
+    ds = pydicom.dcmread(corpus.path)
+    for accept in ("image/jls", "image/dicom-rle", "application/x-deflate", "image/jphc"):
+        assert httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": accept}).status_code == 406
+    as_stored = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jp2"})
+    assert as_stored.headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.91"
 
 
 def test_deflated_dataset_frames_come_from_the_inflated_copy(

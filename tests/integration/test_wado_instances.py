@@ -206,24 +206,42 @@ def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer, 
     assert either.status_code == 200 and either.headers["content-type"].startswith("multipart/related")
 
 
+def lossy_instance_in(study_uid: str) -> bytes:
+    """pydicom's JPEG 2000 lossy CT (Lossy Image Compression 01), filed under another study."""
+    ds = pydicom.dcmread(corpus_file("JPEG2000.dcm").path)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def test_instances_that_cannot_be_had_are_left_out_with_206(
     live_server: LiveServer, backend: Backend
 ) -> None:
     corpus = corpus_file("MR_small_jpeg_ls_lossless.dcm")
     jls = pydicom.dcmread(corpus.path)
     native = make_instance(study_uid=jls.StudyInstanceUID)
-    post_stow(live_server, [corpus.path.read_bytes(), native])
+    lossy = lossy_instance_in(jls.StudyInstanceUID)
+    assert post_stow(live_server, [corpus.path.read_bytes(), native, lossy]).status_code == 200
     study_url = f"{live_server.dicomweb}/studies/{jls.StudyInstanceUID}"
     as_jls = f'multipart/related; type="{DICOM}"; transfer-syntax={corpus.transfer_syntax_uid}'
     response = httpx.get(study_url, headers={"Accept": as_jls})
-    assert response.status_code == 206  # the native instance cannot be encoded as JPEG-LS yet
+    assert response.status_code == 206  # whole instances are not re-encoded yet: only the stored JPEG-LS
     [(_, body)] = multipart_parts(response)
     assert read(body).SOPInstanceUID == jls.SOPInstanceUID
+
+    # Frames are: the native one is encoded as JPEG-LS; the lossy one never gets a lossless label.
     pixels = httpx.get(f"{study_url}/pixeldata", headers={"Accept": 'multipart/related; type="image/jls"'})
     assert pixels.status_code == 206
-    assert [h["content-type"] for h, _ in multipart_parts(pixels)] == [
+    parts = multipart_parts(pixels)
+    assert [h["content-type"] for h, _ in parts] == [
         f"image/jls; transfer-syntax={corpus.transfer_syntax_uid}"
-    ]
+    ] * 2
+    assert {h["content-location"].split("/instances/")[1].split("/")[0] for h, _ in parts} == {
+        jls.SOPInstanceUID,
+        read(native).SOPInstanceUID,
+    }
     none = httpx.get(
         f"{study_url}/series/{read(native).SeriesInstanceUID}",
         headers={"Accept": as_jls},
