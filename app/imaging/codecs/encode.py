@@ -129,16 +129,24 @@ def _jpegls(samples: np.ndarray, fmt: FrameFormat) -> bytes:
         unsigned = samples.view(f"<u{samples.itemsize}")
         samples = unsigned & np.array((1 << fmt.bits_stored) - 1, unsigned.dtype)
     interleave = 2 if fmt.samples_per_pixel == 3 else None  # sample-interleaved, as the input is
-    return bytes(
-        jpeg_ls.encode_buffer(
-            samples.tobytes(),
-            fmt.rows,
-            fmt.columns,
-            fmt.samples_per_pixel,
-            fmt.bits_stored,
-            interleave_mode=interleave,
+    try:
+        return bytes(
+            jpeg_ls.encode_buffer(
+                samples.tobytes(),
+                fmt.rows,
+                fmt.columns,
+                fmt.samples_per_pixel,
+                fmt.bits_stored,
+                interleave_mode=interleave,
+            )
         )
-    )
+    except RuntimeError as exc:
+        # pyjpegls sizes its output from the input, too small for a few pixels plus the headers; for
+        # a full-depth unsigned frame imagecodecs' CharLS writes the same stream with its own buffer.
+        if "too small" not in str(exc) or fmt.pixel_representation or fmt.bits_stored != 8 * samples.itemsize:
+            raise
+        shape = (fmt.rows, fmt.columns, 3) if fmt.samples_per_pixel == 3 else (fmt.rows, fmt.columns)
+        return bytes(imagecodecs.jpegls_encode(samples.reshape(shape)))
 
 
 def _jpeg2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
