@@ -21,8 +21,6 @@ from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
-_SUBSAMPLED = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422"})
-
 
 def frame_format(pixels: PixelFormat) -> FrameFormat:
     layout = pixels.layout
@@ -52,13 +50,11 @@ def can_make_native(syntax: TransferSyntax) -> bool:
 
 
 def native_frame_bits(pixels: PixelFormat, syntax: TransferSyntax) -> int:
-    """Bits of one frame as native pixels: as stored for native syntaxes; decoded frames are full
-    resolution (a 4:2:2 JPEG decodes to three samples per pixel)."""
-    layout = pixels.layout
-    if not syntax.encapsulated:
-        return layout.frame_bits
-    samples = 3 if layout.photometric_interpretation in _SUBSAMPLED else layout.samples_per_pixel
-    return layout.rows * layout.columns * samples * layout.bits_allocated
+    """Bits of one frame as native pixels (see `native_format`)."""
+    if _keeps_stored_layout(syntax):
+        return pixels.layout.frame_bits
+    fmt = native_format(pixels, syntax)
+    return fmt.rows * fmt.columns * fmt.samples_per_pixel * fmt.bits_allocated
 
 
 def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferSyntax) -> bool:
@@ -71,11 +67,17 @@ def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferS
     return -(-value_bits // 8) <= MAX_DEFINED_LENGTH
 
 
+def _keeps_stored_layout(syntax: TransferSyntax) -> bool:
+    """Native syntaxes, Encapsulated Uncompressed and Deflated Image Frame Compression give back the
+    stored bytes' layout (4:2:2 and planar included); the image codecs give interleaved pixels."""
+    return syntax.codec in ("native", "deflate")
+
+
 def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
-    """The layout of a frame's native pixels: as stored for native syntaxes; a compressed colour
-    frame decodes to full-resolution RGB, sample-interleaved (what the decoders give)."""
+    """The layout of a frame's native pixels: as stored where the syntax keeps it; an image codec's
+    colour frame decodes to full-resolution RGB, sample-interleaved (what the decoders give)."""
     fmt = frame_format(pixels)
-    if not syntax.encapsulated or fmt.samples_per_pixel == 1:
+    if _keeps_stored_layout(syntax) or fmt.samples_per_pixel == 1:
         return fmt
     return FrameFormat(
         fmt.rows, fmt.columns, 3, fmt.bits_allocated, fmt.bits_stored, fmt.pixel_representation, "RGB", 0
