@@ -46,6 +46,11 @@ class TransferSyntax:
     def is_video(self) -> bool:
         return self.frames is FrameLayout.STREAM
 
+    @property
+    def label(self) -> str:
+        """`Name (UID)`, for messages."""
+        return f"{self.name} ({self.uid})"
+
 
 def _ts(
     uid: str,

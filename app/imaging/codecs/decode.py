@@ -87,6 +87,19 @@ class FrameFormat:
     photometric_interpretation: str
     planar_configuration: int  # 0 when absent
 
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of one native frame (4:2:2 subsampled, Bits Allocated 1 rounded up)."""
+        layout = PixelLayout(
+            self.rows,
+            self.columns,
+            self.samples_per_pixel,
+            self.bits_allocated,
+            1,
+            self.photometric_interpretation,
+        )
+        return layout.frame_bytes
+
 
 @dataclass(frozen=True, slots=True)
 class NativeFrame:
@@ -110,7 +123,7 @@ def decode_to_native(frame: bytes, transfer_syntax_uid: str, fmt: FrameFormat) -
         raise FrameDecodeError(f"{transfer_syntax_uid}: not a transfer syntax Fovea knows")
     route = _route_for(syntax)
     if route is None:
-        raise FrameDecodeError(f"{_named(syntax)}: {_why_not(syntax)}")
+        raise FrameDecodeError(f"{syntax.label}: {_why_not(syntax)}")
     return route.decode(frame, syntax, fmt)
 
 
@@ -119,17 +132,17 @@ def decode_to_native(frame: bytes, transfer_syntax_uid: str, fmt: FrameFormat) -
 
 def _unwrap_uncompressed(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
     """The fragment is the native frame, maybe followed by a pad byte."""
-    size = _native_frame_bytes(fmt)
+    size = fmt.frame_bytes
     if len(frame) < size:
-        raise FrameDecodeError(f"{_named(syntax)}: the fragment holds {len(frame)} bytes, the frame {size}")
+        raise FrameDecodeError(f"{syntax.label}: the fragment holds {len(frame)} bytes, the frame {size}")
     return NativeFrame(frame[:size], fmt.photometric_interpretation, fmt.planar_configuration)
 
 
 def _inflate(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
     try:
-        data = inflate_frame(frame, _native_frame_bytes(fmt))
+        data = inflate_frame(frame, fmt.frame_bytes)
     except InflateError as exc:
-        raise FrameDecodeError(f"{_named(syntax)}: {exc}") from exc
+        raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     return NativeFrame(data, fmt.photometric_interpretation, fmt.planar_configuration)
 
 
@@ -137,13 +150,13 @@ def _decode_with_pydicom(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat)
     """pydicom's decoder for the syntax, on the frame wrapped as a one-frame Pixel Data value."""
     decoder = _pydicom_decoder(syntax.uid)
     if decoder is None:
-        raise FrameDecodeError(f"{_named(syntax)}: {_why_not(syntax)}")
+        raise FrameDecodeError(f"{syntax.label}: {_why_not(syntax)}")
     try:
         pixels, properties = _as_array(decoder, encapsulate([frame], has_bot=False), fmt)
     except (RuntimeError, ValueError) as exc:  # RuntimeError: every plugin failed, each one named
         if syntax.codec == "jpeg" and fmt.samples_per_pixel == 1:
             return _decode_jpeg_with_libjpeg_turbo(frame, syntax, fmt, pydicom_error=exc)
-        raise FrameDecodeError(f"{_named(syntax)}: {exc}") from exc
+        raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     return _to_native(pixels, syntax, fmt, str(properties["photometric_interpretation"]))
 
 
@@ -188,7 +201,7 @@ def _decode_jpeg_with_libjpeg_turbo(
         pixels = imagecodecs.jpeg8_decode(frame)
     except (imagecodecs.Jpeg8Error, ValueError) as exc:
         raise FrameDecodeError(
-            f"{_named(syntax)}: {pydicom_error}\n  libjpeg-turbo (imagecodecs): {exc}"
+            f"{syntax.label}: {pydicom_error}\n  libjpeg-turbo (imagecodecs): {exc}"
         ) from exc
     samples = _as_sample_type(pixels, syntax, fmt)
     return _to_native(samples, syntax, fmt, fmt.photometric_interpretation)
@@ -199,7 +212,7 @@ def _decode_jpegxl(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> Na
     try:
         pixels = imagecodecs.jpegxl_decode(frame)
     except (imagecodecs.JpegxlError, ValueError) as exc:
-        raise FrameDecodeError(f"{_named(syntax)}: {exc}") from exc
+        raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     photometric = fmt.photometric_interpretation
     if syntax.uid == _JPEGXL_RECOMPRESSION and fmt.samples_per_pixel == 3:
         photometric = "RGB"
@@ -266,7 +279,7 @@ def _to_native(pixels: np.ndarray, syntax: TransferSyntax, fmt: FrameFormat, pho
         expected += (fmt.samples_per_pixel,)
     if pixels.shape != expected:
         raise FrameDecodeError(
-            f"{_named(syntax)}: decoded to shape {pixels.shape}, the frame is {expected} "
+            f"{syntax.label}: decoded to shape {pixels.shape}, the frame is {expected} "
             "(rows, columns[, samples])"
         )
     if fmt.bits_allocated == 1:
@@ -287,35 +300,27 @@ def _as_sample_type(pixels: np.ndarray, syntax: TransferSyntax, fmt: FrameFormat
     dtype = _sample_dtype(syntax, fmt)
     if pixels.dtype.kind not in "ui" or pixels.dtype.itemsize > dtype.itemsize:
         raise FrameDecodeError(
-            f"{_named(syntax)}: decoded {pixels.dtype} samples do not fit Bits Allocated {fmt.bits_allocated}"
+            f"{syntax.label}: decoded {pixels.dtype} samples do not fit Bits Allocated {fmt.bits_allocated}"
         )
-    samples = pixels.astype(dtype)  # a copy: the shifts below work in place
+    samples = pixels.astype(dtype)  # a copy: corrected in place
+    correct_unused_bits(samples, fmt)
+    return samples
+
+
+def correct_unused_bits(samples: np.ndarray, fmt: FrameFormat) -> None:
+    """Sign-extend (signed) or zero (unsigned) the bits above Bits Stored, in place (PS3.5 8.1.1).
+
+    The left shift drops the unused bits; the arithmetic (signed) or logical (unsigned) right shift
+    brings the stored ones back, extended the way the sample type says.
+    """
     unused = fmt.bits_allocated - fmt.bits_stored
     if unused > 0:
         np.left_shift(samples, unused, out=samples)
         np.right_shift(samples, unused, out=samples)
-    return samples
 
 
 def _sample_dtype(syntax: TransferSyntax, fmt: FrameFormat) -> np.dtype:
     if fmt.bits_allocated not in (8, 16, 32, 64):
-        raise FrameDecodeError(f"{_named(syntax)}: Bits Allocated {fmt.bits_allocated} is not supported")
+        raise FrameDecodeError(f"{syntax.label}: Bits Allocated {fmt.bits_allocated} is not supported")
     kind = "i" if fmt.pixel_representation else "u"
     return np.dtype(f"<{kind}{fmt.bits_allocated // 8}")
-
-
-def _native_frame_bytes(fmt: FrameFormat) -> int:
-    """Bytes of the native frame (YBR_FULL_422 subsampled, Bits Allocated 1 rounded up)."""
-    layout = PixelLayout(
-        rows=fmt.rows,
-        columns=fmt.columns,
-        samples_per_pixel=fmt.samples_per_pixel,
-        bits_allocated=fmt.bits_allocated,
-        number_of_frames=1,
-        photometric_interpretation=fmt.photometric_interpretation,
-    )
-    return layout.frame_bytes
-
-
-def _named(syntax: TransferSyntax) -> str:
-    return f"{syntax.name} ({syntax.uid})"

@@ -44,8 +44,7 @@ import jpeg_ls
 import numpy as np
 from rle.utils import encode_pixel_data as rle_encode_pixel_data
 
-from app.imaging.codecs.decode import FrameFormat
-from app.imaging.frames import PixelLayout
+from app.imaging.codecs.decode import FrameFormat, correct_unused_bits
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
 _DEFLATE_LEVEL = 6  # libdeflate's default: about zlib -9's ratio at several times its speed
@@ -83,21 +82,19 @@ def encode_native_frame(native: bytes, transfer_syntax_uid: str, fmt: FrameForma
         raise FrameEncodeError(f"{transfer_syntax_uid}: not a transfer syntax Fovea knows")
     encoder = _ENCODERS.get(syntax.uid)
     if encoder is None:
-        raise FrameEncodeError(f"{_named(syntax)}: {_why_not(syntax)}")
+        raise FrameEncodeError(f"{syntax.label}: {_why_not(syntax)}")
     if not (_plausible(fmt) and encoder.accepts(fmt)):
-        raise FrameEncodeError(f"{_named(syntax)}: cannot hold {_describe(fmt)}")
-    size = _frame_bytes(fmt)
+        raise FrameEncodeError(f"{syntax.label}: cannot hold {_describe(fmt)}")
+    size = fmt.frame_bytes
     if len(native) != size:
-        raise FrameEncodeError(
-            f"{_named(syntax)}: the native frame holds {len(native)} bytes, {size} expected"
-        )
+        raise FrameEncodeError(f"{syntax.label}: the native frame holds {len(native)} bytes, {size} expected")
     try:
         if encoder.samples:
             encoded = encoder.encode(_samples(native, fmt), fmt)
         else:
             encoded = encoder.encode(np.frombuffer(native, np.uint8), fmt)
     except (RuntimeError, ValueError) as exc:  # the codecs' own errors derive from these
-        raise FrameEncodeError(f"{_named(syntax)}: {exc}") from exc
+        raise FrameEncodeError(f"{syntax.label}: {exc}") from exc
     return encoded + b"\x00" if len(encoded) % 2 else encoded
 
 
@@ -263,24 +260,9 @@ def _samples(native: bytes, fmt: FrameFormat) -> np.ndarray:
         samples = samples.reshape(fmt.samples_per_pixel, fmt.rows, fmt.columns).transpose(1, 2, 0)
     else:
         samples = samples.reshape(fmt.rows, fmt.columns, fmt.samples_per_pixel)
-    samples = np.array(samples, order="C")  # a copy: the shifts below work in place
-    unused = fmt.bits_allocated - fmt.bits_stored
-    if unused > 0:
-        np.left_shift(samples, unused, out=samples)
-        np.right_shift(samples, unused, out=samples)
+    samples = np.array(samples, order="C")  # a copy: corrected in place
+    correct_unused_bits(samples, fmt)
     return samples
-
-
-def _frame_bytes(fmt: FrameFormat) -> int:
-    layout = PixelLayout(
-        rows=fmt.rows,
-        columns=fmt.columns,
-        samples_per_pixel=fmt.samples_per_pixel,
-        bits_allocated=fmt.bits_allocated,
-        number_of_frames=1,
-        photometric_interpretation=fmt.photometric_interpretation,
-    )
-    return layout.frame_bytes
 
 
 def _describe(fmt: FrameFormat) -> str:
@@ -289,7 +271,3 @@ def _describe(fmt: FrameFormat) -> str:
         f"{fmt.rows}x{fmt.columns} {fmt.photometric_interpretation}, {fmt.samples_per_pixel} sample(s) of "
         f"{fmt.bits_stored} {sign} bits in {fmt.bits_allocated}"
     )
-
-
-def _named(syntax: TransferSyntax) -> str:
-    return f"{syntax.name} ({syntax.uid})"
