@@ -70,6 +70,12 @@ _PREFERRED_PLUGIN: Mapping[str, str] = MappingProxyType(
 )
 
 
+# Lossy JPEG codes colour as YCbCr by design (JFIF); its frames are given as RGB, as viewers expect.
+# Every other codec stores the samples it was given: YBR_FULL comes back as YBR_FULL, untouched, since
+# converting to RGB rounds (not reversible), and a lossless syntax must give back what it holds.
+_YCBCR_DECODED_AS_RGB = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+
+
 class FrameDecodeError(ValueError):
     """A frame that cannot be decoded to native pixels; the message names the syntax and why."""
 
@@ -189,6 +195,7 @@ def _as_array_with(
         "pixel_representation": fmt.pixel_representation,
         "photometric_interpretation": fmt.photometric_interpretation,
         "planar_configuration": fmt.planar_configuration,
+        "as_rgb": decoder.UID in _YCBCR_DECODED_AS_RGB,
     }
     return decoder.as_array(value, index=0, validate=False, decoding_plugin=plugin, **options)
 

@@ -1,28 +1,81 @@
-"""Encode one native frame into a lossless compressed transfer syntax, one fragment's worth of bytes.
+"""Encode one native frame into a compressed transfer syntax, one fragment's worth of bytes.
 
-Why: groundwork for per-frame transcoding (PS3.18 8.7.3.5: a client may ask for a frame in a syntax
-other than the stored one), so a frame must be encoded on its own, from the bytes Fovea serves as
+Why: per-frame transcoding (PS3.18 8.7.3.5: a client may ask for a frame in a syntax other than
+the stored one), so a frame must be encoded on its own, from the bytes Fovea serves as
 `application/octet-stream`: little-endian samples of Bits Allocated bits, colour interleaved (or
 planar when Planar Configuration is 1), Bits Allocated 1 bit-packed LSB first.
 
-Who encodes what (each row of `_ENCODERS` says which layouts it takes, `can_encode` reads it):
+Who encodes what, lossless (each row of `_ENCODERS` says which layouts it takes, `can_encode` reads
+it; every frame written is one `decode_to_native` reads back bit for bit):
 - Deflated Image Frame Compression (PS3.5 8.2.16, A.4.13): libdeflate, raw RFC 1951; any layout,
-  the native bytes as given (so Planar Configuration stays as stored).
+  the native bytes as given (so Photometric Interpretation and Planar Configuration stay as stored).
 - RLE Lossless (PS3.5 8.2.2, Annex G): pylibjpeg-rle; 8, 16 or 32 bits, 1 or 3 samples.
+- JPEG Lossless, Process 14 (.57) and Process 14 SV1 (.70) (PS3.5 8.2.1): libjpeg-turbo 3 through
+  imagecodecs (`jpeg8_encode(lossless=True)`), Huffman SOF3 with Bits Stored (2-16) as the
+  precision. Both use predictor 1 (Ss = 1 in SOS), the only one .70 allows; for .57 no other
+  predictor saved more than 5 % on test frames, so .57 gets the same stream. Signed samples are
+  encoded as their Bits Stored bit pattern, unsigned (as for JPEG-LS), and read back signed by
+  pydicom from Pixel Representation. Colour: 8-bit RGB, no colour transform (component ids R, G,
+  B and an Adobe marker saying so). YBR_FULL is refused: asked for YCbCr, libjpeg-turbo
+  subsamples the chroma 2:1 even in lossless mode, a stream libjpeg cannot decode.
 - JPEG-LS Lossless (PS3.5 8.2.3): CharLS through pyjpegls, which writes Bits Stored as the precision
   (imagecodecs' CharLS writes 16 for 12-bit data and rejects int16). Signed samples are encoded as
   their Bits Stored bit pattern, unsigned, as PS3.5 8.2.3 has it. pyjpegls holds the GIL.
 - JPEG 2000 Lossless (PS3.5 8.2.4): OpenJPEG through imagecodecs (reversible 5/3, J2K codestream,
   precision and sign from Bits Stored and Pixel Representation). Not pylibjpeg-openjpeg: its encoder
   crashes when two threads call it at once.
-- HTJ2K Lossless (PS3.5 8.2.15): OpenJPH through imagecodecs. It cannot be told a bit depth and
-  writes the container's (8 or 16) as the precision, so only Bits Stored = Bits Allocated is taken.
+- HTJ2K Lossless (.201) and HTJ2K Lossless RPCL (.202) (PS3.5 8.2.15): OpenJPH through imagecodecs.
+  It cannot be told a bit depth and writes the container's (8 or 16) as the precision, so only Bits
+  Stored = Bits Allocated is taken. OpenJPH writes RPCL progression (COD progression byte 2) for
+  both; for .202 the frame also gets TLM markers, tile-parts split at resolutions, and enough
+  decompositions (at least OpenJPH's default 5) to bring the lowest resolution to 64 samples or
+  fewer each way, which PS3.5 8.2.15 asks of that syntax.
 - JPEG XL Lossless (PS3.5 8.2.17): libjxl through imagecodecs, a bare codestream; unsigned only.
 
-Colour goes into JPEG-LS, JPEG 2000, HTJ2K and JPEG XL without a colour transform, so the frame's
-Photometric Interpretation (RGB) still holds. (A reversible MCT in JPEG 2000 would make it YBR_RCT.)
-Planar input is interleaved first: every codec but deflate encodes interleaved samples, so the
-encoded frame has Planar Configuration 0 whatever the input had; deflate keeps the input's.
+Lossy (`encodes_lossy`; each names its Lossy Image Compression Method, `lossy_method`); PALETTE
+COLOR is refused by all of them (its samples are indices, not intensities), and so is every layout
+whose reconstruction could overshoot Bits Stored, since pydicom would wrap the overshoot through
+its high-bit correction rather than clip it:
+- JPEG Baseline (.50, ISO_10918_1): libjpeg-turbo, quality `_JPEG_QUALITY` (90) with the standard
+  IJG tables; 8-bit unsigned only (Bits Stored 8: a 12-bit source is refused, never cut to 8 bits).
+  MONOCHROME1/2 stay as they are; RGB (or YBR_FULL) becomes YCbCr with 4:2:2 chroma subsampling, so
+  the frame is YBR_FULL_422 (SOF: three components, Y sampled 2x1).
+- JPEG Extended (.51, ISO_10918_1): libjpeg-turbo, the same quality, greyscale unsigned only, Bits
+  Stored 12 in 16 (SOF1, precision 12) or 8 in 8 (libjpeg-turbo writes that as SOF0, which every
+  Process 2 decoder reads). 10- or 11-bit data is refused: the decoder clips at 4095, not at Bits
+  Stored. The IJG tables are not scaled up for 12 bits, so 12-bit frames lose far less than 8-bit
+  ones at the same quality (about 60 dB against 43 dB on test frames).
+- JPEG-LS Near-Lossless (.81, ISO_14495_1): CharLS, NEAR = `_JPEGLS_NEAR` (2): every sample is
+  within 2 of the original, whatever the bit depth; same layouts as .80 (signed as a bit pattern).
+- JPEG 2000 (.91, ISO_15444_1): OpenJPEG, irreversible 9/7, one quality layer rate-allocated to a
+  PSNR of `_JPEG2000_PSNR_DB` (50 dB against the range the frame's samples actually span: an RMS
+  error about 1/316 of it, under one step of an 8-bit display of the whole range). Against the Bits
+  Stored range instead, a CT frame spanning 4,000 of 65,536 values would get an error of 200 HU
+  (12 dB over its own range, ratio 700). OpenJPEG's allocation misses badly on small or flat frames
+  (18-25 dB for a uniform 8x8 frame), so each frame is decoded once and, below
+  `_JPEG2000_PSNR_FLOOR_DB` over its range, re-encoded with every bit-plane kept (only the 9/7
+  rounding lost).
+  Colour: RGB only, with the irreversible component transform, so the frame is YBR_ICT; the target
+  is met on the transformed components, which leaves RGB about 3 dB under it.
+- HTJ2K (.203, ISO_15444_15): OpenJPH, irreversible 9/7 with quantisation step `_HTJ2K_QSTEP`
+  of the range the frame's samples span (OpenJPH takes it as a fraction of the full range, so it is
+  scaled by span / full range; about 51 dB over the span on test frames and CT alike), Bits Stored =
+  Bits Allocated as for .201. Colour: RGB only, with the irreversible component transform (YBR_ICT).
+- JPEG XL (.112, ISO_18181_1): libjxl VarDCT, Butteraugli distance `_JPEGXL_DISTANCE` (1.0, libjxl's
+  "visually lossless") times span / full range, at least `_JPEGXL_MIN_DISTANCE` (0.1),
+  unsigned 8 or 16-bit, Bits Stored as the bit depth (the decoder clips there).
+  Colour: RGB only (libjxl codes it through XYB; the decoder gives back RGB).
+
+No row, and why (`_why_not`): JPEG XL JPEG Recompression (.111) re-packs an existing JPEG
+bitstream losslessly, it has no pixel encoder; JPEG 2000 Part 2 (.92, .93) would need a
+multi-component transform no installed encoder writes; video is not encoded a frame at a time;
+native syntaxes are served as stored.
+
+Colour goes into the lossless syntaxes without a colour transform, so the frame's Photometric
+Interpretation (RGB) still holds. (A reversible MCT in JPEG 2000 would make it YBR_RCT.)
+`encoded_photometric` says how the encoded frame must be described. Planar input is interleaved
+first: every codec but deflate encodes interleaved samples, so the encoded frame has Planar
+Configuration 0 whatever the input had; deflate keeps the input's.
 
 Samples above Bits Stored are corrected before encoding, as pydicom corrects them after decoding
 (zeroed when unsigned, sign-extended when signed; PS3.5 8.1.1), so a round trip gives back what
@@ -34,6 +87,7 @@ its `__cause__`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -49,8 +103,30 @@ from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
 _DEFLATE_LEVEL = 6  # libdeflate's default: about zlib -9's ratio at several times its speed
 _RLE_MAX_SEGMENTS = 15  # PS3.5 G.2: the RLE header has room for 15 segment offsets
+_JPEG_LOSSLESS_PREDICTOR = 1  # Ra, the sample to the left: the only one .70 allows
+_JPEG_QUALITY = 90  # libjpeg-turbo's 0-100 scale of the IJG tables: 43 dB on 8-bit test frames
+_JPEGLS_NEAR = 2  # JPEG-LS near-lossless: no sample moves by more than this
+_JPEG2000_PSNR_DB = 50  # rate-allocation target, against the range the frame's samples span
+_JPEG2000_PSNR_FLOOR_DB = 44  # below this on decoding, re-encode with every bit-plane kept
+_HTJ2K_QSTEP = 0.006  # base quantisation step, a fraction of the range the frame's samples span
+_HTJ2K_DEFAULT_DECOMPOSITIONS = 5  # OpenJPH's default, kept unless a frame needs more
+_HTJ2K_RPCL_LOWEST_RESOLUTION = 64  # PS3.5 8.2.15: the lowest resolution at most 64 wide and high
+_JPEGXL_DISTANCE = 1.0  # libjxl's Butteraugli distance; 1.0 is its "visually lossless" default
+_JPEGXL_MIN_DISTANCE = 0.1  # the floor of the distance scaled to the span (about 49 dB on CT)
 _COLOUR = frozenset({"RGB", "YBR_FULL"})  # three full-resolution samples a codec may take as is
 _GREY = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"})
+_INTENSITY = frozenset({"MONOCHROME1", "MONOCHROME2"})  # grey a lossy codec may approximate
+
+# Encapsulated syntaxes with no row, and why (the generic reason covers the rest).
+_NO_ENCODER: Mapping[str, str] = MappingProxyType(
+    {
+        "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression re-packs an existing JPEG bitstream; "
+        "there is no encoder from pixels",
+        "1.2.840.10008.1.2.4.92": "no installed encoder writes JPEG 2000 Part 2 multi-component transforms",
+        "1.2.840.10008.1.2.4.93": "no installed encoder writes JPEG 2000 Part 2 multi-component transforms",
+        "1.2.840.10008.1.2.1.98": "encapsulated uncompressed frames are not this module's job",
+    }
+)
 
 
 class FrameEncodeError(ValueError):
@@ -62,6 +138,8 @@ class _Encoder:
     accepts: Callable[[FrameFormat], bool]
     encode: Callable[[np.ndarray, FrameFormat], bytes]  # the interleaved, corrected samples
     samples: bool = True  # False: `encode` takes the native bytes as given (deflate)
+    method: str | None = None  # lossy: the Lossy Image Compression Method (PS3.3 C.7.6.1.1.5)
+    colour: str | None = None  # the Photometric Interpretation colour frames come out in, if changed
 
 
 def can_encode(transfer_syntax_uid: str, fmt: FrameFormat) -> bool:
@@ -69,6 +147,34 @@ def can_encode(transfer_syntax_uid: str, fmt: FrameFormat) -> bool:
     syntax = find_transfer_syntax(transfer_syntax_uid)
     encoder = _ENCODERS.get(transfer_syntax_uid)
     return syntax is not None and encoder is not None and _plausible(fmt) and encoder.accepts(fmt)
+
+
+def encodes_lossy(transfer_syntax_uid: str) -> bool:
+    """Whether Fovea's encoder for this syntax loses information (False where it has none)."""
+    return lossy_method(transfer_syntax_uid) is not None
+
+
+def lossy_method(transfer_syntax_uid: str) -> str | None:
+    """The Lossy Image Compression Method (0028,2114) term for a lossy encoder, else None."""
+    encoder = _ENCODERS.get(transfer_syntax_uid)
+    return None if encoder is None else encoder.method
+
+
+def encoded_photometric(transfer_syntax_uid: str, fmt: FrameFormat) -> tuple[str, int]:
+    """(Photometric Interpretation, Planar Configuration) describing the frame once encoded.
+
+    Deflate keeps both as given; every other codec encodes interleaved samples (planar 0), and a
+    lossy one may change the colour model (RGB to YBR_FULL_422 for JPEG baseline, to YBR_ICT for
+    irreversible JPEG 2000 and HTJ2K). Raises `FrameEncodeError` where `can_encode` is False.
+    """
+    if not can_encode(transfer_syntax_uid, fmt):
+        raise FrameEncodeError(f"{transfer_syntax_uid}: cannot encode {_describe(fmt)}")
+    encoder = _ENCODERS[transfer_syntax_uid]
+    if not encoder.samples:
+        return fmt.photometric_interpretation, fmt.planar_configuration
+    if fmt.samples_per_pixel == 3 and encoder.colour is not None:
+        return encoder.colour, 0
+    return fmt.photometric_interpretation, 0
 
 
 def encode_native_frame(native: bytes, transfer_syntax_uid: str, fmt: FrameFormat) -> bytes:
@@ -120,11 +226,41 @@ def _rle(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     )
 
 
-def _jpegls(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+def _jpeg_baseline(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Process 1, 8-bit DCT; colour converted to YCbCr (unless it is already) and subsampled 4:2:2."""
+    if fmt.samples_per_pixel == 1:
+        return bytes(imagecodecs.jpeg8_encode(samples, level=_JPEG_QUALITY))
+    given = "RGB" if fmt.photometric_interpretation == "RGB" else "YCbCr"
+    return bytes(
+        imagecodecs.jpeg8_encode(
+            samples, level=_JPEG_QUALITY, colorspace=given, outcolorspace="YCbCr", subsampling="422"
+        )
+    )
+
+
+def _jpeg_extended(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Process 4 (12-bit DCT, SOF1) or, for 8-bit frames, a baseline stream; greyscale."""
+    return bytes(imagecodecs.jpeg8_encode(samples, level=_JPEG_QUALITY, bitspersample=fmt.bits_stored))
+
+
+def _jpeg_lossless(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Process 14 (SOF3), predictor 1, Bits Stored as the precision; no colour transform."""
+    pattern = _unsigned_pattern(samples, fmt)
+    if fmt.bits_stored <= 8:  # libjpeg-turbo takes 2-8 bits in uint8 only, 9-16 in uint16 only
+        pattern = pattern.astype(np.uint8)
+    return bytes(
+        imagecodecs.jpeg8_encode(
+            pattern,
+            lossless=True,
+            predictor=_JPEG_LOSSLESS_PREDICTOR,
+            bitspersample=fmt.bits_stored,
+        )
+    )
+
+
+def _jpegls(samples: np.ndarray, fmt: FrameFormat, near: int = 0) -> bytes:
     """CharLS with Bits Stored as the precision; signed samples as their unsigned bit pattern."""
-    if fmt.pixel_representation:
-        unsigned = samples.view(f"<u{samples.itemsize}")
-        samples = unsigned & np.array((1 << fmt.bits_stored) - 1, unsigned.dtype)
+    samples = _unsigned_pattern(samples, fmt)
     interleave = 2 if fmt.samples_per_pixel == 3 else None  # sample-interleaved, as the input is
     try:
         return bytes(
@@ -134,6 +270,7 @@ def _jpegls(samples: np.ndarray, fmt: FrameFormat) -> bytes:
                 fmt.columns,
                 fmt.samples_per_pixel,
                 fmt.bits_stored,
+                lossy_error=near,
                 interleave_mode=interleave,
             )
         )
@@ -143,7 +280,12 @@ def _jpegls(samples: np.ndarray, fmt: FrameFormat) -> bytes:
         if "too small" not in str(exc) or fmt.pixel_representation or fmt.bits_stored != 8 * samples.itemsize:
             raise
         shape = (fmt.rows, fmt.columns, 3) if fmt.samples_per_pixel == 3 else (fmt.rows, fmt.columns)
-        return bytes(imagecodecs.jpegls_encode(samples.reshape(shape)))
+        return bytes(imagecodecs.jpegls_encode(samples.reshape(shape), level=near))
+
+
+def _jpegls_near(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Near-lossless: each sample within `_JPEGLS_NEAR` of the original (NEAR in the SOS)."""
+    return _jpegls(samples, fmt, near=_JPEGLS_NEAR)
 
 
 def _jpeg2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
@@ -161,9 +303,67 @@ def _jpeg2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     )
 
 
+def _jpeg2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Irreversible 9/7 at a PSNR target; colour through the irreversible component transform.
+
+    imagecodecs' `level` is OpenJPEG's fixed-quality target in dB (None: no rate allocation, every
+    bit-plane coded). The decode that checks the result costs about a fifth of the encode.
+    """
+
+    def encode(psnr: int | None) -> bytes:
+        return bytes(
+            imagecodecs.jpeg2k_encode(
+                samples,
+                level=psnr,
+                codecformat=imagecodecs.JPEG2K.CODEC.J2K,
+                reversible=False,
+                mct=fmt.samples_per_pixel == 3,
+                bitspersample=fmt.bits_stored,
+                numthreads=1,
+            )
+        )
+
+    # OpenJPEG measures PSNR against the Bits Stored range: raise the target by what it adds
+    full_range, span = _ranges(samples, fmt)
+    encoded = encode(math.ceil(_JPEG2000_PSNR_DB + 20 * math.log10(full_range / span)))
+    decoded = imagecodecs.jpeg2k_decode(encoded, numthreads=1)
+    if _psnr(samples, decoded, span) < _JPEG2000_PSNR_FLOOR_DB:
+        encoded = encode(None)
+    return encoded
+
+
 def _htj2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     """Reversible HT codestream; OpenJPH takes the precision from the array's dtype."""
     return bytes(imagecodecs.htj2k_encode(samples, level=0, reversible=True, rgb=False))
+
+
+def _htj2k_rpcl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """As `_htj2k`, plus what PS3.5 8.2.15 asks of .202: TLM, a small lowest resolution (RPCL is
+    OpenJPH's own progression order)."""
+    larger = max(fmt.rows, fmt.columns)
+    decompositions = _HTJ2K_DEFAULT_DECOMPOSITIONS
+    while -(-larger >> decompositions) > _HTJ2K_RPCL_LOWEST_RESOLUTION:  # ceil(larger / 2**d)
+        decompositions += 1
+    return bytes(
+        imagecodecs.htj2k_encode(
+            samples,
+            level=0,
+            reversible=True,
+            rgb=False,
+            resolutions=decompositions,  # imagecodecs passes it on as the decomposition count
+            tlm=True,
+            tilepart=imagecodecs.HTJ2K.TILEPART.RESOLUTIONS,
+        )
+    )
+
+
+def _htj2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Irreversible 9/7 HT codestream, quantised; colour through the irreversible component transform."""
+    full_range, span = _ranges(samples, fmt)
+    step = _HTJ2K_QSTEP * span / full_range  # OpenJPH's step is a fraction of the full range
+    return bytes(
+        imagecodecs.htj2k_encode(samples, level=step, reversible=False, rgb=fmt.samples_per_pixel == 3)
+    )
 
 
 def _jpegxl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
@@ -172,6 +372,27 @@ def _jpegxl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
         imagecodecs.jpegxl_encode(
             samples,
             lossless=True,
+            usecontainer=False,
+            bitspersample=fmt.bits_stored,
+            numthreads=1,
+        )
+    )
+
+
+def _jpegxl_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
+    """VarDCT, a bare codestream, Bits Stored as the bit depth; the distance scaled to the span.
+
+    libjxl judges errors against the full bit depth as if it were displayed whole; a CT frame spans a
+    sixteenth of 16 bits and is viewed through a narrower window still, so distance 1.0 there leaves
+    errors over 100 HU. The distance shrinks with the span, to `_JPEGXL_MIN_DISTANCE` at most.
+    """
+    full_range, span = _ranges(samples, fmt)
+    distance = max(_JPEGXL_MIN_DISTANCE, _JPEGXL_DISTANCE * span / full_range)
+    return bytes(
+        imagecodecs.jpegxl_encode(
+            samples,
+            lossless=False,
+            distance=distance,
             usecontainer=False,
             bitspersample=fmt.bits_stored,
             numthreads=1,
@@ -191,33 +412,91 @@ def _rle_layout(fmt: FrameFormat) -> bool:
     return fmt.bits_allocated in (8, 16, 32) and _full_resolution(fmt) and segments <= _RLE_MAX_SEGMENTS
 
 
+def _jpeg_baseline_layout(fmt: FrameFormat) -> bool:
+    """8 bits stored in 8, unsigned; MONOCHROME1/2, RGB or YBR_FULL."""
+    depth = fmt.bits_allocated == 8 and fmt.bits_stored == 8 and not fmt.pixel_representation
+    return depth and _intensities(fmt, colour=_COLOUR)
+
+
+def _jpeg_extended_layout(fmt: FrameFormat) -> bool:
+    """Greyscale, unsigned, 12 bits stored in 16 or 8 in 8 (the decoder clips at 4095 or 255)."""
+    depth = (fmt.bits_allocated, fmt.bits_stored) in ((16, 12), (8, 8))
+    return depth and fmt.samples_per_pixel == 1 and _intensities(fmt) and not fmt.pixel_representation
+
+
+def _jpeg_lossless_layout(fmt: FrameFormat) -> bool:
+    """2-16 bits stored in 8 or 16, either sign; colour: 8-bit RGB (YCbCr would be subsampled)."""
+    if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
+        return False
+    if fmt.samples_per_pixel == 1:
+        return True
+    return fmt.photometric_interpretation == "RGB" and fmt.bits_allocated == 8 and fmt.bits_stored == 8
+
+
 def _jpegls_layout(fmt: FrameFormat) -> bool:
     if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
         return False
     return fmt.samples_per_pixel == 1 or fmt.bits_stored == 8  # colour: 8-bit only (PS3.5 8.2.3)
 
 
+def _jpegls_near_layout(fmt: FrameFormat) -> bool:
+    return _jpegls_layout(fmt) and _intensities(fmt, colour=_COLOUR)
+
+
 def _jpeg2k_layout(fmt: FrameFormat) -> bool:
     return _full_resolution(fmt) and fmt.bits_allocated in (8, 16)
+
+
+def _jpeg2k_lossy_layout(fmt: FrameFormat) -> bool:
+    return _jpeg2k_layout(fmt) and _intensities(fmt)
 
 
 def _htj2k_layout(fmt: FrameFormat) -> bool:
     return _jpeg2k_layout(fmt) and fmt.bits_stored == fmt.bits_allocated
 
 
+def _htj2k_lossy_layout(fmt: FrameFormat) -> bool:
+    return _htj2k_layout(fmt) and _intensities(fmt)
+
+
 def _jpegxl_layout(fmt: FrameFormat) -> bool:
     return _full_resolution(fmt) and fmt.bits_allocated in (8, 16) and not fmt.pixel_representation
 
 
-# Keyed by UID: the lossless syntaxes only; lossy ones, native ones and video have no row.
+def _jpegxl_lossy_layout(fmt: FrameFormat) -> bool:
+    return _jpegxl_layout(fmt) and _intensities(fmt)
+
+
+_ISO_10918_1 = "ISO_10918_1"  # JPEG
+_ISO_14495_1 = "ISO_14495_1"  # JPEG-LS
+_ISO_15444_1 = "ISO_15444_1"  # JPEG 2000
+_ISO_15444_15 = "ISO_15444_15"  # HTJ2K
+_ISO_18181_1 = "ISO_18181_1"  # JPEG XL
+
+# Keyed by UID; native syntaxes, video and the encapsulated ones in `_NO_ENCODER` have no row.
 _ENCODERS: Mapping[str, _Encoder] = MappingProxyType(
     {
         "1.2.840.10008.1.2.8.1": _Encoder(_any_layout, _deflate, samples=False),
         "1.2.840.10008.1.2.5": _Encoder(_rle_layout, _rle),
+        "1.2.840.10008.1.2.4.50": _Encoder(
+            _jpeg_baseline_layout, _jpeg_baseline, method=_ISO_10918_1, colour="YBR_FULL_422"
+        ),
+        "1.2.840.10008.1.2.4.51": _Encoder(_jpeg_extended_layout, _jpeg_extended, method=_ISO_10918_1),
+        "1.2.840.10008.1.2.4.57": _Encoder(_jpeg_lossless_layout, _jpeg_lossless),
+        "1.2.840.10008.1.2.4.70": _Encoder(_jpeg_lossless_layout, _jpeg_lossless),
         "1.2.840.10008.1.2.4.80": _Encoder(_jpegls_layout, _jpegls),
+        "1.2.840.10008.1.2.4.81": _Encoder(_jpegls_near_layout, _jpegls_near, method=_ISO_14495_1),
         "1.2.840.10008.1.2.4.90": _Encoder(_jpeg2k_layout, _jpeg2k),
+        "1.2.840.10008.1.2.4.91": _Encoder(
+            _jpeg2k_lossy_layout, _jpeg2k_lossy, method=_ISO_15444_1, colour="YBR_ICT"
+        ),
         "1.2.840.10008.1.2.4.201": _Encoder(_htj2k_layout, _htj2k),
+        "1.2.840.10008.1.2.4.202": _Encoder(_htj2k_layout, _htj2k_rpcl),
+        "1.2.840.10008.1.2.4.203": _Encoder(
+            _htj2k_lossy_layout, _htj2k_lossy, method=_ISO_15444_15, colour="YBR_ICT"
+        ),
         "1.2.840.10008.1.2.4.110": _Encoder(_jpegxl_layout, _jpegxl),
+        "1.2.840.10008.1.2.4.112": _Encoder(_jpegxl_lossy_layout, _jpegxl_lossy, method=_ISO_18181_1),
     }
 )
 
@@ -237,14 +516,36 @@ def _full_resolution(fmt: FrameFormat) -> bool:
     return fmt.photometric_interpretation in photometric
 
 
+def _intensities(fmt: FrameFormat, *, colour: frozenset[str] = frozenset({"RGB"})) -> bool:
+    """Samples a lossy codec may approximate: MONOCHROME1/2 (not palette indices) or `colour`.
+
+    RGB only by default: the irreversible transforms (ICT, XYB) assume RGB input.
+    """
+    allowed = _INTENSITY if fmt.samples_per_pixel == 1 else colour
+    return fmt.photometric_interpretation in allowed
+
+
 def _why_not(syntax: TransferSyntax) -> str:
     if not syntax.encapsulated:
         return "a native syntax: frames are served as stored, not encoded"
     if syntax.is_video:
         return "a video stream is not encoded one frame at a time"
-    if syntax.lossless is not True:
-        return "lossy encoding is not supported"
-    return "no encoder is installed for it"
+    return _NO_ENCODER.get(syntax.uid, "no encoder is installed for it")
+
+
+def _ranges(samples: np.ndarray, fmt: FrameFormat) -> tuple[float, float]:
+    """The Bits Stored range and the range the samples span (at least 1), as floats."""
+    full_range = float((1 << fmt.bits_stored) - 1)
+    span = float(max(1, int(samples.max()) - int(samples.min())))
+    return full_range, min(span, full_range)
+
+
+def _psnr(original: np.ndarray, decoded: np.ndarray, peak: float) -> float:
+    """Peak signal-to-noise ratio in dB against `peak` (inf when identical)."""
+    error = np.mean(np.square(decoded.astype(np.float64) - original.astype(np.float64)))
+    if error == 0:
+        return float("inf")
+    return float(10 * np.log10(peak * peak / error))
 
 
 # --- the shared head: size the frame, read its samples ---------------------------------------------
@@ -271,3 +572,11 @@ def _describe(fmt: FrameFormat) -> str:
         f"{fmt.rows}x{fmt.columns} {fmt.photometric_interpretation}, {fmt.samples_per_pixel} sample(s) of "
         f"{fmt.bits_stored} {sign} bits in {fmt.bits_allocated}"
     )
+
+
+def _unsigned_pattern(samples: np.ndarray, fmt: FrameFormat) -> np.ndarray:
+    """Signed samples as their Bits Stored bit pattern, unsigned (JPEG-LS, JPEG lossless); else as is."""
+    if not fmt.pixel_representation:
+        return samples
+    unsigned = samples.view(f"<u{samples.itemsize}")
+    return unsigned & np.array((1 << fmt.bits_stored) - 1, unsigned.dtype)

@@ -1,4 +1,7 @@
-"""One native frame encoded losslessly, then decoded by Fovea and, where one exists, by another library."""
+"""One native frame encoded losslessly, then decoded by Fovea and, where one exists, by another library.
+
+The lossy syntaxes are in test_encode_lossy.py.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +22,12 @@ from app.imaging.codecs.encode import FrameEncodeError, can_encode, encode_nativ
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
 JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
 
 
@@ -54,14 +60,22 @@ RGB_8_PLANAR = Layout("64x48_8_8_U_RGB_planar", rgb(64, 48, planar=1))
 ODD_16 = Layout("33x17_16_16_U", mono(33, 17, 16, 16))
 ODD_RGB = Layout("33x17_8_8_U_RGB", rgb(33, 17))
 BITS_1 = Layout("33x17_1_1_U", mono(33, 17, 1, 1))
+BITS_2 = Layout("33x17_8_2_U", mono(33, 17, 8, 2))  # the least precision JPEG lossless and JPEG-LS take
+ODD_SIGNED_8 = Layout("17x33_8_7_S", mono(17, 33, 8, 7, signed=True))
+
+# The 8- and 16-bit layouts, both signs, colour interleaved and planar, odd sizes.
+COMMON = (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB)
 
 # What each syntax must encode; the layouts it refuses are in test_can_encode_table.
 SUPPORTED: dict[str, tuple[Layout, ...]] = {
     DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
-    RLE_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
-    JPEGLS_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
-    JPEG2000_LOSSLESS: (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    RLE_LOSSLESS: COMMON,
+    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8),
+    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8),
+    JPEGLS_LOSSLESS: COMMON,
+    JPEG2000_LOSSLESS: COMMON,
     HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    HTJ2K_LOSSLESS_RPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
     JPEGXL_LOSSLESS: (GREY_8, GREY_12, GREY_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
 }
 CASES = [(uid, layout) for uid, layouts in SUPPORTED.items() for layout in layouts]
@@ -115,11 +129,13 @@ def decoded_elsewhere(frame: bytes, uid: str, fmt: FrameFormat) -> bytes | None:
         return zlib.decompressobj(wbits=-15).decompress(frame)[: len(native_bytes(pixels(fmt), fmt))]
     if uid == RLE_LOSSLESS:  # encoded by pylibjpeg-rle, decoded by pydicom's numpy RLE decoder
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pydicom")
+    if uid in (JPEG_LOSSLESS, JPEG_LOSSLESS_SV1):  # encoded by libjpeg-turbo, decoded by libjpeg
+        return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
     if uid == JPEGLS_LOSSLESS:  # encoded by CharLS, decoded by libjpeg (pylibjpeg-libjpeg)
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
     if uid == JPEG2000_LOSSLESS:  # encoded by imagecodecs' OpenJPEG, decoded by pylibjpeg-openjpeg's
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
-    if uid == HTJ2K_LOSSLESS:  # encoded by OpenJPH, decoded by OpenJPEG (pylibjpeg-openjpeg)
+    if uid in (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL):  # encoded by OpenJPH, decoded by OpenJPEG
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
     return None  # JPEG XL: libjxl is the only JPEG XL library installed
 
@@ -143,6 +159,19 @@ def test_round_trip_is_bit_exact(uid: str, layout: Layout) -> None:
         assert other == expected
 
 
+@pytest.mark.parametrize("layout", [GREY_12, SIGNED_16, ODD_SIGNED_8, BITS_2, ODD_RGB], ids=str)
+def test_jpeg_lossless_is_read_by_a_third_decoder(layout: Layout) -> None:
+    # libjpeg-turbo wrote it, libjpeg read it above; jpegsof3 (imagecodecs) is a third implementation.
+    fmt = layout.fmt
+    values = pixels(fmt)
+    frame = encode_native_frame(native_bytes(values, fmt), JPEG_LOSSLESS_SV1, fmt)
+    decoded = imagecodecs.jpegsof3_decode(frame).astype(np.int64)
+    if fmt.pixel_representation:  # the stored bit pattern, read back as signed
+        sign = 1 << (fmt.bits_stored - 1)
+        decoded = (decoded ^ sign) - sign
+    assert np.array_equal(decoded, values)
+
+
 def test_planar_input_encodes_like_interleaved_input() -> None:
     values = pixels(RGB_8.fmt, seed=5)
     interleaved = encode_native_frame(native_bytes(values, RGB_8.fmt), JPEGLS_LOSSLESS, RGB_8.fmt)
@@ -153,6 +182,13 @@ def test_planar_input_encodes_like_interleaved_input() -> None:
 
 
 # --- what the codestreams declare ---------------------------------------------------------------------
+
+
+def segment(stream: bytes, marker: int) -> bytes:
+    """The payload of the first marker segment `marker` (FF xx, then a 2-byte length counting itself)."""
+    at = stream.index(bytes((0xFF, marker)))
+    length = int.from_bytes(stream[at + 2 : at + 4], "big")
+    return stream[at + 4 : at + 2 + length]
 
 
 def jpegls_precision(stream: bytes) -> int:
@@ -180,6 +216,26 @@ def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None
     assert jpegls_precision(frame) == precision
 
 
+@pytest.mark.parametrize("uid", [JPEG_LOSSLESS, JPEG_LOSSLESS_SV1])
+@pytest.mark.parametrize(
+    "layout", [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8], ids=str
+)
+def test_jpeg_lossless_sof3_precision_is_bits_stored_and_predictor_is_1(uid: str, layout: Layout) -> None:
+    fmt = layout.fmt
+    frame = encode_native_frame(native_bytes(pixels(fmt), fmt), uid, fmt)
+    sof = segment(frame, 0xC3)  # SOF3: P, Y, X, Nf, then Ci, HiVi, Tqi per component (ITU T.81 B.2.2)
+    assert sof[0] == fmt.bits_stored
+    assert int.from_bytes(sof[1:3], "big") == fmt.rows and int.from_bytes(sof[3:5], "big") == fmt.columns
+    assert sof[5] == fmt.samples_per_pixel
+    assert all(sof[7 + 3 * i] == 0x11 for i in range(sof[5]))  # no subsampling
+    sos = segment(frame, 0xDA)  # Ns, (Cs, Td/Ta) per component, Ss (the predictor), Se, Ah/Al
+    assert sos[1 + 2 * sos[0]] == 1
+    assert sos[3 + 2 * sos[0]] == 0  # no point transform
+    if fmt.samples_per_pixel == 3:  # no colour transform: ids R, G, B and Adobe transform 0
+        assert [sof[6 + 3 * i] for i in range(3)] == list(b"RGB")
+        assert segment(frame, 0xEE)[:5] == b"Adobe" and segment(frame, 0xEE)[11] == 0
+
+
 @pytest.mark.parametrize(
     ("layout", "ssiz"),
     [(GREY_8, 0x07), (GREY_12, 0x0B), (SIGNED_12, 0x8B), (GREY_16, 0x0F), (SIGNED_16, 0x8F)],
@@ -198,7 +254,34 @@ def test_htj2k_precision_and_sign(layout: Layout, ssiz: int) -> None:
     assert j2k_ssiz(frame) == ssiz
 
 
-@pytest.mark.parametrize("uid", [JPEG2000_LOSSLESS, HTJ2K_LOSSLESS])
+@pytest.mark.parametrize("uid", [HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
+def test_htj2k_progression_is_rpcl(uid: str) -> None:
+    frame = encode_native_frame(native_bytes(pixels(GREY_16.fmt), GREY_16.fmt), uid, GREY_16.fmt)
+    assert segment(frame, 0x52)[1] == 2  # COD SGcod progression order: 2 is RPCL (ISO/IEC 15444-1 A.6.1)
+
+
+@pytest.mark.parametrize(
+    ("layout", "decompositions"),
+    [(GREY_8, 5), (ODD_RGB, 5), (Layout("2x5000_8_8_U", mono(2, 5000, 8, 8)), 7)],
+    ids=str,
+)
+def test_htj2k_rpcl_has_tlm_and_a_lowest_resolution_of_64_or_less(
+    layout: Layout, decompositions: int
+) -> None:
+    # PS3.5 8.2.15: RPCL, TLM present, the lowest resolution at most 64 wide and high (5000 / 2**7 = 39).
+    fmt = layout.fmt
+    values = pixels(fmt)
+    frame = encode_native_frame(native_bytes(values, fmt), HTJ2K_LOSSLESS_RPCL, fmt)
+    cod = segment(frame, 0x52)
+    assert cod[1] == 2 and cod[5] == decompositions
+    assert b"\xff\x55" in frame[: frame.index(b"\xff\x90")]  # TLM, in the main header before the first SOT
+    assert frame.count(b"\xff\x90") == decompositions + 1  # one tile-part per resolution
+    plain = encode_native_frame(native_bytes(values, fmt), HTJ2K_LOSSLESS, fmt)
+    assert b"\xff\x55" not in plain[: plain.index(b"\xff\x90")]  # .201 has none: the test can tell
+    assert decode_to_native(frame, HTJ2K_LOSSLESS_RPCL, fmt).data == native_bytes(values, fmt)
+
+
+@pytest.mark.parametrize("uid", [JPEG2000_LOSSLESS, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
 def test_colour_is_encoded_without_a_component_transform(uid: str) -> None:
     # No MCT: the frame stays RGB rather than becoming YBR_RCT (PS3.5 8.2.4).
     frame = encode_native_frame(native_bytes(pixels(RGB_8.fmt), RGB_8.fmt), uid, RGB_8.fmt)
@@ -221,7 +304,10 @@ def test_deflate_is_raw_rfc_1951_padded_once_to_even_length() -> None:
     assert inflater.unused_data == b"\x00"
 
 
-@pytest.mark.parametrize("uid", [RLE_LOSSLESS, JPEGLS_LOSSLESS, JPEG2000_LOSSLESS, JPEGXL_LOSSLESS])
+@pytest.mark.parametrize(
+    "uid",
+    [RLE_LOSSLESS, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1, JPEGLS_LOSSLESS, JPEG2000_LOSSLESS, JPEGXL_LOSSLESS],
+)
 def test_high_bits_above_bits_stored_are_not_encoded(uid: str) -> None:
     fmt = GREY_12.fmt
     values = pixels(fmt)
@@ -236,10 +322,17 @@ GREY_32 = Layout("64x48_32_32_U", mono(64, 48, 32, 32))
 RGB_16 = Layout("64x48_16_16_U_RGB", FrameFormat(64, 48, 3, 16, 16, 0, "RGB", 0))
 RGB_32 = Layout("64x48_32_32_U_RGB", FrameFormat(64, 48, 3, 32, 32, 0, "RGB", 0))
 YBR_422 = Layout("64x48_8_8_U_YBR422", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL_422", 0))
+YBR_FULL = Layout("64x48_8_8_U_YBR", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL", 0))
+BITS_1_IN_8 = Layout("33x17_8_1_U", mono(33, 17, 8, 1))
 
 REFUSED = [
     (RLE_LOSSLESS, BITS_1),
     (RLE_LOSSLESS, YBR_422),
+    (JPEG_LOSSLESS, GREY_32),
+    (JPEG_LOSSLESS, RGB_16),  # colour: 8-bit only
+    (JPEG_LOSSLESS_SV1, YBR_FULL),  # libjpeg-turbo would subsample the chroma
+    (JPEG_LOSSLESS_SV1, BITS_1_IN_8),  # precision 2-16
+    (JPEG_LOSSLESS_SV1, BITS_1),
     (JPEGLS_LOSSLESS, GREY_32),
     (JPEGLS_LOSSLESS, RGB_16),
     (JPEGLS_LOSSLESS, BITS_1),
@@ -247,11 +340,11 @@ REFUSED = [
     (JPEG2000_LOSSLESS, YBR_422),
     (HTJ2K_LOSSLESS, GREY_12),  # OpenJPH would declare precision 16
     (HTJ2K_LOSSLESS, SIGNED_12),
+    (HTJ2K_LOSSLESS_RPCL, GREY_12),
     (JPEGXL_LOSSLESS, SIGNED_16),  # imagecodecs' libjxl takes no int16
     (JPEGXL_LOSSLESS, BITS_1),
-    ("1.2.840.10008.1.2.4.50", GREY_8),  # lossy: not encoded
-    ("1.2.840.10008.1.2.4.91", GREY_16),
-    ("1.2.840.10008.1.2.4.81", GREY_16),
+    ("1.2.840.10008.1.2.4.111", GREY_8),  # JPEG XL JPEG recompression: needs a JPEG, not pixels
+    ("1.2.840.10008.1.2.4.92", GREY_8),  # JPEG 2000 Part 2
     ("1.2.840.10008.1.2.4.102", RGB_8),  # video
     ("1.2.840.10008.1.2.1", GREY_8),  # native
     ("1.2.840.10008.1.2", GREY_8),

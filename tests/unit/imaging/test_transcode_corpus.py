@@ -21,9 +21,12 @@ from tests.dicom_files import CorpusFile, corpus_files
 TARGETS = (
     "1.2.840.10008.1.2.8.1",  # Deflated Image Frame Compression
     "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless (Process 14)
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
     "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
     "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
     "1.2.840.10008.1.2.4.110",  # JPEG XL Lossless
 )
 UNREADABLE = {"MR_truncated.dcm", "badVR.dcm"}
