@@ -1,4 +1,4 @@
-"""The `fovea` command: serve, import, migrate.
+"""The `fovea` command: serve, import, migrate, transcode.
 
 Settings come from FOVEA_* environment variables; command-line flags override them.
 """
@@ -96,6 +96,39 @@ def import_command(
     settings = _settings(data_dir)
     summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
     raise typer.Exit(code=0 if not summary.failed else 1)
+
+
+@cli.command()
+def transcode(
+    source: Annotated[Path, typer.Argument(help="A DICOM file, or a folder of them", exists=True)],
+    destination: Annotated[Path, typer.Argument(help="Output file, or folder (same tree as SOURCE)")],
+    syntax: Annotated[
+        str, typer.Option("--syntax", "-s", help="Target transfer syntax: UID or keyword (HTJ2KLossless)")
+    ],
+    overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist")] = False,
+) -> None:
+    """Convert DICOM files into another transfer syntax, as WADO-RS would serve them.
+
+    Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
+    """
+    from app.store.batch_transcode import transcode_paths
+    from app.store.file_transcode import find_syntax
+
+    target = find_syntax(syntax)
+    if target is None:
+        typer.echo(f"unknown transfer syntax: {syntax}", err=True)
+        raise typer.Exit(code=2)
+    if source.is_dir() and destination.exists() and not destination.is_dir():
+        typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
+        raise typer.Exit(code=2)
+    summary = transcode_paths(
+        source, destination, target.uid, overwrite=overwrite, report=lambda line: typer.echo(line, err=True)
+    )
+    typer.echo(
+        f"{summary.converted} converted to {target.name} ({target.uid}), "
+        f"{summary.skipped} skipped, {len(summary.failed)} failed"
+    )
+    raise typer.Exit(code=1 if summary.failed else 0)
 
 
 def main() -> None:

@@ -15,9 +15,12 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
+from app.imaging.codec_pool import CodecPool
 from app.settings import Settings
 from app.store.blobs import BlobStore
+from app.store.cache import TranscodedFrameCache
 from app.store.db import create_index_engine, prepare_index
+from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.ingest_pool import IngestPool, IngestTarget
 
@@ -30,6 +33,10 @@ def _retrieval_threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(RETRIEVAL_THREADS, thread_name_prefix="fovea-retrieve")
 
 
+def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
+    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -38,6 +45,10 @@ class Services:
     ingest: IngestPool
     retrieval: ThreadPoolExecutor = field(default_factory=_retrieval_threads)
     frame_tables: FrameTableCache = field(default_factory=FrameTableCache)
+    codecs: CodecPool = field(default_factory=CodecPool)
+    transcoded_frames: TranscodedFrameCache[MadeFrame] = field(
+        default_factory=lambda: transcoded_frame_cache(256)
+    )
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -51,6 +62,7 @@ class Services:
     def close(self) -> None:
         self.ingest.close()
         self.retrieval.shutdown(wait=False, cancel_futures=True)
+        self.codecs.close()
         self.engine.dispose()
 
 
@@ -69,4 +81,6 @@ def open_services(settings: Settings) -> Services:
         engine=engine,
         blobs=blobs,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
+        codecs=CodecPool(settings.codec_workers),
+        transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
     )

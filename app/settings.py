@@ -12,7 +12,18 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax
+
 GIB = 1024**3
+
+
+def _syntax_uid(name: str) -> str:
+    """A transfer syntax UID from a UID or a keyword Fovea knows; ValueError otherwise."""
+    wanted = name.casefold()
+    for syntax in TRANSFER_SYNTAXES:
+        if name == syntax.uid or wanted == syntax.keyword.casefold():
+            return syntax.uid
+    raise ValueError(f"unknown transfer syntax {name!r} (a UID or a keyword such as HTJ2KLossless)")
 
 
 class DuplicatePolicy(StrEnum):
@@ -58,11 +69,54 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(
         0, ge=0, description="Worker processes parsing and storing instances; 0: one per CPU core"
     )
+    accepted_transfer_syntaxes: str = Field(
+        "",
+        description="Comma-separated UIDs or keywords STOW-RS and import accept; others fail with "
+        "0xC122. Empty: every syntax Fovea knows",
+    )
+    storage_transfer_syntax: str | None = Field(
+        None,
+        description="Lossless UID or keyword (e.g. HTJ2KLossless, DeflatedImageFrameCompression) that "
+        "lossless input is converted into at ingest, pixels checked bit for bit; unset: as received",
+    )
+    codec_workers: int = Field(
+        0,
+        ge=0,
+        description="Threads, and processes where a codec holds the GIL, that decode and "
+        "encode frames; 0: one per CPU core",
+    )
+    transcode_cache_mb: int = Field(
+        256, ge=0, description="Memory for transcoded frames kept per server process (MB); 0: none kept"
+    )
     gzip_frames: bool = Field(
         True,
         description="gzip uncompressed frames and bulk data for clients that accept it (JSON is "
         "always compressed when accepted)",
     )
+
+    @field_validator("accepted_transfer_syntaxes")
+    @classmethod
+    def _known_accepted_syntaxes(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        return ",".join(_syntax_uid(name) for name in names)
+
+    @field_validator("storage_transfer_syntax")
+    @classmethod
+    def _lossless_storage_syntax(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        uid = _syntax_uid(value.strip())
+        syntax = find_transfer_syntax(uid)
+        writable = syntax is not None and (syntax.encapsulated or uid == "1.2.840.10008.1.2.1")
+        if syntax is None or syntax.lossless is not True or syntax.is_video or not writable:
+            raise ValueError(
+                f"{value}: the storage syntax must be Explicit VR LE or a lossless encapsulated one"
+            )
+        return uid
+
+    @property
+    def accepted_syntax_uids(self) -> tuple[str, ...]:
+        return tuple(uid for uid in self.accepted_transfer_syntaxes.split(",") if uid)
 
     @field_validator("public_base_url")
     @classmethod

@@ -22,8 +22,9 @@ import uvicorn
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from app.imaging.codec_pool import CodecPool
 from app.main import create_app
-from app.services import Services
+from app.services import Services, transcoded_frame_cache
 from app.settings import DuplicatePolicy, Settings
 from app.store.blobs import BlobStore, FileBlobStore, S3BlobStore
 from app.store.db import create_index_engine, migrate
@@ -205,6 +206,16 @@ def worker_pool() -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.fixture(scope="session")
+def codec_pool() -> Iterator[CodecPool]:
+    """One set of codec workers for the whole session, like the ingest workers."""
+    pool = CodecPool(2)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 @dataclass
 class LiveServer:
     base_url: str  # http://127.0.0.1:PORT
@@ -216,13 +227,17 @@ class LiveServer:
 
 
 @contextmanager
-def start_live_server(backend: Backend, pool: Executor, **overrides: object) -> Iterator[LiveServer]:
+def start_live_server(
+    backend: Backend, pool: Executor, codecs: CodecPool | None = None, **overrides: object
+) -> Iterator[LiveServer]:
     settings = backend.settings(**overrides)
     services = Services(
         settings=settings,
         engine=backend.engine,
         blobs=backend.blobs,
         ingest=IngestPool(IngestTarget.from_settings(settings), workers=2, executor=pool),
+        codecs=codecs or CodecPool(2),
+        transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
     )
     port = free_port()
     config = uvicorn.Config(
@@ -247,9 +262,11 @@ def start_live_server(backend: Backend, pool: Executor, **overrides: object) -> 
         thread.join(timeout=10)
         services.ingest.close()
         services.retrieval.shutdown(wait=False, cancel_futures=True)
+        if codecs is None:
+            services.codecs.close()
 
 
 @pytest.fixture
-def live_server(backend: Backend, worker_pool: Executor) -> Iterator[LiveServer]:
-    with start_live_server(backend, worker_pool) as server:
+def live_server(backend: Backend, worker_pool: Executor, codec_pool: CodecPool) -> Iterator[LiveServer]:
+    with start_live_server(backend, worker_pool, codec_pool) as server:
         yield server

@@ -1,11 +1,12 @@
 """Study, series and instance resources (PS3.18 10.4.1.1.1): whole instances as application/dicom.
 
 Each instance goes out as stored when the negotiated syntax is its stored one (a ranged read of the
-blob as received), else rewritten as Explicit VR Little Endian, streamed, its pixels decoded or
-byte-swapped frame by frame (PS3.18 8.7.3.4: Implicit VR and Big Endian never go on the wire).
-Other target syntaxes need the transcoder (not yet), so such Accepts get 406 unless something else
-in them fits. Bulk-data part types (`type="application/octet-stream"`) answer as the scope's bulkdata
-resource (Table 10.4.4-1).
+blob as received); else rewritten as Explicit VR Little Endian, streamed, its pixels decoded or
+byte-swapped frame by frame (PS3.18 8.7.3.4: Implicit VR and Big Endian never go on the wire); or,
+for `transfer-syntax=` an encapsulated syntax, re-encoded into it (`iter_encapsulated`: one fragment
+per frame, a new offset table, Photometric Interpretation and lossy bookkeeping made true), where
+`instance_producer` says every frame can be. Bulk-data part types
+(`type="application/octet-stream"`) answer as the scope's bulkdata resource (Table 10.4.4-1).
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from fastapi.responses import StreamingResponse
 
 from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
-from app.api.wado_pixels import retrieve_scope_bulkdata
+from app.api.wado_pixels import frame_source, retrieve_scope_bulkdata
 from app.api.wado_request import VARY, WadoRequest, look_up_scope, multipart_response
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
-from app.imaging.transcode import iter_explicit_vr_little_endian
+from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
 from app.services import Services
 from app.store.blobs import open_blob
-from app.store.frame_source import FrameSource, fits_explicit_vr_little_endian, stored_syntax
+from app.store.frame_source import instance_producer, stored_syntax
 from app.store.retrieval import StoredInstance, frames_of
 
 
@@ -42,18 +43,17 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
     PS3.18 10.4.3: 206 when only some instances can be returned, 406 when none can. Single-part
     `application/dicom` is only for the instance resource (digest example d).
     """
-    chosen: dict[tuple[str, bool], InstanceSelection | NotAcceptable] = {}
+    chosen: dict[tuple[object, ...], InstanceSelection | NotAcceptable] = {}
     plans = []
     for instance in instances:
-        syntax = stored_syntax(instance.transfer_syntax_uid)
-        producible = fits_explicit_vr_little_endian(instance.pixels, syntax)
-        key = (syntax.uid, producible)
+        can_produce = instance_producer(instance)
+        key = _production_key(instance)
         if key not in chosen:
             try:
                 chosen[key] = negotiate_instance_media_type(
                     *wado.accept_lists,
-                    stored_syntax=syntax.uid,
-                    can_produce=lambda uid, ok=producible: uid == EXPLICIT_VR_LITTLE_ENDIAN and ok,  # type: ignore[misc]
+                    stored_syntax=instance.transfer_syntax_uid,
+                    can_produce=can_produce,
                     single_part_allowed=wado.scope.sop_instance_uid is not None,
                 )
             except NotAcceptable as refusal:
@@ -66,6 +66,15 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
     return plans
 
 
+def _production_key(instance: StoredInstance) -> tuple[object, ...]:
+    """Instances alike in all that `instance_producer` reads negotiate alike (a series is one or two)."""
+    return (
+        instance.transfer_syntax_uid,
+        instance.pixels,
+        instance.lossy_image_compression == "01",
+    )
+
+
 def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
     """The Part 10 bytes of one instance in its selected syntax, in chunks."""
     instance = plan.instance
@@ -73,14 +82,24 @@ def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
         yield from services.blobs.iter_range(instance.blob_key, 0, instance.blob_size)
         return
     syntax = stored_syntax(instance.transfer_syntax_uid)
-    pixels = None
+    target = plan.selection.transfer_syntax
+    source = None
     if instance.pixels is not None and instance.pixel_data_tag is not None:
         with services.engine.connect() as connection:
-            frames = frames_of(connection, instance)
-        pixels = FrameSource(services.blobs, frames).native_pixels(instance.pixel_data_tag)
+            source = frame_source(services, frames_of(connection, instance))
     key = instance.data_blob_key
-    with open_blob(services.blobs, key, services.blobs.size(key)) as source:
-        yield from iter_explicit_vr_little_endian(source, big_endian=syntax.big_endian, pixels=pixels)
+    with open_blob(services.blobs, key, services.blobs.size(key)) as stored:
+        if target == EXPLICIT_VR_LITTLE_ENDIAN:
+            pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
+            yield from iter_explicit_vr_little_endian(stored, big_endian=syntax.big_endian, pixels=pixels)
+            return
+        yield from iter_encapsulated(
+            stored,
+            big_endian=syntax.big_endian,
+            pixels=source.encoded_pixels(target) if source else None,
+            transfer_syntax_uid=target,
+            spool_dir=str(services.blobs.spool_directory),
+        )
 
 
 def retrieve_instances(services: Services, wado: WadoRequest) -> Response:

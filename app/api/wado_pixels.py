@@ -63,6 +63,14 @@ def _select_frames(
     )
 
 
+def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:
+    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache;
+    `may_be_stale` when the frame table came from the frame-table cache."""
+    return FrameSource(
+        services.blobs, frames, services.codecs, services.transcoded_frames, may_be_stale=may_be_stale
+    )
+
+
 def _nothing_else(_uid: str) -> bool:
     """Bulk data values other than pixels exist only as they are (octet-stream)."""
     return False
@@ -105,8 +113,8 @@ def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int
     if frames is None:
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
     try:
-        return _frames_response(services, wado, numbers, frames)
-    except BlobNotFound:
+        return _frames_response(services, wado, numbers, frames, from_cache=True)
+    except (BlobNotFound, NotFound):  # replaced since: its frames (and their number) may differ
         services.frame_tables.forget(wado.scope)
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
 
@@ -126,9 +134,14 @@ def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
 
 
 def _frames_response(
-    services: Services, wado: WadoRequest, numbers: Sequence[int], frames: StoredFrames
+    services: Services,
+    wado: WadoRequest,
+    numbers: Sequence[int],
+    frames: StoredFrames,
+    *,
+    from_cache: bool = False,
 ) -> Response:
-    source = FrameSource(services.blobs, frames)
+    source = frame_source(services, frames, may_be_stale=from_cache)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)
@@ -203,7 +216,7 @@ def _pixel_parts(
     for plan in plans:
         with services.engine.connect() as connection:
             frames = frames_of(connection, plan.instance)
-        source = FrameSource(services.blobs, frames)
+        source = frame_source(services, frames)
         url = frames_url(wado, plan.instance)
         for number in range(1, frames.layout.number_of_frames + 1):
             body = _frame_body(source, plan.selection, number)
@@ -247,7 +260,7 @@ def _pixel_response(
         plan = plans[0]
         with services.engine.connect() as connection:
             frames = frames_of(connection, plan.instance)
-        body = _frame_body(FrameSource(services.blobs, frames), first, 1)
+        body = _frame_body(frame_source(services, frames), first, 1)
         url = f"{frames_url(wado, plan.instance)}/1"
         return single_part_response(body, first.part_content_type, url, validators, gzip=gzip)
     parts = _pixel_parts(services, wado, plans)

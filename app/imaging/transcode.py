@@ -1,35 +1,58 @@
-"""Whole-instance transcoding: a stored instance rewritten as Explicit VR Little Endian, streamed.
+"""Whole-instance transcoding, streamed: a stored instance rewritten as Explicit VR Little Endian
+(native pixels) or re-encoded into an encapsulated transfer syntax.
 
 Why: PS3.18 8.7.3.4 asks every origin server to deliver `application/dicom` in Explicit VR Little
-Endian (Implicit VR and Big Endian are not allowed on the web at all), whatever was stored. The data
-set (less Pixel Data) is re-encoded by pydicom; the pixels arrive frame by frame, already native
-little-endian (decoded or byte-swapped by the caller), so a multi-gigabyte instance never sits in
-memory. Elements after the pixel data (trailing padding, signatures that would no longer verify)
+Endian (Implicit VR and Big Endian are not allowed on the web at all), whatever was stored, and a
+client may ask for another (compressed) syntax. The data set (less Pixel Data) is re-encoded by
+pydicom; the pixels arrive frame by frame from the caller, so a multi-gigabyte instance never sits
+in memory. Elements after the pixel data (trailing padding, signatures that would no longer verify)
 are dropped.
+
+- `iter_explicit_vr_little_endian`: native little-endian frames (decoded or byte-swapped by the
+  caller) written as one defined-length value.
+- `iter_encapsulated`: frames already encoded by the caller (one fragment each) written as
+  encapsulated Pixel Data (PS3.5 A.4): undefined length, a Basic Offset Table (or, past 4 GiB, an
+  empty one plus the Extended Offset Table), one item per frame, the Sequence Delimitation Item. The
+  table comes first but needs every frame's length, so the frames are encoded once into a spool
+  (memory up to `SPOOL_MEMORY_BYTES`, then a temporary file) and copied out in chunks. Photometric
+  Interpretation, Planar Configuration and the lossy attributes (PS3.3 C.7.6.1.1.5) are set to
+  describe the frames written.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
 
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.codecs.native import BINARY_WORD_BYTES, little_endian_value
+from app.imaging.syntaxes import find_transfer_syntax
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 MAX_DEFINED_LENGTH = 0xFFFFFFFE  # 0xFFFFFFFF means undefined length
 # Encapsulation-only elements of the Pixel Data group that native pixel data must not carry (PS3.5 A.4).
 _ENCAPSULATION_TAGS = (0x7FE00001, 0x7FE00002, 0x7FE00003)
 _PIXEL_VR = {0x7FE00008: b"OF", 0x7FE00009: b"OD"}
+
+# Encapsulated writing. Frames are spooled in memory up to this many bytes, then in a temporary file.
+SPOOL_MEMORY_BYTES = 32 * 1024 * 1024
+_COPY_CHUNK = 1024 * 1024  # bytes read back from the spool per step (about what each chunk yields)
+_MAX_BOT_OFFSET = 0xFFFFFFFF  # largest Basic Offset Table entry (32 bits); past it: Extended Offset Table
+_PIXEL_DATA_UNDEFINED = struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF)
+_ITEM = struct.Struct("<HHI")  # FFFE,E000 item header: tag and length
+_SEQUENCE_DELIMITER = _ITEM.pack(0xFFFE, 0xE0DD, 0)
+_RATIO_DIGITS = 5  # significant digits of a Lossy Image Compression Ratio value (DS: 16 chars at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +115,175 @@ def iter_explicit_vr_little_endian(
         yield b"\x00"
 
 
-def _encode(ds: Dataset) -> bytes:
-    ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LITTLE_ENDIAN)
+@dataclass(frozen=True, slots=True)
+class EncodedPixels:
+    """Encoded frames to write as encapsulated Pixel Data, and what the data set must say of them."""
+
+    transfer_syntax_uid: str  # the target (encapsulated) syntax
+    number_of_frames: int
+    frame: Callable[[int], bytes]  # encoded frame n (1-based): one fragment's bytes, even length
+    photometric_interpretation: str  # as the encoded frames must be described
+    planar_configuration: int
+    native_frame_bytes: int  # bytes of one uncompressed frame (for the compression ratio)
+    lossy_method: str | None  # set when this encoding is lossy: appended to 0028,2114
+    source_lossy: bool  # the stored pixels already went through a lossy step
+
+
+def iter_encapsulated(
+    source: BinaryIO,
+    *,
+    big_endian: bool,
+    pixels: EncodedPixels | None,
+    transfer_syntax_uid: str | None = None,
+    spool_dir: str | None = None,
+) -> Iterator[bytes]:
+    """The Part 10 bytes of the instance in `source` re-encoded into an encapsulated syntax, in chunks.
+
+    `source` and `big_endian` as for `iter_explicit_vr_little_endian`. The data set is written in
+    Explicit VR Little Endian, as every encapsulated syntax has it; 7FE0,0001-0003 of the source
+    are dropped (the offsets and lengths are the old encoding's). `pixels` None (no Pixel Data):
+    the data set is relabelled with `transfer_syntax_uid` and nothing else changes; otherwise
+    `transfer_syntax_uid` may be left out, and must agree with `pixels` if given.
+
+    Pixel Data (PS3.5 A.4): OB, undefined length; a Basic Offset Table with one 32-bit offset per
+    frame (from the first item after the table to the frame's item tag); one fragment per frame;
+    the Sequence Delimitation Item. When the last offset would not fit 32 bits the table is left
+    empty and the Extended Offset Table and its Lengths (7FE0,0001/0002, OV) go before Pixel Data.
+
+    Memory: the offsets must precede the first fragment, so every frame is encoded once into a
+    `tempfile.SpooledTemporaryFile` (in memory up to `SPOOL_MEMORY_BYTES`, then a file in
+    `spool_dir`, the system default if None) while only the lengths are kept; nothing is yielded
+    until the last frame is encoded. The frames are then copied out in chunks of about
+    `_COPY_CHUNK` bytes, so memory stays flat however many frames there are. The spool is closed
+    (and its file removed) when the generator finishes or is closed.
+
+    Lossy bookkeeping (PS3.3 C.7.6.1.1.5): Lossy Image Compression becomes 01 when the source was
+    lossy or this encoding is (never back to 00); a lossy encoding appends one value to Lossy
+    Image Compression Ratio (native bytes / encoded bytes, all frames) and one to Lossy Image
+    Compression Method, keeping the values already there.
+
+    Raises ValueError when the target is not an encapsulated syntax (or is video), for fewer than
+    one frame, and for a frame of odd or zero length (raised on iteration, before anything is yielded).
+    """
+    target = _encapsulated_target(pixels, transfer_syntax_uid)
+    ds = dcmread(source, stop_before_pixels=True, force=True)
+    for tag in _ENCAPSULATION_TAGS:
+        if tag in ds:
+            del ds[tag]
+    if big_endian:
+        _swap_binary_words(ds)
+    if pixels is None:
+        yield _encode(ds, target)
+        return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, dir=spool_dir) as spool:
+        lengths = _spool_frames(pixels, spool)
+        _describe_pixels(ds, pixels, lengths)
+        offsets = _item_offsets(lengths)
+        if offsets[-1] > _MAX_BOT_OFFSET:
+            ds.add_new(0x7FE00001, "OV", struct.pack(f"<{len(offsets)}Q", *offsets))
+            ds.add_new(0x7FE00002, "OV", struct.pack(f"<{len(lengths)}Q", *lengths))
+            table = b""
+        else:
+            table = struct.pack(f"<{len(offsets)}I", *offsets)
+        yield _encode(ds, target) + _PIXEL_DATA_UNDEFINED + _ITEM.pack(0xFFFE, 0xE000, len(table)) + table
+        spool.seek(0)
+        yield from _copy_items(spool, lengths)
+
+
+def _encapsulated_target(pixels: EncodedPixels | None, transfer_syntax_uid: str | None) -> str:
+    """The target syntax's UID, checked: encapsulated, and the same wherever it is given."""
+    if pixels is not None:
+        if transfer_syntax_uid is not None and transfer_syntax_uid != pixels.transfer_syntax_uid:
+            raise ValueError(
+                f"transfer syntax {transfer_syntax_uid} disagrees with the frames' "
+                f"{pixels.transfer_syntax_uid}"
+            )
+        if pixels.number_of_frames < 1:
+            raise ValueError(f"{pixels.number_of_frames} frames: encapsulated Pixel Data needs at least one")
+        transfer_syntax_uid = pixels.transfer_syntax_uid
+    if transfer_syntax_uid is None:
+        raise ValueError("no target transfer syntax: give `transfer_syntax_uid` when there are no pixels")
+    syntax = find_transfer_syntax(transfer_syntax_uid)
+    if syntax is None or not syntax.encapsulated or syntax.deflated_dataset:
+        raise ValueError(f"{transfer_syntax_uid} is not an encapsulated transfer syntax Fovea knows")
+    if syntax.is_video:
+        raise ValueError(f"{syntax.label}: a video stream is not written one fragment per frame")
+    return transfer_syntax_uid
+
+
+def _spool_frames(pixels: EncodedPixels, spool: IO[bytes]) -> list[int]:
+    """Write every encoded frame to `spool`, in order; their lengths (checked even and non-zero)."""
+    lengths = []
+    for number in range(1, pixels.number_of_frames + 1):
+        data = pixels.frame(number)
+        if not data or len(data) % 2:
+            raise ValueError(
+                f"encoded frame {number} has {len(data)} bytes; a fragment needs an even, non-zero length"
+            )
+        spool.write(data)
+        lengths.append(len(data))
+        del data
+    return lengths
+
+
+def _item_offsets(lengths: list[int]) -> list[int]:
+    """Offset of each frame's item tag from the first item after the Basic Offset Table."""
+    offsets, position = [], 0
+    for length in lengths:
+        offsets.append(position)
+        position += _ITEM.size + length
+    return offsets
+
+
+def _copy_items(spool: IO[bytes], lengths: list[int]) -> Iterator[bytes]:
+    """One item per frame, read back from `spool`, then the Sequence Delimitation Item, in chunks."""
+    buffer = bytearray()
+    for length in lengths:
+        buffer += _ITEM.pack(0xFFFE, 0xE000, length)
+        remaining = length
+        while remaining:
+            data = spool.read(min(remaining, _COPY_CHUNK))
+            if not data:
+                raise OSError("the frame spool ended early")
+            buffer += data
+            remaining -= len(data)
+            if len(buffer) >= _COPY_CHUNK:
+                yield bytes(buffer)
+                buffer.clear()
+    buffer += _SEQUENCE_DELIMITER
+    yield bytes(buffer)
+
+
+def _describe_pixels(ds: Dataset, pixels: EncodedPixels, lengths: list[int]) -> None:
+    """Set the colour and lossy attributes to describe the encoded frames (PS3.3 C.7.6.3, C.7.6.1.1.5)."""
+    ds.PhotometricInterpretation = pixels.photometric_interpretation
+    if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
+        ds.PlanarConfiguration = pixels.planar_configuration
+    if pixels.source_lossy or pixels.lossy_method:
+        ds.LossyImageCompression = "01"
+    if pixels.lossy_method:
+        ratio = pixels.native_frame_bytes * pixels.number_of_frames / sum(lengths)
+        ds.LossyImageCompressionRatio = [*_values(ds, "LossyImageCompressionRatio"), _ds_number(ratio)]
+        ds.LossyImageCompressionMethod = [*_values(ds, "LossyImageCompressionMethod"), pixels.lossy_method]
+
+
+def _values(ds: Dataset, keyword: str) -> list[object]:
+    """The values of a possibly multi-valued element; none when absent or empty."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, MultiValue | list) else [value]
+
+
+def _ds_number(value: float) -> str:
+    """`value` with a few significant digits, as a Decimal String value (16 characters at most)."""
+    mantissa, exponent, power = f"{value:.{_RATIO_DIGITS}g}".partition("e")
+    return f"{mantissa}e{int(power)}" if exponent else mantissa
+
+
+def _encode(ds: Dataset, transfer_syntax_uid: str = EXPLICIT_VR_LITTLE_ENDIAN) -> bytes:
+    """File Meta (saying `transfer_syntax_uid`) and data set, the data set in Explicit VR LE."""
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
     return buffer.getvalue()

@@ -8,18 +8,30 @@ readings of a frame: its stored bytes (a ranged read through the frame table) an
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol, TypeVar
 
+from app.imaging.codec_pool import CodecPool
 from app.imaging.codecs.decode import FrameFormat, NativeFrame, can_decode, decode_to_native
-from app.imaging.codecs.encode import can_encode, encode_native_frame
+from app.imaging.codecs.encode import can_encode, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
+from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import MAX_DEFINED_LENGTH, NativePixels
-from app.store.blobs import BlobStore
+from app.imaging.transcode import MAX_DEFINED_LENGTH, EncodedPixels, NativePixels
+from app.store.cache import TranscodedFrameCache
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
+MadeFrame = NativeFrame | bytes  # a frame decoded to native pixels, or encoded into another syntax
+
+
+def made_frame_size(frame: MadeFrame) -> int:
+    return len(frame.data) if isinstance(frame, NativeFrame) else len(frame)
+
+
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+_T = TypeVar("_T")
 
 
 def frame_format(pixels: PixelFormat) -> FrameFormat:
@@ -75,21 +87,28 @@ def _keeps_stored_layout(syntax: TransferSyntax) -> bool:
 
 def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
     """The layout of a frame's native pixels: as stored where the syntax keeps it; an image codec's
-    colour frame decodes to full-resolution RGB, sample-interleaved (what the decoders give)."""
+    colour frame decodes sample-interleaved, and to RGB where the codec's own colour transform is
+    undone by the decoder (lossy JPEG's YCbCr, JPEG 2000's YBR_RCT/YBR_ICT); YBR_FULL stays."""
     fmt = frame_format(pixels)
     if _keeps_stored_layout(syntax) or fmt.samples_per_pixel == 1:
         return fmt
-    return FrameFormat(
-        fmt.rows, fmt.columns, 3, fmt.bits_allocated, fmt.bits_stored, fmt.pixel_representation, "RGB", 0
-    )
+    photometric = fmt.photometric_interpretation
+    if syntax.uid in _YCBCR_CODECS or photometric in _DECODED_AS_RGB:
+        photometric = "RGB"
+    return replace(fmt, photometric_interpretation=photometric, planar_configuration=0)
+
+
+_YCBCR_CODECS = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+_DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
 
 
 def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
     """What the frames of `instance` can be made into besides their stored syntax (for negotiation).
 
-    Native pixels (Explicit VR LE) wherever they can be made; a lossless syntax an encoder can hold
-    the layout in, but only from pixels that never went through a lossy step: a lossy original is
-    never labelled with a lossless syntax (PS3.5 8.2, digest section 8).
+    Native pixels (Explicit VR LE) wherever they can be made; any syntax an encoder can hold the
+    layout in, except that pixels which went through a lossy step are never labelled with a
+    lossless-only syntax (PS3.5 8.2, digest section 8). A lossy syntax is only ever chosen when the
+    client names it (no media type defaults to one), so nothing is made lossy unasked.
     """
     syntax = stored_syntax(instance.transfer_syntax_uid)
     if instance.pixels is None or syntax.is_video or not can_make_native(syntax):
@@ -101,16 +120,62 @@ def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
         if uid == EXPLICIT_VR_LITTLE_ENDIAN:
             return True
         target = find_transfer_syntax(uid)
-        return target is not None and target.lossless is True and not lossy and can_encode(uid, fmt)
+        if target is None or (lossy and target.lossless is True):
+            return False
+        return can_encode(uid, fmt)
 
     return can_produce
 
 
-class FrameSource:
-    """Reads the frames of `frames` (a frame-table lookup) from `blobs`."""
+def instance_producer(instance: StoredInstance) -> Callable[[str], bool]:
+    """What a whole instance can be rewritten into besides its stored syntax (application/dicom).
 
-    def __init__(self, blobs: BlobStore, frames: StoredFrames) -> None:
-        self.blobs, self.frames = blobs, frames
+    Explicit VR LE where the native pixels fit its 32-bit length; an encapsulated syntax where every
+    frame can be made into it (`frame_producer`). An instance without pixel data can be labelled with
+    any encapsulated syntax unchanged (its data set is Explicit VR LE either way); never a video one.
+    """
+    syntax = stored_syntax(instance.transfer_syntax_uid)
+    fits = fits_explicit_vr_little_endian(instance.pixels, syntax)
+    frames = frame_producer(instance)
+
+    def can_produce(uid: str) -> bool:
+        if uid == EXPLICIT_VR_LITTLE_ENDIAN:
+            return fits
+        target = find_transfer_syntax(uid)
+        if target is None or not target.encapsulated or target.is_video:
+            return False
+        return instance.pixels is None or frames(uid)
+
+    return can_produce
+
+
+class RangeReader(Protocol):
+    """What `FrameSource` needs of a blob store: ranged reads (a local file will do)."""
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes: ...
+
+
+class FrameSource:
+    """Reads the frames of `frames` (a frame-table lookup) from `blobs`.
+
+    Codec work (decoding a compressed frame, encoding into another syntax) runs in `codecs` when
+    given, else in the caller's thread; frames made that way are kept in `cache` when given.
+    """
+
+    def __init__(
+        self,
+        blobs: RangeReader,
+        frames: StoredFrames,
+        codecs: CodecPool | None = None,
+        cache: TranscodedFrameCache[MadeFrame] | None = None,
+        *,
+        may_be_stale: bool = False,
+    ) -> None:
+        self.blobs, self.frames, self.codecs, self.cache = blobs, frames, codecs, cache
+        # a frame table from the frame-table cache may name a blob a replacement has deleted: a
+        # ranged read then fails (BlobNotFound) and the caller looks up again; a frame served from the
+        # transcoded-frame cache reads nothing, so the blob is probed once before the first one is
+        self._probe_blob = may_be_stale
         self.syntax = stored_syntax(frames.transfer_syntax_uid)
         self.format = frame_format(frames.pixels)
 
@@ -124,11 +189,16 @@ class FrameSource:
             encapsulated=self.syntax.encapsulated,
         )
 
-    def native(self, number: int) -> NativeFrame:
-        """Frame `number` as native little-endian pixels (PS3.18 8.7.3.3.1)."""
+    def native(self, number: int, *, cached: bool = True) -> NativeFrame:
+        """Frame `number` as native little-endian pixels (PS3.18 8.7.3.3.1).
+
+        `cached=False` for whole-instance work, which would otherwise flush a viewer's frames.
+        """
         fmt = self.format
         if self.syntax.encapsulated:
-            return decode_to_native(self.stored(number), self.syntax.uid, fmt)
+            decoded = self._made(number, EXPLICIT_VR_LITTLE_ENDIAN, self._decode, cached=cached)
+            assert isinstance(decoded, NativeFrame)
+            return decoded
         if self.syntax.big_endian and fmt.bits_allocated == 8 and self.frames.pixel_vr == "OW":
             data = self._big_endian_bytes_in_words(number)
         else:
@@ -146,16 +216,84 @@ class FrameSource:
         swapped = little_endian_frame(word_aligned, bits_allocated=16, big_endian=True)
         return swapped[: fragment.length]
 
-    def encoded(self, number: int, transfer_syntax_uid: str) -> bytes:
+    def encoded(self, number: int, transfer_syntax_uid: str, *, cached: bool = True) -> bytes:
         """Frame `number` decoded and encoded into another syntax (one fragment's bytes, padded even)."""
-        native = self.native(number)
-        expected = native_format(self.frames.pixels, self.syntax)
-        layout = replace(
-            expected,
-            photometric_interpretation=native.photometric_interpretation,
-            planar_configuration=native.planar_configuration,
+        encoded = self._made(
+            number, transfer_syntax_uid, lambda n: self._encode(n, transfer_syntax_uid), cached=cached
         )
-        return encode_native_frame(native.data, transfer_syntax_uid, layout)
+        assert isinstance(encoded, bytes)
+        return encoded
+
+    def _made(
+        self, number: int, target_uid: str, make: Callable[[int], MadeFrame], *, cached: bool
+    ) -> MadeFrame:
+        if self.cache is None or not cached:
+            return make(number)
+        if self._probe_blob:
+            self.blobs.read_range(self.frames.data_blob_key, 0, 1)  # BlobNotFound if replaced
+            self._probe_blob = False
+        key = (self.frames.data_blob_key, number, target_uid)
+        return self.cache.get_or_make(key, lambda: make(number))
+
+    def _decode(self, number: int) -> NativeFrame:
+        return self._run(
+            runs_in_process(self.syntax.uid, None),
+            decode_to_native,
+            self.stored(number),
+            self.syntax.uid,
+            self.format,
+        )
+
+    def _encode(self, number: int, target_uid: str) -> bytes:
+        """One job in the codec pool: decode and encode together for a compressed frame (one hand-off)."""
+        native_fmt = native_format(self.frames.pixels, self.syntax)
+        if self.syntax.encapsulated:
+            stored = self.stored(number)
+            in_process = runs_in_process(self.syntax.uid, target_uid)
+            return self._run(
+                in_process, transcode_frame, stored, self.syntax.uid, self.format, native_fmt, target_uid
+            )
+        native = self.native(number)
+        return self._run(runs_in_process(None, target_uid), encode_frame, native, target_uid, native_fmt)
+
+    def _run(self, in_process: bool, function: Callable[..., _T], *args: object) -> _T:
+        if self.codecs is None:
+            return function(*args)
+        return self.codecs.run(in_process, function, *args)
+
+    def encoded_pixels(self, transfer_syntax_uid: str) -> EncodedPixels:
+        """Every frame encoded into `transfer_syntax_uid`, for a whole re-encoded instance.
+
+        Needs the frame table of every frame (`frames_of`). Frames are made a few at a time ahead of
+        the writer, so every codec worker is busy; none are kept in the frame cache.
+        """
+        native_fmt = native_format(self.frames.pixels, self.syntax)
+        if self.syntax.encapsulated and native_fmt.samples_per_pixel == 3:
+            # what the decoder gives (JPEG YCbCr decodes to RGB), read off the first frame
+            first = self.native(1, cached=False)
+            native_fmt = replace(
+                native_fmt,
+                photometric_interpretation=first.photometric_interpretation,
+                planar_configuration=first.planar_configuration,
+            )
+        photometric, planar = encoded_photometric(transfer_syntax_uid, native_fmt)
+        count = self.frames.layout.number_of_frames
+        encoded = PrefetchedFrames(
+            lambda number: self.encoded(number, transfer_syntax_uid, cached=False),
+            count,
+            window=2 * (self.codecs.workers if self.codecs else 1),
+        )
+        return EncodedPixels(
+            transfer_syntax_uid,
+            count,
+            encoded.frame,
+            photometric,
+            planar,
+            native_fmt.frame_bytes,
+            lossy_method(transfer_syntax_uid),
+            source_lossy=self.syntax.lossless is False
+            or self.frames.instance.lossy_image_compression == "01",
+        )
 
     def native_pixels(self, tag: int) -> NativePixels | None:
         """Every frame as native pixels for an Explicit VR LE instance; None when that cannot be made.
@@ -170,6 +308,37 @@ class FrameSource:
             layout.number_of_frames,
             layout.bits_allocated,
             native_frame_bits(self.frames.pixels, self.syntax),
-            self.native,
+            lambda number: self.native(number, cached=False),
             lossy=self.syntax.lossless is False,
         )
+
+
+class PrefetchedFrames:
+    """Frames 1..count made in order, up to `window` at once: a writer asking for frame n finds
+    frames n+1.. already under way. Threads here only wait; the codec pool does the work."""
+
+    def __init__(self, make: Callable[[int], bytes], count: int, *, window: int) -> None:
+        self._make, self._count, self._window = make, count, max(1, window)
+        self._pending: dict[int, Future[bytes]] = {}
+        self._next = 1
+        self._threads = ThreadPoolExecutor(self._window, thread_name_prefix="fovea-prefetch")
+
+    def frame(self, number: int) -> bytes:
+        while self._next <= min(self._count, number + self._window - 1):
+            self._pending[self._next] = self._threads.submit(self._make, self._next)
+            self._next += 1
+        future = self._pending.pop(number, None)
+        try:
+            return future.result() if future is not None else self._make(number)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if number >= self._count:
+                self.close()
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)

@@ -31,6 +31,7 @@ from app.store.indexing import (
     write_instance,
 )
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
+from app.store.storage_policy import StoragePolicy
 
 log = logging.getLogger(__name__)
 _COMMIT_ATTEMPTS = 3  # concurrent first stores of one study/series race on the unique keys
@@ -61,10 +62,17 @@ class IngestResult:
 class Ingestor:
     """Stores Part 10 files into a blob store and the index (thread-safe; one per process)."""
 
-    def __init__(self, engine: Engine, blobs: BlobStore, duplicate_policy: DuplicatePolicy) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        duplicate_policy: DuplicatePolicy,
+        storage: StoragePolicy | None = None,
+    ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
+        self.storage = storage or StoragePolicy()
         self._serialized_writes = write_serializer_for(engine)
 
     def ingest(
@@ -83,6 +91,14 @@ class Ingestor:
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
         try:
             parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
+            self.storage.check_accepted(parsed)
+            converted = self.storage.converted(path, parsed, self.blobs.spool_directory)
+            if converted is not None:  # the converted file is stored; the one received is not
+                path.unlink(missing_ok=True)
+                if parsed.inflated_file is not None:
+                    parsed.inflated_file.unlink(missing_ok=True)
+                path, parsed = converted
+                synced = self.blobs.start_sync(path)
             return self._store(path, parsed, expected_study_uid, batch_id, synced)
         except InstanceProblem as problem:
             if parsed is not None:  # failed after the parse: name the instance fully

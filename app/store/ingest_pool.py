@@ -25,6 +25,7 @@ from app.store.blobs import BlobStore, open_blob_store
 from app.store.db import create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
+from app.store.storage_policy import storage_policy
 
 _PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
 
@@ -41,6 +42,8 @@ class IngestTarget:
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = None
+    accepted_syntaxes: tuple[str, ...] = ()
+    storage_syntax: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -53,6 +56,8 @@ class IngestTarget:
             s3_region=settings.s3_region,
             s3_access_key_id=settings.s3_access_key_id,
             s3_secret_access_key=settings.s3_secret_access_key,
+            accepted_syntaxes=settings.accepted_syntax_uids,
+            storage_syntax=settings.storage_transfer_syntax,
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -77,7 +82,8 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             oldest = next(iter(_ingestors))
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy)
+        policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
+        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
         _ingestors[target] = ingestor
     return ingestor
 

@@ -138,8 +138,24 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
     assert np.array_equal(openjpeg.decode(jp2.content), ds.pixel_array[0 if count > 1 else ...])
 
     jpeg = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jpeg"})
-    assert jpeg.status_code == 406  # no JPEG encoder: the message names what can be had
-    assert "image/jls" in jpeg.json()["error"] and "image/jp2" in jpeg.json()["error"]
+    assert jpeg.status_code == 200  # image/jpeg defaults to JPEG Lossless SV1, never to a lossy syntax
+    assert jpeg.headers["content-type"] == "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70"
+    fmt = FrameFormat(
+        int(ds.Rows),
+        int(ds.Columns),
+        1,
+        16,
+        int(ds.BitsStored),
+        int(ds.PixelRepresentation),
+        "MONOCHROME2",
+        0,
+    )
+    as_jpeg = decode_to_native(jpeg.content, "1.2.840.10008.1.2.4.70", fmt).data
+    assert as_jpeg == ds.pixel_array[0 if count > 1 else ...].astype(ds.pixel_array.dtype).tobytes()
+
+    video = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "video/mp4"})
+    assert video.status_code == 406  # the message names what can be had
+    assert "image/jls" in video.json()["error"] and "image/jp2" in video.json()["error"]
 
 
 @pytest.mark.parametrize(

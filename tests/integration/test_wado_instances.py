@@ -139,11 +139,11 @@ def test_compressed_instances_are_decoded_to_explicit_vr_little_endian(
 
 
 def test_unproducible_syntax_is_406_naming_the_offers(live_server: LiveServer, backend: Backend) -> None:
-    sent = make_instance()
+    sent = make_instance()  # 16-bit signed: JPEG baseline cannot hold it
     post_stow(live_server, [sent])
     response = httpx.get(
         instance_url(live_server, read(sent)),
-        headers={"Accept": f'multipart/related; type="{DICOM}"; transfer-syntax=1.2.840.10008.1.2.4.80'},
+        headers={"Accept": f'multipart/related; type="{DICOM}"; transfer-syntax=1.2.840.10008.1.2.4.50'},
     )
     assert response.status_code == 406
     assert ELE in response.json()["error"]
@@ -227,9 +227,10 @@ def test_instances_that_cannot_be_had_are_left_out_with_206(
     study_url = f"{live_server.dicomweb}/studies/{jls.StudyInstanceUID}"
     as_jls = f'multipart/related; type="{DICOM}"; transfer-syntax={corpus.transfer_syntax_uid}'
     response = httpx.get(study_url, headers={"Accept": as_jls})
-    assert response.status_code == 206  # whole instances are not re-encoded yet: only the stored JPEG-LS
-    [(_, body)] = multipart_parts(response)
-    assert read(body).SOPInstanceUID == jls.SOPInstanceUID
+    assert response.status_code == 206  # the lossy one is never labelled JPEG-LS Lossless
+    bodies = [read(body) for _, body in multipart_parts(response)]
+    assert {ds.SOPInstanceUID for ds in bodies} == {jls.SOPInstanceUID, read(native).SOPInstanceUID}
+    assert {ds.file_meta.TransferSyntaxUID for ds in bodies} == {corpus.transfer_syntax_uid}
 
     # Frames are: the native one is encoded as JPEG-LS; the lossy one never gets a lossless label.
     pixels = httpx.get(f"{study_url}/pixeldata", headers={"Accept": 'multipart/related; type="image/jls"'})
@@ -243,7 +244,7 @@ def test_instances_that_cannot_be_had_are_left_out_with_206(
         read(native).SOPInstanceUID,
     }
     none = httpx.get(
-        f"{study_url}/series/{read(native).SeriesInstanceUID}",
+        f"{study_url}/series/{read(lossy).SeriesInstanceUID}",
         headers={"Accept": as_jls},
     )
     assert none.status_code == 406

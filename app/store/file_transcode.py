@@ -1,0 +1,184 @@
+"""A Part 10 file rewritten into another transfer syntax, by the engine WADO-RS uses.
+
+Why: `fovea transcode` and the ingest storage policy convert whole files, and must do exactly what a
+retrieval with `application/dicom; transfer-syntax=UID` does: the same parse (frame table), the same
+frame reader (`FrameSource`, decode and encode per frame, in the codec pool when given), the same
+writers (`iter_explicit_vr_little_endian`, `iter_encapsulated`) and the same rules about what can
+be produced (`instance_producer`: a lossy original never gets a lossless-only syntax). The file is
+read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from app.imaging.codec_pool import CodecPool
+from app.imaging.frames import FrameFragment
+from app.imaging.syntaxes import TRANSFER_SYNTAXES, TransferSyntax, find_transfer_syntax
+from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
+from app.store.frame_source import EXPLICIT_VR_LITTLE_ENDIAN, FrameSource, instance_producer
+from app.store.parse import ParsedInstance, parse_instance
+from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
+
+
+class CannotTranscode(ValueError):
+    """The file cannot be rewritten into the requested syntax; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFile:
+    """A parsed Part 10 file, seen the way the index sees a stored instance."""
+
+    parsed: ParsedInstance
+    path: Path  # the file as given
+    data_path: Path  # the file frame offsets point into (the inflated copy of a deflated data set)
+
+    @property
+    def syntax(self) -> TransferSyntax:
+        return self.parsed.transfer_syntax
+
+    def instance(self) -> StoredInstance:
+        parsed, pixel = self.parsed, self.parsed.pixel
+        pixels = None
+        if pixel is not None:
+            pixels = PixelFormat(
+                pixel.layout,
+                pixel.bits_stored or pixel.layout.bits_allocated,
+                pixel.pixel_representation or 0,
+                pixel.planar_configuration or 0,
+            )
+        key = str(self.data_path)
+        return StoredInstance(
+            0,
+            parsed.study_instance_uid,
+            parsed.series_instance_uid,
+            parsed.sop_instance_uid,
+            self.syntax.uid,
+            key,
+            key,
+            self.data_path.stat().st_size,
+            datetime.now(UTC),
+            pixels,
+            pixel.tag if pixel is not None else None,
+            parsed.lossy_image_compression,
+        )
+
+    def frames(self) -> StoredFrames | None:
+        instance = self.instance()
+        if instance.pixels is None:
+            return None
+        fragments: dict[int, list[FrameFragment]] = {}
+        for fragment in self.parsed.frames:
+            fragments.setdefault(fragment.frame_number, []).append(fragment)
+        return StoredFrames(
+            instance,
+            instance.pixels,
+            {number: tuple(parts) for number, parts in fragments.items()},
+            self._pixel_vr(),
+        )
+
+    def _pixel_vr(self) -> str | None:
+        pixel = self.parsed.pixel
+        if pixel is None:
+            return None
+        element = json.loads(self.parsed.metadata_json).get(f"{pixel.tag:08X}", {})
+        vr = element.get("vr")
+        return vr if isinstance(vr, str) else None
+
+
+class LocalFile:
+    """Ranged reads of one local file, in the shape `FrameSource` reads blobs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(length)
+
+
+def parse_file(path: Path, work_directory: Path) -> ParsedFile:
+    """Parse `path` once (raises `InstanceProblem` for what ingest would refuse). The caller removes
+    `parsed.inflated_file` when there is one."""
+    parsed = parse_instance(path, work_directory=work_directory)
+    return ParsedFile(parsed, path, parsed.inflated_file or path)
+
+
+def iter_transcoded(
+    parsed_file: ParsedFile,
+    target_uid: str,
+    *,
+    codecs: CodecPool | None = None,
+    spool_directory: Path | None = None,
+) -> Iterator[bytes]:
+    """The file's Part 10 bytes in `target_uid`, in chunks; CannotTranscode if it cannot be made."""
+    target = find_transfer_syntax(target_uid)
+    if target is None:
+        raise CannotTranscode(f"{target_uid} is not a transfer syntax Fovea knows")
+    syntax = parsed_file.syntax
+    instance = parsed_file.instance()
+    if target.uid != syntax.uid and not instance_producer(instance)(target.uid):
+        raise CannotTranscode(_why_not(instance, syntax, target))
+    frames = parsed_file.frames()
+    source = FrameSource(LocalFile(parsed_file.data_path), frames, codecs) if frames else None
+    if target.uid == syntax.uid and target.uid != EXPLICIT_VR_LITTLE_ENDIAN:
+        with open(parsed_file.path, "rb") as unchanged:
+            yield from _copy(unchanged)
+        return
+    with open(parsed_file.data_path, "rb") as stored:
+        if target.uid == EXPLICIT_VR_LITTLE_ENDIAN:
+            pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
+            yield from iter_explicit_vr_little_endian(stored, big_endian=syntax.big_endian, pixels=pixels)
+        else:
+            yield from iter_encapsulated(
+                stored,
+                big_endian=syntax.big_endian,
+                pixels=source.encoded_pixels(target.uid) if source else None,
+                transfer_syntax_uid=target.uid,
+                spool_dir=str(spool_directory) if spool_directory else None,
+            )
+
+
+def write_transcoded(
+    parsed_file: ParsedFile,
+    target_uid: str,
+    out: BinaryIO,
+    *,
+    codecs: CodecPool | None = None,
+    spool_directory: Path | None = None,
+) -> None:
+    for chunk in iter_transcoded(parsed_file, target_uid, codecs=codecs, spool_directory=spool_directory):
+        out.write(chunk)
+
+
+def find_syntax(name: str) -> TransferSyntax | None:
+    """A transfer syntax by UID or by keyword (`HTJ2KLossless`), case-insensitive for keywords."""
+    syntax = find_transfer_syntax(name)
+    if syntax is not None:
+        return syntax
+    wanted = name.casefold()
+    return next((ts for ts in TRANSFER_SYNTAXES if ts.keyword.casefold() == wanted), None)
+
+
+def _copy(stored: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
+    while data := stored.read(chunk):
+        yield data
+
+
+def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferSyntax) -> str:
+    if not target.encapsulated and target.uid != EXPLICIT_VR_LITTLE_ENDIAN:
+        return f"{target.label}: Fovea writes Explicit VR Little Endian or an encapsulated syntax"
+    if target.is_video:
+        return f"{target.label}: video is not encoded"
+    lossy = syntax.lossless is False or instance.lossy_image_compression == "01"
+    if lossy and target.lossless is True:
+        return f"{target.label} is lossless-only and the pixels already went through a lossy step"
+    if target.uid == EXPLICIT_VR_LITTLE_ENDIAN:
+        return f"the pixels of {syntax.label} cannot be decoded, or do not fit an Explicit VR length"
+    return f"{target.label} cannot hold these pixels, or {syntax.label} frames cannot be decoded"

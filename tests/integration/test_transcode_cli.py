@@ -1,0 +1,81 @@
+"""`fovea transcode`, run as a real process on real files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from tests.dicom_files import corpus_file, make_instance
+from tests.integration.test_cli import run_fovea
+
+JPEGLS = "1.2.840.10008.1.2.4.80"
+HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
+ELE = "1.2.840.10008.1.2.1"
+
+
+def test_a_file_is_converted_by_keyword_and_by_uid(tmp_path: Path) -> None:
+    source = tmp_path / "ct.dcm"
+    source.write_bytes(make_instance(frames=2, seed=4))
+    done = run_fovea("transcode", str(source), str(tmp_path / "ct-jls.dcm"), "--syntax", "JPEGLSLossless")
+    assert done.returncode == 0, done.stderr
+    assert "1 converted to JPEG-LS Lossless Image Compression" in done.stdout
+    converted = pydicom.dcmread(tmp_path / "ct-jls.dcm")
+    assert converted.file_meta.TransferSyntaxUID == JPEGLS
+    assert np.array_equal(converted.pixel_array, pydicom.dcmread(source).pixel_array)
+
+    back = run_fovea("transcode", str(tmp_path / "ct-jls.dcm"), str(tmp_path / "ct-ele.dcm"), "-s", ELE)
+    assert back.returncode == 0, back.stderr
+    assert pydicom.dcmread(tmp_path / "ct-ele.dcm").PixelData == pydicom.dcmread(source).PixelData
+
+
+def test_a_folder_is_converted_into_the_same_tree(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    (source / "series").mkdir(parents=True)
+    (source / "a.dcm").write_bytes(corpus_file("SC_rgb_rle_2frame.dcm").path.read_bytes())
+    (source / "series" / "b.dcm").write_bytes(make_instance(seed=6))
+    (source / "notes.txt").write_text("not DICOM")
+    done = run_fovea("transcode", str(source), str(tmp_path / "out"), "--syntax", HTJ2K_LOSSLESS)
+    assert done.returncode == 1  # one file failed; the others were converted
+    assert "2 converted" in done.stdout and "1 failed" in done.stdout
+    assert "notes.txt" in done.stderr
+    for name in ("a.dcm", "series/b.dcm"):
+        converted = pydicom.dcmread(tmp_path / "out" / name)
+        assert converted.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS
+        assert np.array_equal(converted.pixel_array, pydicom.dcmread(source / name).pixel_array)
+    assert not (tmp_path / "out" / "notes.txt").exists()
+    assert not list((tmp_path / "out").rglob(".fovea-*"))  # no half-written outputs left behind
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path: Path) -> None:
+    source = tmp_path / "ct.dcm"
+    source.write_bytes(make_instance(seed=8))
+    out = tmp_path / "out.dcm"
+    out.write_bytes(b"keep me")
+    kept = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLS)
+    assert kept.returncode == 0 and "1 skipped" in kept.stdout
+    assert out.read_bytes() == b"keep me"
+    replaced = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLS, "--overwrite")
+    assert replaced.returncode == 0
+    assert pydicom.dcmread(out).file_meta.TransferSyntaxUID == JPEGLS
+
+
+def test_a_lossy_original_is_not_made_lossless_and_unknown_syntaxes_are_refused(tmp_path: Path) -> None:
+    lossy = corpus_file("JPEG2000.dcm").path
+    refused = run_fovea("transcode", str(lossy), str(tmp_path / "x.dcm"), "--syntax", "JPEG2000Lossless")
+    assert refused.returncode == 1
+    assert "lossless-only and the pixels already went through a lossy step" in refused.stderr
+    assert not (tmp_path / "x.dcm").exists()
+    unknown = run_fovea("transcode", str(lossy), str(tmp_path / "x.dcm"), "--syntax", "JPEG3000")
+    assert unknown.returncode == 2 and "unknown transfer syntax" in unknown.stderr
+
+
+def test_an_implicit_vr_file_can_be_written_as_explicit_vr(tmp_path: Path) -> None:
+    source = corpus_file("MR_small_implicit.dcm").path
+    done = run_fovea("transcode", str(source), str(tmp_path / "mr.dcm"), "--syntax", "ExplicitVRLittleEndian")
+    assert done.returncode == 0, done.stderr
+    converted = pydicom.dcmread(tmp_path / "mr.dcm")
+    assert converted.file_meta.TransferSyntaxUID == ELE
+    assert np.array_equal(converted.pixel_array, pydicom.dcmread(io.BytesIO(source.read_bytes())).pixel_array)
