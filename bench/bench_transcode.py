@@ -695,7 +695,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pairs", action="append", metavar="PATTERN", help="only pairs matching this glob, e.g. 'ct/*->jxl'"
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="parallel keep-alive clients (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="parallel keep-alive clients (default: twice the cores, so the codec workers never wait)",
+    )
     parser.add_argument(
         "--bare-workers", type=int, default=2, help="processes for the bare codec (default 2)"
     )

@@ -71,7 +71,7 @@ def _production_key(instance: StoredInstance) -> tuple[object, ...]:
     return (
         instance.transfer_syntax_uid,
         instance.pixels,
-        instance.lossy_image_compression == "01",
+        instance.lossy_image_compression,
     )
 
 

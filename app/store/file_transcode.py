@@ -21,7 +21,12 @@ from app.imaging.codec_pool import CodecPool
 from app.imaging.frames import FrameFragment
 from app.imaging.syntaxes import TRANSFER_SYNTAXES, TransferSyntax, find_transfer_syntax
 from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
-from app.store.frame_source import EXPLICIT_VR_LITTLE_ENDIAN, FrameSource, instance_producer
+from app.store.frame_source import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    FrameSource,
+    instance_producer,
+    went_through_lossy_step,
+)
 from app.store.parse import ParsedInstance, parse_instance
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
@@ -176,7 +181,7 @@ def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferS
         return f"{target.label}: Fovea writes Explicit VR Little Endian or an encapsulated syntax"
     if target.is_video:
         return f"{target.label}: video is not encoded"
-    lossy = syntax.lossless is False or instance.lossy_image_compression == "01"
+    lossy = went_through_lossy_step(instance)
     if lossy and target.lossless is True:
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
     if target.uid == EXPLICIT_VR_LITTLE_ENDIAN:

@@ -102,6 +102,19 @@ _YCBCR_CODECS = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 _DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
 
 
+def went_through_lossy_step(instance: StoredInstance) -> bool:
+    """Whether the stored pixels may have lost information: Lossy Image Compression 01, a lossy-only
+    syntax, or a syntax that allows either (.91, .203, .112...) unless the data set says 00.
+
+    Why so strict: such a stream may be irreversible while the attribute is absent, and a lossy image
+    must never be labelled lossless (PS3.3 C.7.6.1.1.5); saying 01 of a lossless one is the safe error.
+    """
+    syntax = stored_syntax(instance.transfer_syntax_uid)
+    if instance.lossy_image_compression == "01" or syntax.lossless is False:
+        return True
+    return syntax.lossless is None and instance.lossy_image_compression != "00"
+
+
 def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
     """What the frames of `instance` can be made into besides their stored syntax (for negotiation).
 
@@ -113,7 +126,7 @@ def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
     syntax = stored_syntax(instance.transfer_syntax_uid)
     if instance.pixels is None or syntax.is_video or not can_make_native(syntax):
         return lambda _uid: False
-    lossy = syntax.lossless is False or instance.lossy_image_compression == "01"
+    lossy = went_through_lossy_step(instance)
     fmt = native_format(instance.pixels, syntax)
 
     def can_produce(uid: str) -> bool:
@@ -291,8 +304,7 @@ class FrameSource:
             planar,
             native_fmt.frame_bytes,
             lossy_method(transfer_syntax_uid),
-            source_lossy=self.syntax.lossless is False
-            or self.frames.instance.lossy_image_compression == "01",
+            source_lossy=went_through_lossy_step(self.frames.instance),
         )
 
     def native_pixels(self, tag: int) -> NativePixels | None:
@@ -309,7 +321,7 @@ class FrameSource:
             layout.bits_allocated,
             native_frame_bits(self.frames.pixels, self.syntax),
             lambda number: self.native(number, cached=False),
-            lossy=self.syntax.lossless is False,
+            lossy=went_through_lossy_step(self.frames.instance),
         )
 
 

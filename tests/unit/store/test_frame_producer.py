@@ -1,0 +1,86 @@
+"""What frames and whole instances can be made into: lossy pixels never get a lossless-only syntax."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.imaging.frames import PixelLayout
+from app.store.frame_source import frame_producer, instance_producer, went_through_lossy_step
+from app.store.retrieval import PixelFormat, StoredInstance
+
+ELE = "1.2.840.10008.1.2.1"
+RLE = "1.2.840.10008.1.2.5"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_SV1 = "1.2.840.10008.1.2.4.70"
+JPEGLS = "1.2.840.10008.1.2.4.80"
+JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
+J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
+J2K = "1.2.840.10008.1.2.4.91"
+MPEG4 = "1.2.840.10008.1.2.4.102"
+DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
+
+
+def instance(syntax: str, lossy: str = "", *, bits: int = 16, pixels: bool = True) -> StoredInstance:
+    layout = PixelLayout(64, 64, 1, bits, 2, "MONOCHROME2")
+    return StoredInstance(
+        1,
+        "1.2.3",
+        "1.2.3.4",
+        "1.2.3.4.5",
+        syntax,
+        "blob",
+        "blob",
+        100,
+        datetime.now(UTC),
+        PixelFormat(layout, bits, 0, 0) if pixels else None,
+        0x7FE00010 if pixels else None,
+        lossy,
+    )
+
+
+@pytest.mark.parametrize(
+    ("syntax", "lossy", "expected"),
+    [
+        (ELE, "", False),
+        (ELE, "01", True),  # decompressed from a lossy original
+        (JPEGLS, "", False),
+        (JPEG_BASELINE, "", True),  # lossy-only syntax, whatever the attribute says
+        (JPEG_BASELINE, "00", True),
+        (J2K, "", True),  # either: irreversible unless the data set says otherwise
+        (J2K, "00", False),
+        (J2K, "01", True),
+    ],
+)
+def test_went_through_lossy_step(syntax: str, lossy: str, expected: bool) -> None:
+    assert went_through_lossy_step(instance(syntax, lossy)) is expected
+
+
+def test_lossless_pixels_can_be_made_into_lossless_and_lossy_syntaxes() -> None:
+    can = frame_producer(instance(ELE))
+    assert can(ELE) and can(JPEGLS) and can(J2K_LOSSLESS) and can(RLE) and can(JPEG_SV1)
+    assert can(JPEGLS_NEAR) and can(J2K)  # lossy targets: offered, chosen only when named
+    assert not can(JPEG_BASELINE)  # 16-bit: the baseline encoder cannot hold it
+
+
+@pytest.mark.parametrize(("syntax", "lossy"), [(J2K, ""), (J2K, "01"), (ELE, "01"), (JPEGLS_NEAR, "")])
+def test_lossy_pixels_never_get_a_lossless_only_syntax(syntax: str, lossy: str) -> None:
+    can = frame_producer(instance(syntax, lossy))
+    assert can(ELE)  # decoding is allowed: the lossy attributes travel with instances
+    assert not (can(JPEGLS) or can(J2K_LOSSLESS) or can(RLE) or can(JPEG_SV1))
+    assert can(JPEGLS_NEAR)  # another lossy step
+
+
+def test_either_syntax_said_lossless_can_be_labelled_lossless() -> None:
+    assert frame_producer(instance(J2K, "00"))(JPEGLS)
+
+
+def test_whole_instances() -> None:
+    can = instance_producer(instance(ELE))
+    assert can(ELE) and can(JPEGLS) and can(J2K)
+    assert not can(MPEG4) and not can(DEFLATED_DATASET)  # video; not encapsulated
+    no_pixels = instance_producer(instance(ELE, pixels=False))
+    assert no_pixels(J2K_LOSSLESS) and no_pixels(JPEG_BASELINE) and not no_pixels(MPEG4)
+    video = instance_producer(instance(MPEG4))
+    assert not video(ELE) and not video(J2K_LOSSLESS)
