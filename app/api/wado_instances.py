@@ -11,6 +11,7 @@ per frame, a new offset table, Photometric Interpretation and lossy bookkeeping 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ from app.api.wado_request import VARY, WadoRequest, look_up_scope, multipart_res
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
+from app.imaging.codec_pool import CodecWorkerCrashed
+from app.imaging.codecs.decode import FrameDecodeError
+from app.imaging.codecs.encode import FrameEncodeError
 from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
 from app.services import Services
 from app.store.blobs import open_blob
@@ -76,7 +80,22 @@ def _production_key(instance: StoredInstance) -> tuple[object, ...]:
 
 
 def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
-    """The Part 10 bytes of one instance in its selected syntax, in chunks."""
+    """The Part 10 bytes of one instance in its selected syntax, in chunks.
+
+    A frame that cannot be decoded or encoded after all (negotiation judges by the attributes, the
+    codec by the codestream) is a 406 naming the instance when it happens before the first bytes go
+    out; later, it can only cut the body short.
+    """
+    try:
+        yield from _instance_chunks(services, plan)
+    except (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed) as exc:
+        raise NotAcceptable(
+            f"instance {plan.instance.sop_instance_uid} cannot be converted to "
+            f"{plan.selection.transfer_syntax} ({exc}); `transfer-syntax=*` gives it as stored"
+        ) from exc
+
+
+def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
     instance = plan.instance
     if not plan.selection.transcode:
         yield from services.blobs.iter_range(instance.blob_key, 0, instance.blob_size)
@@ -126,9 +145,11 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
             "Vary": VARY,
             "Content-Location": wado.instance_url(plans[0].instance),
         }
+        body = _instance_body(services, plans[0])
+        head = next(body)  # made here, in the thread pool: a failure is still an error response
         return StreamingResponse(
-            _instance_body(services, plans[0]), media_type=first.part_content_type, headers=headers
-        )  # one instance in scope: 200, or the 406 above
+            itertools.chain((head,), body), media_type=first.part_content_type, headers=headers
+        )
     parts: Iterable[OutgoingPart] = (
         OutgoingPart(
             plan.selection.part_content_type,

@@ -5,6 +5,10 @@ all be encoding at once (memory and thrashing), and codecs that hold the GIL wou
 whatever the machine has. Both pools are sized to the cores (ARCHITECTURE principle 5), so codec
 work never has more runners than there are cores to run it.
 
+A job that kills its worker process (a segfault in a codec on a hostile frame) fails with
+`CodecWorkerCrashed`, as do the jobs in flight beside it; the pool is then replaced, so one bad frame
+never stops transcoding for the rest of the server's life.
+
 The process pool starts on first use (most deployments serve what they store and never need it),
 from a fork server that has already imported the codecs, so a worker starts in milliseconds and
 never inherits a running server's threads or locks.
@@ -16,12 +20,17 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _PRELOAD = ["app.imaging.frame_transcode"]
+
+
+class CodecWorkerCrashed(RuntimeError):
+    """A codec killed its worker process (a crash in native code, or the memory killer)."""
 
 
 class CodecPool:
@@ -41,8 +50,15 @@ class CodecPool:
 
         A job for a process must be a module-level function with picklable arguments and result.
         """
-        executor: Executor = self._process_pool() if in_process else self._threads
-        return executor.submit(function, *args, **kwargs).result()
+        if not in_process:
+            return self._threads.submit(function, *args, **kwargs).result()
+        processes = self._process_pool()
+        try:
+            return processes.submit(function, *args, **kwargs).result()
+        except BrokenProcessPool as exc:
+            # every job in flight fails with it; later jobs get a fresh pool
+            self._replace_broken(processes)
+            raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
 
     def _process_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -53,6 +69,12 @@ class CodecPool:
                 context.set_forkserver_preload(_PRELOAD)
                 self._processes = ProcessPoolExecutor(self.workers, mp_context=context)
             return self._processes
+
+    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._processes is broken:
+                self._processes = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:

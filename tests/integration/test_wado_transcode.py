@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from pydicom.encaps import generate_frames, parse_basic_offsets
+from pydicom.encaps import encapsulate, generate_frames, parse_basic_offsets
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from tests.conftest import Backend, LiveServer
@@ -253,3 +253,30 @@ def test_instance_outputs_are_read_by_dcmtk_and_gdcm(
         path.write_bytes(response.content)
         assert dcmtk_transfer_syntax(dcmtk_dump(path)) == syntax
         assert gdcm_decompress(path, tmp_path / f"{syntax}-raw.dcm").PixelData == original.PixelData
+
+
+def corrupt_rle_instance() -> bytes:
+    """A valid RLE data set whose one fragment is not an RLE frame (attributes say it can be decoded)."""
+    ds = pydicom.dcmread(io.BytesIO(make_instance(seed=17)))
+    ds.file_meta.TransferSyntaxUID = RLE
+    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + b"\xff" * 60])
+    ds["PixelData"].VR = "OB"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_frame_that_cannot_be_decoded_is_406_for_frames_and_instances(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    sent = corrupt_rle_instance()
+    assert post_stow(live_server, [sent]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(sent))
+    frame = httpx.get(frame_url(live_server, ds, 1), headers={"Accept": "image/jls"})
+    assert frame.status_code == 406
+    assert "available as stored: image/dicom-rle" in frame.json()["error"]
+    whole = get_instance(live_server, ds, JPEGLS)
+    assert whole.status_code == 406
+    assert ds.SOPInstanceUID in whole.json()["error"] and "transfer-syntax=*" in whole.json()["error"]
+    as_stored = get_instance(live_server, ds, "*")
+    assert as_stored.status_code == 200 and as_stored.content == sent

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from app.imaging.codec_pool import CodecPool
+from app.imaging.codec_pool import CodecPool, CodecWorkerCrashed
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
 from app.imaging.frame_transcode import runs_in_process, transcode_frame
@@ -57,6 +57,21 @@ def test_errors_come_back_from_worker_processes(pool: CodecPool) -> None:
     fmt = FrameFormat(32, 24, 1, 16, 16, 0, "MONOCHROME2", 0)
     with pytest.raises(ValueError, match="RLE"):
         pool.run(True, transcode_frame, b"\x00" * 64, RLE, fmt, fmt, JPEGLS)
+
+
+def die() -> None:
+    os._exit(3)  # as a segfault in native code would end the worker
+
+
+def test_a_crashed_worker_fails_its_job_and_the_pool_recovers() -> None:
+    pool = CodecPool(1)
+    try:
+        with pytest.raises(CodecWorkerCrashed):
+            pool.run(True, die)
+        pid, _ = pool.run(True, where_am_i)  # a fresh worker process
+        assert pid != os.getpid()
+    finally:
+        pool.close()
 
 
 def test_a_closed_pool_refuses_process_jobs() -> None:
