@@ -28,7 +28,11 @@ from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media
 from app.imaging.codec_pool import CodecWorkerCrashed
 from app.imaging.codecs.decode import FrameDecodeError
 from app.imaging.codecs.encode import FrameEncodeError
-from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
+from app.imaging.transcode import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    iter_encapsulated,
+    iter_explicit_vr_little_endian,
+)
 from app.services import Services
 from app.store.blobs import open_blob
 from app.store.frame_source import instance_producer, stored_syntax
@@ -108,9 +112,14 @@ def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
             source = frame_source(services, frames_of(connection, instance))
     key = instance.data_blob_key
     with open_blob(services.blobs, key, services.blobs.size(key)) as stored:
-        if target == EXPLICIT_VR_LITTLE_ENDIAN:
+        if target in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
             pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
-            yield from iter_explicit_vr_little_endian(stored, big_endian=syntax.big_endian, pixels=pixels)
+            yield from iter_explicit_vr_little_endian(
+                stored,
+                big_endian=syntax.big_endian,
+                pixels=pixels,
+                deflated=target == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+            )
             return
         yield from iter_encapsulated(
             stored,

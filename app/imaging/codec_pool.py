@@ -43,9 +43,7 @@ class CodecPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def run(
-        self, in_process: bool, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
-    ) -> _T:
+    def run(self, in_process: bool, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """`function(*args)` in a worker process when `in_process`, else in a worker thread.
 
         A job for a process must be a module-level function with picklable arguments and result.

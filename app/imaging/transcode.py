@@ -9,7 +9,8 @@ in memory. Elements after the pixel data (trailing padding, signatures that woul
 are dropped.
 
 - `iter_explicit_vr_little_endian`: native little-endian frames (decoded or byte-swapped by the
-  caller) written as one defined-length value.
+  caller) written as one defined-length value; with `deflated`, everything after the File Meta goes
+  through one raw deflate stream (Deflated Explicit VR Little Endian).
 - `iter_encapsulated`: frames already encoded by the caller (one fragment each) written as
   encapsulated Pixel Data (PS3.5 A.4): undefined length, a Basic Offset Table (or, past 4 GiB, an
   empty one plus the Extended Offset Table), one item per frame, the Sequence Delimitation Item. The
@@ -22,15 +23,19 @@ are dropped.
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.filewriter import dcmwrite
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import _read_file_meta_info as read_file_meta_info  # public one takes a path
+from pydicom.filewriter import dcmwrite, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import UID
@@ -40,6 +45,9 @@ from app.imaging.codecs.native import BINARY_WORD_BYTES, little_endian_value
 from app.imaging.syntaxes import find_transfer_syntax
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+_DEFLATE_LEVEL = 6  # zlib's default
+_META_GROUP_LENGTH_AT = 140  # preamble (128), "DICM", then (0002,0000) UL: tag, VR, length, value
 MAX_DEFINED_LENGTH = 0xFFFFFFFE  # 0xFFFFFFFF means undefined length
 # Encapsulation-only elements of the Pixel Data group that native pixel data must not carry (PS3.5 A.4).
 _ENCAPSULATION_TAGS = (0x7FE00001, 0x7FE00002, 0x7FE00003)
@@ -73,14 +81,45 @@ class NativePixels:
 
 
 def iter_explicit_vr_little_endian(
-    source: BinaryIO, *, big_endian: bool, pixels: NativePixels | None
+    source: BinaryIO, *, big_endian: bool, pixels: NativePixels | None, deflated: bool = False
 ) -> Iterator[bytes]:
     """The Part 10 bytes of the instance in `source` as Explicit VR Little Endian, in chunks.
 
     `source` is the stored file (for a deflated data set, its inflated copy); `big_endian` says its
-    binary values need their words swapped. Raises ValueError when the value would be too long for
-    an Explicit VR Little Endian length field (callers check `value_length` first).
+    binary values need their words swapped. `deflated`: Deflated Explicit VR Little Endian instead
+    (PS3.5 A.5), the same bytes after the File Meta sent through one raw deflate stream. Raises
+    ValueError when the value would be too long for an Explicit VR Little Endian length field
+    (callers check `value_length` first).
     """
+    chunks = _iter_explicit_vr_little_endian(source, big_endian=big_endian, pixels=pixels)
+    yield from _deflate_data_set(chunks) if deflated else chunks
+
+
+def _deflate_data_set(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Part 10 chunks (the first holding preamble, File Meta and the start of the data set) with the
+    data set deflated (raw RFC 1951), padded to even length, and the File Meta saying so."""
+    first = next(chunks)
+    (group_length,) = struct.unpack_from("<I", first, _META_GROUP_LENGTH_AT)
+    meta_end = _META_GROUP_LENGTH_AT + 4 + group_length
+    meta = read_file_meta_info(io.BytesIO(first[132:meta_end]))
+    meta.TransferSyntaxUID = UID(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+    head = DicomBytesIO()
+    head.write(first[:132])  # preamble and "DICM"
+    write_file_meta_info(head, meta, enforce_standard=True)
+    yield head.getvalue()
+    deflater = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    written = 0
+    for chunk in itertools.chain((first[meta_end:],), chunks):
+        if out := deflater.compress(chunk):
+            written += len(out)
+            yield out
+    tail = deflater.flush()
+    yield tail + b"\x00" if (written + len(tail)) % 2 else tail
+
+
+def _iter_explicit_vr_little_endian(
+    source: BinaryIO, *, big_endian: bool, pixels: NativePixels | None
+) -> Iterator[bytes]:
     ds = dcmread(source, stop_before_pixels=True, force=True)
     for tag in _ENCAPSULATION_TAGS:
         if tag in ds:

@@ -20,7 +20,11 @@ from typing import BinaryIO
 from app.imaging.codec_pool import CodecPool
 from app.imaging.frames import FrameFragment
 from app.imaging.syntaxes import TRANSFER_SYNTAXES, TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
+from app.imaging.transcode import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    iter_encapsulated,
+    iter_explicit_vr_little_endian,
+)
 from app.store.frame_source import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     FrameSource,
@@ -137,9 +141,14 @@ def iter_transcoded(
             yield from _copy(unchanged)
         return
     with open(parsed_file.data_path, "rb") as stored:
-        if target.uid == EXPLICIT_VR_LITTLE_ENDIAN:
+        if target.uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
             pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
-            yield from iter_explicit_vr_little_endian(stored, big_endian=syntax.big_endian, pixels=pixels)
+            yield from iter_explicit_vr_little_endian(
+                stored,
+                big_endian=syntax.big_endian,
+                pixels=pixels,
+                deflated=target.uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+            )
         else:
             yield from iter_encapsulated(
                 stored,
@@ -177,13 +186,16 @@ def _copy(stored: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
 
 
 def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferSyntax) -> str:
-    if not target.encapsulated and target.uid != EXPLICIT_VR_LITTLE_ENDIAN:
-        return f"{target.label}: Fovea writes Explicit VR Little Endian or an encapsulated syntax"
+    if not target.encapsulated and target.uid not in (
+        EXPLICIT_VR_LITTLE_ENDIAN,
+        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    ):
+        return f"{target.label}: Fovea writes (Deflated) Explicit VR Little Endian or an encapsulated syntax"
     if target.is_video:
         return f"{target.label}: video is not encoded"
     lossy = went_through_lossy_step(instance)
     if lossy and target.lossless is True:
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
-    if target.uid == EXPLICIT_VR_LITTLE_ENDIAN:
+    if not target.encapsulated:
         return f"the pixels of {syntax.label} cannot be decoded, or do not fit an Explicit VR length"
     return f"{target.label} cannot hold these pixels, or {syntax.label} frames cannot be decoded"

@@ -19,7 +19,12 @@ from app.imaging.codecs.native import little_endian_frame
 from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import MAX_DEFINED_LENGTH, EncodedPixels, NativePixels
+from app.imaging.transcode import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    MAX_DEFINED_LENGTH,
+    EncodedPixels,
+    NativePixels,
+)
 from app.store.cache import TranscodedFrameCache
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
@@ -143,16 +148,17 @@ def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
 def instance_producer(instance: StoredInstance) -> Callable[[str], bool]:
     """What a whole instance can be rewritten into besides its stored syntax (application/dicom).
 
-    Explicit VR LE where the native pixels fit its 32-bit length; an encapsulated syntax where every
-    frame can be made into it (`frame_producer`). An instance without pixel data can be labelled with
-    any encapsulated syntax unchanged (its data set is Explicit VR LE either way); never a video one.
+    Explicit VR LE, or Deflated Explicit VR LE, where the native pixels fit its 32-bit length; an
+    encapsulated syntax where every frame can be made into it (`frame_producer`). An instance without
+    pixel data can be labelled with any encapsulated syntax unchanged (its data set is Explicit VR LE
+    either way); never a video one.
     """
     syntax = stored_syntax(instance.transfer_syntax_uid)
     fits = fits_explicit_vr_little_endian(instance.pixels, syntax)
     frames = frame_producer(instance)
 
     def can_produce(uid: str) -> bool:
-        if uid == EXPLICIT_VR_LITTLE_ENDIAN:
+        if uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
             return fits
         target = find_transfer_syntax(uid)
         if target is None or not target.encapsulated or target.is_video:

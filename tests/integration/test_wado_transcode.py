@@ -33,6 +33,8 @@ J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 J2K = "1.2.840.10008.1.2.4.91"
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
+DEFLATED_DATA_SET = "1.2.840.10008.1.2.1.99"
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray, peak: float) -> float:
@@ -67,7 +69,10 @@ def frame_url(server: LiveServer, ds: pydicom.Dataset, number: int) -> str:
     return f"{instance_url(server, ds)}/frames/{number}"
 
 
-@pytest.mark.parametrize("syntax", [RLE, JPEGLS, J2K_LOSSLESS, HTJ2K_LOSSLESS, DEFLATED_FRAMES, JPEG_SV1])
+@pytest.mark.parametrize(
+    "syntax",
+    [RLE, JPEGLS, J2K_LOSSLESS, HTJ2K_LOSSLESS, DEFLATED_FRAMES, JPEG_SV1, ENCAPSULATED_UNCOMPRESSED],
+)
 def test_a_native_instance_is_re_encoded_bit_exact(
     live_server: LiveServer, backend: Backend, syntax: str
 ) -> None:
@@ -88,6 +93,25 @@ def test_a_native_instance_is_re_encoded_bit_exact(
     for number, frame in enumerate(frames):
         assert decode_to_native(frame, syntax, fmt).data == original.pixel_array[number].tobytes()
     assert "LossyImageCompression" not in ds
+
+
+def test_an_instance_as_deflated_explicit_vr_little_endian(
+    live_server: LiveServer, backend: Backend, tmp_path: Path
+) -> None:
+    corpus = corpus_file("SC_rgb_rle_2frame.dcm")  # decoded, then the whole data set deflated
+    post_stow(live_server, [corpus.path.read_bytes()])
+    original = pydicom.dcmread(corpus.path)
+    response = get_instance(live_server, original, DEFLATED_DATA_SET)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"application/dicom; transfer-syntax={DEFLATED_DATA_SET}"
+    assert len(response.content) % 2 == 0
+    ds = pydicom.dcmread(io.BytesIO(response.content))
+    assert ds.file_meta.TransferSyntaxUID == DEFLATED_DATA_SET
+    assert np.array_equal(ds.pixel_array, original.pixel_array)
+    path = tmp_path / "deflated.dcm"
+    path.write_bytes(response.content)
+    assert dcmtk_transfer_syntax(dcmtk_dump(path)) == DEFLATED_DATA_SET
+    assert gdcm_decompress(path, tmp_path / "raw.dcm").PixelData == original.pixel_array.tobytes()
 
 
 def test_series_in_another_syntax_is_multipart_with_every_instance(

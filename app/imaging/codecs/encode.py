@@ -9,6 +9,8 @@ Who encodes what, lossless (each row of `_ENCODERS` says which layouts it takes,
 it; every frame written is one `decode_to_native` reads back bit for bit):
 - Deflated Image Frame Compression (PS3.5 8.2.16, A.4.13): libdeflate, raw RFC 1951; any layout,
   the native bytes as given (so Photometric Interpretation and Planar Configuration stay as stored).
+- Encapsulated Uncompressed Explicit VR Little Endian (.1.98, PS3.5 A.4.11): no codec, the native
+  frame is the fragment (padded to even length); any layout, as given, like deflate.
 - RLE Lossless (PS3.5 8.2.2, Annex G): pylibjpeg-rle; 8, 16 or 32 bits, 1 or 3 samples.
 - JPEG Lossless, Process 14 (.57) and Process 14 SV1 (.70) (PS3.5 8.2.1): libjpeg-turbo 3 through
   imagecodecs (`jpeg8_encode(lossless=True)`), Huffman SOF3 with Bits Stored (2-16) as the
@@ -124,7 +126,6 @@ _NO_ENCODER: Mapping[str, str] = MappingProxyType(
         "there is no encoder from pixels",
         "1.2.840.10008.1.2.4.92": "no installed encoder writes JPEG 2000 Part 2 multi-component transforms",
         "1.2.840.10008.1.2.4.93": "no installed encoder writes JPEG 2000 Part 2 multi-component transforms",
-        "1.2.840.10008.1.2.1.98": "encapsulated uncompressed frames are not this module's job",
     }
 )
 
@@ -163,9 +164,10 @@ def lossy_method(transfer_syntax_uid: str) -> str | None:
 def encoded_photometric(transfer_syntax_uid: str, fmt: FrameFormat) -> tuple[str, int]:
     """(Photometric Interpretation, Planar Configuration) describing the frame once encoded.
 
-    Deflate keeps both as given; every other codec encodes interleaved samples (planar 0), and a
-    lossy one may change the colour model (RGB to YBR_FULL_422 for JPEG baseline, to YBR_ICT for
-    irreversible JPEG 2000 and HTJ2K). Raises `FrameEncodeError` where `can_encode` is False.
+    Deflate and Encapsulated Uncompressed keep both as given; every other codec encodes interleaved
+    samples (planar 0), and a lossy one may change the colour model (RGB to YBR_FULL_422 for JPEG
+    baseline, to YBR_ICT for irreversible JPEG 2000 and HTJ2K). Raises `FrameEncodeError` where
+    `can_encode` is False.
     """
     if not can_encode(transfer_syntax_uid, fmt):
         raise FrameEncodeError(f"{transfer_syntax_uid}: cannot encode {_describe(fmt)}")
@@ -210,6 +212,11 @@ def encode_native_frame(native: bytes, transfer_syntax_uid: str, fmt: FrameForma
 def _deflate(native: np.ndarray, fmt: FrameFormat) -> bytes:
     """Raw RFC 1951 (libdeflate writes neither zlib header nor Adler-32), PS3.5 A.4.13."""
     return bytes(deflate.deflate_compress(native.tobytes(), _DEFLATE_LEVEL))
+
+
+def _uncompressed(native: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Encapsulated Uncompressed (PS3.5 A.4.11): the native frame itself is the fragment."""
+    return native.tobytes()
 
 
 def _rle(samples: np.ndarray, fmt: FrameFormat) -> bytes:
@@ -477,6 +484,7 @@ _ISO_18181_1 = "ISO_18181_1"  # JPEG XL
 _ENCODERS: Mapping[str, _Encoder] = MappingProxyType(
     {
         "1.2.840.10008.1.2.8.1": _Encoder(_any_layout, _deflate, samples=False),
+        "1.2.840.10008.1.2.1.98": _Encoder(_any_layout, _uncompressed, samples=False),
         "1.2.840.10008.1.2.5": _Encoder(_rle_layout, _rle),
         "1.2.840.10008.1.2.4.50": _Encoder(
             _jpeg_baseline_layout, _jpeg_baseline, method=_ISO_10918_1, colour="YBR_FULL_422"

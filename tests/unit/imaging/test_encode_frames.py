@@ -21,6 +21,7 @@ from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encode_native_frame
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
 JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
@@ -69,6 +70,7 @@ COMMON = (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, O
 # What each syntax must encode; the layouts it refuses are in test_can_encode_table.
 SUPPORTED: dict[str, tuple[Layout, ...]] = {
     DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
+    ENCAPSULATED_UNCOMPRESSED: (GREY_8, GREY_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     RLE_LOSSLESS: COMMON,
     JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8),
     JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8),
@@ -125,6 +127,8 @@ def decoded_by_pydicom_plugin(frame: bytes, uid: str, fmt: FrameFormat, plugin: 
 
 def decoded_elsewhere(frame: bytes, uid: str, fmt: FrameFormat) -> bytes | None:
     """The frame decoded by a library other than its encoder; None where none is installed."""
+    if uid == ENCAPSULATED_UNCOMPRESSED:  # the native frame itself, pad byte aside
+        return frame[: len(native_bytes(pixels(fmt), fmt))]
     if uid == DEFLATED_FRAMES:  # encoded by libdeflate, inflated by zlib
         return zlib.decompressobj(wbits=-15).decompress(frame)[: len(native_bytes(pixels(fmt), fmt))]
     if uid == RLE_LOSSLESS:  # encoded by pylibjpeg-rle, decoded by pydicom's numpy RLE decoder
@@ -148,10 +152,11 @@ def test_round_trip_is_bit_exact(uid: str, layout: Layout) -> None:
     assert can_encode(uid, fmt)
     frame = encode_native_frame(native, uid, fmt)
     assert len(frame) % 2 == 0
-    # Deflate keeps the input's planar configuration; the others encode interleaved samples, so the
-    # encoded frame is described by Planar Configuration 0 (PS3.5 8.2.3, 8.2.4).
-    expected = native if uid == DEFLATED_FRAMES else native_bytes(values, fmt)
-    encoded_fmt = fmt if uid == DEFLATED_FRAMES else replace(fmt, planar_configuration=0)
+    # Deflate and Encapsulated Uncompressed keep the input's planar configuration; the others encode
+    # interleaved samples, so the encoded frame is described by Planar Configuration 0 (PS3.5 8.2.3, 8.2.4).
+    as_given = uid in (DEFLATED_FRAMES, ENCAPSULATED_UNCOMPRESSED)
+    expected = native if as_given else native_bytes(values, fmt)
+    encoded_fmt = fmt if as_given else replace(fmt, planar_configuration=0)
     out = decode_to_native(frame, uid, encoded_fmt)
     assert out.data == expected
     other = decoded_elsewhere(frame, uid, encoded_fmt)
@@ -348,7 +353,6 @@ REFUSED = [
     ("1.2.840.10008.1.2.4.102", RGB_8),  # video
     ("1.2.840.10008.1.2.1", GREY_8),  # native
     ("1.2.840.10008.1.2", GREY_8),
-    ("1.2.840.10008.1.2.1.98", GREY_8),  # encapsulated uncompressed: not this module's job
     ("1.2.3.4", GREY_8),  # not a transfer syntax
 ]
 
