@@ -4,12 +4,12 @@ Why a module of its own: these are the jobs `CodecPool` hands to worker threads 
 take and return plain picklable values (bytes, `FrameFormat`, `NativeFrame`) and read no blobs.
 
 `runs_in_process` says where a job belongs. Measured on this project's codecs (two threads against
-one, 512x512 16-bit frames): imagecodecs (OpenJPEG and OpenJPH encoders, libjxl, libjpeg-turbo) and
-libdeflate release the GIL and scale across threads; pydicom's pylibjpeg plugins (libjpeg, OpenJPEG
-decoders), pylibjpeg-rle and pyjpegls (CharLS) hold it, so two threads run them no faster than one,
-and they go to processes, except RLE decoding: at under 1 ms per 512 KiB frame it costs less than
-the hand-off to a process (about 2.5 ms of latency and 1 ms of this process's CPU for the pickling
-and pipes), so it runs in a thread whatever the GIL.
+one, 512x512 16-bit frames): imagecodecs (OpenJPEG and OpenJPH encoders, libjxl, libjpeg-turbo, the
+CharLS decoder) and libdeflate release the GIL and scale across threads; pydicom's pylibjpeg plugins
+(libjpeg, OpenJPEG decoders), pylibjpeg-rle and pyjpegls (the CharLS encoder) hold it, so two
+threads run them no faster than one, and they go to processes, except RLE decoding: at under 1 ms
+per 512 KiB frame it costs less than the hand-off to a process (about 2.5 ms of latency and 1 ms of
+this process's CPU for the pickling and pipes), so it runs in a thread whatever the GIL.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from app.imaging.syntaxes import find_transfer_syntax
 
 # Codec families (TransferSyntax.codec) whose Python binding holds the GIL long enough for a process
 # hand-off to pay (RLE decoding holds it too, but briefly: see the module docstring).
-_DECODERS_HOLDING_GIL = frozenset({"jpeg", "jpegls", "jpeg2000", "htj2k"})
+_DECODERS_HOLDING_GIL = frozenset({"jpeg", "jpeg2000", "htj2k"})
 _ENCODERS_HOLDING_GIL = frozenset({"rle", "jpegls"})
 
 

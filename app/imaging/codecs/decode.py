@@ -13,10 +13,11 @@ Who decodes what:
 - Encapsulated Uncompressed Explicit VR Little Endian: the fragment is the frame.
 - RLE, JPEG, JPEG-LS, JPEG 2000 and HTJ2K: pydicom's decoders and their plugins, which is what
   makes the output equal `pixel_array`. JPEG 2000 Part 2 goes to the Part 1 decoders (OpenJPEG
-  reads the multi-component transform markers). JPEG-LS tries CharLS (pyjpegls) alone first: its
-  output is libjpeg's, five times faster. A greyscale JPEG frame every plugin refuses is retried
-  with libjpeg-turbo (imagecodecs), which reads some streams libjpeg does not; colour is not, as
-  its YCbCr conversion differs from pydicom's.
+  reads the multi-component transform markers). JPEG-LS goes to CharLS through imagecodecs first
+  (it releases the GIL; the same output as pyjpegls and libjpeg, five times faster than libjpeg),
+  then to pyjpegls alone, then to pydicom's other plugins. A greyscale JPEG frame every plugin
+  refuses is retried with libjpeg-turbo (imagecodecs), which reads some streams libjpeg does not;
+  colour is not, as its YCbCr conversion differs from pydicom's.
 - JPEG XL (1.2.840.10008.1.2.4.110-112): imagecodecs (libjxl); pydicom 3.0.2 has no decoder.
 - Native syntaxes are served as stored (`codecs.native`), and a video stream has no frames to
   decode one by one: neither is decoded here.
@@ -214,6 +215,25 @@ def _decode_jpeg_with_libjpeg_turbo(
     return _to_native(samples, syntax, fmt, fmt.photometric_interpretation)
 
 
+def _decode_jpegls(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
+    """CharLS through imagecodecs, which releases the GIL (pyjpegls, the same CharLS, holds it);
+    anything it refuses or shapes otherwise goes to pydicom's plugins, as before.
+
+    The stream holds each sample's Bits Stored bit pattern (PS3.5 8.2.3): signed samples are
+    sign-extended from Bits Stored, exactly as pydicom does for this syntax.
+    """
+    try:
+        pixels = imagecodecs.jpegls_decode(frame)
+    except (imagecodecs.JpeglsError, ValueError, RuntimeError):
+        return _decode_with_pydicom(frame, syntax, fmt)
+    expected: tuple[int, ...] = (fmt.rows, fmt.columns)
+    if fmt.samples_per_pixel != 1:
+        expected += (fmt.samples_per_pixel,)
+    if pixels.shape != expected or pixels.dtype.kind != "u" or fmt.bits_allocated not in (8, 16):
+        return _decode_with_pydicom(frame, syntax, fmt)
+    return _to_native(_as_sample_type(pixels, syntax, fmt), syntax, fmt, fmt.photometric_interpretation)
+
+
 def _decode_jpegxl(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
     """libjxl's pixels, interleaved; a recompressed colour JPEG comes back as RGB."""
     try:
@@ -245,7 +265,7 @@ _ROUTES: Mapping[str, _Route] = MappingProxyType(
         "deflate": _Route(_inflate, _always),
         "rle": _PYDICOM,
         "jpeg": _PYDICOM,
-        "jpegls": _PYDICOM,
+        "jpegls": _Route(_decode_jpegls, lambda uid: True),
         "jpeg2000": _PYDICOM,
         "htj2k": _PYDICOM,
         "jpegxl": _Route(_decode_jpegxl, lambda uid: bool(imagecodecs.JPEGXL.available)),

@@ -96,6 +96,8 @@ def test_a_closed_pool_refuses_process_jobs() -> None:
         (HTJ2K, DEFLATE, True),
         (JPEG_BASELINE, None, True),  # pylibjpeg-libjpeg
         (RLE, None, False),  # pylibjpeg-rle decodes holding it, but faster than a hand-off
+        (JPEGLS, None, False),  # imagecodecs' CharLS decoder releases it
+        (JPEGLS, RLE, True),
         (RLE, J2K, False),
         (EXPLICIT_LE, JPEGXL, False),  # native: no decoder
     ],
