@@ -120,12 +120,7 @@ def _deflate_data_set(chunks: Iterator[bytes]) -> Iterator[bytes]:
 def _iter_explicit_vr_little_endian(
     source: BinaryIO, *, big_endian: bool, pixels: NativePixels | None
 ) -> Iterator[bytes]:
-    ds = dcmread(source, stop_before_pixels=True, force=True)
-    for tag in _ENCAPSULATION_TAGS:
-        if tag in ds:
-            del ds[tag]
-    if big_endian:
-        _swap_binary_words(ds)
+    ds = _data_set_without_pixels(source, big_endian=big_endian)
     if pixels is None:
         yield _encode(ds)
         return
@@ -205,12 +200,7 @@ def iter_encapsulated(
     one frame, and for a frame of odd or zero length (raised on iteration, before anything is yielded).
     """
     target = _encapsulated_target(pixels, transfer_syntax_uid)
-    ds = dcmread(source, stop_before_pixels=True, force=True)
-    for tag in _ENCAPSULATION_TAGS:
-        if tag in ds:
-            del ds[tag]
-    if big_endian:
-        _swap_binary_words(ds)
+    ds = _data_set_without_pixels(source, big_endian=big_endian)
     if pixels is None:
         yield _encode(ds, target)
         return
@@ -318,6 +308,18 @@ def _ds_number(value: float) -> str:
     """`value` with a few significant digits, as a Decimal String value (16 characters at most)."""
     mantissa, exponent, power = f"{value:.{_RATIO_DIGITS}g}".partition("e")
     return f"{mantissa}e{int(power)}" if exponent else mantissa
+
+
+def _data_set_without_pixels(source: BinaryIO, *, big_endian: bool) -> Dataset:
+    """The stored data set up to Pixel Data, less the old encapsulation's elements, binary values
+    little-endian."""
+    ds = dcmread(source, stop_before_pixels=True, force=True)
+    for tag in _ENCAPSULATION_TAGS:
+        if tag in ds:
+            del ds[tag]
+    if big_endian:
+        _swap_binary_words(ds)
+    return ds
 
 
 def _encode(ds: Dataset, transfer_syntax_uid: str = EXPLICIT_VR_LITTLE_ENDIAN) -> bytes:
