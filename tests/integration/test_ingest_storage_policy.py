@@ -140,3 +140,18 @@ def test_policy_settings_take_keywords_and_uids() -> None:
     )
     assert settings.accepted_syntax_uids == (ELE, JPEGLS)
     assert settings.storage_transfer_syntax == HTJ2K_LOSSLESS
+
+
+def test_a_deflated_data_set_is_converted_from_its_inflated_copy(backend: Backend) -> None:
+    corpus = corpus_file("image_dfl.dcm")  # Deflated Explicit VR Little Endian, 8-bit grey
+    original = pydicom.dcmread(corpus.path)
+    policy = StoragePolicy(storage_syntax=JPEGLS)
+    assert ingest(backend, corpus.path.read_bytes(), policy)[0] in (Outcome.STORED, Outcome.REPLACED)
+    syntax, ds = stored(backend, original.SOPInstanceUID)
+    assert syntax == JPEGLS
+    assert np.array_equal(ds.pixel_array, original.pixel_array)
+    with Session(backend.engine) as session:
+        row = session.scalars(
+            select(Instance).where(Instance.sop_instance_uid == original.SOPInstanceUID)
+        ).one()
+        assert row.data_blob_key in (None, row.blob_key)  # no inflated copy: the new file is not deflated
