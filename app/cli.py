@@ -111,10 +111,10 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
+    from app.imaging.syntaxes import find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
-    from app.store.file_transcode import find_syntax
 
-    target = find_syntax(syntax)
+    target = find_transfer_syntax_by_name(syntax)
     if target is None:
         typer.echo(f"unknown transfer syntax: {syntax}", err=True)
         raise typer.Exit(code=2)

@@ -12,18 +12,17 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax
+from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
 
 GIB = 1024**3
 
 
 def _syntax_uid(name: str) -> str:
     """A transfer syntax UID from a UID or a keyword Fovea knows; ValueError otherwise."""
-    wanted = name.casefold()
-    for syntax in TRANSFER_SYNTAXES:
-        if name == syntax.uid or wanted == syntax.keyword.casefold():
-            return syntax.uid
-    raise ValueError(f"unknown transfer syntax {name!r} (a UID or a keyword such as HTJ2KLossless)")
+    syntax = find_transfer_syntax_by_name(name)
+    if syntax is None:
+        raise ValueError(f"unknown transfer syntax {name!r} (a UID or a keyword such as HTJ2KLossless)")
+    return syntax.uid
 
 
 class DuplicatePolicy(StrEnum):

@@ -269,6 +269,15 @@ def find_transfer_syntax(uid: str) -> TransferSyntax | None:
     return _BY_UID.get(uid)
 
 
+def find_transfer_syntax_by_name(name: str) -> TransferSyntax | None:
+    """The registry row for a UID or a keyword (`HTJ2KLossless`, any case), as settings and the CLI
+    take them; None for a name Fovea does not know."""
+    name = name.strip()
+    wanted = name.casefold()
+    by_keyword = (ts for ts in TRANSFER_SYNTAXES if ts.keyword.casefold() == wanted)
+    return _BY_UID.get(name) or next(by_keyword, None)
+
+
 def register_with_pydicom() -> None:
     """Add the syntaxes pydicom 3.0.2 lacks to its UID dictionary (encapsulated, explicit VR LE)."""
     for uid in _MISSING_FROM_PYDICOM:

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from app.imaging.codec_pool import CodecPool
 from app.imaging.frames import FrameFragment
-from app.imaging.syntaxes import TRANSFER_SYNTAXES, TransferSyntax, find_transfer_syntax
+from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.imaging.transcode import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     iter_encapsulated,
@@ -169,15 +169,6 @@ def write_transcoded(
 ) -> None:
     for chunk in iter_transcoded(parsed_file, target_uid, codecs=codecs, spool_directory=spool_directory):
         out.write(chunk)
-
-
-def find_syntax(name: str) -> TransferSyntax | None:
-    """A transfer syntax by UID or by keyword (`HTJ2KLossless`), case-insensitive for keywords."""
-    syntax = find_transfer_syntax(name)
-    if syntax is not None:
-        return syntax
-    wanted = name.casefold()
-    return next((ts for ts in TRANSFER_SYNTAXES if ts.keyword.casefold() == wanted), None)
 
 
 def _copy(stored: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
