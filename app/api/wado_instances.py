@@ -25,9 +25,6 @@ from app.api.wado_request import VARY, WadoRequest, look_up_scope, multipart_res
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
-from app.imaging.codec_pool import CodecWorkerCrashed
-from app.imaging.codecs.decode import FrameDecodeError
-from app.imaging.codecs.encode import FrameEncodeError
 from app.imaging.transcode import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     iter_encapsulated,
@@ -35,7 +32,7 @@ from app.imaging.transcode import (
 )
 from app.services import Services
 from app.store.blobs import open_blob
-from app.store.frame_source import instance_producer, stored_syntax
+from app.store.frame_source import FRAME_CONVERSION_ERRORS, instance_producer, stored_syntax
 from app.store.retrieval import StoredInstance, frames_of
 
 
@@ -92,7 +89,7 @@ def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
     """
     try:
         yield from _instance_chunks(services, plan)
-    except (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed) as exc:
+    except FRAME_CONVERSION_ERRORS as exc:
         raise NotAcceptable(
             f"instance {plan.instance.sop_instance_uid} cannot be converted to "
             f"{plan.selection.transfer_syntax} ({exc}); `transfer-syntax=*` gives it as stored"

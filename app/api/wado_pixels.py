@@ -34,13 +34,10 @@ from app.dicomweb.errors import NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
-from app.imaging.codec_pool import CodecWorkerCrashed
-from app.imaging.codecs.decode import FrameDecodeError
-from app.imaging.codecs.encode import FrameEncodeError
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.services import Services
 from app.store.blobs import BlobNotFound
-from app.store.frame_source import FrameSource, frame_producer, stored_syntax
+from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource, frame_producer, stored_syntax
 from app.store.retrieval import (
     NoPixelData,
     StoredBulkData,
@@ -85,7 +82,7 @@ def _frame_body(source: FrameSource, selection: FrameSelection, number: int) -> 
         if selection.transcode:
             return source.encoded(number, selection.transfer_syntax)
         return source.stored(number)
-    except (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed) as exc:  # offer it as stored
+    except FRAME_CONVERSION_ERRORS as exc:  # offer it as stored
         stored_type = bulk_media_type_for(source.syntax.uid)
         raise NotAcceptable(
             f"frame {number} cannot be converted ({exc}); it is available as stored: "

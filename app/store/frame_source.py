@@ -12,9 +12,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from app.imaging.codec_pool import CodecPool
-from app.imaging.codecs.decode import FrameFormat, NativeFrame, can_decode, decode_to_native
-from app.imaging.codecs.encode import can_encode, encoded_photometric, lossy_method
+from app.imaging.codec_pool import CodecPool, CodecWorkerCrashed
+from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode, decode_to_native
+from app.imaging.codecs.encode import FrameEncodeError, can_encode, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
 from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
 from app.imaging.frames import read_frame
@@ -29,6 +29,8 @@ from app.store.cache import TranscodedFrameCache
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
 MadeFrame = NativeFrame | bytes  # a frame decoded to native pixels, or encoded into another syntax
+# What making a frame in another form can fail with, frame by frame (the stored form is still there).
+FRAME_CONVERSION_ERRORS = (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed)
 
 
 def made_frame_size(frame: MadeFrame) -> int:
