@@ -90,6 +90,7 @@ its `__cause__`.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -339,8 +340,32 @@ def _jpeg2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     return encoded
 
 
+_OPENJPH_LOCK = threading.Lock()
+_openjph_tables_filled = False
+
+
+def _fill_openjph_tables() -> None:
+    """Make sure OpenJPH's coding tables exist before any HTJ2K encode.
+
+    OpenJPH fills its VLC tables on the first encode without a lock; two threads encoding first at
+    once can corrupt them and write undecodable codestreams for the life of the process (seen here:
+    1 process in 60 under load, and a storage-policy conversion refused by its own check). One small
+    encode under a lock, before any other, fills them.
+    """
+    global _openjph_tables_filled
+    if not _openjph_tables_filled:
+        with _OPENJPH_LOCK:
+            if not _openjph_tables_filled:
+                ramp = np.arange(64).reshape(8, 8) * 3  # not flat: zero code-blocks skip the coder
+                for dtype in (np.uint8, np.uint16):
+                    imagecodecs.htj2k_encode(ramp.astype(dtype), level=0, reversible=True)
+                imagecodecs.htj2k_encode(ramp.astype(np.uint16), level=0.01, reversible=False)
+                _openjph_tables_filled = True
+
+
 def _htj2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     """Reversible HT codestream; OpenJPH takes the precision from the array's dtype."""
+    _fill_openjph_tables()
     return bytes(imagecodecs.htj2k_encode(samples, level=0, reversible=True, rgb=False))
 
 
@@ -351,6 +376,7 @@ def _htj2k_rpcl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     decompositions = _HTJ2K_DEFAULT_DECOMPOSITIONS
     while -(-larger >> decompositions) > _HTJ2K_RPCL_LOWEST_RESOLUTION:  # ceil(larger / 2**d)
         decompositions += 1
+    _fill_openjph_tables()
     return bytes(
         imagecodecs.htj2k_encode(
             samples,
@@ -368,6 +394,7 @@ def _htj2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     """Irreversible 9/7 HT codestream, quantised; colour through the irreversible component transform."""
     full_range, span = _ranges(samples, fmt)
     step = _HTJ2K_QSTEP * span / full_range  # OpenJPH's step is a fraction of the full range
+    _fill_openjph_tables()
     return bytes(
         imagecodecs.htj2k_encode(samples, level=step, reversible=False, rgb=fmt.samples_per_pixel == 3)
     )

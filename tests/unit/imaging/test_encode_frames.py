@@ -385,3 +385,39 @@ def test_short_native_frame_raises(uid: str) -> None:
         encode_native_frame(native[:-1], uid, fmt)
     with pytest.raises(FrameEncodeError, match="bytes"):
         encode_native_frame(native + b"\x00\x01", uid, fmt)
+
+
+def test_openjph_tables_are_filled_once_before_concurrent_htj2k_encodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenJPH fills its coding tables on first use without a lock: the first encode in a process
+    must be the fill, made once, under a lock, however many threads start encoding together."""
+    import threading
+
+    from app.imaging.codecs import encode
+
+    calls: list[tuple[int, ...]] = []
+    real = imagecodecs.htj2k_encode
+
+    def recording(data: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        calls.append(data.shape)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(encode, "_openjph_tables_filled", False)
+    monkeypatch.setattr(imagecodecs, "htj2k_encode", recording)
+    fmt = GREY_16.fmt
+    native = native_bytes(pixels(fmt), fmt)
+    barrier = threading.Barrier(4)
+
+    def encode_one() -> None:
+        barrier.wait()
+        encode_native_frame(native, HTJ2K_LOSSLESS, fmt)
+
+    threads = [threading.Thread(target=encode_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fills = [shape for shape in calls if shape == (8, 8)]
+    assert len(fills) == 3 and calls[:3] == fills  # the fill first, once
+    assert calls[3:] == [(fmt.rows, fmt.columns)] * 4
