@@ -47,6 +47,11 @@ class ParsedFile:
     path: Path  # the file as given
     data_path: Path  # the file frame offsets point into (the inflated copy of a deflated data set)
 
+    @classmethod
+    def of(cls, parsed: ParsedInstance, path: Path) -> ParsedFile:
+        """`parsed`, read from `path`, whose frames lie in its inflated copy when it has one."""
+        return cls(parsed, path, parsed.inflated_file or path)
+
     @property
     def syntax(self) -> TransferSyntax:
         return self.parsed.transfer_syntax
@@ -115,8 +120,7 @@ class LocalFile:
 def parse_file(path: Path, work_directory: Path) -> ParsedFile:
     """Parse `path` once (raises `InstanceProblem` for what ingest would refuse). The caller removes
     `parsed.inflated_file` when there is one."""
-    parsed = parse_instance(path, work_directory=work_directory)
-    return ParsedFile(parsed, path, parsed.inflated_file or path)
+    return ParsedFile.of(parse_instance(path, work_directory=work_directory), path)
 
 
 def iter_transcoded(

@@ -58,7 +58,7 @@ class StoragePolicy:
         target = self.storage_syntax
         if target is None or parsed.pixel is None or parsed.transfer_syntax.uid == target:
             return None
-        original = ParsedFile(parsed, path, parsed.inflated_file or path)
+        original = ParsedFile.of(parsed, path)
         if not instance_producer(original.instance())(target):
             return None  # lossy, video, or a layout the encoder cannot hold: kept as received
         handle, name = tempfile.mkstemp(prefix="storage-", suffix=".dcm", dir=work_directory)
@@ -68,7 +68,7 @@ class StoragePolicy:
             with os.fdopen(handle, "wb") as out:
                 write_transcoded(original, target, out, spool_directory=work_directory)
             reparsed = parse_instance(converted, work_directory=work_directory)
-            _check_same_pixels(original, ParsedFile(reparsed, converted, converted))
+            _check_same_pixels(original, ParsedFile.of(reparsed, converted))
         except Exception as exc:  # never lose the instance over a conversion: store it as received
             log.warning(
                 "storing %s as received (%s): conversion to %s failed: %s",
