@@ -1,0 +1,296 @@
+"""QIDO-RS query parameters as a query object (PS3.18 8.3.4, 10.6; PS3.4 C.2.2.2 matching).
+
+Why here: the meaning of `PatientName=Doe*&StudyDate=20260101-&includefield=all&limit=25` is the
+standard's, not the index's; parsing it once into plain data lets the store build SQL from it and the
+HTTP layer turn every mistake into one 400 that says what was wrong. Nothing here touches HTTP or SQL.
+
+Issue 5 groundwork: not wired to a route yet.
+
+What it takes (Table 8.3.4-1):
+- `{attribute}={value}`: the attribute as a keyword (`PatientName`) or eight hex digits (`00100010`),
+  a sequence item's attribute as a dotted path (`RequestAttributeSequence.ScheduledProcedureStepID`;
+  PS3.6's keyword `RequestAttributesSequence` works too).
+  The value's form gives the matching (PS3.4 C.2.2.2): empty or `*` alone is universal matching (the
+  attribute is returned, nothing is filtered); a comma-separated list of UIDs is list matching; `*`
+  and `?` make wildcard matching for the string VRs that allow it; `a-b`, `a-` and `-b` make range
+  matching for DA, TM and DT; anything else is single-value matching. Values are checked against
+  their VR (a malformed date or UID is a 400, not an empty result).
+- `includefield` (repeatable, comma-separated, or `all`), `fuzzymatching`, `limit`, `offset`,
+  `emptyvaluematching`, `multiplevaluematching` (true/false). `accept` and `charset` belong to content
+  negotiation and are passed over here.
+Each attribute may be matched once; an attribute the level does not search on is a 400 naming the
+ones it does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from types import MappingProxyType
+
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+
+from app.dicomweb.errors import BadRequest
+from app.dicomweb.uids import is_valid_uid
+
+
+class QueryLevel(StrEnum):
+    STUDY = "study"
+    SERIES = "series"
+    INSTANCE = "instance"
+
+
+class MatchKind(StrEnum):
+    UNIVERSAL = "universal"  # returned, not filtered
+    SINGLE = "single"
+    UID_LIST = "uid-list"
+    WILDCARD = "wildcard"  # `*` any run, `?` any one character
+    RANGE = "range"  # DA, TM, DT: low and/or high, inclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    path: tuple[int, ...]  # tags from the top-level attribute down into sequence items
+    vr: str
+    kind: MatchKind
+    values: tuple[str, ...] = ()  # SINGLE, WILDCARD: one; UID_LIST: several; RANGE: (low, high), "" open
+
+    @property
+    def tag(self) -> int:
+        return self.path[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    level: QueryLevel
+    matches: tuple[Match, ...] = ()
+    include_all: bool = False
+    include: frozenset[tuple[int, ...]] = field(default_factory=frozenset)  # paths to return as well
+    fuzzy: bool = False
+    limit: int | None = None
+    offset: int = 0
+    empty_value_matching: bool = False
+    multiple_value_matching: bool = True
+
+
+# Table 10.6.1-5: the matching keys an origin server supports at each level (plus the patient keys
+# at study level), as (path, vr) by keyword.
+_KEYS_BY_LEVEL: Mapping[QueryLevel, tuple[str, ...]] = MappingProxyType(
+    {
+        QueryLevel.STUDY: (
+            "StudyDate",
+            "StudyTime",
+            "AccessionNumber",
+            "ModalitiesInStudy",
+            "ReferringPhysicianName",
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "StudyInstanceUID",
+            "StudyID",
+            "StudyDescription",
+        ),
+        QueryLevel.SERIES: (
+            "Modality",
+            "SeriesInstanceUID",
+            "SeriesNumber",
+            "SeriesDescription",
+            "PerformedProcedureStepStartDate",
+            "PerformedProcedureStepStartTime",
+            "RequestAttributesSequence.ScheduledProcedureStepID",
+            "RequestAttributesSequence.RequestedProcedureID",
+        ),
+        QueryLevel.INSTANCE: ("SOPClassUID", "SOPInstanceUID", "InstanceNumber"),
+    }
+)
+_LEVELS_SEARCHED: Mapping[QueryLevel, tuple[QueryLevel, ...]] = MappingProxyType(
+    {
+        QueryLevel.STUDY: (QueryLevel.STUDY,),
+        QueryLevel.SERIES: (QueryLevel.STUDY, QueryLevel.SERIES),
+        QueryLevel.INSTANCE: (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE),
+    }
+)
+_WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+_RANGE_VRS = frozenset({"DA", "TM", "DT"})
+_DATE = re.compile(r"\d{8}")
+_TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+_DATE_TIME = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?")
+_INTEGER = re.compile(r"[+-]?\d{1,12}")
+_NEGOTIATION_PARAMETERS = frozenset({"accept", "charset"})
+# PS3.18's tables spell (0040,0275) without the plural PS3.6 gives its keyword; clients send either.
+_KEYWORD_ALIASES: Mapping[str, str] = MappingProxyType(
+    {"RequestAttributeSequence": "RequestAttributesSequence"}
+)
+_MAX_LIMIT = 100_000
+
+
+def searchable_paths(level: QueryLevel) -> dict[tuple[int, ...], str]:
+    """Every attribute path a search at `level` matches on, with its VR."""
+    paths = {}
+    for searched in _LEVELS_SEARCHED[level]:
+        for name in _KEYS_BY_LEVEL[searched]:
+            path = _path_of(name)
+            assert path is not None, name
+            paths[path] = _vr_of(path[-1])
+    return paths
+
+
+def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> SearchQuery:
+    """The query the parameters of a QIDO-RS request at `level` ask for; BadRequest naming the fault."""
+    searchable = searchable_paths(level)
+    matches: dict[tuple[int, ...], Match] = {}
+    include: set[tuple[int, ...]] = set()
+    include_all = False
+    options: dict[str, str] = {}
+    for name, value in parameters:
+        if name in _NEGOTIATION_PARAMETERS:
+            continue
+        if name == "includefield":
+            for item in (part.strip() for part in value.split(",")):
+                if item == "all":
+                    include_all = True
+                    continue
+                path = _path_of(item)
+                if path is None:
+                    raise BadRequest(f"includefield={item}: not a DICOM attribute keyword or tag")
+                include.add(path)
+            continue
+        if name in ("fuzzymatching", "limit", "offset", "emptyvaluematching", "multiplevaluematching"):
+            if name in options:
+                raise BadRequest(f"{name} is given more than once")
+            options[name] = value
+            continue
+        path = _path_of(name)
+        if path is None:
+            raise BadRequest(f"{name}: not a query parameter, DICOM attribute keyword or tag")
+        if path not in searchable:
+            supported = ", ".join(sorted(_name_of(p) for p in searchable))
+            raise BadRequest(f"{_name_of(path)} is not matched at {level} level; supported: {supported}")
+        if path in matches:
+            raise BadRequest(f"{_name_of(path)} is matched more than once")
+        matches[path] = _match(path, searchable[path], value)
+    if include_all and include:
+        raise BadRequest("includefield=all leaves no room for other includefield values")
+    return SearchQuery(
+        level,
+        tuple(matches.values()),
+        include_all,
+        frozenset(include),
+        _boolean(options, "fuzzymatching", default=False),
+        _integer(options, "limit", maximum=_MAX_LIMIT),
+        _integer(options, "offset") or 0,
+        _boolean(options, "emptyvaluematching", default=False),
+        _boolean(options, "multiplevaluematching", default=True),
+    )
+
+
+def _match(path: tuple[int, ...], vr: str, value: str) -> Match:
+    name = _name_of(path)
+    if value in ("", "*"):
+        return Match(path, vr, MatchKind.UNIVERSAL)
+    if vr == "UI":
+        uids = tuple(uid.strip() for uid in value.split(","))
+        bad = [uid for uid in uids if not is_valid_uid(uid)]
+        if bad:
+            raise BadRequest(f"{name}={value}: {bad[0]!r} is not a UID")
+        return Match(path, vr, MatchKind.UID_LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
+    if vr in _RANGE_VRS and "-" in value and not (vr == "DT" and _DATE_TIME.fullmatch(value)):
+        low, high = _split_range(name, value, vr)
+        if not low and not high:
+            raise BadRequest(f"{name}={value}: a range needs at least one end")
+        if low and high and _comparable(low, vr) > _comparable(high, vr):
+            raise BadRequest(f"{name}={value}: the range ends before it starts")
+        return Match(path, vr, MatchKind.RANGE, (low, high))
+    if vr in _WILDCARD_VRS and ("*" in value or "?" in value):
+        return Match(path, vr, MatchKind.WILDCARD, (value,))
+    _check_value(name, vr, value)
+    return Match(path, vr, MatchKind.SINGLE, (value,))
+
+
+def _split_range(name: str, value: str, vr: str) -> tuple[str, str]:
+    """(low, high) of `a-b`, `a-` or `-b`, each a valid value or empty. A DT value may carry a UTC
+    offset (`-0500`), so the separator is the hyphen that leaves two valid (or empty) ends."""
+    for at in (i for i, character in enumerate(value) if character == "-"):
+        low, high = value[:at], value[at + 1 :]
+        if all(not end or _valid(vr, end) for end in (low, high)):
+            return low, high
+    raise BadRequest(f"{name}={value}: not a valid {vr} value or range")
+
+
+def _comparable(value: str, vr: str) -> str:
+    return value.split(".")[0] if vr == "TM" else value
+
+
+def _valid(vr: str, value: str) -> bool:
+    pattern = {"DA": _DATE, "TM": _TIME, "DT": _DATE_TIME, "IS": _INTEGER}.get(vr)
+    if pattern is None:
+        return True
+    if pattern.fullmatch(value) is None:
+        return False
+    if vr == "DA":  # a real calendar day, not just eight digits
+        try:
+            date(int(value[:4]), int(value[4:6]), int(value[6:]))
+        except ValueError:
+            return False
+    if vr == "TM":  # hours, minutes, seconds within the clock (60: a leap second)
+        parts = [int(value[i : i + 2]) for i in range(0, len(value.split(".")[0]), 2)]
+        return all(part <= limit for part, limit in zip(parts, (23, 59, 60), strict=False))
+    return True
+
+
+def _check_value(name: str, vr: str, value: str) -> None:
+    if not _valid(vr, value):
+        raise BadRequest(f"{name}={value}: not a valid {vr} value")
+
+
+def _path_of(name: str) -> tuple[int, ...] | None:
+    """Tags of a keyword or 8-hex-digit tag, or a dotted path of them; None if any part is unknown."""
+    path = []
+    for part in name.split("."):
+        if re.fullmatch(r"[0-9A-Fa-f]{8}", part):
+            tag = int(part, 16)
+            if not keyword_for_tag(tag) and not (tag >> 16) % 2:
+                return None
+        else:
+            found = tag_for_keyword(_KEYWORD_ALIASES.get(part, part))
+            if found is None:
+                return None
+            tag = found
+        path.append(tag)
+    return tuple(path)
+
+
+def _vr_of(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return "UN"
+
+
+def _name_of(path: tuple[int, ...]) -> str:
+    return ".".join(keyword_for_tag(tag) or f"{tag:08X}" for tag in path)
+
+
+def _boolean(options: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = options.get(name)
+    if value is None:
+        return default
+    if value.lower() not in ("true", "false"):
+        raise BadRequest(f"{name}={value}: true or false")
+    return value.lower() == "true"
+
+
+def _integer(options: Mapping[str, str], name: str, *, maximum: int | None = None) -> int | None:
+    value = options.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"{name}={value}: a whole number, 0 or more")
+    number = int(value)
+    if maximum is not None and number > maximum:
+        raise BadRequest(f"{name}={value}: at most {maximum}")
+    return number

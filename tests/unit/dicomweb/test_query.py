@@ -1,0 +1,129 @@
+"""QIDO-RS parameters parsed into a query: every matching form of PS3.4 C.2.2.2, and a 400 for faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.dicomweb.errors import BadRequest
+from app.dicomweb.query import Match, MatchKind, QueryLevel, parse_search, searchable_paths
+
+STUDY, SERIES, INSTANCE = QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE
+PATIENT_NAME, STUDY_DATE, STUDY_TIME = (0x00100010,), (0x00080020,), (0x00080030,)
+STUDY_UID, MODALITIES = (0x0020000D,), (0x00080061,)
+SCHEDULED_STEP = (0x00400275, 0x00400009)
+
+
+def only_match(parameters: list[tuple[str, str]], level: QueryLevel = STUDY) -> Match:
+    [match] = parse_search(parameters, level).matches
+    return match
+
+
+@pytest.mark.parametrize("name", ["PatientName", "00100010", "00100010".lower()])
+def test_attributes_by_keyword_or_tag(name: str) -> None:
+    assert only_match([(name, "Doe^Jane")]) == Match(PATIENT_NAME, "PN", MatchKind.SINGLE, ("Doe^Jane",))
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "values"),
+    [
+        ("Doe*", MatchKind.WILDCARD, ("Doe*",)),
+        ("D?e", MatchKind.WILDCARD, ("D?e",)),
+        ("*", MatchKind.UNIVERSAL, ()),
+        ("", MatchKind.UNIVERSAL, ()),
+        ("Doe", MatchKind.SINGLE, ("Doe",)),
+    ],
+)
+def test_string_matching(value: str, kind: MatchKind, values: tuple[str, ...]) -> None:
+    match = only_match([("PatientName", value)])
+    assert (match.kind, match.values) == (kind, values)
+
+
+def test_uid_lists() -> None:
+    match = only_match([("StudyInstanceUID", "1.2.3,1.2.4")])
+    assert (match.kind, match.values) == (MatchKind.UID_LIST, ("1.2.3", "1.2.4"))
+    assert only_match([("StudyInstanceUID", "1.2.3")]).kind is MatchKind.SINGLE
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "values"),
+    [
+        ("StudyDate", "20260101-20261231", ("20260101", "20261231")),
+        ("StudyDate", "20260101-", ("20260101", "")),
+        ("StudyDate", "-20261231", ("", "20261231")),
+        ("StudyTime", "0800-1230", ("0800", "1230")),
+        ("StudyTime", "080000.5-", ("080000.5", "")),
+    ],
+)
+def test_ranges_with_open_ends(name: str, value: str, values: tuple[str, str]) -> None:
+    match = only_match([(name, value)])
+    assert (match.kind, match.values) == (MatchKind.RANGE, values)
+
+
+def test_a_single_date_is_single_value_matching() -> None:
+    assert only_match([("StudyDate", "20260229".replace("29", "28"))]).kind is MatchKind.SINGLE
+
+
+@pytest.mark.parametrize("sequence", ["RequestAttributeSequence", "RequestAttributesSequence", "00400275"])
+def test_sequence_attributes_by_dotted_path_at_series_level(sequence: str) -> None:
+    match = only_match([(f"{sequence}.ScheduledProcedureStepID", "SPS1")], SERIES)
+    assert match.path == SCHEDULED_STEP and match.vr == "SH"
+
+
+def test_levels_search_their_own_keys_and_those_above() -> None:
+    assert MODALITIES in searchable_paths(STUDY)
+    assert (0x00080060,) not in searchable_paths(STUDY)  # Modality: a series key
+    assert (0x00080060,) in searchable_paths(SERIES) and PATIENT_NAME in searchable_paths(SERIES)
+    assert (0x00080018,) in searchable_paths(INSTANCE) and STUDY_UID in searchable_paths(INSTANCE)
+
+
+def test_options() -> None:
+    query = parse_search(
+        [
+            ("includefield", "00081030,SeriesDescription"),
+            ("includefield", "PatientAge"),
+            ("fuzzymatching", "true"),
+            ("limit", "101"),
+            ("offset", "20"),
+            ("accept", "application/dicom+json"),
+        ],
+        STUDY,
+    )
+    assert query.include == {(0x00081030,), (0x0008103E,), (0x00101010,)}
+    assert (query.fuzzy, query.limit, query.offset, query.include_all) == (True, 101, 20, False)
+    assert parse_search([("includefield", "all")], STUDY).include_all
+    defaults = parse_search([], STUDY)
+    assert (defaults.limit, defaults.offset, defaults.fuzzy, defaults.matches) == (None, 0, False, ())
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ([("PatientNam", "x")], "not a query parameter"),
+        ([("Modality", "CT")], "not matched at study level"),
+        ([("PatientName", "a"), ("PatientName", "b")], "more than once"),
+        ([("StudyDate", "2026-01-01")], "StudyDate"),
+        ([("StudyDate", "20261301")], "not a valid DA"),
+        ([("StudyDate", "20260102-20260101")], "ends before it starts"),
+        ([("StudyDate", "-")], "at least one end"),
+        ([("StudyTime", "25")], "not a valid TM"),
+        ([("StudyInstanceUID", "1.2.abc")], "not a UID"),
+        ([("StudyInstanceUID", "1.2.3,1..4")], "not a UID"),
+        ([("limit", "-1")], "whole number"),
+        ([("limit", "ten")], "whole number"),
+        ([("limit", "1000001")], "at most"),
+        ([("offset", "1.5")], "whole number"),
+        ([("limit", "1"), ("limit", "2")], "more than once"),
+        ([("fuzzymatching", "yes")], "true or false"),
+        ([("includefield", "all"), ("includefield", "PatientAge")], "includefield=all"),
+        ([("includefield", "NoSuchKeyword")], "includefield=NoSuchKeyword"),
+    ],
+)
+def test_faults_are_400_saying_what_is_wrong(parameters: list[tuple[str, str]], message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_search(parameters, STUDY)
+
+
+def test_series_number_is_an_integer() -> None:
+    assert only_match([("SeriesNumber", "3")], SERIES).values == ("3",)
+    with pytest.raises(BadRequest, match="not a valid IS"):
+        parse_search([("SeriesNumber", "three")], SERIES)
