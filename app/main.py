@@ -12,9 +12,10 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, stow, wado
+from app.api import admin, qido, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
@@ -67,5 +68,40 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
     app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
+    app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
+    if settings.cors_origin_list:
+        add_cors(app, settings.cors_origin_list)
     return app
+
+
+# Browsers send these on DICOMweb requests (Authorization for tokens, Accept for multipart choices).
+CORS_ALLOWED_HEADERS = [
+    "Authorization",
+    "Accept",
+    "Content-Type",
+    "Range",
+    "If-None-Match",
+    "If-Modified-Since",
+]
+# And may read these from responses: the part type, where a resource lives, truncated searches.
+CORS_EXPOSED_HEADERS = [
+    "Content-Type",
+    "Content-Location",
+    "Warning",
+    "Content-Length",
+    "Content-Range",
+    "ETag",
+]
+
+
+def add_cors(app: FastAPI, origins: list[str]) -> None:
+    """Cross-origin access for web viewers served from other origins (OHIF, Cornerstone apps)."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+        allow_headers=CORS_ALLOWED_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
+    )

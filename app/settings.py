@@ -92,6 +92,17 @@ class Settings(BaseSettings):
         description="gzip uncompressed frames and bulk data for clients that accept it (JSON is "
         "always compressed when accepted)",
     )
+    qido_max_results: int = Field(
+        10_000,
+        ge=1,
+        description="Most results one QIDO-RS response holds; a search with more, or a larger limit, "
+        "gets this many and a Warning header",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Web origins browsers may call Fovea from (comma-separated, e.g. "
+        "https://viewer.example.org; * for any); empty: no CORS headers",
+    )
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod
@@ -121,6 +132,10 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def resolved_database_url(self) -> str:

@@ -191,10 +191,11 @@ def iter_multipart_related(parts: Iterable[OutgoingPart], boundary: str) -> Iter
     """
     for part in parts:
         extra = "".join(f"{name}: {value}\r\n" for name, value in part.extra_headers)
-        head = (
-            f"--{boundary}\r\nContent-Type: {part.content_type}\r\n"
-            f"Content-Location: {part.content_location}\r\n{extra}\r\n"
-        ).encode("latin-1")
+        # A search result is not a resource of its own: its part has no Content-Location.
+        location = f"Content-Location: {part.content_location}\r\n" if part.content_location else ""
+        head = (f"--{boundary}\r\nContent-Type: {part.content_type}\r\n{location}{extra}\r\n").encode(
+            "latin-1"
+        )
         if isinstance(part.body, bytes):
             yield b"".join((head, part.body, b"\r\n"))
             continue

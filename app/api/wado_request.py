@@ -119,7 +119,7 @@ WHOLE_BODY_BYTES = 4 * 1024 * 1024
 def multipart_response(
     parts: Iterable[OutgoingPart],
     content_type: str,
-    validators: Validators,
+    validators: Validators | None,
     *,
     gzip: bool = False,
     status_code: int = 200,
@@ -131,7 +131,7 @@ def multipart_response(
     """
     boundary = new_boundary()
     chunks = iter_multipart_related(parts, boundary)
-    headers = {**validators.headers, "Vary": VARY}
+    headers = {**(validators.headers if validators else {}), "Vary": VARY}
     media_type = f"{content_type}; boundary={boundary}"
     made: list[bytes] = []
     size = 0

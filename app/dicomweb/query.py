@@ -4,8 +4,6 @@ Why here: the meaning of `PatientName=Doe*&StudyDate=20260101-&includefield=all&
 standard's, not the index's; parsing it once into plain data lets the store build SQL from it and the
 HTTP layer turn every mistake into one 400 that says what was wrong. Nothing here touches HTTP or SQL.
 
-Issue 5 groundwork: not wired to a route yet.
-
 What it takes (Table 8.3.4-1):
 - `{attribute}={value}`: the attribute as a keyword (`PatientName`) or eight hex digits (`00100010`),
   a sequence item's attribute as a dotted path (`RequestAttributeSequence.ScheduledProcedureStepID`;
@@ -47,6 +45,9 @@ class MatchKind(StrEnum):
     UNIVERSAL = "universal"  # returned, not filtered
     SINGLE = "single"
     UID_LIST = "uid-list"
+    VALUE_LIST = (
+        "value-list"  # CS values separated by a comma or backslash: any of them (ModalitiesInStudy=CT,MR)
+    )
     WILDCARD = "wildcard"  # `*` any run, `?` any one character
     RANGE = "range"  # DA, TM, DT: low and/or high, inclusive
 
@@ -205,6 +206,9 @@ def _match(path: tuple[int, ...], vr: str, value: str) -> Match:
         if low and high and _comparable(low, vr) > _comparable(high, vr):
             raise BadRequest(f"{name}={value}: the range ends before it starts")
         return Match(path, vr, MatchKind.RANGE, (low, high))
+    if vr == "CS" and ("," in value or "\\" in value):  # CS values never hold either character
+        codes = tuple(code.strip() for code in re.split(r"[,\\]", value) if code.strip())
+        return Match(path, vr, MatchKind.VALUE_LIST, codes)
     if vr in _WILDCARD_VRS and ("*" in value or "?" in value):
         return Match(path, vr, MatchKind.WILDCARD, (value,))
     _check_value(name, vr, value)

@@ -13,6 +13,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from app.dicomweb.person_names import fold_case, fuzzy_key
+
 
 @dataclass(frozen=True, slots=True)
 class PatientAttributes:
@@ -21,6 +23,14 @@ class PatientAttributes:
     patient_name: str
     patient_birth_date: str
     patient_sex: str
+
+    @property
+    def patient_name_folded(self) -> str:
+        return fold_case(self.patient_name)
+
+    @property
+    def patient_name_fuzzy(self) -> str:
+        return fuzzy_key(self.patient_name)
 
 
 def int_value(ds: Dataset, keyword: str) -> int | None:
@@ -59,6 +69,11 @@ def patient_attributes(ds: Dataset) -> PatientAttributes:
         patient_birth_date=text_value(ds, "PatientBirthDate"),
         patient_sex=text_value(ds, "PatientSex"),
     )
+
+
+def person_name_search_forms(prefix: str, name: str) -> dict[str, str]:
+    """The matching forms the index keeps beside a PN column (`{prefix}_folded`, `{prefix}_fuzzy`)."""
+    return {f"{prefix}_folded": fold_case(name), f"{prefix}_fuzzy": fuzzy_key(name)}
 
 
 def study_attributes(ds: Dataset) -> dict[str, str]:

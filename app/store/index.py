@@ -38,6 +38,9 @@ UID = String(64)  # PS3.5 9.1: at most 64 characters; validated at ingest
 # Text attributes are unbounded: real archives hold values longer than their VR allows, and refusing or
 # truncating them at the index would lose data that the metadata keeps anyway.
 LO = PN = CS = DA = TM = SH = String()
+# Matching forms of PN values (app/dicomweb/person_names.py). PostgreSQL compares them in the "C"
+# collation so that a B-tree index serves `LIKE 'prefix%'` whatever the database's own collation.
+FoldedText = String().with_variant(String(collation="C"), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -53,6 +56,8 @@ class Patient(Base):
     patient_id: Mapped[str] = mapped_column(LO)
     issuer_of_patient_id: Mapped[str] = mapped_column(LO, default="")
     patient_name: Mapped[str] = mapped_column(PN, default="", index=True)
+    patient_name_folded: Mapped[str] = mapped_column(FoldedText, default="", index=True)
+    patient_name_fuzzy: Mapped[str] = mapped_column(String, default="")
     patient_birth_date: Mapped[str] = mapped_column(DA, default="")
     patient_sex: Mapped[str] = mapped_column(CS, default="")
 
@@ -67,6 +72,8 @@ class Study(Base):
     study_time: Mapped[str] = mapped_column(TM, default="")
     accession_number: Mapped[str] = mapped_column(SH, default="", index=True)
     referring_physician_name: Mapped[str] = mapped_column(PN, default="")
+    referring_physician_name_folded: Mapped[str] = mapped_column(FoldedText, default="")
+    referring_physician_name_fuzzy: Mapped[str] = mapped_column(String, default="")
     study_id: Mapped[str] = mapped_column(SH, default="")
     study_description: Mapped[str] = mapped_column(LO, default="")
     timezone_offset_from_utc: Mapped[str] = mapped_column(SH, default="")
@@ -170,3 +177,5 @@ class BulkDataRow(Base):
 
 
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)
+# ModalitiesInStudy matching: "has this study a series of modality M" is one index probe per study.
+Index("ix_series_study_modality", Series.study_pk, Series.modality)

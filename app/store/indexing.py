@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from app.settings import DuplicatePolicy
+from app.store.attributes import person_name_search_forms
 from app.store.index import (
     Base,
     BulkDataRow,
@@ -39,6 +40,8 @@ _STUDY_FIELDS = (
     "study_id",
     "study_description",
     "timezone_offset_from_utc",
+    "referring_physician_name_folded",
+    "referring_physician_name_fuzzy",
 )
 _SERIES_FIELDS = (
     "modality",
@@ -48,7 +51,13 @@ _SERIES_FIELDS = (
     "performed_procedure_step_start_time",
     "timezone_offset_from_utc",
 )
-_PATIENT_DEMOGRAPHICS = ("patient_name", "patient_birth_date", "patient_sex")
+_PATIENT_DEMOGRAPHICS = (
+    "patient_name",
+    "patient_name_folded",
+    "patient_name_fuzzy",
+    "patient_birth_date",
+    "patient_sex",
+)
 REPEATED_IN_BATCH = "SOP Instance UID repeated in this request or import run"
 ALREADY_STORED = "SOP Instance UID is already stored"
 
@@ -238,16 +247,22 @@ def _upsert_study(connection: Connection, parsed: ParsedInstance, now: datetime)
             "patient_pk": patient_pk,
             "created_at": now,
             "updated_at": now,
-            **parsed.study,
+            **_study_values(parsed),
         }
         return int(connection.execute(_INSERT_STUDY, values).scalar_one())
-    if study_changes := _changes(row, parsed.study):
+    if study_changes := _changes(row, _study_values(parsed)):
         connection.execute(
             update(_study).where(_study.c.pk == row.pk).values(**study_changes, updated_at=now)
         )
     if patient_changes := _changes(row, _demographics(parsed)):
         connection.execute(update(_patient).where(_patient.c.pk == row.patient_pk).values(**patient_changes))
     return int(row.pk)
+
+
+def _study_values(parsed: ParsedInstance) -> dict[str, str]:
+    """The study's attributes with the matching forms of its PN value."""
+    name = parsed.study.get("referring_physician_name", "")
+    return {**parsed.study, **person_name_search_forms("referring_physician_name", name)}
 
 
 def _demographics(parsed: ParsedInstance) -> dict[str, str]:

@@ -1,0 +1,144 @@
+"""QIDO-RS (PS3.18 10.6): the six search routes.
+
+Each route reads its parameters into a `SearchQuery` (400 naming what is wrong), negotiates DICOM
+JSON or multipart XML (the `accept` parameter before the header), and runs the search and the encoding
+in the retrieval threads. No match is 200 with `[]`. A page cut short by `limit` or by the server's
+maximum says so in a `Warning` header, with the offset to ask for next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from app.api.content_coding import Coding, choose_coding, compress_json
+from app.api.deps import get_services
+from app.api.multipart import OutgoingPart
+from app.api.urls import dicomweb_base_url
+from app.api.wado_request import VARY, multipart_response
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
+from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type, parse_accept
+from app.dicomweb.query import QueryLevel, SearchQuery, parse_search
+from app.dicomweb.responses import dicom_json_to_xml
+from app.dicomweb.search_results import result_to_dicom_json
+from app.dicomweb.uids import require_valid_uid
+from app.services import Services
+from app.store.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
+
+router = APIRouter(tags=["QIDO-RS"])
+
+STUDY = "/studies/{study_instance_uid}"
+_SEARCHES = (
+    ("/studies", QueryLevel.STUDY, "Search for studies"),
+    ("/series", QueryLevel.SERIES, "Search for series"),
+    ("/instances", QueryLevel.INSTANCE, "Search for instances"),
+    (STUDY + "/series", QueryLevel.SERIES, "Search for the study's series"),
+    (STUDY + "/instances", QueryLevel.INSTANCE, "Search for the study's instances"),
+    (
+        STUDY + "/series/{series_instance_uid}/instances",
+        QueryLevel.INSTANCE,
+        "Search for the series' instances",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A search as read from its HTTP request: checked, parsed and negotiated before any SQL runs."""
+
+    query: SearchQuery
+    scope: SearchScope
+    media_type: str  # DICOM JSON, or multipart/related; type="application/dicom+xml"
+    base_url: str
+    coding: Coding | None
+
+    @classmethod
+    def read(cls, request: Request, services: Services, level: QueryLevel) -> SearchRequest:
+        params = request.path_params
+        scope = SearchScope(params.get("study_instance_uid"), params.get("series_instance_uid"))
+        if scope.study_instance_uid is not None:
+            require_valid_uid(scope.study_instance_uid, "Study Instance UID")
+        if scope.series_instance_uid is not None:
+            require_valid_uid(scope.series_instance_uid, "Series Instance UID")
+        query = parse_search(request.query_params.multi_items(), level)
+        media_type = negotiate_metadata_media_type(
+            parse_accept(",".join(request.query_params.getlist("accept"))),
+            parse_accept(request.headers.get("accept")),
+        )
+        coding = None
+        if media_type == DICOM_JSON:
+            coding = choose_coding(request.headers.get("accept-encoding"), brotli_allowed=True)
+        base_url = dicomweb_base_url(request, services.settings.public_base_url)
+        return cls(query, scope, media_type, base_url, coding)
+
+
+def answer_search(services: Services, search_request: SearchRequest) -> Response:
+    """Run the search and encode its page (in the retrieval threads)."""
+    with services.engine.connect() as connection:
+        page = search(
+            connection,
+            search_request.query,
+            search_request.scope,
+            max_results=services.settings.qido_max_results,
+        )
+    datasets = [_dataset(result, search_request.base_url) for result in page.results]
+    headers = {"Vary": VARY}
+    if page.has_more:
+        headers["Warning"] = _more_results_warning(page, search_request.query)
+    if search_request.media_type == METADATA_XML:
+        parts = (OutgoingPart(DICOM_XML, "", dicom_json_to_xml(dataset)) for dataset in datasets)
+        response = multipart_response(parts, METADATA_XML, None)
+        response.headers.update(headers)
+        return response
+    body = orjson.dumps(datasets)
+    coding = search_request.coding
+    if coding is not None and len(body) >= 1024:
+        body = compress_json(body, coding)
+        headers["Content-Encoding"] = coding.value
+    return Response(body, media_type=DICOM_JSON, headers=headers)
+
+
+def _dataset(result: SearchResult, base_url: str) -> dict[str, object]:
+    """The result's DICOM JSON, with its RetrieveURL and BulkDataURIs absolute under `base_url`."""
+    url = f"{base_url}/studies/{result.study_instance_uid}"
+    if result.series_instance_uid is not None:
+        url += f"/series/{result.series_instance_uid}"
+    if result.sop_instance_uid is not None:
+        url += f"/instances/{result.sop_instance_uid}"
+    dataset = result_to_dicom_json({**result.attributes, RETRIEVE_URL: url})
+    for element in dataset.values():
+        uri = element.get("BulkDataURI")
+        if isinstance(uri, str) and uri.startswith("studies/"):
+            element["BulkDataURI"] = f"{base_url}/{uri}"
+    return dataset
+
+
+def _more_results_warning(page: SearchPage, query: SearchQuery) -> str:
+    """PS3.18 8.3.4.4: a Warning (299) that the response holds only part of the matches."""
+    next_offset = query.offset + len(page.results)
+    return (
+        f'299 fovea "There are more matches than this response holds (at most {page.limit}); '
+        f'ask again with offset={next_offset} for the next ones"'
+    )
+
+
+def _search_endpoint(level: QueryLevel) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        services = get_services(request)
+        search_request = SearchRequest.read(request, services, level)
+        return await services.run_blocking(answer_search, services, search_request)
+
+    return endpoint
+
+
+for _path, _level, _summary in _SEARCHES:
+    router.add_api_route(
+        _path,
+        _search_endpoint(_level),
+        methods=["GET"],
+        summary=_summary,
+        name="search_" + _path.strip("/").replace("/", "_").replace("{", "").replace("}", ""),
+    )
