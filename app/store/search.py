@@ -458,7 +458,7 @@ def _add_from_stored_metadata(
     if not missing:
         return
     position = _LEVELS.index(level)
-    owner = (Study.pk, Series.pk, Instance.pk)[position]
+    owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
     first_instance = _first_instances(connection, level, owner, owner_pks)
     stored = dict(
