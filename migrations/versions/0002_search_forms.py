@@ -22,19 +22,14 @@ _NAME_COLUMNS = (("patient", "patient_name"), ("study", "referring_physician_nam
 
 
 def upgrade() -> None:
+    # Plain ALTER TABLE ADD COLUMN and CREATE INDEX: on SQLite a batch "move and copy" would drop the
+    # patient table, which the study table references (foreign keys are enforced).
     for table, column in _NAME_COLUMNS:
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column(f"{column}_folded", _FOLDED, nullable=False, server_default=""))
-            batch_op.add_column(sa.Column(f"{column}_fuzzy", sa.String(), nullable=False, server_default=""))
-        # The models set these on insert; the server default only fills the rows already there.
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.alter_column(f"{column}_folded", server_default=None)
-            batch_op.alter_column(f"{column}_fuzzy", server_default=None)
+        op.add_column(table, sa.Column(f"{column}_folded", _FOLDED, nullable=False, server_default=""))
+        op.add_column(table, sa.Column(f"{column}_fuzzy", sa.String(), nullable=False, server_default=""))
         _fill_name_forms(table, column)
-    with op.batch_alter_table("patient", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_patient_patient_name_folded"), ["patient_name_folded"])
-    with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.create_index("ix_series_study_modality", ["study_pk", "modality"])
+    op.create_index(op.f("ix_patient_patient_name_folded"), "patient", ["patient_name_folded"])
+    op.create_index("ix_series_study_modality", "series", ["study_pk", "modality"])
 
 
 def _fill_name_forms(table_name: str, column: str) -> None:
@@ -58,11 +53,8 @@ def _fill_name_forms(table_name: str, column: str) -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("series", schema=None) as batch_op:
-        batch_op.drop_index("ix_series_study_modality")
-    with op.batch_alter_table("patient", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_patient_patient_name_folded"))
+    op.drop_index("ix_series_study_modality", "series")
+    op.drop_index(op.f("ix_patient_patient_name_folded"), "patient")
     for table, column in _NAME_COLUMNS:
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column(f"{column}_fuzzy")
-            batch_op.drop_column(f"{column}_folded")
+        op.drop_column(table, f"{column}_fuzzy")
+        op.drop_column(table, f"{column}_folded")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -71,3 +73,40 @@ def test_postgresql_writers_need_no_lock(backend: Backend) -> None:
     with serializer():
         pass
     assert (serializer._lock_path is None) == (backend.engine.dialect.name != "sqlite")
+
+
+def test_migration_0002_fills_the_name_forms_of_names_already_indexed(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.store.db import alembic_config
+
+    engine = create_index_engine(f"sqlite:///{tmp_path}/old.db")
+    command.upgrade(alembic_config(engine), "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO patient (pk, patient_id, issuer_of_patient_id, patient_name, patient_birth_date,"
+                " patient_sex) VALUES (1, 'P1', '', 'Müller^Jürgen', '', ''), (2, 'P2', '', '', '', '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO study (pk, study_instance_uid, patient_pk, study_date, study_time,"
+                " accession_number, referring_physician_name, study_id, study_description,"
+                " timezone_offset_from_utc, created_at, updated_at)"
+                " VALUES (1, '1.2.3', 1, '', '', '', 'HOUSE^Gregory', '', '', '', :now, :now)"
+            ),
+            {"now": "2026-01-01 00:00:00"},
+        )
+    migrate(engine)
+    with engine.connect() as connection:
+        patients = connection.execute(
+            text("SELECT patient_name_folded, patient_name_fuzzy FROM patient ORDER BY pk")
+        ).all()
+        study = connection.execute(
+            text("SELECT referring_physician_name_folded, referring_physician_name_fuzzy FROM study")
+        ).one()
+    assert [tuple(row) for row in patients] == [("müller^jürgen", " muller jurgen "), ("", "")]
+    assert tuple(study) == ("house^gregory", " house gregory ")
+    engine.dispose()

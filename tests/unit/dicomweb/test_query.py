@@ -127,3 +127,12 @@ def test_series_number_is_an_integer() -> None:
     assert only_match([("SeriesNumber", "3")], SERIES).values == ("3",)
     with pytest.raises(BadRequest, match="not a valid IS"):
         parse_search([("SeriesNumber", "three")], SERIES)
+
+
+def test_code_lists_match_any_code() -> None:
+    (match,) = parse_search([("ModalitiesInStudy", "CT,MR"), ("PatientSex", "")], QueryLevel.STUDY).matches[
+        :1
+    ]
+    assert (match.kind, match.values) == (MatchKind.VALUE_LIST, ("CT", "MR"))
+    (match,) = parse_search([("Modality", "CT\\PT")], QueryLevel.SERIES).matches
+    assert (match.kind, match.values) == (MatchKind.VALUE_LIST, ("CT", "PT"))
