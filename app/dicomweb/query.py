@@ -126,7 +126,6 @@ _NEGOTIATION_PARAMETERS = frozenset({"accept", "charset"})
 _KEYWORD_ALIASES: Mapping[str, str] = MappingProxyType(
     {"RequestAttributeSequence": "RequestAttributesSequence"}
 )
-_MAX_LIMIT = 100_000
 
 
 def searchable_paths(level: QueryLevel) -> dict[tuple[int, ...], str]:
@@ -182,7 +181,7 @@ def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> Se
         include_all,
         frozenset(include),
         _boolean(options, "fuzzymatching", default=False),
-        _integer(options, "limit", maximum=_MAX_LIMIT),
+        _integer(options, "limit"),
         _integer(options, "offset") or 0,
         _boolean(options, "emptyvaluematching", default=False),
         _boolean(options, "multiplevaluematching", default=True),
@@ -288,13 +287,10 @@ def _boolean(options: Mapping[str, str], name: str, *, default: bool) -> bool:
     return value.lower() == "true"
 
 
-def _integer(options: Mapping[str, str], name: str, *, maximum: int | None = None) -> int | None:
+def _integer(options: Mapping[str, str], name: str) -> int | None:
     value = options.get(name)
     if value is None:
         return None
     if not value.isdigit():
         raise BadRequest(f"{name}={value}: a whole number, 0 or more")
-    number = int(value)
-    if maximum is not None and number > maximum:
-        raise BadRequest(f"{name}={value}: at most {maximum}")
-    return number
+    return int(value)
