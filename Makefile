@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dicom-tools run test lint bench clean
+.PHONY: install dicom-tools run test lint bench clean e2e browser ohif
 
 install: $(STAMP)
 
@@ -27,6 +27,42 @@ dicom-tools:
 	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q \
 	       && $$sudo $(APT_INSTALL) $(DICOM_TOOL_PACKAGES); }
 
+# Browser tests (e2e/): the OHIF Viewer, in Debian's Chromium driven by Playwright, against a live Fovea.
+# Screenshots and logs go to test-artifacts/e2e/.
+E2E_STAMP := $(VENV)/.installed-e2e
+E2E_CACHE := .e2e-cache
+OHIF_VERSION := 3.13.2
+OHIF_TARBALL := $(E2E_CACHE)/ohif-app-$(OHIF_VERSION).tgz
+OHIF_DIR := $(E2E_CACHE)/ohif-app-$(OHIF_VERSION)
+
+$(E2E_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,e2e]'
+	touch $(E2E_STAMP)
+
+# Chromium from Debian, installed only when missing: Playwright drives it but downloads no browser.
+browser:
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "installing chromium"; \
+	$$sudo $(APT_INSTALL) chromium \
+	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+	       && $$sudo $(APT_INSTALL) chromium; }
+
+# The OHIF Viewer's production build (dist/ of the npm package), fetched once and unpacked.
+ohif: $(OHIF_DIR)/dist/index.html
+
+$(OHIF_TARBALL):
+	mkdir -p $(E2E_CACHE)
+	npm pack --silent --pack-destination $(E2E_CACHE) @ohif/app@$(OHIF_VERSION)
+
+$(OHIF_DIR)/dist/index.html: $(OHIF_TARBALL)
+	rm -rf $(OHIF_DIR) && mkdir -p $(OHIF_DIR)
+	tar -xzf $(OHIF_TARBALL) -C $(OHIF_DIR) --strip-components=1
+	touch $@
+
+e2e: $(E2E_STAMP) browser ohif
+	FOVEA_E2E_OHIF_DIST=$(OHIF_DIR)/dist $(BIN)/pytest -q -p no:cacheprovider e2e
+
 run: install
 	$(BIN)/fovea serve
 
@@ -34,7 +70,7 @@ test: install dicom-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy
 
 bench: install
@@ -43,4 +79,4 @@ bench: install
 	$(BIN)/python bench/bench_transcode.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

@@ -13,13 +13,14 @@ Matching (PS3.4 C.2.2.2) on the index's text columns:
 - wildcard `*`/`?`: SQLite's `GLOB` (case-sensitive, the same two wildcards) or PostgreSQL's `LIKE`
   (columns of PN forms use the "C" collation so that a literal prefix uses the index);
 - range: text comparison (DA, TM and DT sort as text); an upper end covers every value it is the start
-  of (`-1300` includes 13:00:59), and empty values never fall inside a range;
+  of (`-1300` includes 13:00:59, by padding it with nines), and empty values are in no range;
 - fuzzy PN: every folded query word starts a word of the stored name (app/dicomweb/person_names.py).
 `emptyvaluematching=true` also returns the rows whose value for a matched key is empty.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -310,9 +311,24 @@ def _value_condition(column: Column, match: Match, dialect: str) -> ColumnElemen
         if low:
             bounds.append(column >= low)
         if high:
-            bounds.append(column < high + "~")  # "~" sorts after digits, "." and "+"/"-" offsets
+            bounds.append(column <= _last_value_starting_with(high, match.vr))
         return and_(*bounds)
     return column == values[0]
+
+
+def _last_value_starting_with(value: str, vr: str) -> str:
+    """The greatest DA/TM/DT text that begins with `value`, so that an upper end `08` covers 08:59:59.
+
+    Padding with nines (digits only, plus the "." DICOM writes) orders the same in every collation,
+    which a sentinel character would not: locale collations skip punctuation.
+    """
+    if vr == "DA":
+        return value  # always whole: eight digits
+    if vr == "DT":
+        value = re.split(r"[+-]", value)[0]  # an offset cannot be ordered as text; the local time is
+    whole, _, fraction = value.partition(".")
+    digits = 6 if vr == "TM" else 14
+    return f"{whole.ljust(digits, '9')}.{fraction.ljust(6, '9')}"
 
 
 def _wildcard(column: Column, pattern: str, dialect: str) -> ColumnElement[bool]:
