@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/bench_stow.py
 	$(BIN)/python bench/bench_frames.py
 	$(BIN)/python bench/bench_transcode.py
+	$(BIN)/python bench/bench_qido.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

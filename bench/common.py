@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,11 +237,20 @@ def free_port() -> int:
 class FoveaServer:
     """`fovea serve` on a free loopback port with its own data folder (SQLite + folder store).
 
-    Stopped (terminate, then kill) by `stop` or on leaving the `with` block, whatever happened.
+    The caller's FOVEA_* variables are not passed on; `env` sets any the benchmark needs (an index on
+    PostgreSQL: FOVEA_DATABASE_URL). Stopped (terminate, then kill) by `stop` or on leaving the `with`
+    block, whatever happened.
     """
 
-    def __init__(self, data_dir: Path, extra_args: Sequence[str] = (), start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        extra_args: Sequence[str] = (),
+        start_timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
@@ -286,6 +295,7 @@ class FoveaServer:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {key: value for key, value in os.environ.items() if not key.startswith("FOVEA_")}
+        env.update(self.env)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 self.command(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
