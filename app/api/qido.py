@@ -18,9 +18,10 @@ from app.api.content_coding import Coding, choose_coding, compress_json
 from app.api.deps import get_services
 from app.api.multipart import OutgoingPart
 from app.api.urls import dicomweb_base_url
-from app.api.wado_request import VARY, multipart_response
+from app.api.wado_request import VARY, accept_lists_of, multipart_response
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
-from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type, parse_accept
+from app.dicomweb.metadata import with_absolute_bulkdata_uris
+from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
 from app.dicomweb.query import QueryLevel, SearchQuery, parse_search
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
@@ -64,10 +65,7 @@ class SearchRequest:
         if scope.series_instance_uid is not None:
             require_valid_uid(scope.series_instance_uid, "Series Instance UID")
         query = parse_search(request.query_params.multi_items(), level)
-        media_type = negotiate_metadata_media_type(
-            parse_accept(",".join(request.query_params.getlist("accept"))),
-            parse_accept(request.headers.get("accept")),
-        )
+        media_type = negotiate_metadata_media_type(*accept_lists_of(request))
         coding = None
         if media_type == DICOM_JSON:
             coding = choose_coding(request.headers.get("accept-encoding"), brotli_allowed=True)
@@ -84,16 +82,20 @@ def answer_search(services: Services, search_request: SearchRequest) -> Response
             search_request.scope,
             max_results=services.settings.qido_max_results,
         )
-    datasets = [_dataset(result, search_request.base_url) for result in page.results]
+    base_url = search_request.base_url
+    # JSON bytes, BulkDataURIs (in attributes copied from stored metadata, at any depth) made absolute.
+    encoded = [
+        with_absolute_bulkdata_uris(orjson.dumps(_dataset(r, base_url)), base_url) for r in page.results
+    ]
     headers = {"Vary": VARY}
     if page.has_more:
         headers["Warning"] = _more_results_warning(page, search_request.query)
     if search_request.media_type == METADATA_XML:
-        parts = (OutgoingPart(DICOM_XML, "", dicom_json_to_xml(dataset)) for dataset in datasets)
+        parts = (OutgoingPart(DICOM_XML, "", dicom_json_to_xml(orjson.loads(item))) for item in encoded)
         response = multipart_response(parts, METADATA_XML, None)
         response.headers.update(headers)
         return response
-    body = orjson.dumps(datasets)
+    body = b"[" + b",".join(encoded) + b"]"
     coding = search_request.coding
     if coding is not None and len(body) >= 1024:
         body = compress_json(body, coding)
@@ -102,18 +104,13 @@ def answer_search(services: Services, search_request: SearchRequest) -> Response
 
 
 def _dataset(result: SearchResult, base_url: str) -> dict[str, object]:
-    """The result's DICOM JSON, with its RetrieveURL and BulkDataURIs absolute under `base_url`."""
+    """The result's DICOM JSON with its RetrieveURL."""
     url = f"{base_url}/studies/{result.study_instance_uid}"
     if result.series_instance_uid is not None:
         url += f"/series/{result.series_instance_uid}"
     if result.sop_instance_uid is not None:
         url += f"/instances/{result.sop_instance_uid}"
-    dataset = result_to_dicom_json({**result.attributes, RETRIEVE_URL: url})
-    for element in dataset.values():
-        uri = element.get("BulkDataURI")
-        if isinstance(uri, str) and uri.startswith("studies/"):
-            element["BulkDataURI"] = f"{base_url}/{uri}"
-    return dataset
+    return result_to_dicom_json({**result.attributes, RETRIEVE_URL: url})
 
 
 def _more_results_warning(page: SearchPage, query: SearchQuery) -> str:

@@ -28,6 +28,12 @@ from app.store.retrieval import Scope, ScopeVersion, StoredInstance, stored_inst
 VARY = "Accept, Accept-Encoding"
 
 
+def accept_lists_of(request: Request) -> tuple[list[MediaRange], list[MediaRange]]:
+    """The media ranges of the `accept` query parameters, then of the Accept header (PS3.18 8.3.3.1)."""
+    query = ",".join(request.query_params.getlist("accept"))
+    return parse_accept(query), parse_accept(request.headers.get("accept"))
+
+
 @dataclass(frozen=True, slots=True)
 class WadoRequest:
     """The parts of an HTTP request a WADO-RS resource depends on, read once."""
@@ -50,11 +56,9 @@ class WadoRequest:
         ):
             if value is not None:
                 require_valid_uid(value, name)
-        query = ",".join(request.query_params.getlist("accept"))
         return cls(
             scope,
-            parse_accept(query),
-            parse_accept(request.headers.get("accept")),
+            *accept_lists_of(request),
             request.headers.get("accept-encoding"),
             dicomweb_base_url(request, settings.public_base_url),
             request,

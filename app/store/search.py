@@ -162,6 +162,7 @@ _RETURNED: Mapping[QueryLevel, frozenset[int]] = {
     ),
 }
 _LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE)
+_HELD = frozenset().union(*(set(_COLUMNS[lv]) | _COMPUTED[lv] | _RETURNED[lv] for lv in _LEVELS))
 _PERSON_NAME_FORMS: Mapping[int, tuple[Column, Column]] = {
     PATIENT_NAME: (Patient.patient_name_folded, Patient.patient_name_fuzzy),
     REFERRING_PHYSICIAN: (Study.referring_physician_name_folded, Study.referring_physician_name_fuzzy),
@@ -469,8 +470,7 @@ def _add_from_stored_metadata(
     wanted: frozenset[int],
 ) -> None:
     """Attributes asked for that the index does not hold, from each result's first instance."""
-    held = set().union(*(set(_COLUMNS[lv]) | _COMPUTED[lv] | _RETURNED[lv] for lv in _LEVELS))
-    missing = wanted - held
+    missing = wanted - _HELD
     if not missing:
         return
     position = _LEVELS.index(level)

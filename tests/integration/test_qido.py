@@ -248,6 +248,11 @@ def test_includefield_adds_indexed_and_stored_attributes(live_server: LiveServer
     instances = _search(live_server, path, {"includefield": "SliceThickness"}).json()
     assert [_value(item, "00180050") for item in instances] == [1.25, 1.25, 1.25]
 
+    (instance, *_) = _search(live_server, path, {"includefield": "PixelData"}).json()
+    uri = instance["7FE00010"]["BulkDataURI"]  # copied from the stored metadata, made absolute
+    assert uri.startswith(f"{live_server.dicomweb}/studies/{archive.uids['A']}/series/")
+    assert httpx.get(uri, headers={"Accept": "application/octet-stream"}).status_code == 200
+
 
 def test_limit_and_offset_page_through_matches_with_a_warning(
     live_server: LiveServer, archive: Archive
