@@ -24,14 +24,6 @@ class PatientAttributes:
     patient_birth_date: str
     patient_sex: str
 
-    @property
-    def patient_name_folded(self) -> str:
-        return fold_case(self.patient_name)
-
-    @property
-    def patient_name_fuzzy(self) -> str:
-        return fuzzy_key(self.patient_name)
-
 
 def int_value(ds: Dataset, keyword: str) -> int | None:
     try:

@@ -266,7 +266,14 @@ def _study_values(parsed: ParsedInstance) -> dict[str, str]:
 
 
 def _demographics(parsed: ParsedInstance) -> dict[str, str]:
-    return {name: getattr(parsed.patient, name) for name in _PATIENT_DEMOGRAPHICS}
+    """The patient's attributes with the matching forms of its name."""
+    patient = parsed.patient
+    values = {
+        "patient_name": patient.patient_name,
+        "patient_birth_date": patient.patient_birth_date,
+        "patient_sex": patient.patient_sex,
+    }
+    return {**values, **person_name_search_forms("patient_name", patient.patient_name)}
 
 
 def _find_or_create_patient(connection: Connection, parsed: ParsedInstance) -> int:
