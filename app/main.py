@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, qido, stow, wado
+from app.api import admin, qido, rendered, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
@@ -69,6 +69,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
     app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
     app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
+    app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
@@ -92,6 +93,7 @@ CORS_EXPOSED_HEADERS = [
     "Content-Length",
     "Content-Range",
     "ETag",
+    "Fovea-Window",
 ]
 
 

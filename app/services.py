@@ -37,6 +37,13 @@ def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
     return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size)
 
 
+RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
+
+
+def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
+    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]))
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -48,6 +55,9 @@ class Services:
     codecs: CodecPool = field(default_factory=CodecPool)
     transcoded_frames: TranscodedFrameCache[MadeFrame] = field(
         default_factory=lambda: transcoded_frame_cache(256)
+    )
+    rendered_images: TranscodedFrameCache[RenderedImage] = field(
+        default_factory=lambda: rendered_image_cache(64)
     )
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -83,4 +93,5 @@ def open_services(settings: Settings) -> Services:
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
         codecs=CodecPool(settings.codec_workers),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
+        rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )

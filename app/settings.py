@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         description="gzip uncompressed frames and bulk data for clients that accept it (JSON is "
         "always compressed when accepted)",
     )
+    rendered_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory for rendered images and thumbnails kept per server process (MB); 0: none",
+    )
     qido_max_results: int = Field(
         10_000,
         ge=1,

@@ -17,10 +17,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 _V = TypeVar("_V")
-FrameKey = tuple[str, int, str]  # (data blob key, frame number, target transfer syntax UID)
+# (data blob key, frame number, target transfer syntax UID), or for a rendered image (data blob key,
+# frame numbers, "rendered", rendering options): hashable tuples that start with the stored file.
+FrameKey = tuple[Any, ...]
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
