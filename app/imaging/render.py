@@ -209,7 +209,8 @@ def _render_grey(frame: FramePixels, ds: Dataset, options: RenderOptions, frame_
         modality = np.asarray(apply_modality_lut(values, display), dtype=np.float32)
     window, source = _choose_window(modality, display, options, frame.bits_stored)
     if source == "voi-lut":
-        lut_out = np.asarray(apply_voi_lut(modality, display, prefer_lut=True), dtype=np.float32)
+        indices = np.rint(modality).astype(np.int64)  # a LUT is indexed by whole values
+        lut_out = np.asarray(apply_voi_lut(indices, display, prefer_lut=True), dtype=np.float32)
         descriptor = display.VOILUTSequence[0].LUTDescriptor
         levels = float((1 << int(descriptor[2])) - 1)
         unit = np.clip(lut_out / levels, 0.0, 1.0)
