@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 
 from app.dicomweb.errors import BadRequest, NotAcceptable
-from app.dicomweb.negotiation import MediaRange, ordered_by_preference
+from app.dicomweb.negotiation import MediaRange
 from app.imaging.render import DEFAULT_JPEG_QUALITY, ImageFormat, RenderOptions, Viewport, Window, WindowShape
 
 _SHAPES = {
@@ -116,21 +116,34 @@ def negotiate_rendered_media_type(
 ) -> ImageFormat:
     """image/jpeg (the default, also for `*/*` and `image/*`), image/png or image/gif.
 
-    The `accept` parameter's list is tried first (PS3.18 8.3.3.1): a viewer asking `?accept=image/jpeg`
-    with a multipart Accept header gets a JPEG. q=0 excludes a type.
+    The `accept` parameter's list is tried first, then the header's (PS3.18 8.3.3.1): a viewer asking
+    `?accept=image/jpeg` with a multipart Accept header gets a JPEG. Each type takes the q of the most
+    specific range that covers it (RFC 9110 12.5.1), so `image/*;q=0` refuses every image; the highest q
+    wins, then the range listed first. Neither list given: JPEG.
     """
-    offered = tuple(ImageFormat)
-    for ranges in (ranges_from_query, ranges_from_header):
-        if not ranges:
-            continue
-        excluded = {fmt for fmt in offered for r in ranges if r.q == 0 and r.media_type == fmt.value}
-        for media_range in ordered_by_preference(ranges):
-            for fmt in offered:
-                if fmt not in excluded and media_range.matches(fmt.value):
-                    return fmt
-        if ranges is ranges_from_query:
-            continue
-        raise NotAcceptable(
-            f"no acceptable media type; rendered images are {', '.join(f.value for f in offered)}"
-        )
-    return ImageFormat.JPEG
+    lists = [ranges for ranges in (ranges_from_query, ranges_from_header) if ranges]
+    if not lists:
+        return ImageFormat.JPEG
+    for ranges in lists:
+        best: tuple[float, int, int] | None = None
+        chosen = None
+        for preference, fmt in enumerate(ImageFormat):
+            covering = [(index, r) for index, r in enumerate(ranges) if r.matches(fmt.value)]
+            if not covering:
+                continue
+            index, most_specific = max(covering, key=lambda pair: (_specificity(pair[1]), -pair[0]))
+            if most_specific.q <= 0:
+                continue
+            rank = (most_specific.q, -index, -preference)
+            if best is None or rank > best:
+                best, chosen = rank, fmt
+        if chosen is not None:
+            return chosen
+    offered = ", ".join(fmt.value for fmt in ImageFormat)
+    raise NotAcceptable(f"no acceptable media type; rendered images are {offered}")
+
+
+def _specificity(media_range: MediaRange) -> int:
+    if media_range.media_type == "*/*":
+        return 0
+    return 1 if media_range.media_type.endswith("/*") else 2

@@ -171,6 +171,8 @@ def render_frame(
     only this frame's item (the caller narrows the sequence to it: `frame_display_json`).
     """
     photometric = frame.photometric_interpretation
+    if ds.original_encoding == (None, None):  # built from DICOM JSON, whose binary values are little-endian
+        ds.set_original_encoding(False, True)
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
         rendered = _render_grey(frame, ds, options, frame_number)
     elif photometric == "PALETTE COLOR":
@@ -249,6 +251,7 @@ def _display_attributes(ds: Dataset) -> Dataset:
     ):
         if keyword in ds:
             merged[keyword] = ds[keyword]
+    merged.set_original_encoding(*ds.original_encoding)  # LUT Data (OW) is read in that byte order
     groups = []
     for sequence_keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
         items = ds.get(sequence_keyword) or []
@@ -313,9 +316,10 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
         out = 1.0 / (1.0 + np.exp(-4.0 * (values - c) / w))
     elif window.shape is WindowShape.LINEAR_EXACT:
         out = (values - (c - w / 2)) / w
-    else:  # LINEAR: the half-pixel offsets of C.11.2.1.2.1
-        width = max(float(w) - 1.0, 1.0)
-        out = ((values - (c - 0.5)) / np.float32(width)) + 0.5
+    elif window.width <= 1.0:  # LINEAR of width 1: a threshold at c - 0.5, no grey between
+        out = (values > c - np.float32(0.5)).astype(np.float32)
+    else:  # LINEAR: the half-pixel offsets of C.11.2.1.2.1, clipping at c - 0.5 -/+ (w - 1) / 2
+        out = ((values - (c - np.float32(0.5))) / (w - np.float32(1.0))) + np.float32(0.5)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
