@@ -289,3 +289,18 @@ def test_instances_without_pixel_data_are_not_found(live_server: LiveServer) -> 
     assert "no pixel data" in response.json()["error"]
     missing = f"{live_server.dicomweb}/studies/{generate_uid()}/thumbnail"
     assert _get(missing).status_code == 404
+
+
+def test_thumbnail_of_a_multi_frame_instance_decodes_one_frame(live_server: LiveServer) -> None:
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(io.BytesIO(make_instance(rows=64, columns=64, frames=40, seed=4)))
+    ds.compress(RLELossless, encoding_plugin="pydicom")
+    url = _store(live_server, ds)
+    decoded = live_server.services.transcoded_frames
+
+    before = decoded.misses
+    response = _get(f"{url}/thumbnail")
+
+    assert response.status_code == 200
+    assert decoded.misses - before == 1  # the middle frame only, of 40
