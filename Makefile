@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python bench/bench_frames.py
 	$(BIN)/python bench/bench_transcode.py
 	$(BIN)/python bench/bench_qido.py
+	$(BIN)/python bench/bench_rendered.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

@@ -43,7 +43,14 @@ from app.imaging.render import (
 from app.services import RenderedImage, Services
 from app.store.frame_source import FRAME_CONVERSION_ERRORS, native_format
 from app.store.index import InstanceMetadata
-from app.store.retrieval import Scope, StoredInstance, frames_of, stored_bulkdata, stored_instances
+from app.store.retrieval import (
+    Scope,
+    StoredInstance,
+    frames_of,
+    scope_exists,
+    shown_instance,
+    stored_bulkdata,
+)
 
 router = APIRouter(tags=["WADO-RS"])
 
@@ -125,16 +132,12 @@ def answer_rendered(
 
 def _shown_instance(connection: Connection, scope: Scope) -> StoredInstance:
     """The instance a study, series or instance resource shows (see the module docstring)."""
-    instances = stored_instances(connection, scope)  # by series number, then instance number
-    if not instances:
+    instance = shown_instance(connection, scope)
+    if instance is not None:
+        return instance
+    if not scope_exists(connection, scope):
         raise NotFound(not_found_message(scope))
-    images = [instance for instance in instances if instance.pixels is not None]
-    if not images:
-        raise NotFound(f"nothing to render: {scope_description(scope)} has no pixel data")
-    if scope.sop_instance_uid is not None:
-        return images[0]
-    first_series = [i for i in images if i.series_instance_uid == images[0].series_instance_uid]
-    return first_series[(len(first_series) - 1) // 2]
+    raise NotFound(f"nothing to render: {scope_description(scope)} has no pixel data")
 
 
 def _render(

@@ -209,7 +209,7 @@ def _render_grey(frame: FramePixels, ds: Dataset, options: RenderOptions, frame_
         modality = values.astype(np.float32)
     else:
         modality = np.asarray(apply_modality_lut(values, display), dtype=np.float32)
-    window, source = _choose_window(modality, display, options, frame.bits_stored)
+    window, source = _choose_window(frame, display, options)
     if source == "voi-lut":
         indices = np.rint(modality).astype(np.int64)  # a LUT is indexed by whole values
         lut_out = np.asarray(apply_voi_lut(indices, display, prefer_lut=True), dtype=np.float32)
@@ -265,21 +265,21 @@ def _display_attributes(ds: Dataset) -> Dataset:
     return merged
 
 
-def _choose_window(
-    values: np.ndarray, ds: Dataset, options: RenderOptions, bits_stored: int
-) -> tuple[Window | None, str]:
+def _choose_window(frame: FramePixels, ds: Dataset, options: RenderOptions) -> tuple[Window | None, str]:
     if options.window is not None:
         return options.window, "request"
     if "VOILUTSequence" in ds and ds.VOILUTSequence:
         return None, "voi-lut"
-    if bits_stored == 1:
+    if frame.bits_stored == 1:
         return Window(0.5, 1.0, WindowShape.LINEAR_EXACT), "automatic"
     center, width = _first_number(ds.get("WindowCenter")), _first_number(ds.get("WindowWidth"))
     if center is not None and width is not None and width > 0:
         function = str(ds.get("VOILUTFunction") or "LINEAR").strip().upper()
         shape = WindowShape(function) if function in WindowShape.__members__ else WindowShape.LINEAR
         return Window(center, width, shape), "dataset"
-    return automatic_window(values, ds), "automatic"
+    # From the stored values, never from a shrunk copy: a thumbnail gets the window of the full image.
+    samples = frame.samples[::4, ::4] if frame.samples.size > 1_000_000 else frame.samples
+    return automatic_window(np.asarray(apply_modality_lut(samples, ds), dtype=np.float32), ds), "automatic"
 
 
 def _first_number(value: Any) -> float | None:

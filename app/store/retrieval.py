@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
 from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
@@ -153,6 +153,43 @@ def stored_instances(connection: Connection, scope: Scope) -> list[StoredInstanc
         Series.series_number, Series.pk, Instance.instance_number, Instance.pk
     )
     return [_stored_instance(row) for row in connection.execute(query)]
+
+
+def scope_exists(connection: Connection, scope: Scope) -> bool:
+    """Whether any instance is stored in `scope`."""
+    return connection.execute(_in_scope(select(Instance.pk), scope).limit(1)).first() is not None
+
+
+def shown_instance(connection: Connection, scope: Scope) -> StoredInstance | None:
+    """The instance a rendered study or series shows: the middle instance with pixel data (by Instance
+    Number) of the first series (by Series Number) that has any; an instance shows itself.
+
+    Three small statements whatever the size of the series, rather than listing every instance.
+    """
+    images = _in_scope(select(Series.pk).select_from(Instance), scope).where(
+        Instance.number_of_frames.is_not(None)
+    )
+    series_pk = connection.execute(images.order_by(Series.series_number, Series.pk).limit(1)).scalar()
+    if series_pk is None:
+        return None
+    in_series: list[ColumnElement[bool]] = [
+        Instance.series_pk == series_pk,
+        Instance.number_of_frames.is_not(None),
+    ]
+    if scope.sop_instance_uid is not None:
+        in_series.append(Instance.sop_instance_uid == scope.sop_instance_uid)
+    count = connection.execute(select(func.count()).select_from(Instance).where(*in_series)).scalar_one()
+    query = (
+        select(*_INSTANCE_COLUMNS)
+        .join(Series, Series.pk == Instance.series_pk)
+        .join(Study, Study.pk == Series.study_pk)
+        .where(*in_series)
+        .order_by(Instance.instance_number, Instance.pk)
+        .offset((count - 1) // 2)
+        .limit(1)
+    )
+    row = connection.execute(query).first()
+    return None if row is None else _stored_instance(row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,3 +304,12 @@ def test_thumbnail_of_a_multi_frame_instance_decodes_one_frame(live_server: Live
 
     assert response.status_code == 200
     assert decoded.misses - before == 1  # the middle frame only, of 40
+
+
+def test_thumbnail_has_the_automatic_window_of_the_full_image(live_server: LiveServer) -> None:
+    ds = _ct(rows=1100, columns=1000)
+    ds.PixelData = np.random.default_rng(5).integers(0, 4000, (1100, 1000)).astype(np.int16).tobytes()
+    url = _store(live_server, ds)
+    full, thumbnail = _get(f"{url}/rendered"), _get(f"{url}/thumbnail")
+    assert full.headers["fovea-window"].startswith("automatic")
+    assert thumbnail.headers["fovea-window"] == full.headers["fovea-window"]
