@@ -4,7 +4,8 @@ Which image a resource shows:
 - a study: the middle instance (by Instance Number) of its first series (by Series Number) that has
   pixel data; a series: its middle instance; an instance: itself;
 - of a multi-frame instance, its middle frame, except `/rendered` as `image/gif`, which animates
-  every frame; `/frames/{list}/rendered` shows the listed frames (several only as an animated GIF).
+  every frame (at most 500, evenly spaced); `/frames/{list}/rendered` shows the listed frames
+  (several only as an animated GIF).
 Only the frames shown are read and decoded, so a thumbnail of a 2,000-frame instance costs one frame.
 
 Rendering (decode, display pipeline, viewport, encoding) runs in the codec pool's threads; the encoded
@@ -25,7 +26,7 @@ from app.api.conditional import make_validators
 from app.api.deps import get_services
 from app.api.wado_pixels import bulk_value, frame_source
 from app.api.wado_request import VARY, WadoRequest, not_found_message, scope_description
-from app.dicomweb.errors import BadRequest, NotFound
+from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
 from app.imaging.codecs.decode import FrameFormat
@@ -58,6 +59,7 @@ STUDY = "/studies/{study_instance_uid}"
 SERIES = STUDY + "/series/{series_instance_uid}"
 INSTANCE = SERIES + "/instances/{sop_instance_uid}"
 FRAMES = INSTANCE + "/frames/{frame_list}"
+MAX_ANIMATED_FRAMES = 500  # an instance's animated GIF shows at most this many frames, evenly spaced
 WINDOW_HEADER = "Fovea-Window"  # how the grey levels were chosen (dataset, request, VOI LUT, automatic)
 
 # The attributes the display pipeline and the annotations read (PS3.3 C.7.6.3, C.11); nothing else of
@@ -110,7 +112,8 @@ def answer_rendered(
             check_frames_exist(numbers, count)
         else:
             every_frame = options.image_format is ImageFormat.GIF and not options.thumbnail
-            numbers = tuple(range(1, count + 1)) if every_frame else ((count + 1) // 2,)
+            step = -(-count // MAX_ANIMATED_FRAMES)  # a long cine is sampled evenly
+            numbers = tuple(range(1, count + 1, step)) if every_frame else ((count + 1) // 2,)
         if len(numbers) > 1 and options.image_format is not ImageFormat.GIF:
             raise BadRequest("several frames are rendered only as image/gif (animated); ask for one frame")
         validators = make_validators(
@@ -162,26 +165,21 @@ def _render(
         items = stored_bulkdata(connection, [instance], path)
         return bulk_value(services, items[0]) if items else b""
 
-    images: list[Rendered] = []
-    try:
-        for number in numbers:
-            native = source.native(number, cached=len(numbers) == 1)
-            ds = Dataset.from_json(frame_display_json(display, number), bulk_data_uri_handler=bulk)
-            images.append(
-                services.codecs.run(
-                    False,
-                    _render_one,
-                    native.data,
-                    native.photometric_interpretation,
-                    fmt,
-                    ds,
-                    options,
-                    number,
-                )
-            )
-    except (*FRAME_CONVERSION_ERRORS, RenderError) as exc:
-        raise NotFound(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
     profile = _icc_profile(options, display, bulk)
+    try:
+        if len(numbers) == 1:  # the common case (thumbnails, a frame): one hand-off to the codec pool
+            ds = Dataset.from_json(frame_display_json(display, numbers[0]), bulk_data_uri_handler=bulk)
+            native = source.native(numbers[0])
+            job = (native.data, native.photometric_interpretation, ds, numbers[0])
+            return services.codecs.run(False, _render_and_encode, job, fmt, options, profile)
+        images: list[Rendered] = []
+        for number in numbers:  # an animated GIF: one frame's samples in memory at a time
+            ds = Dataset.from_json(frame_display_json(display, number), bulk_data_uri_handler=bulk)
+            native = source.native(number, cached=False)
+            job = (native.data, native.photometric_interpretation, ds, number)
+            images.append(services.codecs.run(False, _render_one, job, fmt, options))
+    except (*FRAME_CONVERSION_ERRORS, RenderError) as exc:
+        raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
     body = services.codecs.run(False, encode_image, [image.image for image in images], options, profile)
     return body, _window_header(images[0])
 
@@ -194,9 +192,11 @@ def frame_display_json(display: dict[str, Any], number: int) -> dict[str, Any]:
     return {**display, _PER_FRAME_GROUPS: {"vr": "SQ", "Value": items[number - 1 : number]}}
 
 
-def _render_one(
-    data: bytes, photometric: str, fmt: FrameFormat, ds: Dataset, options: RenderOptions, number: int
-) -> Rendered:
+RenderJob = tuple[bytes, str, Dataset, int]  # native frame bytes, their photometric, display data set, number
+
+
+def _render_one(job: RenderJob, fmt: FrameFormat, options: RenderOptions) -> Rendered:
+    data, photometric, ds, number = job
     frame = frame_samples(
         data,
         rows=fmt.rows,
@@ -209,6 +209,13 @@ def _render_one(
         photometric_interpretation=photometric,
     )
     return render_frame(frame, ds, options, frame_number=number)
+
+
+def _render_and_encode(
+    job: RenderJob, fmt: FrameFormat, options: RenderOptions, profile: bytes | None
+) -> RenderedImage:
+    rendered = _render_one(job, fmt, options)
+    return encode_image([rendered.image], options, profile), _window_header(rendered)
 
 
 def _icc_profile(
