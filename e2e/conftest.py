@@ -26,8 +26,9 @@ ARTIFACTS = REPO / "test-artifacts" / "e2e"
 
 
 # Viewer configurations, each served on its own origin: OHIF's own frames Accept, and one that lets
-# Fovea send JPEG 2000 frames as stored.
+# Fovea send JPEG 2000 frames as stored and draw the series thumbnails itself.
 VIEWER_FRAMES_ACCEPT = {"default": None, "jpeg2000-as-stored": AS_STORED_JPEG2000_ACCEPT}
+SERVER_THUMBNAILS = {"jpeg2000-as-stored"}
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +48,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         try:
             urls = {
                 name: viewers.enter_context(
-                    serve_in_thread(ohif_static_app(ohif_dist, ohif_config(fovea.dicomweb_url, accept)), port)
+                    serve_in_thread(
+                        ohif_static_app(
+                            ohif_dist,
+                            ohif_config(
+                                fovea.dicomweb_url, accept, server_thumbnails=name in SERVER_THUMBNAILS
+                            ),
+                        ),
+                        port,
+                    )
                 )
                 for (name, accept), port in zip(VIEWER_FRAMES_ACCEPT.items(), ports.values(), strict=True)
             }

@@ -26,10 +26,14 @@ AS_STORED_JPEG2000_ACCEPT = (
 )
 
 
-def ohif_config(dicomweb_url: str, frames_accept: str | None = None) -> dict[str, object]:
+def ohif_config(
+    dicomweb_url: str, frames_accept: str | None = None, *, server_thumbnails: bool = False
+) -> dict[str, object]:
     """A minimal OHIF v3 configuration with one DICOMweb data source: Fovea at dicomweb_url.
 
     frames_accept replaces the Accept header OHIF sends for frames; None keeps OHIF's own.
+    server_thumbnails: the series thumbnails are Fovea's thumbnail resources (OHIF asks them with
+    `?accept=image/jpeg`), not drawn by OHIF from frames.
     """
     data_source: dict[str, object] = {
         "friendlyName": "Fovea",
@@ -38,7 +42,7 @@ def ohif_config(dicomweb_url: str, frames_accept: str | None = None) -> dict[str
         "wadoRoot": dicomweb_url,
         "wadoUriRoot": dicomweb_url,
         "imageRendering": "wadors",
-        "thumbnailRendering": "wadors",
+        "thumbnailRendering": "thumbnail" if server_thumbnails else "wadors",
         "enableStudyLazyLoad": True,
         "supportsFuzzyMatching": True,
         "supportsWildcard": True,

@@ -15,6 +15,7 @@ from playwright.sync_api import Page, Response, expect
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
 
 from e2e.canvas import canvas_stats
+from e2e.conftest import SERVER_THUMBNAILS
 from e2e.servers import Deployment
 from e2e.study import StoredStudy, first_series_pixels, stored_transfer_syntaxes
 from e2e.viewer import (
@@ -57,10 +58,13 @@ def test_study_opened_from_study_list_is_drawn(
     study = studies[case.study]
     assert stored_transfer_syntaxes(deployment.fovea.dicomweb_url, study) == {case.stored_syntax}
     frame_responses: list[Response] = []
+    thumbnail_responses: list[Response] = []
 
     def keep_frame_response(response: Response) -> None:
-        if "/frames/" in response.url:
+        if "/frames/" in response.url and "/rendered" not in response.url:
             frame_responses.append(response)
+        if "/thumbnail" in response.url:
+            thumbnail_responses.append(response)
 
     page.on("response", keep_frame_response)
 
@@ -80,3 +84,6 @@ def test_study_opened_from_study_list_is_drawn(
         *(part_transfer_syntaxes(r.headers["content-type"], r.body()) for r in frame_responses if r.ok)
     )
     assert received == {case.frames_syntax}, f"frames reached the viewer as {received or 'nothing'}"
+    if case.viewer in SERVER_THUMBNAILS:  # OHIF's series thumbnails came from Fovea's thumbnail resource
+        drawn = [r for r in thumbnail_responses if r.ok and r.headers["content-type"] == "image/jpeg"]
+        assert drawn, f"no thumbnail reached the viewer: {[(r.url, r.status) for r in thumbnail_responses]}"
