@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -106,7 +106,6 @@ class Rendered:
     image: Image.Image
     window_source: str  # "dataset", "request", "voi-lut", "automatic", "none"
     window: Window | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 # --- From native bytes to samples ---
