@@ -13,6 +13,7 @@ Fovea honours (app/api/urls.py), so Retrieve URLs and BulkDataURIs come back usa
 from __future__ import annotations
 
 import copy
+import io
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ import pydicom
 import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
+from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import get_decoder
@@ -609,13 +611,18 @@ def test_uncompressed_frame_transcoded_on_request(archive: Archive) -> None:
 # --- WADO-RS: rendered --------------------------------------------------------------------------------
 
 
-def test_rendered_instance(archive: Archive) -> None:
-    # Rendered resources (PS3.18 9.5) are not served yet: this skips on 404 until they are.
-    keys = archive.instance_keys("A1", "CT_small.dcm")
-    try:
-        image = archive.client.retrieve_instance_rendered(*keys, media_types=("image/png",))
-    except requests.HTTPError as exc:
-        if exc.response is not None and exc.response.status_code == 404:
-            pytest.skip("rendered resources arrive with issue 6")
-        raise
-    assert image.startswith(b"\x89PNG")
+def test_rendered_calls(archive: Archive) -> None:
+    """Every rendered call dicomweb-client has, answered with the image type it asked for."""
+    study, series, sop = archive.instance_keys("A1", "CT_small.dcm")
+    source = archive.sent[sop]
+    client = archive.client
+
+    png = client.retrieve_instance_rendered(study, series, sop, media_types=("image/png",))
+    image = Image.open(io.BytesIO(png))
+    assert (image.format, image.size) == ("PNG", (source.Columns, source.Rows))
+
+    jpeg = client.retrieve_instance_frames_rendered(study, series, sop, [1], media_types=("image/jpeg",))
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+
+    thumbnail = client.retrieve_series_rendered(study, series, params={"viewport": "64,64"})
+    assert max(Image.open(io.BytesIO(thumbnail)).size) == 64
