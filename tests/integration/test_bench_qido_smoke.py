@@ -8,12 +8,12 @@ and reported positive figures in the documented JSON shape (STYLE.md item 12).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.bench_runs import bench_records, run_quick_bench
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_qido.py"
@@ -32,17 +32,8 @@ Run = tuple[list[dict[str, Any]], Path, str]
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("bench") / "qido.json"
-    completed = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--out", str(out), "--tmp-dir", str(out.parent)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert completed.returncode == 0, f"bench_qido.py failed:\n{completed.stdout}\n{completed.stderr}"
-    lines = [line for line in completed.stdout.splitlines() if line.strip()]
-    return [json.loads(line) for line in lines], out, completed.stderr
+    completed = run_quick_bench(BENCH, out, timeout=180)
+    return bench_records(completed), out, completed.stderr
 
 
 def backends(run: Run) -> list[str]:

@@ -9,12 +9,12 @@ documented JSON shape (STYLE.md item 12).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.bench_runs import bench_records, run_quick_bench
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_rendered.py"
@@ -47,17 +47,8 @@ Run = tuple[list[dict[str, Any]], Path]
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("bench") / "rendered.json"
-    completed = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--out", str(out), "--tmp-dir", str(out.parent)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert completed.returncode == 0, f"bench_rendered.py failed:\n{completed.stdout}\n{completed.stderr}"
-    lines = [line for line in completed.stdout.splitlines() if line.strip()]
-    return [json.loads(line) for line in lines], out
+    completed = run_quick_bench(BENCH, out)
+    return bench_records(completed), out
 
 
 def test_quick_run_reports_every_case(quick_run: Run) -> None:

@@ -8,12 +8,12 @@ in the documented JSON shape (STYLE.md item 12).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.bench_runs import bench_records, run_quick_bench
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_transcode.py"
@@ -33,26 +33,10 @@ FLAGS = ("meets_throughput_target", "meets_cached_target", "meets_target", "nois
 Run = tuple[list[dict[str, Any]], Path]
 
 
-def run_bench(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--out", str(out), "--tmp-dir", str(out.parent), *extra],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def records_of(completed: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
-    assert completed.returncode == 0, f"bench_transcode.py failed:\n{completed.stdout}\n{completed.stderr}"
-    return [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("bench") / "transcode.json"
-    return records_of(run_bench(out)), out
+    return bench_records(run_quick_bench(BENCH, out)), out
 
 
 def pairs_of(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,14 +120,14 @@ def test_temporary_folders_are_removed(quick_run: Run) -> None:
 
 
 def test_pairs_filter_runs_only_the_matching_pairs(tmp_path: Path) -> None:
-    records = records_of(run_bench(tmp_path / "transcode.json", "--pairs", "rgb/native->*"))
+    records = bench_records(run_quick_bench(BENCH, tmp_path / "transcode.json", "--pairs", "rgb/native->*"))
     pairs = pairs_of(records)
     assert pairs and all(record["pair"].startswith("rgb/native->") for record in pairs)
     assert records[-1]["pairs"] == len(pairs)
 
 
 def test_a_filter_matching_nothing_fails(tmp_path: Path) -> None:
-    completed = run_bench(tmp_path / "transcode.json", "--pairs", "no-such-pair")
+    completed = run_quick_bench(BENCH, tmp_path / "transcode.json", "--pairs", "no-such-pair")
     assert completed.returncode == 1
     assert "no pair matches" in completed.stderr
     assert not (tmp_path / "transcode.json").exists()
