@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydicom.dataset import Dataset
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from app.api.conditional import make_validators
 from app.api.deps import get_services
@@ -43,7 +43,6 @@ from app.imaging.render import (
 )
 from app.services import RenderedImage, Services
 from app.store.frame_source import FRAME_CONVERSION_ERRORS, native_format
-from app.store.index import InstanceMetadata
 from app.store.retrieval import (
     Scope,
     StoredInstance,
@@ -51,6 +50,7 @@ from app.store.retrieval import (
     scope_exists,
     shown_instance,
     stored_bulkdata,
+    stored_metadata,
 )
 
 router = APIRouter(tags=["WADO-RS"])
@@ -153,11 +153,8 @@ def _render(
     frames = frames_of(connection, instance)
     source = frame_source(services, frames)
     fmt = native_format(frames.pixels, source.syntax)
-    metadata = orjson.loads(
-        connection.execute(
-            select(InstanceMetadata.dicom_json).where(InstanceMetadata.instance_pk == instance.pk)
-        ).scalar_one()
-    )
+    (stored,) = stored_metadata(connection, instance.scope)
+    metadata = orjson.loads(stored)
     display = {tag: value for tag, value in metadata.items() if tag in _DISPLAY_TAGS}
 
     def bulk(_tag: str, _vr: str, uri: str) -> bytes:
