@@ -1,0 +1,65 @@
+"""The principal behind a request: who it is, and the scopes it holds.
+
+Why one small value type: the authentication layer sets it once per request, and everything after it
+(route scope checks, share-token filtering of searches, the audit trail, request logs) reads the same
+value through `principal_of`, never the credentials themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from starlette.requests import HTTPConnection
+
+
+class Scope(StrEnum):
+    """Fovea's scope names; a route needs one of them (see the route table of the security layer)."""
+
+    READ = "dicom.read"  # WADO-RS, QIDO-RS, rendered, thumbnails
+    WRITE = "dicom.write"  # STOW-RS
+    DELETE = "dicom.delete"  # deletion
+    ADMIN = "admin"  # key management, audit queries
+
+
+ALL_SCOPES = frozenset(Scope)
+
+
+class PrincipalKind(StrEnum):
+    ANONYMOUS = "anonymous"
+    API_KEY = "api-key"
+    OIDC = "oidc"
+    SHARE_TOKEN = "share-token"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A request's maker.
+
+    `name` identifies it in the audit trail and logs: the API key's name, the OIDC `sub`, the share
+    token's id, or "anonymous". `username` is OIDC's `preferred_username` where there is one.
+    `study_uid` binds a share token to the one study it may read.
+    """
+
+    kind: PrincipalKind
+    name: str
+    scopes: frozenset[str]
+    username: str | None = None
+    study_uid: str | None = None
+
+    def holds(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def anonymous(scopes: frozenset[str] = ALL_SCOPES) -> Principal:
+    return Principal(PrincipalKind.ANONYMOUS, "anonymous", scopes)
+
+
+def principal_of(connection: HTTPConnection) -> Principal | None:
+    """The principal the authentication layer found for this request; None before it has run."""
+    principal = getattr(connection.state, "principal", None)
+    return principal if isinstance(principal, Principal) else None
+
+
+def set_principal(connection: HTTPConnection, principal: Principal) -> None:
+    connection.state.principal = principal
