@@ -40,6 +40,7 @@ from app.dicomweb.dicomjson import (
     encode_dicom_json,
 )
 from app.dicomweb.uids import is_valid_uid
+from app.imaging.codecs.frame_header import FrameHeaderMismatch, FrameHeaderUnreadable, check_stored_frame
 from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.store.attributes import (
@@ -377,7 +378,48 @@ def _frame_table(
     )
     if raw.value_tell + table.value_length > file_size:
         raise InstanceProblem(Problem.NOT_DICOM, "file is truncated inside the pixel data")
+    if syntax.encapsulated and not syntax.is_video:
+        _check_frame_headers(handle, table.fragments, pixel.layout, syntax)
     return table.fragments, table.value_length
+
+
+def _check_frame_headers(
+    handle: BinaryIO, fragments: Sequence[FrameFragment], layout: PixelLayout, syntax: TransferSyntax
+) -> None:
+    """Refuse a frame whose codestream header contradicts the data set (its size, components or
+    precision), before anything decodes it. A header that cannot be read at all is stored as
+    received, as it always was: every decode refuses it (`decode_to_native`), so it is served only
+    as stored."""
+    by_frame: dict[int, list[FrameFragment]] = {}
+    for fragment in fragments:
+        by_frame.setdefault(fragment.frame_number, []).append(fragment)
+    for number, parts in by_frame.items():
+        try:
+            check_stored_frame(
+                syntax.codec,
+                lambda size, parts=parts: _read_prefix(handle, parts, size),  # type: ignore[misc]
+                sum(part.length for part in parts),
+                layout,
+                what=f"frame {number}",
+            )
+        except FrameHeaderMismatch as exc:
+            raise InstanceProblem(Problem.NOT_DICOM, str(exc)) from exc
+        except FrameHeaderUnreadable:
+            continue
+
+
+def _read_prefix(handle: BinaryIO, parts: Sequence[FrameFragment], size: int) -> bytes:
+    """The first `size` bytes of a frame, across its fragments."""
+    chunks: list[bytes] = []
+    left = size
+    for part in sorted(parts, key=lambda part: part.fragment_index):
+        if left <= 0:
+            break
+        handle.seek(part.offset)
+        chunk = handle.read(min(left, part.length))
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _complete_bulkdata(
