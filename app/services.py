@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from app.imaging.codec_pool import CodecPool
+from app.imaging.codec_pool import CodecLimits, CodecPool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
@@ -42,6 +42,10 @@ RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Wi
 
 def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
     return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]))
+
+
+def codec_limits(settings: Settings) -> CodecLimits:
+    return CodecLimits(settings.codec_memory_limit_mb * 1024 * 1024, settings.codec_timeout_s)
 
 
 @dataclass
@@ -91,7 +95,7 @@ def open_services(settings: Settings) -> Services:
         engine=engine,
         blobs=blobs,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
-        codecs=CodecPool(settings.codec_workers),
+        codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )

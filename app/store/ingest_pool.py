@@ -44,6 +44,7 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    max_inflated_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -58,6 +59,7 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            max_inflated_bytes=settings.resolved_max_inflated_bytes,
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -83,7 +85,13 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url)
         policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
+        ingestor = Ingestor(
+            engine,
+            target.open_blob_store(),
+            target.duplicate_policy,
+            policy,
+            max_inflated_bytes=target.max_inflated_bytes,
+        )
         _ingestors[target] = ingestor
     return ingestor
 
