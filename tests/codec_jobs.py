@@ -18,7 +18,7 @@ def address_space_bytes() -> int:
 def allocate_and_touch(size: int) -> int:
     """Allocate `size` bytes and write to every page, as a runaway decoder would; returns the size."""
     data = bytearray(size)
-    data[:: 4096] = b"\x01" * len(range(0, size, 4096))
+    data[::4096] = b"\x01" * len(range(0, size, 4096))
     return len(data)
 
 

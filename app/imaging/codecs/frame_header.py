@@ -91,7 +91,7 @@ class PixelAttributes(Protocol):
 
 def header_mismatch(header: CodestreamHeader, pixels: PixelAttributes) -> str | None:
     """Why `header` does not fit `pixels`, in a few words; None when it fits."""
-    problems = []
+    problems = [header.contradiction] if header.contradiction else []
     size = (header.columns, header.rows)
     if None not in size and size != (pixels.columns, pixels.rows):
         problems.append(f"{header.columns}x{header.rows} pixels, data set {pixels.columns}x{pixels.rows}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from app.imaging.codecs.stream_header import CodestreamHeader, HeaderError, need
+from app.imaging.codecs.stream_header import CodestreamHeader, need
 
 RLE_HEADER_BYTES = 64
 MAX_SEGMENTS = 15
@@ -18,19 +18,23 @@ _TABLE = struct.Struct("<16I")
 
 
 def rle_header(data: bytes, frame_length: int) -> CodestreamHeader:
-    """The segment count of an RLE frame whose segment offsets are sound."""
+    """The segment count of an RLE frame; a table that cannot be right is its `contradiction`."""
     need(data, RLE_HEADER_BYTES)
     count, *offsets = _TABLE.unpack_from(data)
+    return CodestreamHeader(
+        "RLE header", segments=count, contradiction=_table_problem(count, offsets, frame_length)
+    )
+
+
+def _table_problem(count: int, offsets: list[int], frame_length: int) -> str | None:
     if not 1 <= count <= MAX_SEGMENTS:
-        raise HeaderError(f"the RLE header gives {count} segments (1 to {MAX_SEGMENTS} allowed)")
+        return f"{count} segments (1 to {MAX_SEGMENTS} allowed)"
     used = offsets[:count]
     if used[0] != RLE_HEADER_BYTES:
-        raise HeaderError(f"the first RLE segment starts at byte {used[0]}, not right after the header")
-    for index, (this, following) in enumerate(zip(used, [*used[1:], frame_length], strict=True)):
+        return f"segment 1 at byte {used[0]}, not {RLE_HEADER_BYTES}"
+    for index, (this, following) in enumerate(zip(used, [*used[1:], frame_length], strict=True), start=1):
         if this >= frame_length:
-            raise HeaderError(
-                f"RLE segment {index + 1} starts at byte {this}, beyond the frame's {frame_length} bytes"
-            )
+            return f"segment {index} at byte {this}, past the frame's {frame_length} bytes"
         if following <= this:
-            raise HeaderError(f"RLE segment {index + 2} starts at byte {following}, before its predecessor")
-    return CodestreamHeader("RLE", segments=count)
+            return f"segment {index + 1} at byte {following}, before segment {index}"
+    return None

@@ -27,6 +27,7 @@ class CodestreamHeader:
     components: int | None = None
     precision: int | None = None  # bits per sample, the largest of the components'
     segments: int | None = None  # RLE only
+    contradiction: str | None = None  # values that cannot all be right (RLE offsets past the frame)
 
 
 def need(data: bytes, end: int) -> None:
