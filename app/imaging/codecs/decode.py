@@ -247,7 +247,7 @@ def _decode_jpegxl(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> Na
     """libjxl's pixels, interleaved; a recompressed colour JPEG comes back as RGB."""
     try:
         pixels = imagecodecs.jpegxl_decode(frame)
-    except (imagecodecs.JpegxlError, ValueError) as exc:
+    except (imagecodecs.JpegxlError, ValueError, RuntimeError) as exc:  # RuntimeError: a broken stream
         raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     photometric = fmt.photometric_interpretation
     if syntax.uid == _JPEGXL_RECOMPRESSION and fmt.samples_per_pixel == 3:
