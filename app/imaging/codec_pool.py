@@ -11,8 +11,10 @@ Limits (`CodecLimits`), enforced here, where the codecs run:
   whose decode needs more than that limit. A job that ran out of memory has its pool replaced.
 - time: a job running longer than `timeout_s` is abandoned with `CodecTimeout`; in a process, its
   worker is killed with the rest of the pool and a fresh pool takes over. A thread cannot be
-  killed: a stuck thread job keeps its thread (the codestream header check before every decode is
-  what keeps a thread codec from being sent a frame that would run away).
+  killed: a stuck thread job keeps its thread and its slot (the codestream header check before
+  every decode is what keeps a thread codec from being sent a frame that would run away). A job is
+  handed over only when a worker is free, so the limit counts running time, not queueing; a job
+  that finds no free worker within the limit fails with `CodecTimeout` too.
 
 A job that kills its worker process (a segfault in a codec on a hostile frame) fails with
 `CodecWorkerCrashed`, as do the jobs in flight beside it; the pool is then replaced, so one bad frame
@@ -32,7 +34,7 @@ import resource
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -79,6 +81,9 @@ class CodecPool:
         self.workers = workers or os.cpu_count() or 1
         self.limits = limits or CodecLimits()
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="fovea-codec")
+        # one slot per worker: a job is handed over only when a worker is free to start it
+        self._thread_slots = threading.BoundedSemaphore(self.workers)
+        self._process_slots = threading.BoundedSemaphore(self.workers)
         self._processes: ProcessPoolExecutor | None = None
         self._stopped: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # killed on purpose
         self._lock = threading.Lock()
@@ -98,26 +103,41 @@ class CodecPool:
         """`function(*args)` in a worker process when `in_process`, else in a worker thread.
 
         A job for a process must be a module-level function with picklable arguments and result.
+        A job waits for a free worker first (at most the time limit), so the time limit counts its
+        own running time, not its place in the queue.
         """
-        if not in_process:
-            return self._wait(self._threads.submit(function, *args, **kwargs), None)
+        slots = self._process_slots if in_process else self._thread_slots
         for attempt in (1, 2):
-            processes = self._process_pool()
+            self._take(slots)
             try:
-                return self._wait(processes.submit(function, *args, **kwargs), processes)
+                executor: Executor = self._process_pool() if in_process else self._threads
+                future = executor.submit(function, *args, **kwargs)
+            except BaseException:
+                slots.release()
+                raise
+            future.add_done_callback(lambda _: slots.release())  # a stuck thread keeps its slot
+            try:
+                return self._wait(future, executor if isinstance(executor, ProcessPoolExecutor) else None)
             except BrokenProcessPool as exc:
                 # every job in flight fails with it; later jobs get a fresh pool
-                stopped_on_purpose = self._replace(processes)
+                if not isinstance(executor, ProcessPoolExecutor):
+                    raise
+                stopped_on_purpose = self._replace(executor)
                 if not stopped_on_purpose or attempt == 2:
                     raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _take(self, slots: threading.BoundedSemaphore) -> None:
+        """Wait for a free worker: at most the time limit, else every worker is stuck or overloaded."""
+        timeout = self.limits.timeout_s or None
+        if not slots.acquire(timeout=timeout):
+            raise CodecTimeout(f"every codec worker stayed busy for {timeout:g} s; try again later")
 
     def _wait(self, future: Future[_T], processes: ProcessPoolExecutor | None) -> _T:
         timeout = self.limits.timeout_s or None
         try:
             return future.result(timeout)
         except FutureTimeout as exc:
-            future.cancel()
             if processes is not None:
                 self._stop(processes)
             raise CodecTimeout(f"the codec took longer than {timeout:g} s and was stopped") from exc

@@ -133,6 +133,30 @@ def test_a_job_in_flight_beside_a_stopped_one_runs_again() -> None:
         pool.close()
 
 
+@pytest.mark.parametrize("in_process", [False, True])
+def test_the_time_limit_counts_running_time_not_time_in_the_queue(in_process: bool) -> None:
+    """Three 0.6 s jobs on one worker take 1.8 s together; none is over the 1.5 s limit."""
+    pool = CodecPool(1, CodecLimits(timeout_s=1.5))
+    try:
+        with ThreadPoolExecutor(3) as clients:
+            jobs = [clients.submit(pool.run, in_process, sleep_then_answer, 0.6) for _ in range(3)]
+            assert len({job.result() for job in jobs}) == 1  # one worker ran them all
+        assert pool.replaced == 0
+    finally:
+        pool.close()
+
+
+def test_a_job_finding_every_worker_stuck_fails_instead_of_waiting_forever() -> None:
+    pool = CodecPool(1, CodecLimits(timeout_s=0.3))
+    try:
+        with pytest.raises(CodecTimeout, match="took longer"):
+            pool.run(False, sleep_then_answer, 2)  # abandoned; its thread runs on, holding the worker
+        with pytest.raises(CodecTimeout, match="every codec worker stayed busy"):
+            pool.run(False, process_id)
+    finally:
+        pool.close()
+
+
 def test_a_thread_job_over_its_time_limit_is_abandoned() -> None:
     pool = CodecPool(1, CodecLimits(timeout_s=0.2))
     try:
