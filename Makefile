@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` installs what serving needs; the test, lint and benchmark targets add the rest.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install dicom-tools run test lint bench clean e2e browser ohif
+.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif
 
 install: $(STAMP)
+install-run: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -63,7 +70,7 @@ $(OHIF_DIR)/dist/index.html: $(OHIF_TARBALL)
 e2e: $(E2E_STAMP) browser ohif
 	FOVEA_E2E_OHIF_DIST=$(OHIF_DIR)/dist $(BIN)/pytest -q -p no:cacheprovider e2e
 
-run: install
+run: install-run
 	$(BIN)/fovea serve
 
 test: install dicom-tools

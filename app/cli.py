@@ -1,20 +1,31 @@
-"""The `fovea` command: serve, import, migrate, transcode.
+"""The `fovea` command: serve, import, migrate, transcode, config check.
 
-Settings come from FOVEA_* environment variables; command-line flags override them.
+Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
+line naming the variable, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from app import __version__
 from app.settings import Settings
+from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Fovea, a DICOMweb origin server.")
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets and patient data
+    help="Fovea, a DICOMweb origin server.",
+)
+config_cli = typer.Typer(no_args_is_help=True, help="Inspect the settings in force.")
+cli.add_typer(config_cli, name="config")
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (FOVEA_DATA_DIR)", show_default=False)
@@ -22,18 +33,32 @@ DataDirOption = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
-    values = {key: value for key, value in overrides.items() if value is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    base = Settings()
-    return base.model_copy(update=values) if values else base
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fovea {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _startup(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """Fovea, a DICOMweb origin server."""
+    for warning in unknown_variables():
+        typer.echo(f"fovea: warning: {warning}", err=True)
 
 
 def app_from_environment() -> object:
     """ASGI app factory for uvicorn worker processes (`fovea serve --workers N`)."""
     from app.main import create_app
 
-    return create_app(Settings())
+    return create_app(load_settings())
 
 
 @cli.command()
@@ -64,9 +89,16 @@ def serve(
             port=settings.port,
             workers=workers,
             log_level=log_level,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
         return
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
 
 
 @cli.command()
@@ -111,12 +143,13 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
-    from app.imaging.syntaxes import find_transfer_syntax_by_name
+    from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
 
     target = find_transfer_syntax_by_name(syntax)
     if target is None:
-        typer.echo(f"unknown transfer syntax: {syntax}", err=True)
+        known = ", ".join(ts.keyword for ts in TRANSFER_SYNTAXES if not ts.is_video)
+        typer.echo(f"unknown transfer syntax: {syntax} (use a UID or one of: {known})", err=True)
         raise typer.Exit(code=2)
     if source.is_dir() and destination.exists() and not destination.is_dir():
         typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
@@ -131,5 +164,21 @@ def transcode(
     raise typer.Exit(code=1 if summary.failed else 0)
 
 
+@config_cli.command("check")
+def config_check(data_dir: DataDirOption = None) -> None:
+    """Print the settings in force (FOVEA_* variables and defaults, secrets masked).
+
+    Exit status: 0 the settings are usable, 2 a setting is not (one line each on stderr).
+    """
+    settings = _settings(data_dir)
+    for name, value in effective_settings(settings):
+        typer.echo(f"{name}={value}")
+
+
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except SettingsError as exc:
+        for line in exc.lines:
+            print(f"fovea: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
 
 GIB = 1024**3
+ENV_PREFIX = "FOVEA_"
+# URL schemes people write for PostgreSQL, and the driver Fovea installs (psycopg 3).
+_POSTGRES_ALIASES = ("postgres://", "postgresql://")
+_POSTGRES_DRIVER = "postgresql+psycopg://"
 
 
 def _syntax_uid(name: str) -> str:
@@ -34,7 +38,7 @@ class DuplicatePolicy(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOVEA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Folder for the default SQLite index and blobs")
     database_url: str | None = Field(
@@ -108,6 +112,22 @@ class Settings(BaseSettings):
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
     )
+
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long requests in flight may run before the server exits",
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_driver(cls, value: str | None) -> str | None:
+        """postgres:// and postgresql:// mean PostgreSQL through psycopg 3, the driver Fovea ships."""
+        if value:
+            for alias in _POSTGRES_ALIASES:
+                if value.startswith(alias):
+                    return _POSTGRES_DRIVER + value.removeprefix(alias)
+        return value
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod

@@ -24,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import ParamSpec, TypeVar
 
+from app.worker_signals import ignore_interrupts
+
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _PRELOAD = ["app.imaging.frame_transcode"]
@@ -65,7 +67,9 @@ class CodecPool:
             if self._processes is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(_PRELOAD)
-                self._processes = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._processes = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=ignore_interrupts
+                )
             return self._processes
 
     def _replace_broken(self, broken: ProcessPoolExecutor) -> None:

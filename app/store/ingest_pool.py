@@ -26,6 +26,7 @@ from app.store.db import create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
 from app.store.storage_policy import storage_policy
+from app.worker_signals import ignore_interrupts
 
 _PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
 
@@ -126,7 +127,7 @@ def start_worker_pool(workers: int) -> Executor:
     """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=ignore_interrupts)
 
 
 class IngestPool:
