@@ -7,6 +7,7 @@ line naming the variable, never a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ import typer
 import uvicorn
 
 from app import __version__
+from app.log_setup import configure_logging
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 
@@ -58,7 +60,13 @@ def app_from_environment() -> object:
     """ASGI app factory for uvicorn worker processes (`fovea serve --workers N`)."""
     from app.main import create_app
 
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
+
+
+def _exit_after_terminate(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @cli.command()
@@ -67,16 +75,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port (FOVEA_PORT)")] = None,
     data_dir: DataDirOption = None,
     workers: Annotated[int, typer.Option(help="Server processes")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[str | None, typer.Option(help="Least severe level logged (FOVEA_LOG_LEVEL)")] = None,
 ) -> None:
     """Serve DICOMweb on http://HOST:PORT/dicom-web."""
     from app.main import create_app
     from app.store.db import create_index_engine, migrate
 
-    settings = _settings(data_dir, host=host, port=port)
+    settings = _settings(data_dir, host=host, port=port, log_level=log_level)
+    configure_logging(settings.log_format, settings.log_level)
+    # uvicorn re-raises SIGTERM once it has shut down; ending by SystemExit instead runs the exit
+    # handlers, so the log lines still queued are written.
+    signal.signal(signal.SIGTERM, _exit_after_terminate)
     if workers > 1:
         # Workers read settings from the environment: pass the flags on, migrate once here.
         os.environ["FOVEA_DATA_DIR"] = str(settings.data_dir)
+        os.environ["FOVEA_LOG_LEVEL"] = settings.log_level
         if settings.migrate_at_startup:
             engine = create_index_engine(settings.resolved_database_url)
             migrate(engine)
@@ -88,7 +101,9 @@ def serve(
             host=settings.host,
             port=settings.port,
             workers=workers,
-            log_level=log_level,
+            log_config=None,  # configure_logging did it (and does it again in each worker)
+            log_level=settings.log_level,
+            access_log=False,  # one line per request comes from Fovea's own middleware
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
         return
@@ -96,7 +111,9 @@ def serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 

@@ -16,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api import admin, qido, rendered, stow, wado
+from app.api.request_log import RequestLogMiddleware
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
@@ -73,6 +74,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin.router)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
+    app.add_middleware(RequestLogMiddleware)  # last added, outermost: it sees every answer, preflights too
     return app
 
 
@@ -94,6 +96,7 @@ CORS_EXPOSED_HEADERS = [
     "Content-Range",
     "ETag",
     "Fovea-Window",
+    "X-Request-ID",
 ]
 
 

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
+from app.log_setup import LogFormat
 
 GIB = 1024**3
 ENV_PREFIX = "FOVEA_"
@@ -113,11 +114,24 @@ class Settings(BaseSettings):
         "https://viewer.example.org; * for any); empty: no CORS headers",
     )
 
+    log_format: LogFormat = Field(
+        LogFormat.CONSOLE, description="Log lines as `console` text for people or `json` for collectors"
+    )
+    log_level: str = Field(
+        "info",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="Least severe level logged: debug, info (one line per request), warning, error",
+    )
     shutdown_grace_seconds: int = Field(
         30,
         ge=0,
         description="On SIGTERM or Ctrl-C, how long requests in flight may run before the server exits",
     )
+
+    @field_validator("log_level")
+    @classmethod
+    def _lower_case_level(cls, value: str) -> str:
+        return value.lower()
 
     @field_validator("database_url")
     @classmethod

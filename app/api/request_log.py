@@ -1,0 +1,99 @@
+"""One log line per HTTP request, and the request ID that ties a request's lines together.
+
+Why a pure ASGI middleware: it wraps every request, so it must cost microseconds (no Request objects, no
+thread hops); the line itself is written by the logging queue's thread (app/log_setup.py).
+
+The request ID is the client's `X-Request-ID` when it is a plausible one (1 to 128 visible characters),
+otherwise a fresh one; it is echoed on the response and attached to every record logged meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.log_setup import REQUEST_FIELDS, current_request_id
+
+log = logging.getLogger("fovea.request")
+_PLAUSIBLE_ID = re.compile(rb"[!-~]{1,128}")  # printable ASCII, no spaces: safe to echo and to log
+_HEADER = b"x-request-id"
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == _HEADER:
+            return value.decode("ascii") if _PLAUSIBLE_ID.fullmatch(value) else None
+    return None
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's path template with its router prefix (`/dicom-web/studies/{study}`), or None.
+
+    Why two places: FastAPI keeps routers included with a prefix apart and records the prefixed path on
+    its own scope entry; Starlette's `route` holds the path without the prefix.
+    """
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
+    return template if isinstance(template, str) else None
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        token = current_request_id.set(request_id)
+        started = time.perf_counter()
+        outcome = {"status": 500, "bytes": 0}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                headers = [*message.get("headers", ()), (_HEADER, request_id.encode())]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                outcome["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _log_request(scope, outcome["status"], outcome["bytes"], time.perf_counter() - started)
+            current_request_id.reset(token)
+
+
+def _log_request(scope: Scope, status: int, sent: int, seconds: float) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    template = route_template(scope)
+    client = scope.get("client")
+    fields: dict[str, Any] = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": template,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "bytes": sent,
+        "client": client[0] if client else None,
+    }
+    principal = scope.get("state", {}).get("principal")
+    if principal is not None:
+        fields["principal"] = getattr(principal, "name", None)
+    log.info(
+        "%s %s %d %.1f ms %d B",
+        fields["method"],
+        fields["path"],
+        status,
+        fields["duration_ms"],
+        sent,
+        extra={REQUEST_FIELDS: fields},
+    )
