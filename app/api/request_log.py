@@ -88,12 +88,14 @@ def _log_request(scope: Scope, status: int, sent: int, seconds: float) -> None:
     principal = scope.get("state", {}).get("principal")
     if principal is not None:
         fields["principal"] = getattr(principal, "name", None)
-    log.info(
-        "%s %s %d %.1f ms %d B",
-        fields["method"],
-        fields["path"],
-        status,
-        fields["duration_ms"],
-        sent,
-        extra={REQUEST_FIELDS: fields},
-    )
+    # A record made directly: `log.info` would walk the stack to find its caller, a quarter of the cost.
+    args = (fields["method"], fields["path"], status, fields["duration_ms"], sent)
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, _LINE, args, None, extra=_extra(fields))
+    log.handle(record)
+
+
+_LINE = "%s %s %d %.1f ms %d B"
+
+
+def _extra(fields: dict[str, Any]) -> dict[str, Any]:
+    return {REQUEST_FIELDS: fields}
