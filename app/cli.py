@@ -7,6 +7,7 @@ line naming the variable, never a traceback.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import uvicorn
 
 from app import __version__
 from app.log_setup import configure_logging
+from app.metrics import MULTIPROCESS_DIRECTORY
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 
@@ -65,6 +67,14 @@ def app_from_environment() -> object:
     return create_app(settings)
 
 
+def _fresh_metrics_directory(data_dir: Path) -> Path:
+    """An empty folder where each worker process writes its metrics, so /metrics counts them all."""
+    folder = (data_dir / ".metrics" / str(os.getpid())).resolve()
+    shutil.rmtree(data_dir / ".metrics", ignore_errors=True)  # left by earlier runs: stale values
+    folder.mkdir(parents=True)
+    return folder
+
+
 def _exit_after_terminate(_signal: int, _frame: object) -> None:
     raise SystemExit(0)
 
@@ -89,6 +99,7 @@ def serve(
     if workers > 1:
         # Workers read settings from the environment: pass the flags on, migrate once here.
         os.environ["FOVEA_DATA_DIR"] = str(settings.data_dir)
+        os.environ[MULTIPROCESS_DIRECTORY] = str(_fresh_metrics_directory(settings.data_dir))
         os.environ["FOVEA_LOG_LEVEL"] = settings.log_level
         if settings.migrate_at_startup:
             engine = create_index_engine(settings.resolved_database_url)

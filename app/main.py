@@ -15,8 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, qido, rendered, stow, wado
+from app.api import admin, metrics, qido, rendered, stow, wado
 from app.api.request_log import RequestLogMiddleware
+from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
@@ -27,6 +28,17 @@ def error_response(status: int, message: str) -> Response:
     """The one shape of an error body: {"status": ..., "error": "..."} (application/json)."""
     body = orjson.dumps({"status": status, "error": message})
     return Response(body, status_code=status, media_type="application/json")
+
+
+# Every router and the prefix it is served under, in matching order.
+ROUTERS = (
+    (stow.router, DICOMWEB_PREFIX),
+    (wado.router, DICOMWEB_PREFIX),
+    (qido.router, DICOMWEB_PREFIX),
+    (rendered.router, DICOMWEB_PREFIX),
+    (admin.router, ""),
+    (metrics.router, ""),
+)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -67,14 +79,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers.update(exc.headers or {})
         return response
 
-    app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(admin.router)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
-    app.add_middleware(RequestLogMiddleware)  # last added, outermost: it sees every answer, preflights too
+    # Last added, outermost: it sees every answer, preflights too.
+    app.add_middleware(RequestLogMiddleware, templates=RouteTemplates.of(ROUTERS))
     return app
 
 

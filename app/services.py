@@ -16,6 +16,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy import Engine
 
 from app.imaging.codec_pool import CodecPool
+from app.metrics import watch_connection_pool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
@@ -34,14 +35,14 @@ def _retrieval_threads() -> ThreadPoolExecutor:
 
 
 def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
-    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size)
+    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames")
 
 
 RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
 
 
 def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
-    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]))
+    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images")
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open the index (migrating it when the settings say so), the blob store and the ingest workers."""
     engine = create_index_engine(settings.resolved_database_url)
+    watch_connection_pool(engine)
     try:
         prepare_index(engine, settings)
         target = IngestTarget.from_settings(settings)

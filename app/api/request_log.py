@@ -17,7 +17,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.route_templates import RouteTemplates
 from app.log_setup import REQUEST_FIELDS, current_request_id
+from app.metrics import HTTP_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE
 
 log = logging.getLogger("fovea.request")
 _PLAUSIBLE_ID = re.compile(rb"[!-~]{1,128}")  # printable ASCII, no spaces: safe to echo and to log
@@ -31,20 +33,10 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def route_template(scope: Scope) -> str | None:
-    """The matched route's path template with its router prefix (`/dicom-web/studies/{study}`), or None.
-
-    Why two places: FastAPI keeps routers included with a prefix apart and records the prefixed path on
-    its own scope entry; Starlette's `route` holds the path without the prefix.
-    """
-    context = scope.get("fastapi", {}).get("effective_route_context")
-    template = getattr(context, "path", None) or getattr(scope.get("route"), "path", None)
-    return template if isinstance(template, str) else None
-
-
 class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, templates: RouteTemplates) -> None:
         self.app = app
+        self.templates = templates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,14 +59,22 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _log_request(scope, outcome["status"], outcome["bytes"], time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            template = self.templates.match(scope["path"])
+            _count_request(scope["method"], template, outcome["status"], seconds)
+            _log_request(scope, template, outcome["status"], outcome["bytes"], seconds)
             current_request_id.reset(token)
 
 
-def _log_request(scope: Scope, status: int, sent: int, seconds: float) -> None:
+def _count_request(method: str, template: str | None, status: int, seconds: float) -> None:
+    route = template or UNMATCHED_ROUTE
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route).observe(seconds)
+
+
+def _log_request(scope: Scope, template: str | None, status: int, sent: int, seconds: float) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
-    template = route_template(scope)
     client = scope.get("client")
     fields: dict[str, Any] = {
         "method": scope["method"],

@@ -27,6 +27,7 @@ from app.dicomweb.responses import (
     store_status,
 )
 from app.dicomweb.uids import require_valid_uid
+from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
@@ -119,7 +120,18 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    return [_outcome(result if result is not None else next(stored)) for result in results]
+    outcomes = [result if result is not None else next(stored) for result in results]
+    _count(parts, outcomes)
+    return [_outcome(result) for result in outcomes]
+
+
+def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
+    for part, result in zip(parts, results, strict=True):
+        STOW_INSTANCES.labels(result.outcome.value).inc()
+        if result.outcome in (Outcome.STORED, Outcome.REPLACED):
+            STOW_BYTES.inc(part.size)
+        elif result.problem is not None:
+            STOW_FAILURES.labels(f"0x{FAILURE_FOR_PROBLEM[result.problem]:04X}").inc()
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:
