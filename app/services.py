@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from app.imaging.codec_pool import CodecPool
+from app.imaging.codec_pool import CodecLimits, CodecPool
 from app.metrics import watch_connection_pool
 from app.settings import Settings
 from app.store.blobs import BlobStore
@@ -43,6 +43,10 @@ RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Wi
 
 def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
     return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images")
+
+
+def codec_limits(settings: Settings) -> CodecLimits:
+    return CodecLimits(settings.codec_memory_limit_mb * 1024 * 1024, settings.codec_timeout_s)
 
 
 @dataclass
@@ -93,7 +97,7 @@ def open_services(settings: Settings) -> Services:
         engine=engine,
         blobs=blobs,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
-        codecs=CodecPool(settings.codec_workers),
+        codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )

@@ -89,6 +89,24 @@ class Settings(BaseSettings):
         description="Threads, and processes where a codec holds the GIL, that decode and "
         "encode frames; 0: one per CPU core",
     )
+    codec_memory_limit_mb: int = Field(
+        4096,
+        ge=0,
+        description="Address space of each codec worker process (MiB); a frame whose decode needs more is "
+        "refused with 406; 0: no limit",
+    )
+    codec_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest one frame's decode, encode or rendering may run (seconds); then it is "
+        "abandoned (406) and its worker process replaced; 0: no limit",
+    )
+    max_inflated_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Largest size a Deflated Explicit VR Little Endian data set may inflate to at ingest "
+        "(0xA700 above); unset: FOVEA_MAX_INSTANCE_BYTES",
+    )
     transcode_cache_mb: int = Field(
         256, ge=0, description="Memory for transcoded frames kept per server process (MB); 0: none kept"
     )
@@ -175,6 +193,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def resolved_max_inflated_bytes(self) -> int:
+        return self.max_inflated_bytes or self.max_instance_bytes
 
     @property
     def resolved_database_url(self) -> str:

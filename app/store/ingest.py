@@ -68,8 +68,11 @@ class Ingestor:
         blobs: BlobStore,
         duplicate_policy: DuplicatePolicy,
         storage: StoragePolicy | None = None,
+        *,
+        max_inflated_bytes: int | None = None,
     ) -> None:
         self.engine = engine
+        self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
         self.storage = storage or StoragePolicy()
@@ -90,7 +93,9 @@ class Ingestor:
         parsed: ParsedInstance | None = None
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
         try:
-            parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
+            parsed = parse_instance(
+                path, work_directory=self.blobs.spool_directory, max_inflated_bytes=self.max_inflated_bytes
+            )
             self.storage.check_accepted(parsed)
             converted = self.storage.converted(path, parsed, self.blobs.spool_directory)
             if converted is not None:  # the converted file is stored; the one received is not

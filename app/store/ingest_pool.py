@@ -45,6 +45,8 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    max_inflated_bytes: int | None = None
+    codec_memory_bytes: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -59,6 +61,8 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            max_inflated_bytes=settings.resolved_max_inflated_bytes,
+            codec_memory_bytes=settings.codec_memory_limit_mb * 1024 * 1024,
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -83,8 +87,16 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             oldest = next(iter(_ingestors))
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url)
-        policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
+        policy = storage_policy(
+            target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
+        )
+        ingestor = Ingestor(
+            engine,
+            target.open_blob_store(),
+            target.duplicate_policy,
+            policy,
+            max_inflated_bytes=target.max_inflated_bytes,
+        )
         _ingestors[target] = ingestor
     return ingestor
 
