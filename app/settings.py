@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
 
 GIB = 1024**3
+DEFAULT_BLOB_DELETION_GRACE_S = 300.0
+DEFAULT_ORPHAN_GRACE_S = 3600.0
 
 
 def _syntax_uid(name: str) -> str:
@@ -107,6 +109,24 @@ class Settings(BaseSettings):
         "",
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
+    )
+
+    blob_deletion_grace_s: float = Field(
+        DEFAULT_BLOB_DELETION_GRACE_S,
+        ge=0,
+        description="Seconds a replaced instance's blob is kept after the index stops referring to it, "
+        "for reads that looked it up before; longer than the slowest retrieval",
+    )
+    orphan_grace_s: float = Field(
+        DEFAULT_ORPHAN_GRACE_S,
+        ge=0,
+        description="Seconds before garbage collection may remove a blob no index row refers to, or a "
+        "spool file no live process owns; ingest gives up on an instance not indexed within half of it",
+    )
+    gc_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between a server process's runs of due blob deletions; 0: only `fovea gc`",
     )
 
     @field_validator("accepted_transfer_syntaxes")

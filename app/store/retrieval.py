@@ -299,6 +299,14 @@ class NoPixelData(LookupError):
     """The instance exists but has no pixel data, hence no frames."""
 
 
+class InstanceChanged(LookupError):
+    """The instance looked up earlier has been replaced or removed since: its frame table is gone.
+
+    Its blob is still readable for a while (deferred deletion), but the rows describing it are not, so
+    the caller looks the instance up again (`stored_frames` of its scope) or starts over.
+    """
+
+
 def stored_frames(connection: Connection, scope: Scope) -> StoredFrames | None:
     """The instance of `scope` (all three UIDs set) with its whole frame table; None: no such instance.
 
@@ -357,7 +365,11 @@ _INSTANCE_WITH_FRAMES = (
 
 
 def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
-    """The whole frame table of `instance` (an instance already looked up)."""
+    """The whole frame table of `instance` (an instance already looked up, in an earlier statement).
+
+    Raises InstanceChanged when the instance row is gone by now (a replacement committed in between):
+    an empty table would otherwise pass for an instance without frames.
+    """
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     table = FrameFragmentRow
@@ -369,6 +381,8 @@ def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
     fragments: dict[int, list[FrameFragment]] = {}
     for fragment in connection.execute(query):
         fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
+    if not fragments and not _instance_exists(connection, instance.pk):
+        raise InstanceChanged(instance.sop_instance_uid)
     pixel_vr = None
     if instance.transfer_syntax_uid == _BIG_ENDIAN and instance.pixel_data_tag is not None:
         pixel_vr = connection.execute(
@@ -379,3 +393,7 @@ def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
     return StoredFrames(
         instance, instance.pixels, {number: tuple(parts) for number, parts in fragments.items()}, pixel_vr
     )
+
+
+def _instance_exists(connection: Connection, pk: int) -> bool:
+    return connection.execute(select(Instance.pk).where(Instance.pk == pk)).first() is not None
