@@ -255,13 +255,23 @@ def stored_bulkdata(
         return []
     table = BulkDataRow
     query = (
-        select(table.instance_pk, table.path, table.vr, table.offset, table.length, table.little_endian)
+        select(
+            table.instance_pk,
+            table.path,
+            table.vr,
+            table.offset,
+            table.length,
+            table.little_endian,
+            Instance.blob_key,
+        )
+        .join(Instance, Instance.pk == table.instance_pk)
         .where(table.instance_pk.in_(list(by_pk)))
         .order_by(table.instance_pk, table.path)
     )
     if path is not None:
         query = query.where(table.path == path)
-    rows = list(connection.execute(query))
+    # only the versions looked up: SQLite may have given a replacement the primary key of the original
+    rows = [row for row in connection.execute(query) if row.blob_key == by_pk[row.instance_pk].blob_key]
     order = {pk: index for index, pk in enumerate(by_pk)}
     rows.sort(key=lambda row: (order[row.instance_pk], row.path))
     return [
@@ -367,27 +377,34 @@ _INSTANCE_WITH_FRAMES = (
 def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
     """The whole frame table of `instance` (an instance already looked up, in an earlier statement).
 
-    Raises InstanceChanged when the instance row is gone by now (a replacement committed in between):
-    an empty table would otherwise pass for an instance without frames.
+    Rows are matched by primary key *and* blob key: a replacement deletes the instance row and inserts
+    a new one, which SQLite may give the same primary key; only the blob key names one stored file.
+    Raises InstanceChanged when that row is gone by now (an empty table would otherwise pass for an
+    instance without frames, and another version's table would be applied to this version's blob).
     """
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     table = FrameFragmentRow
     query = (
         select(table.frame_number, table.fragment_index, table.offset, table.length, table.bit_offset)
-        .where(table.instance_pk == instance.pk)
+        .join(Instance, Instance.pk == table.instance_pk)
+        .where(table.instance_pk == instance.pk, Instance.blob_key == instance.blob_key)
         .order_by(table.frame_number, table.fragment_index)
     )
     fragments: dict[int, list[FrameFragment]] = {}
     for fragment in connection.execute(query):
         fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
-    if not fragments and not _instance_exists(connection, instance.pk):
+    if not fragments and not _is_stored(connection, instance):
         raise InstanceChanged(instance.sop_instance_uid)
     pixel_vr = None
     if instance.transfer_syntax_uid == _BIG_ENDIAN and instance.pixel_data_tag is not None:
         pixel_vr = connection.execute(
-            select(BulkDataRow.vr).where(
-                BulkDataRow.instance_pk == instance.pk, BulkDataRow.path == f"{instance.pixel_data_tag:08X}"
+            select(BulkDataRow.vr)
+            .join(Instance, Instance.pk == BulkDataRow.instance_pk)
+            .where(
+                BulkDataRow.instance_pk == instance.pk,
+                Instance.blob_key == instance.blob_key,
+                BulkDataRow.path == f"{instance.pixel_data_tag:08X}",
             )
         ).scalar()
     return StoredFrames(
@@ -395,5 +412,7 @@ def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
     )
 
 
-def _instance_exists(connection: Connection, pk: int) -> bool:
-    return connection.execute(select(Instance.pk).where(Instance.pk == pk)).first() is not None
+def _is_stored(connection: Connection, instance: StoredInstance) -> bool:
+    """Whether the index still holds this version of the instance (same row, same blob)."""
+    query = select(Instance.pk).where(Instance.pk == instance.pk, Instance.blob_key == instance.blob_key)
+    return connection.execute(query).first() is not None
