@@ -91,9 +91,11 @@ def open_services(settings: Settings) -> Services:
     except BaseException:
         engine.dispose()
         raise
-    collector = BlobCollector(
-        engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
-    )
+    collector = None
+    if settings.gc_interval_s > 0:  # else `fovea gc` (a cron job) does it
+        collector = BlobCollector(
+            engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
+        )
     services = Services(
         settings=settings,
         engine=engine,
@@ -104,5 +106,6 @@ def open_services(settings: Settings) -> Services:
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )
-    collector.start()
+    if collector is not None:
+        collector.start()
     return services

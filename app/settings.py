@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     gc_interval_s: float = Field(
         60.0,
         ge=0,
-        description="Seconds between a server process's runs of due blob deletions; 0: only `fovea gc`",
+        description="Seconds between a server process's runs of due blob deletions (after a full "
+        "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
     )
 
     @field_validator("accepted_transfer_syntaxes")

@@ -98,8 +98,8 @@ def collect_garbage(
 
 class BlobCollector:
     """A server process's background thread: a full collection at start-up, then due deletions every
-    `interval_s` seconds (never when 0). Failures (an unreachable database or store) are logged and
-    tried again next time: nothing is lost by waiting."""
+    `interval_s` seconds. Failures (an unreachable database or store) are logged and tried again next
+    time: nothing is lost by waiting."""
 
     def __init__(
         self, engine: Engine, blobs: BlobStore, *, orphan_grace_s: float, interval_s: float
@@ -121,7 +121,7 @@ class BlobCollector:
         self._attempt(
             lambda: collect_garbage(self._engine, self._blobs, orphan_grace_s=self._orphan_grace_s)
         )
-        while self._interval_s > 0 and not self._stop.wait(self._interval_s):
+        while not self._stop.wait(self._interval_s):
             self._attempt(lambda: delete_due_blobs(self._engine, self._blobs))
 
     def _attempt(self, collect: Callable[[], object]) -> None:

@@ -8,6 +8,7 @@ chosen statement, a real replacement (the ingest pipeline, its own transaction) 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,10 +25,10 @@ from sqlalchemy import event
 from app.settings import DuplicatePolicy
 from app.store.blobs import new_blob_key
 from app.store.deferred_deletion import delete_due_blobs, schedule_blob_deletion
-from app.store.garbage import collect_orphans
+from app.store.garbage import BlobCollector, collect_orphans
 from app.store.ingest import Ingestor, Outcome
 from app.store.parse import Problem
-from app.store.spool import Reclaimed
+from app.store.spool import LOCK_NAME, Reclaimed
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import (
@@ -257,3 +258,48 @@ def test_transcoded_instance_read_whose_frames_vanish_gets_the_replacement(
     assert str(read(body).PatientName) == "Replaced^Now"  # looked up again: the replacement
     assert read(body).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert np.array_equal(read(body).pixel_array, pydicom.dcmread(BytesIO(data)).pixel_array)
+
+
+# --- The server's own collector ---
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_collector_cleans_at_start_then_deletes_due_blobs_as_they_fall_due(backend: Backend) -> None:
+    dead = backend.blobs.spool_root / "4242-deadbeef"  # what a killed process left
+    dead.mkdir(parents=True)
+    (dead / LOCK_NAME).touch()
+    (dead / "stow-1.part").write_bytes(b"left behind")
+    sop = generate_uid()
+    backend.ingestor().ingest(spool(backend, make_instance(sop_uid=sop, seed=1)))
+    old_key = current_key(backend, sop)
+    quick = Ingestor(backend.engine, backend.blobs, DuplicatePolicy.REPLACE, deletion_grace_s=0.5)
+
+    collector = BlobCollector(backend.engine, backend.blobs, orphan_grace_s=3600, interval_s=0.05)
+    collector.start()
+    try:
+        assert wait_for(lambda: not dead.exists())
+        quick.ingest(spool(backend, make_instance(sop_uid=sop, seed=2)))  # replaced while it runs
+        assert old_key in backend.blob_keys()  # kept for the grace period...
+        # ...then deleted, the blob first and its row after
+        assert wait_for(lambda: old_key not in backend.blob_keys() and not pending_deletions(backend))
+    finally:
+        collector.stop()
+    assert backend.blob_keys() == {current_key(backend, sop)}
+
+
+def test_no_collector_when_the_interval_is_zero(backend: Backend) -> None:
+    from app.services import open_services
+
+    services = open_services(backend.settings(gc_interval_s=0, ingest_workers=1))
+    try:
+        assert services.collector is None
+    finally:
+        services.close()
