@@ -30,6 +30,7 @@ from app.dicomweb.uids import require_valid_uid
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
+from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
@@ -119,7 +120,18 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    return [_outcome(result if result is not None else next(stored)) for result in results]
+    finished = [result if result is not None else next(stored) for result in results]
+    _forget_replaced_frame_tables(services, finished)
+    return [_outcome(result) for result in finished]
+
+
+def _forget_replaced_frame_tables(services: Services, results: list[IngestResult]) -> None:
+    """A client that replaced an instance reads the new one at once from this process; the old blob
+    stays readable for a while, so other processes' cached tables serve the old one until they expire."""
+    for result in results:
+        if result.outcome is Outcome.REPLACED:
+            scope = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
+            services.frame_tables.forget(scope)
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:
