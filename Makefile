@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif
+.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -75,6 +75,13 @@ run: install-run
 
 test: install dicom-tools
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# SIGKILL during concurrent STOW-RS, many times, on SQLite + folder and PostgreSQL + S3 (moto); the normal
+# test run does it ten times on SQLite + folder (tests/integration/test_crash_consistency.py).
+CRASH_KILLS ?= 50
+crash-test: install
+	FOVEA_CRASH_KILLS=$(CRASH_KILLS) FOVEA_CRASH_BACKENDS=sqlite-file,postgres-s3 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_consistency.py
 
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e

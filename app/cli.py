@@ -1,4 +1,4 @@
-"""The `fovea` command: serve, import, migrate, transcode, config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -201,6 +201,35 @@ def config_check(data_dir: DataDirOption = None) -> None:
     settings = _settings(data_dir)
     for name, value in effective_settings(settings):
         typer.echo(f"{name}={value}")
+@cli.command()
+def gc(
+    data_dir: DataDirOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would go; remove nothing")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object, not text lines")] = False,
+) -> None:
+    """Remove blobs whose deferred deletion is due, orphan blobs and spool leftovers; report them.
+
+    Safe while servers run: see "Crash consistency and garbage collection" in docs/deployment.md.
+    """
+    import orjson
+
+    from app.store.db import create_index_engine, prepare_index
+    from app.store.garbage import collect_garbage
+    from app.store.ingest_pool import IngestTarget
+
+    settings = _settings(data_dir)
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        prepare_index(engine, settings)
+        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        report = collect_garbage(engine, blobs, orphan_grace_s=settings.orphan_grace_s, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if json_output:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        for line in report.lines():
+            typer.echo(line)
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ ENV_PREFIX = "FOVEA_"
 # URL schemes people write for PostgreSQL, and the driver Fovea installs (psycopg 3).
 _POSTGRES_ALIASES = ("postgres://", "postgresql://")
 _POSTGRES_DRIVER = "postgresql+psycopg://"
+DEFAULT_BLOB_DELETION_GRACE_S = 300.0
+DEFAULT_ORPHAN_GRACE_S = 3600.0
 
 
 def _syntax_uid(name: str) -> str:
@@ -160,6 +162,25 @@ class Settings(BaseSettings):
                 if value.startswith(alias):
                     return _POSTGRES_DRIVER + value.removeprefix(alias)
         return value
+
+    blob_deletion_grace_s: float = Field(
+        DEFAULT_BLOB_DELETION_GRACE_S,
+        ge=0,
+        description="Seconds a replaced instance's blob is kept after the index stops referring to it, "
+        "for reads that looked it up before; longer than the slowest retrieval",
+    )
+    orphan_grace_s: float = Field(
+        DEFAULT_ORPHAN_GRACE_S,
+        ge=0,
+        description="Seconds before garbage collection may remove a blob no index row refers to, or a "
+        "spool file no live process owns; ingest gives up on an instance not indexed within half of it",
+    )
+    gc_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between a server process's runs of due blob deletions (after a full "
+        "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
+    )
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod

@@ -31,6 +31,7 @@ from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
+from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
@@ -120,9 +121,10 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    outcomes = [result if result is not None else next(stored) for result in results]
-    _count(parts, outcomes)
-    return [_outcome(result) for result in outcomes]
+    finished = [result if result is not None else next(stored) for result in results]
+    _count(parts, finished)
+    _forget_replaced_frame_tables(services, finished)
+    return [_outcome(result) for result in finished]
 
 
 def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
@@ -132,6 +134,15 @@ def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
             STOW_BYTES.inc(part.size)
         elif result.problem is not None:
             STOW_FAILURES.labels(f"0x{FAILURE_FOR_PROBLEM[result.problem]:04X}").inc()
+
+
+def _forget_replaced_frame_tables(services: Services, results: list[IngestResult]) -> None:
+    """A client that replaced an instance reads the new one at once from this process; the old blob
+    stays readable for a while, so other processes' cached tables serve the old one until they expire."""
+    for result in results:
+        if result.outcome is Outcome.REPLACED:
+            scope = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
+            services.frame_tables.forget(scope)
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

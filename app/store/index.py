@@ -132,8 +132,8 @@ class Instance(Base):
     lossy_image_compression: Mapped[str] = mapped_column(String(2), default="")
     # The blob as received, and (when different) the blob frame/bulk-data offsets point into: a Deflated
     # Explicit VR Little Endian instance is indexed through an inflated copy.
-    blob_key: Mapped[str] = mapped_column(String(255))
-    data_blob_key: Mapped[str | None] = mapped_column(String(255))
+    blob_key: Mapped[str] = mapped_column(String(255), index=True)
+    data_blob_key: Mapped[str | None] = mapped_column(String(255), index=True)
     blob_size: Mapped[int] = mapped_column(BigInteger)
     # The STOW-RS request or import run that stored it: a UID repeated within one batch is refused.
     batch_id: Mapped[str | None] = mapped_column(String(32))
@@ -174,6 +174,19 @@ class BulkDataRow(Base):
     offset: Mapped[int] = mapped_column(BigInteger)
     length: Mapped[int] = mapped_column(BigInteger)
     little_endian: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class BlobDeletion(Base):
+    """A blob no index row refers to any more, kept until `delete_after` for the reads that may still hold it.
+
+    Why a table: the row that unlinks a blob (a replacement, a deletion) and this one commit together, so
+    a crash can never lose track of a blob nor remove one a reader was promised (deferred_deletion.py).
+    """
+
+    __tablename__ = "blob_deletion"
+
+    blob_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)
