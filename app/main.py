@@ -15,8 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, qido, rendered, stow, wado
+from app.api import admin, audit, qido, rendered, stow, wado
+from app.api.audit_middleware import AuditMiddleware
 from app.api.urls import DICOMWEB_PREFIX
+from app.audit.trail import open_audit_trail
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
 from app.settings import Settings
@@ -35,11 +37,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or open_services(settings)
+        audit_trail = None
         try:
+            engine = app.state.services.engine
+            audit_trail = app.state.audit = open_audit_trail(
+                settings.audit_log, engine if settings.audit_db else None
+            )
             if owned:
                 await app.state.services.ingest.warm_up()
             yield
         finally:
+            if audit_trail is not None:
+                audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
 
@@ -71,6 +80,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
     app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
+    app.include_router(audit.router)
+    # Outside the authentication middleware (added before this line), so refused requests are recorded.
+    app.add_middleware(AuditMiddleware, routes=app.router.routes)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
     return app

@@ -108,6 +108,14 @@ class Settings(BaseSettings):
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
     )
+    audit_log: str = Field(
+        "",
+        description="Where audit events go as JSON lines: a file path (appended to), - for stdout; "
+        "empty: not written as JSON lines",
+    )
+    audit_db: bool = Field(
+        True, description="Keep audit events in the index database (for `fovea audit`, GET /admin/audit)"
+    )
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod

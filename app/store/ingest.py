@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.settings import DuplicatePolicy
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
+from app.store.fixity import FileDigests
 from app.store.indexing import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
@@ -74,6 +75,7 @@ class Ingestor:
         self.duplicate_policy = duplicate_policy
         self.storage = storage or StoragePolicy()
         self._serialized_writes = write_serializer_for(engine)
+        self._digests = FileDigests()
 
     def ingest(
         self,
@@ -89,6 +91,7 @@ class Ingestor:
         """
         parsed: ParsedInstance | None = None
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
+        digest = self._digests.start(path)  # and hashes it
         try:
             parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
             self.storage.check_accepted(parsed)
@@ -99,7 +102,8 @@ class Ingestor:
                     parsed.inflated_file.unlink(missing_ok=True)
                 path, parsed = converted
                 synced = self.blobs.start_sync(path)
-            return self._store(path, parsed, expected_study_uid, batch_id, synced)
+                digest = self._digests.start(path)
+            return self._store(path, parsed, expected_study_uid, batch_id, synced, digest)
         except InstanceProblem as problem:
             if parsed is not None:  # failed after the parse: name the instance fully
                 return _result(Outcome.FAILED, parsed, problem=problem.problem, message=problem.message)
@@ -131,6 +135,7 @@ class Ingestor:
         expected_study_uid: str | None,
         batch_id: str | None,
         synced: Future[None],
+        digest: Future[str],
     ) -> IngestResult:
         if expected_study_uid is not None and parsed.study_instance_uid != expected_study_uid:
             return _result(
@@ -167,6 +172,7 @@ class Ingestor:
         blob_key = new_blob_key()
         data_blob_key = new_blob_key(".inflated.dcm") if parsed.inflated_file else None
         size = path.stat().st_size
+        sha256 = digest.result()  # before put_file moves or removes the file
         try:
             self.blobs.put_file(blob_key, path, synced=synced)
             if parsed.inflated_file is not None and data_blob_key is not None:
@@ -178,7 +184,9 @@ class Ingestor:
             raise
 
         try:
-            replaced = self._index_with_retries(parsed, StoredBlobs(blob_key, data_blob_key, size), batch_id)
+            replaced = self._index_with_retries(
+                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id
+            )
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
             raise

@@ -1,0 +1,73 @@
+"""Which requests the audit trail records, and as what action: one table keyed by route.
+
+Why a table: the routes that touch patient data are read in one place, and a test checks it against the
+app's routes, so a new DICOMweb route cannot go unaudited silently. Routes not listed here (health,
+unknown paths, CORS preflights) touch no patient data and are not recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    STORE = "store"  # STOW-RS
+    SEARCH = "search"  # QIDO-RS
+    READ_INSTANCES = "read-instances"  # WADO-RS study, series or instance (Part 10 or bulk)
+    READ_METADATA = "read-metadata"
+    READ_FRAMES = "read-frames"
+    READ_BULKDATA = "read-bulkdata"  # pixel data and bulk data values
+    RENDER = "render"  # rendered images and thumbnails
+    DELETE = "delete"  # no deletion route yet; recorded once one exists
+    READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedRoute:
+    method: str
+    path: str  # the route template as the app registers it
+    action: Action
+
+
+_DICOMWEB = "/dicom-web"
+_STUDY = _DICOMWEB + "/studies/{study_instance_uid}"
+_SERIES = _STUDY + "/series/{series_instance_uid}"
+_INSTANCE = _SERIES + "/instances/{sop_instance_uid}"
+_FRAMES = _INSTANCE + "/frames/{frame_list}"
+_LEVELS = (_STUDY, _SERIES, _INSTANCE)
+_SEARCHES = (
+    _DICOMWEB + "/studies",
+    _DICOMWEB + "/series",
+    _DICOMWEB + "/instances",
+    _STUDY + "/series",
+    _STUDY + "/instances",
+    _SERIES + "/instances",
+)
+
+
+def _at_levels(suffix: str, action: Action, levels: tuple[str, ...] = _LEVELS) -> list[AuditedRoute]:
+    return [AuditedRoute("GET", level + suffix, action) for level in levels]
+
+
+AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
+    AuditedRoute("POST", _DICOMWEB + "/studies", Action.STORE),
+    AuditedRoute("POST", _STUDY, Action.STORE),
+    *(AuditedRoute("GET", path, Action.SEARCH) for path in _SEARCHES),
+    *_at_levels("", Action.READ_INSTANCES),
+    *_at_levels("/metadata", Action.READ_METADATA),
+    AuditedRoute("GET", _FRAMES, Action.READ_FRAMES),
+    *_at_levels("/pixeldata", Action.READ_BULKDATA),
+    *_at_levels("/bulkdata", Action.READ_BULKDATA),
+    AuditedRoute("GET", _INSTANCE + "/bulkdata/{bulkdata_path:path}", Action.READ_BULKDATA),
+    *_at_levels("/rendered", Action.RENDER, (*_LEVELS, _FRAMES)),
+    *_at_levels("/thumbnail", Action.RENDER, (*_LEVELS, _FRAMES)),
+    AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
+)
+
+_ACTIONS = {(route.method, route.path): route.action for route in AUDITED_ROUTES}
+
+
+def action_for(method: str, path: str) -> Action | None:
+    """The action of a request to the route template `path`; None when it is not audited."""
+    return _ACTIONS.get(("GET" if method == "HEAD" else method, path))
