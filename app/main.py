@@ -82,7 +82,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(audit.router)
     # Outside the authentication middleware (added before this line), so refused requests are recorded.
-    app.add_middleware(AuditMiddleware, routes=app.router.routes)
+    app.add_middleware(AuditMiddleware)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
     return app

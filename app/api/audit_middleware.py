@@ -9,16 +9,14 @@ It reads the principal only through `principal_of` (anonymous when no authentica
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import HTTPConnection
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.audit.actions import Action, action_for
+from app.audit.actions import Action, audited_request
 from app.audit.events import AuditEvent
 from app.audit.notes import noted_uids
 from app.audit.trail import AuditTrail
@@ -39,11 +37,8 @@ class _Exchange:
 
 
 class AuditMiddleware:
-    """Wraps the app; `routes` are the app's routes, to name requests refused before routing."""
-
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         trail = _trail_of(scope)
@@ -76,10 +71,10 @@ class AuditMiddleware:
                 log.exception("could not build the audit event of %s %s", scope["method"], scope["path"])
 
     def _record(self, trail: AuditTrail, scope: Scope, started: datetime, exchange: _Exchange) -> None:
-        matched = self._route_of(scope)
-        if matched is None:
+        audited = audited_request(scope["method"], _route_path(scope))
+        if audited is None:
             return
-        action, route, path_params = matched
+        action, path_params = audited.route.action, audited.path_params
         principal = principal_of(HTTPConnection(scope)) or anonymous()
         client = scope.get("client")
         studies, series, instances = _path_uids(path_params)
@@ -98,7 +93,7 @@ class AuditMiddleware:
                 username=principal.username[:_MAX_NAME] if principal.username else None,
                 client=client[0][:64] if client else None,
                 method=scope["method"],
-                route=route,
+                route=audited.route.path,
                 status=exchange.status or 500,  # nothing sent: the server error handler answers 500
                 bytes_in=exchange.bytes_in,
                 bytes_out=exchange.bytes_out,
@@ -108,25 +103,18 @@ class AuditMiddleware:
             )
         )
 
-    def _route_of(self, scope: Scope) -> tuple[Action, str, dict[str, Any]] | None:
-        """The audited action, route template and path parameters of the request, if audited."""
-        route = scope.get("route")  # set by FastAPI's routes once routing ran
-        path_params: dict[str, Any] = scope.get("path_params", {})
-        if route is None:  # a plain Starlette route, or refused before routing: match it here
-            for candidate in self.routes:
-                match, child_scope = candidate.matches(scope)
-                if match is Match.FULL:
-                    route, path_params = candidate, child_scope.get("path_params", {})
-                    break
-        path = getattr(route, "path", None)
-        action = action_for(scope["method"], path) if path is not None else None
-        return None if action is None or path is None else (action, path, path_params)
-
 
 def _trail_of(scope: Scope) -> AuditTrail | None:
     app = scope.get("app")
     trail = getattr(getattr(app, "state", None), "audit", None)
     return trail if isinstance(trail, AuditTrail) else None
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the routes see: without the root path a proxy mounted the app under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _path_uids(path_params: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:

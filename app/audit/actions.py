@@ -7,8 +7,12 @@ unknown paths, CORS preflights) touch no patient data and are not recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from starlette.routing import compile_path
 
 
 class Action(StrEnum):
@@ -28,6 +32,26 @@ class AuditedRoute:
     method: str
     path: str  # the route template as the app registers it
     action: Action
+    _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _convertors: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pattern, _format, convertors = compile_path(self.path)  # as the router itself reads it
+        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_convertors", convertors)
+
+    def path_params(self, path: str) -> dict[str, Any] | None:
+        """The path parameters when `path` is a request to this route; None otherwise."""
+        match = self._pattern.match(path)
+        if match is None:
+            return None
+        return {name: self._convertors[name].convert(value) for name, value in match.groupdict().items()}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedRequest:
+    route: AuditedRoute
+    path_params: dict[str, Any]
 
 
 _DICOMWEB = "/dicom-web"
@@ -65,9 +89,20 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
 )
 
-_ACTIONS = {(route.method, route.path): route.action for route in AUDITED_ROUTES}
+_ROUTES_BY_METHOD: dict[str, tuple[AuditedRoute, ...]] = {
+    method: tuple(route for route in AUDITED_ROUTES if route.method == method)
+    for method in {route.method for route in AUDITED_ROUTES}
+}
 
 
-def action_for(method: str, path: str) -> Action | None:
-    """The action of a request to the route template `path`; None when it is not audited."""
-    return _ACTIONS.get(("GET" if method == "HEAD" else method, path))
+def audited_request(method: str, path: str) -> AuditedRequest | None:
+    """The audited route a request for `path` (without the root path) goes to; None: not audited.
+
+    Why the audit matches paths itself rather than asking the router: requests refused before
+    routing (no credentials) are recorded too, and the router's internals differ between releases.
+    """
+    for route in _ROUTES_BY_METHOD.get("GET" if method == "HEAD" else method, ()):
+        params = route.path_params(path)
+        if params is not None:
+            return AuditedRequest(route, params)
+    return None

@@ -80,7 +80,8 @@ def find_events(connection: Connection, query: AuditQuery) -> list[dict[str, Any
 
 
 def _event_json(row: Any) -> dict[str, Any]:
-    time = row.time if row.time.tzinfo is not None else row.time.replace(tzinfo=UTC)  # SQLite drops it
+    # SQLite returns the UTC time without its zone; PostgreSQL in the session's zone.
+    time = row.time.replace(tzinfo=UTC) if row.time.tzinfo is None else row.time.astimezone(UTC)
     return {
         "id": row.id,
         "time": time.isoformat(),
