@@ -8,8 +8,8 @@ should authenticate with them instead.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import Executor
+from contextlib import contextmanager
 
 import pytest
 from fastapi import FastAPI
