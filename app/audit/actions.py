@@ -89,10 +89,17 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
 )
 
-_ROUTES_BY_METHOD: dict[str, tuple[AuditedRoute, ...]] = {
-    method: tuple(route for route in AUDITED_ROUTES if route.method == method)
-    for method in {route.method for route in AUDITED_ROUTES}
-}
+
+def _depth(path: str) -> int | None:
+    """How many '/' a request for the route has; None when a parameter may hold slashes."""
+    return None if ":path}" in path else path.count("/")
+
+
+# Candidates by method and depth, so a request tries a handful of patterns rather than all of them.
+_CANDIDATES: dict[tuple[str, int | None], tuple[AuditedRoute, ...]] = {}
+for _route in AUDITED_ROUTES:
+    _key = (_route.method, _depth(_route.path))
+    _CANDIDATES[_key] = (*_CANDIDATES.get(_key, ()), _route)
 
 
 def audited_request(method: str, path: str) -> AuditedRequest | None:
@@ -101,8 +108,10 @@ def audited_request(method: str, path: str) -> AuditedRequest | None:
     Why the audit matches paths itself rather than asking the router: requests refused before
     routing (no credentials) are recorded too, and the router's internals differ between releases.
     """
-    for route in _ROUTES_BY_METHOD.get("GET" if method == "HEAD" else method, ()):
-        params = route.path_params(path)
-        if params is not None:
-            return AuditedRequest(route, params)
+    method = "GET" if method == "HEAD" else method
+    for key in ((method, path.count("/")), (method, None)):
+        for route in _CANDIDATES.get(key, ()):
+            params = route.path_params(path)
+            if params is not None:
+                return AuditedRequest(route, params)
     return None

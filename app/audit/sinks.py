@@ -1,24 +1,23 @@
 """Where audit records go: the AuditSink protocol, and the JSON lines sink (a file or stdout).
 
-Why a logging queue for JSON lines: the request only formats its line and puts it on a queue; a
-listener thread does the writing, so a slow disk or a blocked stdout pipe never holds up a response.
-Each line is written with one `write` to a file opened for appending, so several server processes can
-share one file without interleaving lines.
+Why no logging handler: the request's whole share is one queue put; the sink's thread formats the
+lines and writes each batch with one `write` to a file opened for appending, so several server
+processes can share one file without their lines interleaving, and a slow disk or a blocked stdout
+pipe never holds up a response (app/audit/batching.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import sys
-import threading
-from logging.handlers import QueueHandler, QueueListener
 from pathlib import Path
 from typing import Protocol
 
+from app.audit.batching import MAX_BACKLOG, BatchingSink
 from app.audit.events import AuditEvent
 
+log = logging.getLogger(__name__)
 STDOUT = "-"
 
 
@@ -36,41 +35,35 @@ class AuditSink(Protocol):
         ...
 
 
-def _append_only_file(path: Path) -> logging.Handler:
-    """A handler appending to `path`, created readable by its owner only (the trail names patients' UIDs)."""
+def open_append_only(path: Path) -> int:
+    """A descriptor appending to `path`, a new file readable by its owner only (it names patients' UIDs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    return logging.FileHandler(path, mode="a", encoding="utf-8")
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-class JsonLinesSink:
-    """One JSON object per line, per event, to a file path or to stdout (`-`)."""
+class JsonLinesSink(BatchingSink):
+    """One JSON object per line, per event, appended to a file, or written to stdout (`-`)."""
 
-    def __init__(self, target: str) -> None:
-        handler = logging.StreamHandler(sys.stdout) if target == STDOUT else _append_only_file(Path(target))
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self._handler = handler
-        self._lock = threading.Lock()  # one flush or close at a time
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        self._listener = QueueListener(self._queue, handler)
-        # A logger outside logging's registry: nothing configured elsewhere adds to or takes from it.
-        self._logger = logging.Logger("fovea.audit", logging.INFO)
-        self._logger.propagate = False
-        self._logger.addHandler(QueueHandler(self._queue))
-        self._listener.start()
+    def __init__(self, target: str, *, max_backlog: int = MAX_BACKLOG) -> None:
+        self._fd = None if target == STDOUT else open_append_only(Path(target))
+        self.description = "audit log " + ("stdout" if self._fd is None else target)
+        super().__init__(max_backlog=max_backlog)
 
-    def write(self, event: AuditEvent) -> None:
-        self._logger.info(event.json_line())
-
-    def flush(self, timeout: float) -> bool:
-        # The listener has no flush; stopping drains the queue, and starting again resumes.
-        with self._lock:
-            self._listener.stop()
-            self._handler.flush()
-            self._listener.start()
+    def write_batch(self, batch: list[AuditEvent]) -> bool:
+        text = "".join(event.json_line() + "\n" for event in batch)
+        try:
+            if self._fd is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                data = memoryview(text.encode())
+                while data:  # one write unless the disk fills up
+                    data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            log.warning("audit events not written yet to the %s: %s", self.description, exc)
+            return False
         return True
 
-    def close(self) -> None:
-        with self._lock:
-            self._listener.stop()
-            self._handler.close()
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from app.audit.actions import Action
-from app.audit.database import BATCH_SIZE, DatabaseSink
+from app.audit.batching import BATCH_SIZE
+from app.audit.database import DatabaseSink
 from app.audit.events import AuditEvent
 from app.audit.queries import AuditQuery, find_events
 from app.store.db import create_index_engine, migrate
@@ -105,12 +106,12 @@ def test_during_an_outage_events_wait_up_to_the_backlog_limit(caplog: pytest.Log
     sink = DatabaseSink(unreachable, max_backlog=2)
     for number in range(5):
         sink.write(event(number))
-    with caplog.at_level(logging.WARNING, logger="app.audit.database"):
+    with caplog.at_level(logging.WARNING, logger="app.audit"):
         assert sink.flush(timeout=30)
         sink.close()
     unreachable.dispose()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    dropped = [int(m.split()[2]) for m in errors if "dropped from the database backlog" in m]
+    dropped = [int(m.split()[0]) for m in errors if "oldest audit events dropped" in m]
     assert sum(dropped) == 3  # in one or more steps, as the writer thread took the events
     assert errors[-1] == "2 audit events could not be written to the database"
     assert len(errors) == len(dropped) + 1
