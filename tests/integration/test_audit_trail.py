@@ -196,3 +196,41 @@ def test_stored_blob_sha256_is_in_the_index(
     assert row is not None
     blob = backend.blobs.read_range(row.blob_key, 0, row.blob_size)
     assert row.sha256 == hashlib.sha256(blob).hexdigest() == hashlib.sha256(part).hexdigest()
+
+
+def test_fovea_audit_prints_a_table_for_people_and_refuses_bad_times(
+    backend: Backend, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from app.audit.actions import Action
+    from app.audit.database import insert_events
+    from app.audit.events import AuditEvent
+
+    studies = ("1.2.840.99.1", "1.2.840.99.2", "1.2.840.99.3")
+    event = AuditEvent(
+        datetime(2026, 12, 3, 9, 30, 0, 123456, tzinfo=UTC),
+        Action.SEARCH,
+        "oidc",
+        "b-4711",
+        "bob",
+        "192.0.2.10",
+        "GET",
+        STUDY_ROUTE,
+        200,
+        0,
+        5120,
+        studies,
+    )
+    insert_events(backend.engine, [event])
+    env = {"FOVEA_DATABASE_URL": backend.database_url, "FOVEA_DATA_DIR": str(tmp_path / "cli")}
+
+    table = run_fovea("audit", "--format", "table", env=env)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines() == [
+        "time                     principal          action  status  bytes  client      studies",
+        "2026-12-03T09:30:00.123  oidc:b-4711 (bob)  search  200     5120   192.0.2.10  1.2.840.99.1 +2",
+    ]
+    refused = run_fovea("audit", "--since", "yesterday", env=env)
+    assert refused.returncode == 2
+    assert "'yesterday' is not a time" in refused.stderr
