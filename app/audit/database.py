@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import cast
 
 import orjson
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import Connection, Engine, Table, insert
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from app.audit.batching import MAX_BACKLOG, BatchingSink
@@ -52,13 +52,14 @@ def event_values(event: AuditEvent) -> dict[str, object]:
     }
 
 
-def insert_events(engine: Engine, events: Sequence[AuditEvent]) -> None:
-    """Insert `events` (and the studies each touched) in one transaction."""
-    studies = [{"event_id": event.id, "study_instance_uid": uid} for event in events for uid in event.studies]
-    with write_serializer_for(engine)(), engine.begin() as connection:
-        connection.execute(_INSERT_EVENTS, [event_values(event) for event in events])
-        if studies:
-            connection.execute(_INSERT_STUDIES, studies)
+def insert_events(connection: Connection, events: Sequence[AuditEvent]) -> None:
+    """Insert `events` (and the studies each touched) in the caller's transaction."""
+    studies = [
+        {"event_id": event.id, "study_instance_uid": uid} for event in events for uid in event.studies
+    ]
+    connection.execute(_INSERT_EVENTS, [event_values(event) for event in events])
+    if studies:
+        connection.execute(_INSERT_STUDIES, studies)
 
 
 class DatabaseSink(BatchingSink):
@@ -68,11 +69,16 @@ class DatabaseSink(BatchingSink):
 
     def __init__(self, engine: Engine, *, max_backlog: int = MAX_BACKLOG) -> None:
         self._engine = engine
+        self._serialized_writes = write_serializer_for(engine)  # SQLite: one writer at a time
         super().__init__(max_backlog=max_backlog)
+
+    def _insert(self, events: Sequence[AuditEvent]) -> None:
+        with self._serialized_writes(), self._engine.begin() as connection:
+            insert_events(connection, events)
 
     def write_batch(self, batch: list[AuditEvent]) -> bool:
         try:
-            insert_events(self._engine, batch)
+            self._insert(batch)
         except DBAPIError as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 log.warning("audit events not written yet, the index is unavailable: %s", exc.orig)
@@ -86,6 +92,6 @@ class DatabaseSink(BatchingSink):
         """A batch the index refused: keep the events it accepts, log the others (never retried)."""
         for event in batch:
             try:
-                insert_events(self._engine, [event])
+                self._insert([event])
             except SQLAlchemyError:
                 log.exception("audit event %s refused by the index: %s", event.id, event.json_line())

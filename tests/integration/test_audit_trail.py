@@ -222,7 +222,8 @@ def test_fovea_audit_prints_a_table_for_people_and_refuses_bad_times(
         5120,
         studies,
     )
-    insert_events(backend.engine, [event])
+    with backend.engine.begin() as connection:
+        insert_events(connection, [event])
     env = {"FOVEA_DATABASE_URL": backend.database_url, "FOVEA_DATA_DIR": str(tmp_path / "cli")}
 
     table = run_fovea("audit", "--format", "table", env=env)
