@@ -41,7 +41,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         try:
             engine = app.state.services.engine
             audit_trail = app.state.audit = open_audit_trail(
-                settings.audit_log, engine if settings.audit_db else None
+                settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog
             )
             if owned:
                 await app.state.services.ingest.warm_up()

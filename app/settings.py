@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.audit.syslog import parse_syslog_url
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
 
 GIB = 1024**3
@@ -116,6 +117,18 @@ class Settings(BaseSettings):
     audit_db: bool = Field(
         True, description="Keep audit events in the index database (for `fovea audit`, GET /admin/audit)"
     )
+    audit_syslog: str = Field(
+        "",
+        description="Also send audit events as DICOM audit messages (IHE ATNA) by syslog to "
+        "udp://host:port or tcp://host:port; empty: not sent",
+    )
+
+    @field_validator("audit_syslog")
+    @classmethod
+    def _syslog_destination(cls, value: str) -> str:
+        if value:
+            parse_syslog_url(value)
+        return value
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod

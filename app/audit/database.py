@@ -54,9 +54,7 @@ def event_values(event: AuditEvent) -> dict[str, object]:
 
 def insert_events(connection: Connection, events: Sequence[AuditEvent]) -> None:
     """Insert `events` (and the studies each touched) in the caller's transaction."""
-    studies = [
-        {"event_id": event.id, "study_instance_uid": uid} for event in events for uid in event.studies
-    ]
+    studies = [{"event_id": event.id, "study_instance_uid": uid} for event in events for uid in event.studies]
     connection.execute(_INSERT_EVENTS, [event_values(event) for event in events])
     if studies:
         connection.execute(_INSERT_STUDIES, studies)

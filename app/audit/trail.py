@@ -7,6 +7,7 @@ fans it out. A sink that fails to take an event is logged and never fails the re
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 
 from sqlalchemy import Engine
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 from app.audit.database import DatabaseSink
 from app.audit.events import AuditEvent
 from app.audit.sinks import AuditSink, JsonLinesSink
+from app.audit.syslog import SyslogSink
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,14 @@ class AuditTrail:
             sink.close()
 
 
-def open_audit_trail(log_target: str, engine: Engine | None) -> AuditTrail:
-    """JSON lines to `log_target` (a path, `-` for stdout, empty for none), and into the index
-    database through `engine` (None: not kept there)."""
+def open_audit_trail(log_target: str, engine: Engine | None, syslog_url: str = "") -> AuditTrail:
+    """JSON lines to `log_target` (a path, `-` for stdout, empty for none), into the index database
+    through `engine` (None: not kept there), and as DICOM audit messages to `syslog_url` (empty: none)."""
     sinks: list[AuditSink] = []
     if log_target:
         sinks.append(JsonLinesSink(log_target))
     if engine is not None:
         sinks.append(DatabaseSink(engine))
+    if syslog_url:
+        sinks.append(SyslogSink(syslog_url, source_id=socket.gethostname()))
     return AuditTrail(sinks, in_database=engine is not None)

@@ -235,3 +235,28 @@ def test_fovea_audit_prints_a_table_for_people_and_refuses_bad_times(
     refused = run_fovea("audit", "--since", "yesterday", env=env)
     assert refused.returncode == 2
     assert "'yesterday' is not a time" in refused.stderr
+
+
+def test_a_store_is_sent_as_a_dicom_audit_message_by_syslog(
+    backend: Backend, worker_pool: Executor, codec_pool: CodecPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    from xml.etree import ElementTree
+
+    study = generate_uid()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        syslog = f"udp://127.0.0.1:{receiver.getsockname()[1]}"
+        with audited_live_server(
+            backend, worker_pool, codec_pool, monkeypatch, audit_syslog=syslog
+        ) as server:
+            store(server, make_instance(study_uid=study), ALICE)
+        datagram = receiver.recv(65536)
+    message = ElementTree.fromstring(datagram[datagram.index(b"<AuditMessage") :])
+    assert message.find("EventIdentification/EventID").attrib["csd-code"] == "110104"  # type: ignore[union-attr]
+    assert message.find("EventIdentification").attrib["EventActionCode"] == "C"  # type: ignore[union-attr]
+    assert message.find("ActiveParticipant").attrib["UserID"] == "alice-uploader"  # type: ignore[union-attr]
+    assert [o.attrib["ParticipantObjectID"] for o in message.findall("ParticipantObjectIdentification")] == [
+        study
+    ]
