@@ -1,4 +1,4 @@
-"""The `fovea` command: serve, import, migrate, transcode, gc, config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, audit, config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -10,9 +10,11 @@ import os
 import shutil
 import signal
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 import uvicorn
 
@@ -230,6 +232,65 @@ def gc(
     else:
         for line in report.lines():
             typer.echo(line)
+class AuditFormat(StrEnum):
+    JSON = "json"
+    TABLE = "table"
+
+
+@cli.command()
+def audit(
+    study: Annotated[
+        str | None, typer.Option(help="Only events that touched this Study Instance UID")
+    ] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="Only this principal (key name, OIDC sub or username, token id)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time: ISO 8601 (2026-12-01T08:00Z) or an age (12h, 7d)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (same forms as --since)")] = None,
+    limit: Annotated[int, typer.Option(help="The latest N matching events")] = 1000,
+    output: Annotated[AuditFormat, typer.Option("--format", help="JSON lines or a table")] = AuditFormat.JSON,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the audit trail kept in the index database, oldest first.
+
+    Exit status: 0 shown (even if none matched), 2 bad arguments, 1 the index cannot be read.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.audit.queries import AuditQuery, BadAuditQuery, find_events, parse_when
+    from app.audit.table import event_table
+    from app.store.db import create_index_engine
+
+    settings = _settings(data_dir)
+    try:
+        query = AuditQuery(
+            study=study,
+            principal=principal,
+            since=parse_when(since) if since else None,
+            until=parse_when(until) if until else None,
+            limit=limit,
+        )
+    except BadAuditQuery as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from exc
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            events = find_events(connection, query)
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        typer.echo(f"cannot read the audit trail: {type(exc).__name__}: {reason}", err=True)
+        typer.echo("(is the index migrated? run `fovea migrate`)", err=True)
+        raise typer.Exit(code=1) from exc
+    finally:
+        engine.dispose()
+    if output is AuditFormat.TABLE:
+        typer.echo(event_table(events))
+    else:
+        for event in events:
+            typer.echo(orjson.dumps(event).decode())
 
 
 def main() -> None:

@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, metrics, qido, rendered, stow, wado
+from app.api import admin, audit, metrics, qido, rendered, stow, wado
+from app.api.audit_middleware import AuditMiddleware
 from app.api.request_log import RequestLogMiddleware
 from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
+from app.audit.trail import open_audit_trail
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
 from app.settings import Settings
@@ -38,6 +40,7 @@ ROUTERS = (
     (rendered.router, DICOMWEB_PREFIX),
     (admin.router, ""),
     (metrics.router, ""),
+    (audit.router, ""),
 )
 
 
@@ -48,11 +51,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or open_services(settings)
+        audit_trail = None
         try:
+            engine = app.state.services.engine
+            audit_trail = app.state.audit = open_audit_trail(
+                settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog
+            )
             if owned:
                 await app.state.services.ingest.warm_up()
             yield
         finally:
+            if audit_trail is not None:
+                audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
 
@@ -81,6 +91,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
+    # Outside the authentication middleware (added before this line), so refused requests are recorded.
+    app.add_middleware(AuditMiddleware)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
     # Last added, outermost: it sees every answer, preflights too.

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.audit.syslog import parse_syslog_url
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
 from app.log_setup import LogFormat
 
@@ -133,6 +134,26 @@ class Settings(BaseSettings):
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
     )
+    audit_log: str = Field(
+        "",
+        description="Where audit events go as JSON lines: a file path (appended to), - for stdout; "
+        "empty: not written as JSON lines",
+    )
+    audit_db: bool = Field(
+        True, description="Keep audit events in the index database (for `fovea audit`, GET /admin/audit)"
+    )
+    audit_syslog: str = Field(
+        "",
+        description="Also send audit events as DICOM audit messages (IHE ATNA) by syslog to "
+        "udp://host:port or tcp://host:port; empty: not sent",
+    )
+
+    @field_validator("audit_syslog")
+    @classmethod
+    def _syslog_destination(cls, value: str) -> str:
+        if value:
+            parse_syslog_url(value)
+        return value
 
     log_format: LogFormat = Field(
         LogFormat.CONSOLE, description="Log lines as `console` text for people or `json` for collectors"

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
@@ -95,6 +96,13 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         raise
 
     outcomes = await _ingest_parts(services, parts, study_instance_uid)
+    stored = [outcome for outcome in outcomes if outcome.failure is None]
+    note_audited_uids(
+        request,
+        studies=(o.study_instance_uid for o in stored),
+        series=(o.series_instance_uid for o in stored),
+        instances=(o.sop_instance_uid for o in stored),
+    )
     base = dicomweb_base_url(request, services.settings.public_base_url)
     dataset = store_response_dataset(
         outcomes,
