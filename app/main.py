@@ -18,6 +18,7 @@ from app import __version__
 from app.api import admin, qido, rendered, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
+from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
 from app.settings import Settings
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
     app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
+    # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
+    app.add_middleware(AuthenticationMiddleware, settings=settings)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
     return app
@@ -79,6 +82,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 # Browsers send these on DICOMweb requests (Authorization for tokens, Accept for multipart choices).
 CORS_ALLOWED_HEADERS = [
     "Authorization",
+    "X-API-Key",
     "Accept",
     "Content-Type",
     "Range",
