@@ -102,7 +102,7 @@ def create_api_key(
     with engine.begin() as connection:
         taken = connection.execute(select(ApiKey.pk).where(ApiKey.name == name)).first()
         if taken:
-            raise ApiKeyError(f"an API key named {name!r} exists (names stay taken after revocation: choose another)")
+            raise ApiKeyError(f"an API key named {name!r} is taken (also after revocation)")
         connection.execute(
             insert(ApiKey).values(
                 key_id=row.key_id,
