@@ -249,6 +249,7 @@ def start_live_server(
         port=port,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # as `fovea serve`: Fovea's trusted-proxy list judges X-Forwarded-*
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
