@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dicom-tools run test lint bench clean e2e browser ohif
+.PHONY: install dicom-tools run test lint bench clean e2e browser ohif oidc-provider
 
 install: $(STAMP)
 
@@ -66,7 +66,19 @@ e2e: $(E2E_STAMP) browser ohif
 run: install
 	$(BIN)/fovea serve
 
-test: install dicom-tools
+# The OpenID provider the OIDC tests run (npm oidc-provider on Node.js, tests/oidc/provider.mjs),
+# installed once into the cache; the tests install it themselves too, and fail clearly without Node.js.
+OIDC_PROVIDER_VERSION := 9.13.3
+OIDC_PROVIDER_DIR := $(E2E_CACHE)/oidc-provider
+
+oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json
+
+$(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json:
+	@command -v node >/dev/null 2>&1 || { echo "Node.js (v20 or later) is required for the OIDC tests"; exit 1; }
+	mkdir -p $(OIDC_PROVIDER_DIR)
+	npm install --no-audit --no-fund --silent --prefix $(OIDC_PROVIDER_DIR) oidc-provider@$(OIDC_PROVIDER_VERSION)
+
+test: install dicom-tools oidc-provider
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: install
