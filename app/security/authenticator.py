@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 
 import jwt
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.security.api_keys import any_api_key_exists, check_api_key, looks_like_api_key
 from app.security.decision_cache import DecisionCache, token_digest
-from app.security.errors import InvalidToken
+from app.security.errors import IndexUnavailable, InvalidToken
 from app.security.oidc import OidcConfig, OidcVerifier, parse_scope_map
 from app.security.principal import ALL_SCOPES, Principal, PrincipalKind, Scope, anonymous
 from app.security.proxies import is_loopback
@@ -82,7 +83,10 @@ class Authenticator:
         return await self.oidc.verify(token, header)
 
     async def _verify_api_key(self, key: str, engine: Engine) -> tuple[Principal, float]:
-        record = await run_in_threadpool(check_api_key, engine, key)
+        try:
+            record = await run_in_threadpool(check_api_key, engine, key)
+        except SQLAlchemyError as exc:
+            raise IndexUnavailable("the index database cannot be reached to check the API key") from exc
         if record is None:
             raise InvalidToken("unknown API key")
         if record.revoked_at is not None:
@@ -113,5 +117,8 @@ class Authenticator:
         now = time.monotonic()
         if now - self._keys_checked_at >= API_KEY_DECISION_SECONDS:
             self._keys_checked_at = now
-            self._keys_exist = await run_in_threadpool(any_api_key_exists, engine)
+            try:
+                self._keys_exist = await run_in_threadpool(any_api_key_exists, engine)
+            except SQLAlchemyError as exc:
+                raise IndexUnavailable("the index database cannot be reached to check API keys") from exc
         return self._keys_exist

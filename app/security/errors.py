@@ -38,3 +38,7 @@ class InsufficientScope(AuthError):
 
 class ProviderUnavailable(AuthError):
     status = 503
+
+
+class IndexUnavailable(AuthError):
+    status = 503
