@@ -98,6 +98,7 @@ CORS_EXPOSED_HEADERS = [
     "Content-Range",
     "ETag",
     "Fovea-Window",
+    "WWW-Authenticate",  # why a 401/403 was answered
 ]
 
 
