@@ -39,12 +39,11 @@ class AuthenticationMiddleware:
             return
         self.proxies.apply(scope)
         connection = HTTPConnection(scope)
+        set_principal(connection, NOBODY)  # until a credential proves more (refusals are logged as this)
         requirement = requirement_for(scope["method"], scope["path"])
         try:
             token = take_token(scope)
-            if requirement.public:
-                set_principal(connection, NOBODY)
-            else:
+            if not requirement.public:
                 local_host = (scope.get("server") or ("", 0))[0]
                 principal = await self.authenticator.authenticate(token, _engine(scope), local_host)
                 set_principal(connection, principal)
