@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test
+.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test oidc-provider
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -73,7 +73,19 @@ e2e: $(E2E_STAMP) browser ohif
 run: install-run
 	$(BIN)/fovea serve
 
-test: install dicom-tools
+# The OpenID provider the OIDC tests run (npm oidc-provider on Node.js, tests/oidc/provider.mjs),
+# installed once into the cache; the tests install it themselves too, and fail clearly without Node.js.
+OIDC_PROVIDER_VERSION := 9.13.3
+OIDC_PROVIDER_DIR := $(E2E_CACHE)/oidc-provider
+
+oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json
+
+$(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json:
+	@command -v node >/dev/null 2>&1 || { echo "Node.js (v20 or later) is required for the OIDC tests"; exit 1; }
+	mkdir -p $(OIDC_PROVIDER_DIR)
+	npm install --no-audit --no-fund --silent --prefix $(OIDC_PROVIDER_DIR) oidc-provider@$(OIDC_PROVIDER_VERSION)
+
+test: install dicom-tools oidc-provider
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # SIGKILL during concurrent STOW-RS, many times, on SQLite + folder and PostgreSQL + S3 (moto); the normal
@@ -93,6 +105,7 @@ bench: install
 	$(BIN)/python bench/bench_transcode.py
 	$(BIN)/python bench/bench_qido.py
 	$(BIN)/python bench/bench_rendered.py
+	$(BIN)/python bench/bench_auth.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

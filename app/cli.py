@@ -1,4 +1,4 @@
-"""The `fovea` command: serve, import, migrate, transcode, gc, audit, config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, audit, api-key, share, config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -10,9 +10,12 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -21,8 +24,12 @@ import uvicorn
 from app import __version__
 from app.log_setup import configure_logging
 from app.metrics import MULTIPROCESS_DIRECTORY
+from app.security.startup import startup_refusal
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 cli = typer.Typer(
     add_completion=False,
@@ -94,10 +101,16 @@ def serve(
     from app.store.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
+    refusal = startup_refusal(settings)
+    if refusal:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(code=2)
     configure_logging(settings.log_format, settings.log_level)
     # uvicorn re-raises SIGTERM once it has shut down; ending by SystemExit instead runs the exit
     # handlers, so the log lines still queued are written.
     signal.signal(signal.SIGTERM, _exit_after_terminate)
+    # X-Forwarded-* (the client address included) are judged by Fovea's own trusted-proxy list.
+    proxy_options: dict[str, object] = {"proxy_headers": False}
     if workers > 1:
         # Workers read settings from the environment: pass the flags on, migrate once here.
         os.environ["FOVEA_DATA_DIR"] = str(settings.data_dir)
@@ -118,6 +131,7 @@ def serve(
             log_level=settings.log_level,
             access_log=False,  # one line per request comes from Fovea's own middleware
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            **proxy_options,  # type: ignore[arg-type]
         )
         return
     uvicorn.run(
@@ -128,6 +142,7 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        **proxy_options,  # type: ignore[arg-type]
     )
 
 
@@ -203,6 +218,8 @@ def config_check(data_dir: DataDirOption = None) -> None:
     settings = _settings(data_dir)
     for name, value in effective_settings(settings):
         typer.echo(f"{name}={value}")
+
+
 @cli.command()
 def gc(
     data_dir: DataDirOption = None,
@@ -232,6 +249,8 @@ def gc(
     else:
         for line in report.lines():
             typer.echo(line)
+
+
 class AuditFormat(StrEnum):
     JSON = "json"
     TABLE = "table"
@@ -291,6 +310,114 @@ def audit(
     else:
         for event in events:
             typer.echo(orjson.dumps(event).decode())
+
+
+api_key_cli = typer.Typer(no_args_is_help=True, help="API keys for machine clients (index database).")
+cli.add_typer(api_key_cli, name="api-key")
+
+
+@contextmanager
+def _index(data_dir: Path | None) -> Iterator[Engine]:
+    """The index `fovea serve` would use, migrated first where serve would migrate it."""
+    from app.store.db import create_index_engine, is_up_to_date
+    from app.store.db import migrate as run_migrations
+
+    settings = _settings(data_dir)
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        if settings.migrate_at_startup:
+            run_migrations(engine)
+        elif not is_up_to_date(engine):
+            typer.echo("the index schema is not up to date: run `fovea migrate` first", err=True)
+            raise typer.Exit(code=2)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@api_key_cli.command("create")
+def api_key_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key (unique)")],
+    scopes: Annotated[str, typer.Option("--scopes", help="Comma-separated: dicom.read,dicom.write,...")],
+    expires: Annotated[str | None, typer.Option("--expires", help="Lifetime: 90d, 12h, 2w")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and only its hash is stored."""
+    from app.security.api_keys import ApiKeyError, create_api_key, parse_scopes
+    from app.security.durations import parse_duration
+
+    try:
+        granted = parse_scopes(scopes)
+        lifetime = parse_duration(expires) if expires else None
+        with _index(data_dir) as engine:
+            record, key = create_api_key(engine, name, granted, lifetime)
+    except (ApiKeyError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    until = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "never"
+    typer.echo(
+        f"API key {record.name!r} ({record.key_id}), scopes {' '.join(sorted(record.scopes))}, "
+        f"expires {until}. Store it now; it cannot be shown again:"
+    )
+    typer.echo(key)
+
+
+@api_key_cli.command("list")
+def api_key_list(data_dir: DataDirOption = None) -> None:
+    """Every key: name, key id, scopes, created, expires, state (never the key)."""
+    from app.security.api_keys import list_api_keys
+
+    with _index(data_dir) as engine:
+        records = list_api_keys(engine)
+    now = datetime.now(UTC)
+    for record in records:
+        state = "revoked" if record.revoked_at else "active" if record.usable_at(now) else "expired"
+        until = record.expires_at.isoformat(timespec="seconds") if record.expires_at else "never"
+        typer.echo(
+            f"{record.name}\t{record.key_id}\t{','.join(sorted(record.scopes))}\t"
+            f"created {record.created_at.isoformat(timespec='seconds')}\texpires {until}\t{state}"
+        )
+
+
+@api_key_cli.command("revoke")
+def api_key_revoke(
+    name: Annotated[str, typer.Argument(help="The key's name")], data_dir: DataDirOption = None
+) -> None:
+    """Revoke a key: every Fovea process refuses it within a second."""
+    from app.security.api_keys import ApiKeyError, revoke_api_key
+
+    try:
+        with _index(data_dir) as engine:
+            revoke_api_key(engine, name)
+    except ApiKeyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"API key {name!r} revoked")
+
+
+@cli.command()
+def share(
+    study_instance_uid: Annotated[str, typer.Argument(help="The study to share")],
+    expires: Annotated[str, typer.Option("--expires", help="Lifetime: 1h, 7d")] = "1h",
+) -> None:
+    """Print a token that reads one study only (a share link's ?token=), alone on the last line."""
+    from app.dicomweb.uids import is_valid_uid
+    from app.security.durations import parse_duration
+    from app.security.share_tokens import ShareSecretMissing, issue_share_token
+
+    try:
+        if not is_valid_uid(study_instance_uid):
+            raise ValueError(f"{study_instance_uid!r} is not a UID")
+        lifetime = parse_duration(expires)
+        issued = issue_share_token(_settings().share_secret_list, study_instance_uid, lifetime)
+    except (ShareSecretMissing, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"read-only access to study {issued.study_uid} until "
+        f"{issued.expires_at.isoformat(timespec='seconds')} (token id {issued.token_id}):"
+    )
+    typer.echo(issued.token)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
 from app.audit.trail import open_audit_trail
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
+from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
 from app.settings import Settings
 
@@ -91,7 +92,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
-    # Outside the authentication middleware (added before this line), so refused requests are recorded.
+    # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
+    app.add_middleware(AuthenticationMiddleware, settings=settings)
+    # Outside the authentication middleware, so refused requests are recorded.
     app.add_middleware(AuditMiddleware)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
@@ -103,6 +106,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 # Browsers send these on DICOMweb requests (Authorization for tokens, Accept for multipart choices).
 CORS_ALLOWED_HEADERS = [
     "Authorization",
+    "X-API-Key",
     "Accept",
     "Content-Type",
     "Range",
@@ -119,6 +123,7 @@ CORS_EXPOSED_HEADERS = [
     "ETag",
     "Fovea-Window",
     "X-Request-ID",
+    "WWW-Authenticate",  # why a 401/403 was answered
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.audit.syslog import parse_syslog_url
@@ -39,6 +39,14 @@ class DuplicatePolicy(StrEnum):
     REPLACE = "replace"  # the new instance replaces the stored one (atomically)
     REJECT = "reject"  # the new instance fails with Failure Reason 0x0111 (duplicate)
     KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
+
+
+class AnonymousAccess(StrEnum):
+    """FOVEA_ALLOW_ANONYMOUS: what a request without credentials may do."""
+
+    NO = "false"  # only on a loopback address with no authentication configured (the default)
+    READ = "read"  # dicom.read, whatever else is configured
+    ALL = "true"  # every scope: an open server, deliberately
 
 
 class Settings(BaseSettings):
@@ -203,6 +211,64 @@ class Settings(BaseSettings):
         "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
     )
 
+    # Security (docs/deployment.md "Security"): who may call Fovea, and which proxies it believes.
+    allow_anonymous: AnonymousAccess = Field(
+        AnonymousAccess.NO,
+        description="Anonymous access: false (only on loopback with no authentication configured), "
+        "read (anonymous dicom.read), true (anonymous everything, on any address)",
+    )
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer URL; bearer JWTs it signs are accepted"
+    )
+    oidc_audience: str | None = Field(
+        None, description="The `aud` Fovea's access tokens must carry (required with an issuer)"
+    )
+    oidc_scope_claim: str | None = Field(
+        None,
+        description="Claim holding the token's scopes or roles (dotted path, e.g. realm_access.roles); "
+        "unset: `scope` (space-separated) and `scp` (list)",
+    )
+    oidc_scope_map: str = Field(
+        "",
+        description="Provider scope or role names mapped onto Fovea's, e.g. "
+        "`pacs-reader=dicom.read,pacs-admin=admin`; Fovea's own names always count",
+    )
+    oidc_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp and nbf")
+    oidc_jwks_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Least time between two key set fetches caused by tokens with an unknown key id",
+    )
+    oidc_timeout_seconds: float = Field(
+        3.0, gt=0, le=30, description="Time allowed to the provider's discovery and key set endpoints"
+    )
+    share_secrets: str = Field(
+        "",
+        description="Secrets signing study share tokens (comma-separated, 32+ characters each): the "
+        "first signs, all verify (rotation)",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-* headers are honoured; "
+        "from any other peer they are ignored",
+    )
+
+    @field_validator("share_secrets")
+    @classmethod
+    def _long_share_secrets(cls, value: str) -> str:
+        secrets = [secret.strip() for secret in value.split(",") if secret.strip()]
+        if any(len(secret) < 32 for secret in secrets):
+            raise ValueError("each share secret must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return ",".join(secrets)
+
+    @property
+    def share_secret_list(self) -> list[str]:
+        return [secret for secret in self.share_secrets.split(",") if secret]
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer)
+
     @field_validator("accepted_transfer_syntaxes")
     @classmethod
     def _known_accepted_syntaxes(cls, value: str) -> str:
@@ -253,3 +319,9 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.resolved_database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _issuer_needs_an_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("FOVEA_OIDC_AUDIENCE is required with FOVEA_OIDC_ISSUER")
+        return self

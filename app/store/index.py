@@ -226,3 +226,22 @@ class AuditEventStudy(Base):
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)
 # ModalitiesInStudy matching: "has this study a series of modality M" is one index probe per study.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+
+
+class ApiKey(Base):
+    """An API key for a machine client (app/security/api_keys.py): only a salted hash of the key is kept.
+
+    `key_id` is the key's non-secret prefix, the lookup column; `revoked_at` set means refused.
+    """
+
+    __tablename__ = "api_key"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    salt: Mapped[bytes] = mapped_column(LargeBinary)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    scopes: Mapped[str] = mapped_column(String)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
