@@ -106,6 +106,7 @@ bench: install
 	$(BIN)/python bench/bench_qido.py
 	$(BIN)/python bench/bench_rendered.py
 	$(BIN)/python bench/bench_auth.py
+	$(BIN)/python bench/bench_audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)
