@@ -25,7 +25,13 @@ from sqlalchemy import Connection
 from app.api.conditional import make_validators
 from app.api.deps import get_services
 from app.api.wado_pixels import bulk_value, frame_source
-from app.api.wado_request import VARY, WadoRequest, not_found_message, scope_description
+from app.api.wado_request import (
+    VARY,
+    WadoRequest,
+    answered_again_if_changed,
+    not_found_message,
+    scope_description,
+)
 from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
@@ -101,6 +107,7 @@ _DISPLAY_TAGS = frozenset(
 _PER_FRAME_GROUPS = "52009230"
 
 
+@answered_again_if_changed
 def answer_rendered(
     services: Services, wado: WadoRequest, options: RenderOptions, numbers: tuple[int, ...] | None
 ) -> Response:

@@ -40,6 +40,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from app.worker_signals import ignore_interrupts
+
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _PRELOAD = ["app.imaging.frame_transcode"]
@@ -159,7 +161,7 @@ class CodecPool:
                 self._processes = ProcessPoolExecutor(
                     self.workers,
                     mp_context=context,
-                    initializer=limit_address_space,
+                    initializer=start_codec_worker,
                     initargs=(self.limits.memory_bytes,),
                 )
             return self._processes
@@ -191,6 +193,12 @@ class CodecPool:
         self._threads.shutdown(wait=False, cancel_futures=True)
         if processes is not None:
             processes.shutdown(wait=True, cancel_futures=True)
+
+
+def start_codec_worker(limit_bytes: int) -> None:
+    """Worker initializer: SIGINT is left to the server process; the address space is capped."""
+    ignore_interrupts()
+    limit_address_space(limit_bytes)
 
 
 def limit_address_space(limit_bytes: int) -> None:

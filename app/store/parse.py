@@ -145,7 +145,13 @@ def _read_file_meta(handle: BinaryIO, path: Path) -> tuple[FileMetaDataset, Tran
     try:
         read_preamble(handle, force=False)
         meta = read_file_meta_info(handle)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
+    except InvalidDicomError:
+        # pydicom's own message ends in advice for its API ("Use force=True"), not for our users
+        raise InstanceProblem(
+            Problem.NOT_DICOM,
+            "not a DICOM Part 10 file: no 'DICM' marker after the 128-byte preamble",
+        ) from None
+    except (EOFError, struct.error, ValueError, OSError) as exc:
         raise InstanceProblem(Problem.NOT_DICOM, f"not a DICOM Part 10 file: {exc}") from exc
     group_length = meta.get("FileMetaInformationGroupLength")
     meta_end = 132 + 12 + int(group_length) if isinstance(group_length, int) else 0

@@ -112,6 +112,15 @@ class FrameFormat:
         )
         return layout.frame_bytes
 
+    @property
+    def description(self) -> str:
+        """The layout in words, for messages: "512x512 MONOCHROME2, 1 sample(s) of 12 signed bits in 16"."""
+        sign = "signed" if self.pixel_representation else "unsigned"
+        return (
+            f"{self.rows}x{self.columns} {self.photometric_interpretation}, {self.samples_per_pixel} "
+            f"sample(s) of {self.bits_stored} {sign} bits in {self.bits_allocated}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NativeFrame:
