@@ -15,7 +15,8 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from app.imaging.codec_pool import CodecPool
+from app.imaging.codec_pool import CodecLimits, CodecPool
+from app.metrics import watch_connection_pool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
@@ -35,14 +36,18 @@ def _retrieval_threads() -> ThreadPoolExecutor:
 
 
 def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
-    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size)
+    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames")
 
 
 RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
 
 
 def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
-    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]))
+    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images")
+
+
+def codec_limits(settings: Settings) -> CodecLimits:
+    return CodecLimits(settings.codec_memory_limit_mb * 1024 * 1024, settings.codec_timeout_s)
 
 
 @dataclass
@@ -84,6 +89,7 @@ def open_services(settings: Settings) -> Services:
     """Open the index (migrating it when the settings say so), the blob store and the ingest workers,
     and start collecting garbage in the background: what a crash left, then due deferred deletions."""
     engine = create_index_engine(settings.resolved_database_url)
+    watch_connection_pool(engine)
     try:
         prepare_index(engine, settings)
         target = IngestTarget.from_settings(settings)
@@ -102,7 +108,7 @@ def open_services(settings: Settings) -> Services:
         blobs=blobs,
         collector=collector,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
-        codecs=CodecPool(settings.codec_workers),
+        codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )

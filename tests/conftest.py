@@ -233,6 +233,9 @@ class LiveServer:
 def start_live_server(
     backend: Backend, pool: Executor, codecs: CodecPool | None = None, **overrides: object
 ) -> Iterator[LiveServer]:
+    # The tests' own client plays the reverse proxy (X-Forwarded-* from loopback are honoured), as
+    # uvicorn's default does; tests of untrusted peers pass trusted_proxies="".
+    overrides.setdefault("trusted_proxies", "127.0.0.1")
     settings = backend.settings(**overrides)
     services = Services(
         settings=settings,
@@ -249,6 +252,7 @@ def start_live_server(
         port=port,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # as `fovea serve`: Fovea's trusted-proxy list judges X-Forwarded-*
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -36,6 +36,7 @@ from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.native import little_endian_value, word_bytes
+from app.metrics import FRAMES_SERVED, syntax_label
 from app.services import Services
 from app.store.blobs import BlobNotFound
 from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource, frame_producer, stored_syntax
@@ -159,6 +160,8 @@ def _frames_response(
     )
     if (not_modified := wado.not_modified(validators)) is not None:
         return not_modified
+    served = syntax_label(selection.transfer_syntax)
+    FRAMES_SERVED.labels(syntax_label(source.syntax.uid), served).inc(len(numbers))
     url = frames_url(wado, frames.instance)
     if not selection.multipart:
         body = _frame_body(source, selection, numbers[0])

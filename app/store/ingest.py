@@ -28,6 +28,7 @@ from app.settings import DEFAULT_BLOB_DELETION_GRACE_S, DEFAULT_ORPHAN_GRACE_S, 
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
 from app.store.deferred_deletion import schedule_blob_deletion
+from app.store.fixity import FileDigests
 from app.store.indexing import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
@@ -75,16 +76,19 @@ class Ingestor:
         duplicate_policy: DuplicatePolicy,
         storage: StoragePolicy | None = None,
         *,
+        max_inflated_bytes: int | None = None,
         deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S,
         orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S,
     ) -> None:
         self.engine = engine
+        self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
         self.storage = storage or StoragePolicy()
         self.deletion_grace = timedelta(seconds=deletion_grace_s)
         self.index_deadline_s = orphan_grace_s / 2
         self._serialized_writes = write_serializer_for(engine)
+        self._digests = FileDigests()
 
     def ingest(
         self,
@@ -100,8 +104,11 @@ class Ingestor:
         """
         parsed: ParsedInstance | None = None
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
+        digest = self._digests.start(path)  # and hashes it
         try:
-            parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
+            parsed = parse_instance(
+                path, work_directory=self.blobs.spool_directory, max_inflated_bytes=self.max_inflated_bytes
+            )
             self.storage.check_accepted(parsed)
             converted = self.storage.converted(path, parsed, self.blobs.spool_directory)
             if converted is not None:  # the converted file is stored; the one received is not
@@ -110,7 +117,8 @@ class Ingestor:
                     parsed.inflated_file.unlink(missing_ok=True)
                 path, parsed = converted
                 synced = self.blobs.start_sync(path)
-            return self._store(path, parsed, expected_study_uid, batch_id, synced)
+                digest = self._digests.start(path)
+            return self._store(path, parsed, expected_study_uid, batch_id, synced, digest)
         except InstanceProblem as problem:
             if parsed is not None:  # failed after the parse: name the instance fully
                 return _result(Outcome.FAILED, parsed, problem=problem.problem, message=problem.message)
@@ -142,6 +150,7 @@ class Ingestor:
         expected_study_uid: str | None,
         batch_id: str | None,
         synced: Future[None],
+        digest: Future[str],
     ) -> IngestResult:
         if expected_study_uid is not None and parsed.study_instance_uid != expected_study_uid:
             return _result(
@@ -178,6 +187,7 @@ class Ingestor:
         blob_key = new_blob_key()
         data_blob_key = new_blob_key(".inflated.dcm") if parsed.inflated_file else None
         size = path.stat().st_size
+        sha256 = digest.result()  # before put_file moves or removes the file
         publishing = time.monotonic()
         try:
             self.blobs.put_file(blob_key, path, synced=synced)
@@ -191,7 +201,7 @@ class Ingestor:
 
         try:
             replaced = self._index_with_retries(
-                parsed, StoredBlobs(blob_key, data_blob_key, size), batch_id, publishing
+                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing
             )
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
