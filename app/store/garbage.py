@@ -97,9 +97,9 @@ def collect_garbage(
 
 
 class BlobCollector:
-    """A server process's background thread: a full collection at start-up, then due deletions every
-    `interval_s` seconds. Failures (an unreachable database or store) are logged and tried again next
-    time: nothing is lost by waiting."""
+    """A server process's background thread: a full collection at start-up, then due deletions and
+    the spool (cheap: one folder listing) every `interval_s` seconds. Failures (an unreachable
+    database or store) are logged and tried again next time: nothing is lost by waiting."""
 
     def __init__(
         self, engine: Engine, blobs: BlobStore, *, orphan_grace_s: float, interval_s: float
@@ -122,7 +122,11 @@ class BlobCollector:
             lambda: collect_garbage(self._engine, self._blobs, orphan_grace_s=self._orphan_grace_s)
         )
         while not self._stop.wait(self._interval_s):
-            self._attempt(lambda: delete_due_blobs(self._engine, self._blobs))
+            self._attempt(self._collect_often)
+
+    def _collect_often(self) -> tuple[Reclaimed, Reclaimed]:
+        deferred = delete_due_blobs(self._engine, self._blobs)
+        return deferred, clean_spool(self._blobs.spool_root, older_than_s=self._orphan_grace_s)
 
     def _attempt(self, collect: Callable[[], object]) -> None:
         try:

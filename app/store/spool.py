@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import multiprocessing.util
 import os
 import shutil
 import threading
@@ -69,6 +70,9 @@ class SpoolSession:
         directory = self.root / name
         os.rename(staging, directory)
         self._pid, self._fd = os.getpid(), fd
+        # Tidy up at a normal exit, worker processes included (they skip `atexit`); a crash leaves
+        # the folder to the next cleaning.
+        multiprocessing.util.Finalize(None, self.close, exitpriority=1)
         return directory
 
     def close(self) -> None:

@@ -106,3 +106,26 @@ def test_a_forked_child_gets_its_own_folder(tmp_path: Path) -> None:
     assert clean_spool(tmp_path, older_than_s=3600) == Reclaimed()  # the dead child's folder was empty
     assert not child_folder.exists()
     assert parent_folder.exists()
+
+
+def test_a_worker_process_leaves_no_folder_when_it_exits_normally(tmp_path: Path) -> None:
+    from app.store.ingest_pool import start_worker_pool  # how ingest workers are made
+
+    pool = start_worker_pool(1)
+    try:
+        folder = Path(pool.submit(_make_folder, tmp_path).result())
+        assert folder.is_dir()
+    finally:
+        pool.shutdown(wait=True)
+    assert wait_until_gone(folder)
+
+
+def _make_folder(root: Path) -> str:
+    return str(SpoolSession(root).directory)
+
+
+def wait_until_gone(path: Path) -> bool:
+    deadline = time.monotonic() + 10
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not path.exists()
