@@ -72,7 +72,8 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         )
     limit = services.settings.max_request_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    too_many_digits = declared is not None and len(declared) > 19  # int() refuses thousands of them
+    if declared and declared.isascii() and declared.isdigit() and (too_many_digits or int(declared) > limit):
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
 
     spooler = MultipartSpooler(
