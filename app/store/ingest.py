@@ -112,6 +112,13 @@ class Ingestor:
             )
         except Exception as exc:  # the per-instance boundary: one broken instance, one failure entry
             log.exception("ingest of %s failed", path.name)
+            if parsed is None and not _is_system_error(exc):
+                # The parser tripped over the data itself: retrying cannot help, so not 0x0110/503.
+                return IngestResult(
+                    Outcome.FAILED,
+                    problem=Problem.NOT_DICOM,
+                    message=f"unreadable DICOM data set: {exc or type(exc).__name__}",
+                )
             return IngestResult(
                 Outcome.FAILED,
                 parsed.sop_class_uid if parsed else "",
@@ -216,6 +223,12 @@ class Ingestor:
                 attempt += 1
             except SQLAlchemyError as exc:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
+
+
+def _is_system_error(exc: Exception) -> bool:
+    """An error of the disk or network (it has an errno), not pydicom's bare OSError on malformed data
+    ("No tag to read at file position ...")."""
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def _result(
