@@ -33,6 +33,14 @@ class DuplicatePolicy(StrEnum):
     KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
 
 
+class PatientMismatchPolicy(StrEnum):
+    """What ingest does with an instance whose patient identity contradicts the index's (ID, name)."""
+
+    REJECT = "reject"  # the instance fails with Failure Reason 0xC410; the index is unchanged
+    ACCEPT_NEW = "accept-new"  # stored, filed under the patient the index has; warning 0xB110
+    UPDATE = "update"  # stored; the study is filed under the instance's patient; warning 0xB111
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOVEA_", extra="ignore")
 
@@ -59,6 +67,11 @@ class Settings(BaseSettings):
     duplicate_policy: DuplicatePolicy = Field(
         DuplicatePolicy.REPLACE,
         description="Re-storing a stored SOP Instance UID: replace|reject|keep",
+    )
+    patient_mismatch: PatientMismatchPolicy = Field(
+        PatientMismatchPolicy.REJECT,
+        description="An instance whose Patient ID/issuer or Patient's Name contradicts its study's "
+        "patient: reject|accept-new|update",
     )
     auto_migrate: bool | None = Field(
         None,

@@ -19,13 +19,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.settings import DuplicatePolicy
+from app.settings import DuplicatePolicy, PatientMismatchPolicy
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
 from app.store.indexing import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
-    Replaced,
+    Indexed,
     StoredBlobs,
     find_stored_instance,
     write_instance,
@@ -41,7 +41,20 @@ class Outcome(StrEnum):
     STORED = "stored"
     REPLACED = "replaced"  # stored, and a stored instance with the same SOP Instance UID was replaced
     KEPT_EXISTING = "kept-existing"  # policy keep: the stored instance stays, this one was discarded
+    # Stored although its patient contradicts the index's (patient-mismatch policy accept-new/update):
+    PATIENT_KEPT = "stored-patient-kept"  # filed under the patient the index already had
+    PATIENT_UPDATED = "stored-patient-updated"  # the study now filed under this instance's patient
     FAILED = "failed"
+
+
+_OUTCOME_FOR_PATIENT_POLICY = {
+    PatientMismatchPolicy.ACCEPT_NEW: Outcome.PATIENT_KEPT,
+    PatientMismatchPolicy.UPDATE: Outcome.PATIENT_UPDATED,
+}
+_PATIENT_POLICY_NOTE = {
+    PatientMismatchPolicy.ACCEPT_NEW: "study's patient kept",
+    PatientMismatchPolicy.UPDATE: "study re-filed under this one",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +69,7 @@ class IngestResult:
 
     @property
     def stored(self) -> bool:
-        return self.outcome in (Outcome.STORED, Outcome.REPLACED, Outcome.KEPT_EXISTING)
+        return self.outcome not in (Outcome.FAILED,)
 
 
 class Ingestor:
@@ -68,10 +81,12 @@ class Ingestor:
         blobs: BlobStore,
         duplicate_policy: DuplicatePolicy,
         storage: StoragePolicy | None = None,
+        patient_policy: PatientMismatchPolicy = PatientMismatchPolicy.REJECT,
     ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
+        self.patient_policy = patient_policy
         self.storage = storage or StoragePolicy()
         self._serialized_writes = write_serializer_for(engine)
 
@@ -185,13 +200,23 @@ class Ingestor:
             raise
 
         try:
-            replaced = self._index_with_retries(parsed, StoredBlobs(blob_key, data_blob_key, size), batch_id)
+            indexed = self._index_with_retries(parsed, StoredBlobs(blob_key, data_blob_key, size), batch_id)
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
             raise
+        replaced = indexed.replaced
+        if replaced is not None:
+            self._delete_blobs(replaced.blob_keys)
+        conflict = indexed.patient_conflict
+        if conflict is not None:  # the more important news, when an instance was replaced as well
+            differs = ", ".join(conflict.attributes)
+            return _result(
+                _OUTCOME_FOR_PATIENT_POLICY[conflict.policy],
+                parsed,
+                message=f"patient differs ({differs}); {_PATIENT_POLICY_NOTE[conflict.policy]}",
+            )
         if replaced is None:
             return _result(Outcome.STORED, parsed)
-        self._delete_blobs(replaced.blob_keys)
         return _result(
             Outcome.REPLACED,
             parsed,
@@ -209,13 +234,18 @@ class Ingestor:
 
     def _index_with_retries(
         self, parsed: ParsedInstance, blobs: StoredBlobs, batch_id: str | None
-    ) -> Replaced | None:
+    ) -> Indexed:
         attempt = 1
         while True:
             try:
                 with self._serialized_writes(), self.engine.begin() as connection:
                     return write_instance(
-                        connection, parsed, blobs, policy=self.duplicate_policy, batch_id=batch_id
+                        connection,
+                        parsed,
+                        blobs,
+                        policy=self.duplicate_policy,
+                        batch_id=batch_id,
+                        patient_policy=self.patient_policy,
                     )
             except IntegrityError as exc:
                 if attempt >= _COMMIT_ATTEMPTS:

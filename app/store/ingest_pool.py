@@ -20,7 +20,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import DuplicatePolicy, Settings
+from app.settings import DuplicatePolicy, PatientMismatchPolicy, Settings
 from app.store.blobs import BlobStore, open_blob_store
 from app.store.db import create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
@@ -44,6 +44,7 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    patient_mismatch: PatientMismatchPolicy = PatientMismatchPolicy.REJECT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -58,6 +59,7 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            patient_mismatch=settings.patient_mismatch,
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -83,7 +85,9 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url)
         policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
+        ingestor = Ingestor(
+            engine, target.open_blob_store(), target.duplicate_policy, policy, target.patient_mismatch
+        )
         _ingestors[target] = ingestor
     return ingestor
 

@@ -71,6 +71,7 @@ class Problem(StrEnum):
     STUDY_MISMATCH = "study-mismatch"  # Study Instance UID differs from the one in the URL
     CONFLICT = "conflict"  # contradicts the index (e.g. its series belongs to another study)
     DUPLICATE = "duplicate"  # SOP Instance UID already stored (policy reject) or repeated in a request
+    PATIENT_MISMATCH = "patient-mismatch"  # its Patient ID/issuer or name contradicts the index's patient
     TOO_LARGE = "too-large"
     STORAGE_FAILURE = "storage-failure"  # the blob store or the index failed
 
