@@ -19,7 +19,7 @@ from app.imaging.codec_pool import CodecPool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
-from app.store.db import create_index_engine, prepare_index
+from app.store.db import DatabaseTimeouts, create_index_engine, prepare_index
 from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.ingest_pool import IngestPool, IngestTarget
@@ -78,7 +78,7 @@ class Services:
 
 def open_services(settings: Settings) -> Services:
     """Open the index (migrating it when the settings say so), the blob store and the ingest workers."""
-    engine = create_index_engine(settings.resolved_database_url)
+    engine = create_index_engine(settings.resolved_database_url, DatabaseTimeouts.from_settings(settings))
     try:
         prepare_index(engine, settings)
         target = IngestTarget.from_settings(settings)

@@ -16,7 +16,7 @@ from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
 from app.dicomweb.dicomjson import encode_dicom_json
-from app.dicomweb.errors import PayloadTooLarge, UnsupportedMediaType
+from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -45,6 +45,7 @@ FAILURE_FOR_PROBLEM = {
     Problem.PATIENT_MISMATCH: FailureReason.PATIENT_IDENTITY_CONFLICT,
     Problem.TOO_LARGE: FailureReason.OUT_OF_RESOURCES,
     Problem.STORAGE_FAILURE: FailureReason.PROCESSING_FAILURE,
+    Problem.UNAVAILABLE: FailureReason.PROCESSING_FAILURE,
 }
 WARNING_FOR_OUTCOME = {
     Outcome.REPLACED: WarningReason.REPLACED_STORED_INSTANCE,
@@ -96,7 +97,12 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         spooler.discard()
         raise
 
-    outcomes = await _ingest_parts(services, parts, study_instance_uid)
+    results = await _ingest_parts(services, parts, study_instance_uid)
+    outage = next((r.message for r in results if r.problem is Problem.UNAVAILABLE), None)
+    if outage is not None and not any(r.stored for r in results):
+        # The store is down: the request as a whole is answered 503 (nothing of it was stored).
+        raise ServiceUnavailable(f"nothing stored: {outage}")
+    outcomes = [_outcome(result) for result in results]
     base = dicomweb_base_url(request, services.settings.public_base_url)
     dataset = store_response_dataset(
         outcomes,
@@ -106,12 +112,15 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
     )
     render = dicom_json_to_xml if response_type == STORE_RESPONSE_XML else encode_dicom_json
     body = render(dataset)
-    return Response(body, status_code=store_status(outcomes), media_type=response_type)
+    response = Response(body, status_code=store_status(outcomes), media_type=response_type)
+    if outage is not None:  # some were stored before the outage; the failed ones may be sent again
+        response.headers["Retry-After"] = str(services.settings.retry_after_s)
+    return response
 
 
 async def _ingest_parts(
     services: Services, parts: list[SpooledPart], study_instance_uid: str | None
-) -> list[InstanceOutcome]:
+) -> list[IngestResult]:
     """Ingest every acceptable part in the worker processes; the outcomes come back in part order."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
     results = [_refuse_part(part, services.settings.max_instance_bytes) for part in parts]
@@ -123,7 +132,7 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    return [_outcome(result if result is not None else next(stored)) for result in results]
+    return [result if result is not None else next(stored) for result in results]
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

@@ -30,6 +30,7 @@ from app.store.indexing import (
     find_stored_instance,
     write_instance,
 )
+from app.store.outages import INDEX_OUTAGES, is_outage, outage_reason
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 from app.store.storage_policy import StoragePolicy
 
@@ -126,6 +127,15 @@ class Ingestor:
                 message=problem.message,
             )
         except Exception as exc:  # the per-instance boundary: one broken instance, one failure entry
+            if is_outage(exc):
+                log.warning("ingest of %s failed: %s", path.name, outage_reason(exc))
+                return IngestResult(
+                    Outcome.FAILED,
+                    parsed.sop_class_uid if parsed else "",
+                    parsed.sop_instance_uid if parsed else "",
+                    problem=Problem.UNAVAILABLE,
+                    message=outage_reason(exc),
+                )
             log.exception("ingest of %s failed", path.name)
             if parsed is None and not _is_system_error(exc):
                 # The parser tripped over the data itself: retrying cannot help, so not 0x0110/503.
@@ -195,6 +205,8 @@ class Ingestor:
                 self.blobs.put_file(data_blob_key, parsed.inflated_file)
         except BaseException as exc:  # a first blob may be complete: never leave it unreferenced
             self._delete_blobs((blob_key, data_blob_key))
+            if is_outage(exc):
+                raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
             if isinstance(exc, OSError):
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"blob store failed: {exc}") from exc
             raise
@@ -251,6 +263,8 @@ class Ingestor:
                 if attempt >= _COMMIT_ATTEMPTS:
                     raise InstanceProblem(Problem.STORAGE_FAILURE, f"index conflict: {exc.orig}") from exc
                 attempt += 1
+            except INDEX_OUTAGES as exc:
+                raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
             except SQLAlchemyError as exc:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
 

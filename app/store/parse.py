@@ -74,6 +74,7 @@ class Problem(StrEnum):
     PATIENT_MISMATCH = "patient-mismatch"  # its Patient ID/issuer or name contradicts the index's patient
     TOO_LARGE = "too-large"
     STORAGE_FAILURE = "storage-failure"  # the blob store or the index failed
+    UNAVAILABLE = "unavailable"  # the blob store or the index did not answer (an outage: retry later)
 
 
 class InstanceProblem(Exception):
