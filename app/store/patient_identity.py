@@ -8,9 +8,12 @@ this module whether the identities contradict each other, and the patient-mismat
 What counts as a contradiction:
 - Patient ID (0010,0020) and Issuer of Patient ID (0010,0021) are compared as a pair, exactly, when
   both sides have a Patient ID: the index keys patients by that pair.
-- Patient's Name (0010,0010) is compared the way PN matching compares names (case-insensitively), after
-  dropping empty trailing components (`Doe^Jane^^` is `Doe^Jane`), when both sides have one.
-- An empty value contradicts nothing: it says nothing about the patient.
+- Patient's Name (0010,0010) is compared component by component (family, given, middle, prefix,
+  suffix; in each of the alphabetic, ideographic and phonetic groups, PS3.5 6.2.1), without regard to
+  case or padding, as PN matching compares names.
+- An empty value contradicts nothing: it says nothing about the patient. That holds for a whole
+  attribute and for a name's components and groups: `Doe^Jane` and `DOE^JANE^Q^^III` agree (one lacks
+  the middle name and suffix), `Doe^Jane` and `Doe^John` do not.
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ class PatientIdentity:
     patient_name: str
 
 
-def comparable_name(name: str) -> str:
-    """`name` with padding and empty trailing components removed, case-folded (PS3.5 6.2.1)."""
-    groups = []
-    for group in name.split("="):
-        components = [component.strip() for component in group.split("^")]
-        groups.append("^".join(components).rstrip("^"))
-    return fold_case("=".join(groups).rstrip("="))
+def name_components(name: str) -> list[list[str]]:
+    """The case-folded, stripped components of each component group of a PN value."""
+    return [[fold_case(component.strip()) for component in group.split("^")] for group in name.split("=")]
+
+
+def names_agree(first: str, second: str) -> bool:
+    """No component present in both names differs (an absent or empty component says nothing)."""
+    for first_group, second_group in zip(name_components(first), name_components(second), strict=False):
+        for a, b in zip(first_group, second_group, strict=False):
+            if a and b and a != b:
+                return False
+    return True
 
 
 def conflicting_attributes(stored: PatientIdentity, incoming: PatientIdentity) -> tuple[str, ...]:
@@ -44,10 +52,6 @@ def conflicting_attributes(stored: PatientIdentity, incoming: PatientIdentity) -
             conflicts.append("PatientID")
         if stored.issuer_of_patient_id != incoming.issuer_of_patient_id:
             conflicts.append("IssuerOfPatientID")
-    if (
-        stored.patient_name
-        and incoming.patient_name
-        and comparable_name(stored.patient_name) != comparable_name(incoming.patient_name)
-    ):
+    if not names_agree(stored.patient_name, incoming.patient_name):
         conflicts.append("PatientName")
     return tuple(conflicts)

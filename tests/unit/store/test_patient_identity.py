@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.store.patient_identity import PatientIdentity, comparable_name, conflicting_attributes
+from app.store.patient_identity import PatientIdentity, conflicting_attributes, names_agree
 
 STORED = PatientIdentity("P1", "HOSPITAL-A", "Doe^Jane")
 
@@ -21,6 +21,7 @@ STORED = PatientIdentity("P1", "HOSPITAL-A", "Doe^Jane")
         (PatientIdentity("P1", "HOSPITAL-B", "Doe^Jane"), ("IssuerOfPatientID",)),
         (PatientIdentity("P1", "", "Doe^Jane"), ("IssuerOfPatientID",)),
         (PatientIdentity("P1", "HOSPITAL-A", "Doe^John"), ("PatientName",)),
+        (PatientIdentity("P1", "HOSPITAL-A", "Doe^Jane^Q"), ()),  # a middle name added: no contradiction
         (
             PatientIdentity("P2", "HOSPITAL-B", "Roe^Richard"),
             ("PatientID", "IssuerOfPatientID", "PatientName"),
@@ -38,14 +39,20 @@ def test_stored_empty_values_conflict_with_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "comparable"),
+    ("first", "second", "agree"),
     [
-        ("Doe^Jane", "doe^jane"),
-        ("Doe^Jane^^^", "doe^jane"),
-        ("Yamada^Tarou=山田^太郎=", "yamada^tarou=山田^太郎"),
-        ("Doe^^^^=", "doe"),
-        ("", ""),
+        ("Doe^Jane", "Doe^Jane", True),
+        ("Doe^Jane", "DOE^JANE^^^", True),  # case, empty trailing components
+        ("Doe^Jane", "Doe^Jane^Q^Dr^III", True),  # one has a middle name, prefix and suffix, the other not
+        ("Doe^Jane^Q", "Doe^Jane^R", False),  # both have a middle name: they differ
+        ("Doe^Jane", "Doe^John", False),
+        ("Doe^Jane", "Roe^Jane", False),
+        ("Doe", "Doe^Jane", True),
+        ("Yamada^Tarou=山田^太郎", "YAMADA^Tarou", True),  # no ideographic group on one side
+        ("Yamada^Tarou=山田^太郎", "Yamada^Tarou=山本^太郎", False),
+        ("Doe^Jane", "", True),
     ],
 )
-def test_comparable_name(name: str, comparable: str) -> None:
-    assert comparable_name(name) == comparable
+def test_names_agree(first: str, second: str, agree: bool) -> None:
+    assert names_agree(first, second) is agree
+    assert names_agree(second, first) is agree
