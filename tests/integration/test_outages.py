@@ -128,7 +128,8 @@ def requests_for(server: LiveServer, stored: Stored) -> dict[str, Callable[[], h
         "pixel data": get(f"{instance}/pixeldata"),
         "rendered": get(f"{instance}/rendered", headers={"Accept": "image/png"}),
         "thumbnail": get(f"{instance}/thumbnail", headers={"Accept": "image/jpeg"}),
-        "store": lambda: post_stow(server, [make_instance(study_uid=stored.study)]),
+        # Several parts: each worker gives up on its share after the first outage, not once per part
+        "store": lambda: post_stow(server, [make_instance(study_uid=stored.study, seed=i) for i in range(6)]),
         "readiness": get(f"{server.base_url}/readyz"),
         "health": get(f"{server.base_url}/health"),
     }
