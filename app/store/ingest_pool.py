@@ -20,12 +20,19 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.settings import DuplicatePolicy, PatientMismatchPolicy, Settings
+from app.settings import (
+    DEFAULT_BLOB_DELETION_GRACE_S,
+    DEFAULT_ORPHAN_GRACE_S,
+    DuplicatePolicy,
+    PatientMismatchPolicy,
+    Settings,
+)
 from app.store.blobs import BlobStore, S3Timeouts, open_blob_store
 from app.store.db import DatabaseTimeouts, create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
 from app.store.storage_policy import storage_policy
+from app.worker_signals import ignore_interrupts
 
 _PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
 
@@ -44,6 +51,10 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    max_inflated_bytes: int | None = None
+    codec_memory_bytes: int = 0
+    blob_deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S
+    orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
     patient_mismatch: PatientMismatchPolicy = PatientMismatchPolicy.REJECT
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     s3_timeouts: S3Timeouts = field(default_factory=S3Timeouts)
@@ -61,6 +72,10 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            max_inflated_bytes=settings.resolved_max_inflated_bytes,
+            codec_memory_bytes=settings.codec_memory_limit_mb * 1024 * 1024,
+            blob_deletion_grace_s=settings.blob_deletion_grace_s,
+            orphan_grace_s=settings.orphan_grace_s,
             patient_mismatch=settings.patient_mismatch,
             database_timeouts=DatabaseTimeouts.from_settings(settings),
             s3_timeouts=S3Timeouts(
@@ -91,9 +106,18 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             oldest = next(iter(_ingestors))
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url, target.database_timeouts)
-        policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
+        policy = storage_policy(
+            target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
+        )
         ingestor = Ingestor(
-            engine, target.open_blob_store(), target.duplicate_policy, policy, target.patient_mismatch
+            engine,
+            target.open_blob_store(),
+            target.duplicate_policy,
+            policy,
+            max_inflated_bytes=target.max_inflated_bytes,
+            deletion_grace_s=target.blob_deletion_grace_s,
+            orphan_grace_s=target.orphan_grace_s,
+            patient_policy=target.patient_mismatch,
         )
         _ingestors[target] = ingestor
     return ingestor
@@ -150,7 +174,7 @@ def start_worker_pool(workers: int) -> Executor:
     """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=ignore_interrupts)
 
 
 class IngestPool:

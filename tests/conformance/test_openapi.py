@@ -212,3 +212,19 @@ def test_a_store_response_matches_the_contract_schema(contract: dict[str, Any]) 
 def test_contract_passes_the_openapi_validator(contract: dict[str, Any]) -> None:
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(contract)
+
+
+def test_public_operations_are_those_the_route_table_makes_public(contract: dict[str, Any]) -> None:
+    """Which operations need no credentials is declared (`security: []`) exactly where the security
+    layer's route table lets them through."""
+    from app.security.route_scopes import requirement_for
+
+    assert {"bearer", "apiKey", "shareToken"} <= set(contract["components"]["securitySchemes"])
+    assert contract["security"] == [{"bearer": []}, {"apiKey": []}, {"shareToken": []}]
+    for path, item in contract["paths"].items():
+        for method, operation in item.items():
+            if method not in OPERATION_KEYS:
+                continue
+            concrete = _PATH_PARAMETER.sub("1.2.3", path)
+            declared_public = operation.get("security", contract["security"]) == []
+            assert declared_public == requirement_for(method.upper(), concrete).public, (method, path)
