@@ -6,6 +6,7 @@ CLI builds one from the environment.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,9 @@ from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
 from app.settings import Settings
+from app.store.outages import OUTAGES, outage_reason
+
+log = logging.getLogger(__name__)
 
 
 def error_response(status: int, message: str) -> Response:
@@ -76,12 +80,27 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_url=None,  # the published contract is openapi/openapi.yaml
     )
 
+    retry_after = str(settings.retry_after_s)
+
     @app.exception_handler(DicomwebError)
     async def _dicomweb_error(_request: Request, exc: DicomwebError) -> Response:
         response = error_response(exc.status, exc.message)
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.length}"
+        if exc.status == 503:
+            response.headers["Retry-After"] = retry_after
         return response
+
+    async def _store_unavailable(request: Request, exc: Exception) -> Response:
+        # An outage of the index or blob store, on any route: 503 at once (every call has a timeout).
+        reason = outage_reason(exc)
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, reason)
+        response = error_response(503, reason)
+        response.headers["Retry-After"] = retry_after
+        return response
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _store_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

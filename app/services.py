@@ -20,7 +20,7 @@ from app.metrics import watch_connection_pool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
-from app.store.db import create_index_engine, prepare_index
+from app.store.db import DatabaseTimeouts, create_index_engine, prepare_index
 from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
@@ -88,7 +88,7 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open the index (migrating it when the settings say so), the blob store and the ingest workers,
     and start collecting garbage in the background: what a crash left, then due deferred deletions."""
-    engine = create_index_engine(settings.resolved_database_url)
+    engine = create_index_engine(settings.resolved_database_url, DatabaseTimeouts.from_settings(settings))
     watch_connection_pool(engine)
     try:
         prepare_index(engine, settings)

@@ -41,6 +41,14 @@ class DuplicatePolicy(StrEnum):
     KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
 
 
+class PatientMismatchPolicy(StrEnum):
+    """What ingest does with an instance whose patient identity contradicts the index's (ID, name)."""
+
+    REJECT = "reject"  # the instance fails with Failure Reason 0xC410; the index is unchanged
+    ACCEPT_NEW = "accept-new"  # stored, filed under the patient the index has; warning 0xB110
+    UPDATE = "update"  # stored; the study is filed under the instance's patient; warning 0xB111
+
+
 class AnonymousAccess(StrEnum):
     """FOVEA_ALLOW_ANONYMOUS: what a request without credentials may do."""
 
@@ -75,6 +83,11 @@ class Settings(BaseSettings):
     duplicate_policy: DuplicatePolicy = Field(
         DuplicatePolicy.REPLACE,
         description="Re-storing a stored SOP Instance UID: replace|reject|keep",
+    )
+    patient_mismatch: PatientMismatchPolicy = Field(
+        PatientMismatchPolicy.REJECT,
+        description="An instance whose Patient ID/issuer or Patient's Name contradicts its study's "
+        "patient: reject|accept-new|update",
     )
     auto_migrate: bool | None = Field(
         None,
@@ -136,6 +149,34 @@ class Settings(BaseSettings):
         ge=1,
         description="Most results one QIDO-RS response holds; a search with more, or a larger limit, "
         "gets this many and a Warning header",
+    )
+    database_connect_timeout_s: int = Field(
+        5, ge=1, description="PostgreSQL: seconds to establish a connection (libpq: at least 2)"
+    )
+    database_statement_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL: seconds one statement may run (server side) or one round trip may "
+        "wait (client side, plus 1 s); 0: no limit. Migrations have none",
+    )
+    database_pool_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to wait for a free index connection of the pool"
+    )
+    sqlite_busy_timeout_s: float = Field(
+        10.0, ge=0, description="SQLite: seconds to wait for another writer's lock"
+    )
+    s3_connect_timeout_s: float = Field(3.0, gt=0, description="S3: seconds to establish a connection")
+    s3_read_timeout_s: float = Field(
+        5.0, gt=0, description="S3: seconds to wait for the next bytes of an answer"
+    )
+    s3_max_attempts: int = Field(
+        2, ge=1, description="S3: attempts per call, the first included (standard retry mode)"
+    )
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="Seconds /readyz (and /health) waits for the index and the blob store"
+    )
+    retry_after_s: int = Field(
+        5, ge=0, description="Retry-After (seconds) of a 503 answered while the index or blob store is down"
     )
     cors_origins: str = Field(
         "",

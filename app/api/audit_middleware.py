@@ -37,6 +37,8 @@ class _Exchange:
 
 
 class AuditMiddleware:
+    """Records each request to a route of the audit table (app/audit/actions.py) with the app's trail."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 

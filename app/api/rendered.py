@@ -172,7 +172,7 @@ def _render(
 
     profile = _icc_profile(options, display, bulk)
     try:
-        needed = render_memory_bytes(fmt.rows, fmt.columns, fmt.samples_per_pixel)
+        needed = render_memory_bytes(fmt.rows, fmt.columns, fmt.samples_per_pixel, options)
         services.codecs.check_budget(needed, "rendering a frame")
         if len(numbers) == 1:  # the common case (thumbnails, a frame): one hand-off to the codec pool
             ds = Dataset.from_json(frame_display_json(display, numbers[0]), bulk_data_uri_handler=bulk)

@@ -1,7 +1,7 @@
 """Which requests the audit trail records, and as what action: one table keyed by route.
 
 Why a table: the routes that touch patient data are read in one place, and a test checks it against the
-app's routes, so a new DICOMweb route cannot go unaudited silently. Routes not listed here (health,
+app's routes, so a new DICOMweb route cannot go unaudited silently. Routes not listed here (health, metrics,
 unknown paths, CORS preflights) touch no patient data and are not recorded.
 """
 

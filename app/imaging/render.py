@@ -46,16 +46,6 @@ class ImageFormat(StrEnum):
     GIF = "image/gif"
 
 
-# Bytes the display pipeline holds per sample at its peak: float64 colour conversion or LUT output,
-# the float32 window, the 8-bit image and the stored samples.
-RENDER_BYTES_PER_SAMPLE = 16
-
-
-def render_memory_bytes(rows: int, columns: int, samples_per_pixel: int) -> int:
-    """About how much memory rendering one frame of this size takes (its budget is checked first)."""
-    return rows * columns * samples_per_pixel * RENDER_BYTES_PER_SAMPLE
-
-
 class RenderError(ValueError):
     """A frame that cannot be rendered (a layout or colour model the pipeline does not know)."""
 
@@ -116,6 +106,24 @@ class Rendered:
     image: Image.Image
     window_source: str  # "dataset", "request", "voi-lut", "automatic", "none"
     window: Window | None = None
+
+
+# Bytes the display pipeline holds per sample at its peak: float64 colour conversion or LUT output,
+# the float32 window, the 8-bit image and the stored samples.
+RENDER_BYTES_PER_SAMPLE = 16
+
+
+# Bytes per output pixel: the RGB image scaled to the viewport, and the resampler's intermediate.
+VIEWPORT_BYTES_PER_PIXEL = 8
+
+
+def render_memory_bytes(rows: int, columns: int, samples_per_pixel: int, options: RenderOptions) -> int:
+    """About how much memory rendering one frame of this size takes (its budget is checked first):
+    the display pipeline on the frame, then the image scaled to the viewport (up to 16384 square)."""
+    frame = rows * columns * samples_per_pixel * RENDER_BYTES_PER_SAMPLE
+    viewport = options.viewport
+    scaled = viewport.width * viewport.height * VIEWPORT_BYTES_PER_PIXEL if viewport else 0
+    return frame + scaled
 
 
 # --- From native bytes to samples ---

@@ -32,6 +32,7 @@ class AuthenticationMiddleware:
         self.app = app
         self.authenticator = Authenticator(settings)
         self.proxies = TrustedProxies(parse_networks(settings.trusted_proxies))
+        self.retry_after = str(settings.retry_after_s).encode()  # as every other 503 (FOVEA_RETRY_AFTER_S)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +50,7 @@ class AuthenticationMiddleware:
                 set_principal(connection, principal)
                 authorize(scope, principal, requirement.scope)
         except AuthError as exc:
-            await send_refusal(exc, scope, send)
+            await send_refusal(exc, scope, send, retry_after=self.retry_after)
             return
         await self.app(scope, receive, send)
 
@@ -103,7 +104,7 @@ def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 
 
-async def send_refusal(error: AuthError, scope: Scope, send: Send) -> None:
+async def send_refusal(error: AuthError, scope: Scope, send: Send, *, retry_after: bytes = b"5") -> None:
     """401/403 with WWW-Authenticate (RFC 6750 section 3), 503 with Retry-After; our JSON error body."""
     body = orjson.dumps({"status": error.status, "error": error.message})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -115,6 +116,6 @@ async def send_refusal(error: AuthError, scope: Scope, send: Send) -> None:
             challenge += f', scope="{error.scope}"'
         headers.append((b"www-authenticate", challenge.encode("latin-1", "replace")))
     else:
-        headers.append((b"retry-after", b"5"))
+        headers.append((b"retry-after", retry_after))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

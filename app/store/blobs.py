@@ -46,6 +46,27 @@ class BlobStoreError(OSError):
     """The blob store failed (an S3 error is wrapped in this so callers see one kind of failure)."""
 
 
+@dataclass(frozen=True, slots=True)
+class S3Timeouts:
+    """How long one S3 call may take: connect, then each wait for bytes, times the attempts.
+
+    Why bounded: an object store that stops answering must make a request fail within seconds (and
+    be answered 503), not hold it, and its thread, for botocore's default of a minute per attempt.
+    """
+
+    connect_s: float = 3.0
+    read_s: float = 5.0
+    max_attempts: int = 2  # the first attempt included
+
+    def boto_config(self) -> BotoConfig:
+        return BotoConfig(
+            max_pool_connections=32,
+            connect_timeout=self.connect_s,
+            read_timeout=self.read_s,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+        )
+
+
 def new_blob_key(suffix: str = ".dcm") -> str:
     """A fresh, unguessable key, spread over 256 folders (ext4 indexes large folders; S3 has none)."""
     name = uuid.uuid4().hex
@@ -152,7 +173,14 @@ class FileBlobStore:
         return self._syncer.submit(_fsync_file, path)
 
     def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
-        target = self._path(key)
+        try:
+            self._put_file(self._path(key), path, synced)
+        except BlobStoreError:
+            raise
+        except OSError as exc:  # a full, read-only or vanished volume: the store is unusable for now
+            raise BlobStoreError(f"writing blob {key} failed: {exc}") from exc
+
+    def _put_file(self, target: Path, path: Path, synced: Future[None] | None) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if synced is None:
             _fsync_file(path)
@@ -273,19 +301,25 @@ class S3BlobStore:
                 Key=self._name(key),
                 Range=f"bytes={offset}-{offset + length - 1}",
             )
+            body = response["Body"]
+            with contextlib.closing(body):
+                yield from body.iter_chunks(READ_CHUNK)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _error_code(exc) in ("NoSuchKey", "404"):
                 raise BlobNotFound(key) from exc
-            raise
-        body = response["Body"]
-        with contextlib.closing(body):
-            yield from body.iter_chunks(READ_CHUNK)
+            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
+        except BotoCoreError as exc:  # timeouts (also while streaming the body), refused connections
+            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
 
     def size(self, key: str) -> int:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as exc:
-            raise BlobNotFound(key) from exc
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                raise BlobNotFound(key) from exc
+            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
@@ -312,6 +346,10 @@ class S3BlobStore:
             raise BlobStoreError(f"S3 bucket {self.bucket} is not reachable: {exc}") from exc
 
 
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def open_blob_store(
     url: str,
     *,
@@ -320,6 +358,7 @@ def open_blob_store(
     s3_region: str = "us-east-1",
     s3_access_key_id: str | None = None,
     s3_secret_access_key: str | None = None,
+    s3_timeouts: S3Timeouts | None = None,
 ) -> BlobStore:
     """The blob store for `url`: `s3://bucket/prefix`, `file:///path` or a plain folder path."""
     parsed = urlparse(url)
@@ -332,7 +371,7 @@ def open_blob_store(
             region_name=s3_region,
             aws_access_key_id=s3_access_key_id,
             aws_secret_access_key=s3_secret_access_key,
-            config=BotoConfig(max_pool_connections=32, retries={"max_attempts": 5}),
+            config=(s3_timeouts or S3Timeouts()).boto_config(),
         )
         return S3BlobStore(client, parsed.netloc, parsed.path, spool_directory)
     if parsed.scheme == "file":

@@ -24,7 +24,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.settings import DEFAULT_BLOB_DELETION_GRACE_S, DEFAULT_ORPHAN_GRACE_S, DuplicatePolicy
+from app.settings import (
+    DEFAULT_BLOB_DELETION_GRACE_S,
+    DEFAULT_ORPHAN_GRACE_S,
+    DuplicatePolicy,
+    PatientMismatchPolicy,
+)
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
 from app.store.deferred_deletion import schedule_blob_deletion
@@ -32,11 +37,12 @@ from app.store.fixity import FileDigests
 from app.store.indexing import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
-    Replaced,
+    Indexed,
     StoredBlobs,
     find_stored_instance,
     write_instance,
 )
+from app.store.outages import INDEX_OUTAGES, is_outage, outage_reason
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 from app.store.storage_policy import StoragePolicy
 
@@ -48,7 +54,20 @@ class Outcome(StrEnum):
     STORED = "stored"
     REPLACED = "replaced"  # stored, and a stored instance with the same SOP Instance UID was replaced
     KEPT_EXISTING = "kept-existing"  # policy keep: the stored instance stays, this one was discarded
+    # Stored although its patient contradicts the index's (patient-mismatch policy accept-new/update):
+    PATIENT_KEPT = "stored-patient-kept"  # filed under the patient the index already had
+    PATIENT_UPDATED = "stored-patient-updated"  # the study now filed under this instance's patient
     FAILED = "failed"
+
+
+_OUTCOME_FOR_PATIENT_POLICY = {
+    PatientMismatchPolicy.ACCEPT_NEW: Outcome.PATIENT_KEPT,
+    PatientMismatchPolicy.UPDATE: Outcome.PATIENT_UPDATED,
+}
+_PATIENT_POLICY_NOTE = {
+    PatientMismatchPolicy.ACCEPT_NEW: "study's patient kept",
+    PatientMismatchPolicy.UPDATE: "study re-filed under this one",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +82,7 @@ class IngestResult:
 
     @property
     def stored(self) -> bool:
-        return self.outcome in (Outcome.STORED, Outcome.REPLACED, Outcome.KEPT_EXISTING)
+        return self.outcome not in (Outcome.FAILED,)
 
 
 class Ingestor:
@@ -79,11 +98,13 @@ class Ingestor:
         max_inflated_bytes: int | None = None,
         deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S,
         orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S,
+        patient_policy: PatientMismatchPolicy = PatientMismatchPolicy.REJECT,
     ) -> None:
         self.engine = engine
         self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
+        self.patient_policy = patient_policy
         self.storage = storage or StoragePolicy()
         self.deletion_grace = timedelta(seconds=deletion_grace_s)
         self.index_deadline_s = orphan_grace_s / 2
@@ -130,7 +151,23 @@ class Ingestor:
                 message=problem.message,
             )
         except Exception as exc:  # the per-instance boundary: one broken instance, one failure entry
+            if is_outage(exc):
+                log.warning("ingest of %s failed: %s", path.name, outage_reason(exc))
+                return IngestResult(
+                    Outcome.FAILED,
+                    parsed.sop_class_uid if parsed else "",
+                    parsed.sop_instance_uid if parsed else "",
+                    problem=Problem.UNAVAILABLE,
+                    message=outage_reason(exc),
+                )
             log.exception("ingest of %s failed", path.name)
+            if parsed is None and not _is_system_error(exc):
+                # The parser tripped over the data itself: retrying cannot help, so not 0x0110/503.
+                return IngestResult(
+                    Outcome.FAILED,
+                    problem=Problem.NOT_DICOM,
+                    message=f"unreadable DICOM data set: {exc or type(exc).__name__}",
+                )
             return IngestResult(
                 Outcome.FAILED,
                 parsed.sop_class_uid if parsed else "",
@@ -195,18 +232,28 @@ class Ingestor:
                 self.blobs.put_file(data_blob_key, parsed.inflated_file)
         except BaseException as exc:  # a first blob may be complete: never leave it unreferenced
             self._delete_blobs((blob_key, data_blob_key))
+            if is_outage(exc):
+                raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
             if isinstance(exc, OSError):
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"blob store failed: {exc}") from exc
             raise
 
         try:
-            replaced = self._index_with_retries(
+            indexed = self._index_with_retries(
                 parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing
             )
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
             raise
-        if replaced is None:
+        conflict = indexed.patient_conflict
+        if conflict is not None:  # the more important news, when an instance was replaced as well
+            differs = ", ".join(conflict.attributes)
+            return _result(
+                _OUTCOME_FOR_PATIENT_POLICY[conflict.policy],
+                parsed,
+                message=f"patient differs ({differs}); {_PATIENT_POLICY_NOTE[conflict.policy]}",
+            )
+        if indexed.replaced is None:
             return _result(Outcome.STORED, parsed)
         return _result(
             Outcome.REPLACED,
@@ -227,24 +274,31 @@ class Ingestor:
 
     def _index_with_retries(
         self, parsed: ParsedInstance, blobs: StoredBlobs, batch_id: str | None, publishing: float
-    ) -> Replaced | None:
+    ) -> Indexed:
         attempt = 1
         while True:
             try:
                 with self._serialized_writes(), self.engine.begin() as connection:
-                    replaced = write_instance(
-                        connection, parsed, blobs, policy=self.duplicate_policy, batch_id=batch_id
+                    indexed = write_instance(
+                        connection,
+                        parsed,
+                        blobs,
+                        policy=self.duplicate_policy,
+                        batch_id=batch_id,
+                        patient_policy=self.patient_policy,
                     )
-                    if replaced is not None:  # in the same transaction: never lost track of
+                    if indexed.replaced is not None:  # in the same transaction: never lost track of
                         after = datetime.now(UTC) + self.deletion_grace
-                        for key in replaced.blob_keys:
+                        for key in indexed.replaced.blob_keys:
                             schedule_blob_deletion(connection, key, after)
                     self._check_deadline(publishing)
-                    return replaced
+                    return indexed
             except IntegrityError as exc:
                 if attempt >= _COMMIT_ATTEMPTS:
                     raise InstanceProblem(Problem.STORAGE_FAILURE, f"index conflict: {exc.orig}") from exc
                 attempt += 1
+            except INDEX_OUTAGES as exc:
+                raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
             except SQLAlchemyError as exc:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
 
@@ -257,6 +311,12 @@ class Ingestor:
                 f"indexing took {waited:.0f} s after the file was stored, longer than the "
                 f"{self.index_deadline_s:.0f} s allowed (half FOVEA_ORPHAN_GRACE_S); try again",
             )
+
+
+def _is_system_error(exc: Exception) -> bool:
+    """An error of the disk or network (it has an errno), not pydicom's bare OSError on malformed data
+    ("No tag to read at file position ...")."""
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def _result(

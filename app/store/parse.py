@@ -72,8 +72,10 @@ class Problem(StrEnum):
     STUDY_MISMATCH = "study-mismatch"  # Study Instance UID differs from the one in the URL
     CONFLICT = "conflict"  # contradicts the index (e.g. its series belongs to another study)
     DUPLICATE = "duplicate"  # SOP Instance UID already stored (policy reject) or repeated in a request
+    PATIENT_MISMATCH = "patient-mismatch"  # its Patient ID/issuer or name contradicts the index's patient
     TOO_LARGE = "too-large"
     STORAGE_FAILURE = "storage-failure"  # the blob store or the index failed
+    UNAVAILABLE = "unavailable"  # the blob store or the index did not answer (an outage: retry later)
 
 
 class InstanceProblem(Exception):
@@ -280,6 +282,13 @@ def _parse_data_set(
             sop_class_uid=sop_class_uid,
             sop_instance_uid=sop_instance_uid,
         ) from exc
+    except NotImplementedError as exc:  # pydicom cannot read a value: an unknown VR (e.g. "ZZ")
+        raise InstanceProblem(
+            Problem.NOT_DICOM,
+            str(exc),  # "Unknown Value Representation 'ZZ' in tag (0009,1001)": fits an Error Comment
+            sop_class_uid=sop_class_uid,
+            sop_instance_uid=sop_instance_uid,
+        ) from exc
 
 
 _IDENTITY_KEYWORDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -290,6 +299,8 @@ def _uid_value(ds: Dataset, keyword: str) -> str:
         return str(ds.get(keyword, "") or "").strip("\x00 ")
     except (ValueError, TypeError) as exc:
         raise InstanceProblem(Problem.INVALID, f"{keyword} is unreadable: {exc}") from exc
+    except NotImplementedError as exc:  # pydicom's word for a VR it does not know (e.g. "ZZ")
+        raise InstanceProblem(Problem.NOT_DICOM, str(exc)) from exc
 
 
 def _naming_uids(ds: Dataset) -> tuple[str, str]:

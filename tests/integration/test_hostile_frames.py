@@ -263,7 +263,8 @@ def test_a_frame_too_large_for_a_codec_worker_is_refused_and_the_next_request_wo
     backend: Backend, worker_pool: Executor
 ) -> None:
     """An honest 8192x8192 16-bit frame needs about 384 MiB to decode: over a 768 MiB worker limit
-    (512 MiB of it the worker's own), refused up front; a small frame then decodes as always."""
+    (512 MiB of it the worker's own), refused up front; a small frame then decodes as always. A
+    rendering scaled to a 16384x16384 viewport is over the same budget."""
     big = FrameFormat(8192, 8192, 1, 16, 16, 0, "MONOCHROME2", 0)
     large = encapsulated_instance(
         encode_native_frame(bytes(big.frame_bytes), JPEGLS_LOSSLESS, big), JPEGLS_LOSSLESS, big
@@ -282,5 +283,10 @@ def test_a_frame_too_large_for_a_codec_worker_is_refused_and_the_next_request_wo
             served = httpx.get(urls[1], headers=octet, timeout=60)
             assert served.status_code == 200
             assert native_pixels(FORMAT_16) in served.content
+            small_url = urls[1].removesuffix("/frames/1")
+            huge = httpx.get(f"{small_url}/rendered?viewport=16384,16384", headers={"Accept": "image/png"})
+            assert huge.status_code == 406
+            assert "rendering a frame needs about 2052 MiB" in huge.text
+            assert httpx.get(f"{small_url}/rendered", headers={"Accept": "image/png"}).status_code == 200
     finally:
         pool.close()

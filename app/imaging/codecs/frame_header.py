@@ -18,6 +18,11 @@ What is compared, and why it is not stricter:
   12 or 16 with Bits Stored 10, or a JPEG 2000 precision below Bits Stored.
 - RLE: the segment count is Samples per Pixel times bytes per sample (PS3.5 G.2), the first
   segment starts right after the 64-byte header, and the offsets increase and stay inside the frame.
+
+Two outcomes, two policies: `FrameHeaderMismatch` (a readable header that contradicts the data set)
+refuses the instance at ingest; `FrameHeaderUnreadable` (not a codestream of the family at all, or
+one no decoder accepts, such as pydicom's test file whose SIZ holds a delimiter's bytes) is stored as
+received, as it always was. Both are refused before every decode, so neither ever reaches a decoder.
 """
 
 from __future__ import annotations

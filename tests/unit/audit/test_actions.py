@@ -12,7 +12,7 @@ from app.audit.actions import AUDITED_ROUTES, Action, audited_request
 from app.main import create_app
 from app.settings import Settings
 
-NOT_PATIENT_DATA = {("GET", "/health")}  # what the app serves that the trail leaves out
+NOT_PATIENT_DATA = {("GET", "/health"), ("GET", "/metrics")}  # what the app serves that the trail leaves out
 
 
 def app_operations(data_dir: Path) -> set[tuple[str, str]]:
