@@ -229,8 +229,11 @@ def gc(
     """Remove blobs whose deferred deletion is due, orphan blobs and spool leftovers; report them.
 
     Safe while servers run: see "Crash consistency and garbage collection" in docs/deployment.md.
+    Exit status 1 when the index or the blob store fails (what was removed until then stays removed;
+    running it again carries on).
     """
     import orjson
+    from sqlalchemy.exc import SQLAlchemyError
 
     from app.store.db import create_index_engine, prepare_index
     from app.store.garbage import collect_garbage
@@ -242,6 +245,9 @@ def gc(
         prepare_index(engine, settings)
         blobs = IngestTarget.from_settings(settings).open_blob_store()
         report = collect_garbage(engine, blobs, orphan_grace_s=settings.orphan_grace_s, dry_run=dry_run)
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"garbage collection failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
     finally:
         engine.dispose()
     if json_output:

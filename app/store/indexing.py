@@ -79,7 +79,8 @@ class StoredBlobs:
 
 @dataclass(frozen=True, slots=True)
 class Replaced:
-    """What a replacement removed from the index: its blobs are deleted after the commit."""
+    """What a replacement removed from the index: its blobs, whose deletion the caller schedules in
+    the same transaction (app/store/deferred_deletion.py)."""
 
     blob_keys: tuple[str, ...]
 

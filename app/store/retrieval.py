@@ -249,34 +249,42 @@ class StoredBulkData:
 def stored_bulkdata(
     connection: Connection, instances: Sequence[StoredInstance], path: str | None = None
 ) -> list[StoredBulkData]:
-    """The bulk data values of `instances` (only `path`, when given), in the order of `instances`."""
+    """The bulk data values of `instances` (only `path`, when given), in the order of `instances`.
+
+    One statement from the instance rows, so that an instance replaced since it was looked up is told
+    apart from one without bulk data (InstanceChanged), and another version's rows are never applied to
+    this version's blob (SQLite may give a replacement the primary key of the original).
+    """
     by_pk = {instance.pk: instance for instance in instances}
     if not by_pk:
         return []
     table = BulkDataRow
+    joined = table.instance_pk == Instance.pk
+    if path is not None:
+        joined &= table.path == path
     query = (
         select(
-            table.instance_pk,
+            Instance.pk,
+            Instance.blob_key,
             table.path,
             table.vr,
             table.offset,
             table.length,
             table.little_endian,
-            Instance.blob_key,
         )
-        .join(Instance, Instance.pk == table.instance_pk)
-        .where(table.instance_pk.in_(list(by_pk)))
-        .order_by(table.instance_pk, table.path)
+        .outerjoin(table, joined)
+        .where(Instance.pk.in_(list(by_pk)))
     )
-    if path is not None:
-        query = query.where(table.path == path)
-    # only the versions looked up: SQLite may have given a replacement the primary key of the original
-    rows = [row for row in connection.execute(query) if row.blob_key == by_pk[row.instance_pk].blob_key]
+    rows = list(connection.execute(query))
+    stored = {(row.pk, row.blob_key) for row in rows}
+    for instance in instances:
+        if (instance.pk, instance.blob_key) not in stored:
+            raise InstanceChanged(instance.sop_instance_uid)
     order = {pk: index for index, pk in enumerate(by_pk)}
-    rows.sort(key=lambda row: (order[row.instance_pk], row.path))
+    values = sorted((row for row in rows if row.path is not None), key=lambda row: (order[row.pk], row.path))
     return [
-        StoredBulkData(by_pk[row.instance_pk], row.path, row.vr, row.offset, row.length, row.little_endian)
-        for row in rows
+        StoredBulkData(by_pk[row.pk], row.path, row.vr, row.offset, row.length, row.little_endian)
+        for row in values
     ]
 
 

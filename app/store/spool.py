@@ -119,6 +119,8 @@ def _clean_session(directory: Path, cutoff: float, dry_run: bool) -> Reclaimed:
 
 
 def _remove(path: Path, dry_run: bool) -> Reclaimed:
+    if not path.exists():  # its owner, or another cleaner, removed it meanwhile
+        return Reclaimed()
     files = [path] if not path.is_dir() else [p for p in path.rglob("*") if p.is_file()]
     files = [p for p in files if p.name != LOCK_NAME]
     size = sum(p.stat().st_size for p in files if p.exists())

@@ -240,7 +240,7 @@ def test_transcoded_instance_read_whose_frames_vanish_gets_the_replacement(
     big_endian = corpus_file("MR_small_bigendian.dcm")  # served as Explicit VR LE: pixels rewritten
     data = big_endian.path.read_bytes()
     ds = pydicom.dcmread(big_endian.path)
-    ds.PatientName = "Replaced^Now"
+    ds.ImageComments = "replaced now"  # (the patient's identity must stay the same)
     buffer = BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     assert post_stow(live_server, [data]).status_code == 200
@@ -255,7 +255,7 @@ def test_transcoded_instance_read_whose_frames_vanish_gets_the_replacement(
     assert done.is_set()
     assert response.status_code == 200
     [(_, body)] = multipart_parts(response)
-    assert str(read(body).PatientName) == "Replaced^Now"  # looked up again: the replacement
+    assert read(body).ImageComments == "replaced now"  # looked up again: the replacement
     assert read(body).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     assert np.array_equal(read(body).pixel_array, pydicom.dcmread(BytesIO(data)).pixel_array)
 
@@ -303,3 +303,36 @@ def test_no_collector_when_the_interval_is_zero(backend: Backend) -> None:
         assert services.collector is None
     finally:
         services.close()
+
+
+def test_bulkdata_read_whose_instance_is_replaced_after_the_lookup_gets_the_replacement(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    first, second = make_instance(**uids, seed=1), make_instance(**uids, seed=2)
+    assert post_stow(live_server, [first]).status_code == 200
+    url = instance_url(live_server, read(first)) + "/bulkdata/7FE00010"
+
+    with replacement_during(backend, is_scope_lookup, second, moment="after_cursor_execute") as done:
+        response = httpx.get(url, headers={"Accept": "application/octet-stream"})
+
+    assert done.is_set()
+    assert response.status_code == 200  # was 404: the bulk data rows were read for the old row
+    assert response.content == pixels(second)
+
+
+def test_rendered_read_whose_frames_vanish_is_rendered_from_the_replacement(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    first, second = make_instance(**uids, seed=1), make_instance(**uids, seed=2)
+    assert post_stow(live_server, [first]).status_code == 200
+    url = instance_url(live_server, read(first)) + "/rendered"
+    png = {"Accept": "image/png"}
+
+    with replacement_during(backend, is_frame_table_read, second, moment="before_cursor_execute") as done:
+        response = httpx.get(url, headers=png)
+
+    assert done.is_set()
+    assert response.status_code == 200  # was 500: KeyError 1
+    assert response.content == httpx.get(url, headers=png).content  # the replacement's image, as now

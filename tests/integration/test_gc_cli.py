@@ -81,3 +81,19 @@ def test_gc_reports_then_removes_due_deletions_orphans_and_spool_leftovers(tmp_p
 
     again = run_fovea("gc", "--json", "--data-dir", str(data_dir), env=gc_env)
     assert json.loads(again.stdout)["orphans"] == {"count": 0, "bytes": 0}
+
+
+def test_gc_fails_with_a_reason_when_the_blob_store_is_unreachable(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    assert run_fovea("migrate", "--data-dir", str(tmp_path)).returncode == 0
+    env = {
+        "FOVEA_STORAGE_URL": "s3://no-such-bucket",
+        "FOVEA_S3_ENDPOINT_URL": moto_endpoint,
+        "FOVEA_S3_ACCESS_KEY_ID": "testing",
+        "FOVEA_S3_SECRET_ACCESS_KEY": "testing",
+    }
+    result = run_fovea("gc", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 1
+    assert "garbage collection failed: S3 listing of no-such-bucket failed" in result.stderr
+    assert "Traceback" not in result.stderr
