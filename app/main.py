@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, qido, rendered, stow, wado
+from app.api import admin, contract, qido, rendered, stow, wado
 from app.api.urls import DICOMWEB_PREFIX
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.services import Services, open_services
@@ -49,7 +49,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,  # the published contract is openapi/openapi.yaml
+        openapi_url=None,  # the published contract is openapi/openapi.yaml, served by api/contract.py
     )
 
     @app.exception_handler(DicomwebError)
@@ -70,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
     app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
     app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
+    app.include_router(contract.router, prefix=DICOMWEB_PREFIX)
     app.include_router(admin.router)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
