@@ -69,6 +69,18 @@ run: install
 test: install dicom-tools
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The long fuzzing run (tests/fuzz, README "Fuzzing"): FUZZ_EXAMPLES examples per test instead of the
+# few `make test` runs, with a random seed that is printed first, so a failure can be replayed with
+# `make fuzz FUZZ_SEED=<seed>`.
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 500
+FUZZ_SEED ?= $(shell date +%s)
+
+fuzz: install
+	@echo "fuzz: $(FUZZ_EXAMPLES) examples per test, seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	FOVEA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=7200 \
+	  --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics tests/fuzz
+
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy

@@ -5,7 +5,8 @@ Writing: `iter_multipart_related` yields a response body part by part (WADO-RS f
 Why: a STOW-RS body can be many GiB; it is fed chunk by chunk to python-multipart's parser (the one
 Starlette uses) and never held in memory. Tolerates what real clients send (RFC 2046 allows all of it):
 a quoted or unquoted boundary, a preamble or leading CRLF before the first boundary, spaces or tabs
-after a delimiter (transport padding), no CRLF after the closing boundary. A body that ends before its closing boundary is an error, and every file is removed.
+after a delimiter (transport padding), no CRLF after the closing boundary. A body that ends before its
+closing boundary is an error, and every file is removed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from app.dicomweb.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
-
 
 PREAMBLE_LIMIT = 64 * 1024  # bytes held back while looking for the first delimiter line
 

@@ -63,7 +63,9 @@ def judge_store_answer(response: httpx.Response, parts: int | None = None) -> St
     stored = tuple(item[SOP_UID]["Value"][0] for item in body.get(REFERENCED, {}).get("Value", []))
     failed = tuple(item[FAILURE_REASON]["Value"][0] for item in body.get(FAILED, {}).get("Value", []))
     if parts is not None:
-        assert len(stored) + len(failed) == parts, f"{parts} parts, {len(stored)} stored, {len(failed)} failed"
+        assert len(stored) + len(failed) == parts, (
+            f"{parts} parts, {len(stored)} stored, {len(failed)} failed"
+        )
     assert (status in (200, 202)) == bool(stored), f"status {status} with {len(stored)} stored"
     assert (status == 200) == (bool(stored) and not failed and not _warned(body)), f"status {status}"
     return StoreAnswer(status, stored, failed)

@@ -78,7 +78,11 @@ def part_contents(draw: st.DrawFn, boundary: bytes) -> tuple[bytes, str | None]:
     return b"junk\r\n--" + boundary + draw(st.sampled_from([b"", b"\r\n", b"--", b"x"])) + b"junk", None
 
 
-DICOM_TYPES = [b"application/dicom", b"Application/DICOM", b'application/dicom; transfer-syntax="1.2.840.10008.1.2.1"']
+DICOM_TYPES = [
+    b"application/dicom",
+    b"Application/DICOM",
+    b'application/dicom; transfer-syntax="1.2.840.10008.1.2.1"',
+]
 OTHER_TYPES = [b"text/plain", b"application/dicom+json", b"application/octet-stream", b"image/jpeg", b"x"]
 
 
@@ -96,7 +100,9 @@ def part_headers(draw: st.DrawFn) -> tuple[list[bytes], bool, bool]:
     token = st.text(alphabet=string.ascii_letters + "-", min_size=1, max_size=20).map(str.encode)
     for _ in range(draw(st.integers(0, 3))):
         name = draw(token.filter(lambda n: n.lower() != b"content-type"))
-        lines.append(name + b": " + draw(st.binary(max_size=64).filter(lambda v: b"\r" not in v and b"\n" not in v)))
+        lines.append(
+            name + b": " + draw(st.binary(max_size=64).filter(lambda v: b"\r" not in v and b"\n" not in v))
+        )
     fault = draw(st.sampled_from(["none", "none", "none", "huge-line", "many-lines", "no-colon"]))
     if fault == "huge-line":
         lines.append(b"X-Huge: " + b"a" * draw(st.integers(HEADER_LINE_LIMIT, 3 * HEADER_LINE_LIMIT)))
@@ -131,14 +137,45 @@ def content_types(draw: st.DrawFn, boundary: bytes) -> tuple[bytes, bool]:
     if draw(st.integers(0, 2)) > 0:
         quoted = b'"' + boundary + b'"' if draw(st.booleans()) else boundary
         return b'multipart/related; type="application/dicom"; boundary=' + quoted, True
-    media = draw(st.sampled_from([b"multipart/related", b"MULTIPART/Related", b"multipart/form-data", b"multipart/mixed",
-                                   b"application/dicom", b"", b"multipart/", b"*/*"]))
-    params = draw(st.lists(st.sampled_from([
-        b'type="application/dicom"', b"type=application/dicom", b'type="application/dicom+json"',
-        b'type="application/dicom+xml"', b"type=", b'type="', b"boundary=" + boundary, b'boundary="' + boundary,
-        b"boundary=", b'boundary=""', b"BOUNDARY=" + boundary, b"charset=utf-8", b"start=<x>", b"=", b";",
-        b"boundary=other",
-    ]), max_size=5))
+    media = draw(
+        st.sampled_from(
+            [
+                b"multipart/related",
+                b"MULTIPART/Related",
+                b"multipart/form-data",
+                b"multipart/mixed",
+                b"application/dicom",
+                b"",
+                b"multipart/",
+                b"*/*",
+            ]
+        )
+    )
+    params = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    b'type="application/dicom"',
+                    b"type=application/dicom",
+                    b'type="application/dicom+json"',
+                    b'type="application/dicom+xml"',
+                    b"type=",
+                    b'type="',
+                    b"boundary=" + boundary,
+                    b'boundary="' + boundary,
+                    b"boundary=",
+                    b'boundary=""',
+                    b"BOUNDARY=" + boundary,
+                    b"charset=utf-8",
+                    b"start=<x>",
+                    b"=",
+                    b";",
+                    b"boundary=other",
+                ]
+            ),
+            max_size=5,
+        )
+    )
     return b"; ".join([media, *params]), False
 
 
