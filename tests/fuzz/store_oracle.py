@@ -93,6 +93,27 @@ def assert_retrievable(server: FuzzServer, sop_instance_uid: str) -> None:
     assert as_stored.status_code == 200, as_stored.text
 
 
+def assert_pixels_served_or_refused(server: FuzzServer, sop_instance_uid: str) -> None:
+    """An acknowledged instance's first frame, decoded or as stored, and its rendered image: a 2xx, or a
+    4xx that names the problem (404 no pixels, 406 cannot decode), never a 5xx."""
+    base = server.dicomweb
+    [match] = httpx.get(f"{base}/instances", params={"SOPInstanceUID": sop_instance_uid}, timeout=30).json()
+    study, series = match["0020000D"]["Value"][0], match["0020000E"]["Value"][0]
+    url = f"{base}/studies/{study}/series/{series}/instances/{sop_instance_uid}"
+    for path, accept in PIXEL_REQUESTS:
+        response = httpx.get(url + path, headers={"Accept": accept}, timeout=30)
+        assert response.status_code < 500, f"{path} ({accept}): {response.status_code} {response.text[:300]}"
+        if response.status_code >= 400:
+            assert response.json()["error"], "an error names its problem"
+
+
+PIXEL_REQUESTS = (
+    ("/frames/1", 'multipart/related; type="application/octet-stream"; transfer-syntax=*'),
+    ("/frames/1", 'multipart/related; type="application/octet-stream"'),
+    ("/rendered", "image/png"),
+)
+
+
 def assert_store_consistent(server: FuzzServer) -> None:
     """Index rows and blobs name each other exactly, and no spooled part is left behind."""
     backend = server.backend

@@ -3,7 +3,8 @@
 Each mutated file (tests/fuzz/dicom_mutations.py) goes out as the one part of a well-formed body, next to
 an intact instance. The answer must be a Store Instances Response listing both parts (200 or 202: the
 intact one is always stored), never a 5xx; every acknowledged instance must then be found by QIDO-RS
-and served by WADO-RS, and the index and blob store must agree.
+and served by WADO-RS, and the index and blob store must agree. A mutated file that was stored must also
+have its first frame and rendered image served or refused with a 4xx.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.fuzz.budget import fuzz_settings
 from tests.fuzz.conftest import FuzzServer
 from tests.fuzz.dicom_mutations import MutatedFile, mutated_files, unique_uid
-from tests.fuzz.store_oracle import assert_retrievable, assert_store_consistent, judge_store_answer
+from tests.fuzz.store_oracle import (
+    assert_pixels_served_or_refused,
+    assert_retrievable,
+    assert_store_consistent,
+    judge_store_answer,
+)
 
 
 def intact_instance() -> tuple[bytes, str]:
@@ -48,4 +54,6 @@ def test_mutated_dicom_files_fail_alone_and_never_with_a_5xx(
     assert set(answer.stored) <= {intact_sop, mutated.sop_instance_uid} or len(answer.stored) == 2
     for sop in answer.stored:
         assert_retrievable(fuzz_server, sop)
+    if mutated.sop_instance_uid in answer.stored:
+        assert_pixels_served_or_refused(fuzz_server, mutated.sop_instance_uid)
     assert_store_consistent(fuzz_server)
