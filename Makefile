@@ -71,14 +71,15 @@ test: install dicom-tools
 
 # The long fuzzing run (tests/fuzz, README "Fuzzing"): FUZZ_EXAMPLES examples per test instead of the
 # few `make test` runs, with a random seed that is printed first, so a failure can be replayed with
-# `make fuzz FUZZ_SEED=<seed>`.
+# `make fuzz FUZZ_SEED=<seed>`. FUZZ_BACKEND=postgres-s3 runs them on PostgreSQL and S3 (moto).
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 500
 FUZZ_SEED ?= $(shell date +%s)
+FUZZ_BACKEND ?= sqlite-file
 
 fuzz: install
-	@echo "fuzz: $(FUZZ_EXAMPLES) examples per test, seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
-	FOVEA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider --timeout=7200 \
+	@echo "fuzz: $(FUZZ_EXAMPLES) examples per test on $(FUZZ_BACKEND), seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	FOVEA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FOVEA_FUZZ_BACKEND=$(FUZZ_BACKEND) $(BIN)/pytest -q -p no:cacheprovider --timeout=7200 \
 	  --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics tests/fuzz
 
 lint: install

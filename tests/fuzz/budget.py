@@ -11,7 +11,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-DEFAULT_EXAMPLES = 25
+DEFAULT_EXAMPLES = 50
 LONG_RUN = "FOVEA_FUZZ_EXAMPLES" in os.environ
 
 

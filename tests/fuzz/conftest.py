@@ -1,4 +1,5 @@
-"""A live Fovea (SQLite index, blob folder) per fuzz module, with a small study stored first.
+"""A live Fovea (SQLite index and a blob folder, or PostgreSQL and S3) per fuzz module, with a small study
+stored first.
 
 Why: fuzzed paths are only interesting when some of them name things that exist, so each server holds one
 study of one series with two instances (one of three frames) before the fuzzers start.
@@ -6,17 +7,21 @@ study of one series with two instances (one of three frames) before the fuzzers 
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 from pydicom.uid import generate_uid
 
 from app.imaging.codec_pool import CodecPool
 from app.store.db import create_index_engine, migrate
+from app.store.index import Base
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 
@@ -60,16 +65,39 @@ def store_study(server: LiveServer) -> StoredStudy:
     return StoredStudy(study, series, instances)
 
 
+# `make fuzz FUZZ_BACKEND=postgres-s3` runs the fuzzers on PostgreSQL and S3 (moto) instead.
+FUZZ_BACKEND = os.environ.get("FOVEA_FUZZ_BACKEND", "sqlite-file")
+
+
+def fuzz_backend(request: pytest.FixtureRequest, root: Path) -> Backend:
+    if FUZZ_BACKEND == "sqlite-file":
+        engine = create_index_engine(f"sqlite:///{root / 'index.db'}")
+        migrate(engine)
+        return Backend(FUZZ_BACKEND, engine, str(root / "data" / "blobs"), root / "data")
+    assert FUZZ_BACKEND == "postgres-s3", f"FOVEA_FUZZ_BACKEND={FUZZ_BACKEND}: sqlite-file or postgres-s3"
+    engine = create_index_engine(request.getfixturevalue("postgres_url"))
+    migrate(engine)
+    with engine.begin() as connection:  # the session's schema: start from an empty index
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    endpoint = request.getfixturevalue("moto_endpoint")
+    bucket = f"fovea-fuzz-{uuid.uuid4().hex[:12]}"
+    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+    s3.create_bucket(Bucket=bucket)
+    return Backend(FUZZ_BACKEND, engine, f"s3://{bucket}", root / "data", endpoint)
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(
-    tmp_path_factory: pytest.TempPathFactory, worker_pool: Executor, codec_pool: CodecPool
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_pool: Executor,
+    codec_pool: CodecPool,
 ) -> Iterator[FuzzServer]:
-    root: Path = tmp_path_factory.mktemp("fuzz")
-    engine = create_index_engine(f"sqlite:///{root / 'index.db'}")
-    migrate(engine)
-    backend = Backend("sqlite-file", engine, str(root / "data" / "blobs"), root / "data")
+    backend = fuzz_backend(request, tmp_path_factory.mktemp("fuzz"))
     try:
         with start_live_server(backend, worker_pool, codec_pool) as server:
             yield FuzzServer(server, backend, store_study(server))
     finally:
-        engine.dispose()
+        backend.engine.dispose()

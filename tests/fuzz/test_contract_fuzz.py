@@ -110,7 +110,7 @@ def contract_schema(fuzz_server: FuzzServer) -> Any:
 # Why not schemathesis' own pytest plugin (`from_fixture` + `parametrize`): it fails on pytest 9 (it sets
 # `Function._nodeid`). Drawing each operation's cases with `st.data()` does the same generation.
 @pytest.mark.parametrize(("method", "path"), contract_operations())
-@fuzz_settings(default_examples=10)
+@fuzz_settings(default_examples=20)
 @given(data=st.data())
 def test_no_request_gets_a_server_error(
     method: str, path: str, data: st.DataObject, contract_schema: Any, fuzz_server: FuzzServer

@@ -154,7 +154,7 @@ def resources(server: FuzzServer) -> list[str]:
     ]
 
 
-@fuzz_settings(default_examples=40)
+@fuzz_settings()
 @given(data=st.data(), headers=request_headers())
 def test_hostile_headers_never_get_a_server_error(
     fuzz_server: FuzzServer, data: st.DataObject, headers: dict[str, bytes]
