@@ -51,7 +51,6 @@ def test_mutated_dicom_files_fail_alone_and_never_with_a_5xx(
     answer = judge_store_answer(response, parts=2)
     event(f"status {answer.status}, mutated file {'stored' if len(answer.stored) == 2 else 'failed'}")
     assert intact_sop in answer.stored, f"the intact instance was not stored: {response.text[:500]}"
-    assert set(answer.stored) <= {intact_sop, mutated.sop_instance_uid} or len(answer.stored) == 2
     for sop in answer.stored:
         assert_retrievable(fuzz_server, sop)
     if mutated.sop_instance_uid in answer.stored:
