@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` installs what serving needs; the test, lint and benchmark targets add the rest.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install dicom-tools run test lint bench clean e2e browser ohif
+.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test oidc-provider
 
 install: $(STAMP)
+install-run: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -63,11 +70,30 @@ $(OHIF_DIR)/dist/index.html: $(OHIF_TARBALL)
 e2e: $(E2E_STAMP) browser ohif
 	FOVEA_E2E_OHIF_DIST=$(OHIF_DIR)/dist $(BIN)/pytest -q -p no:cacheprovider e2e
 
-run: install
+run: install-run
 	$(BIN)/fovea serve
 
-test: install dicom-tools
+# The OpenID provider the OIDC tests run (npm oidc-provider on Node.js, tests/oidc/provider.mjs),
+# installed once into the cache; the tests install it themselves too, and fail clearly without Node.js.
+OIDC_PROVIDER_VERSION := 9.13.3
+OIDC_PROVIDER_DIR := $(E2E_CACHE)/oidc-provider
+
+oidc-provider: $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json
+
+$(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json:
+	@command -v node >/dev/null 2>&1 || { echo "Node.js (v20 or later) is required for the OIDC tests"; exit 1; }
+	mkdir -p $(OIDC_PROVIDER_DIR)
+	npm install --no-audit --no-fund --silent --prefix $(OIDC_PROVIDER_DIR) oidc-provider@$(OIDC_PROVIDER_VERSION)
+
+test: install dicom-tools oidc-provider
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# SIGKILL during concurrent STOW-RS, many times, on SQLite + folder and PostgreSQL + S3 (moto); the normal
+# test run does it ten times on SQLite + folder (tests/integration/test_crash_consistency.py).
+CRASH_KILLS ?= 50
+crash-test: install
+	FOVEA_CRASH_KILLS=$(CRASH_KILLS) FOVEA_CRASH_BACKENDS=sqlite-file,postgres-s3 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_consistency.py
 
 # The long fuzzing run (tests/fuzz, README "Fuzzing"): FUZZ_EXAMPLES examples per test instead of the
 # few `make test` runs, with a random seed that is printed first, so a failure can be replayed with
@@ -92,6 +118,8 @@ bench: install
 	$(BIN)/python bench/bench_transcode.py
 	$(BIN)/python bench/bench_qido.py
 	$(BIN)/python bench/bench_rendered.py
+	$(BIN)/python bench/bench_auth.py
+	$(BIN)/python bench/bench_audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

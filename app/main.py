@@ -6,6 +6,7 @@ CLI builds one from the environment.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,17 +16,38 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, contract, qido, rendered, stow, wado
+from app.api import admin, audit, contract, metrics, qido, rendered, stow, wado
+from app.api.audit_middleware import AuditMiddleware
+from app.api.request_log import RequestLogMiddleware
+from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
+from app.audit.trail import open_audit_trail
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
+from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
 from app.settings import Settings
+from app.store.outages import OUTAGES, outage_reason
+
+log = logging.getLogger(__name__)
 
 
 def error_response(status: int, message: str) -> Response:
     """The one shape of an error body: {"status": ..., "error": "..."} (application/json)."""
     body = orjson.dumps({"status": status, "error": message})
     return Response(body, status_code=status, media_type="application/json")
+
+
+# Every router and the prefix it is served under, in matching order.
+ROUTERS = (
+    (stow.router, DICOMWEB_PREFIX),
+    (wado.router, DICOMWEB_PREFIX),
+    (qido.router, DICOMWEB_PREFIX),
+    (rendered.router, DICOMWEB_PREFIX),
+    (contract.router, DICOMWEB_PREFIX),
+    (admin.router, ""),
+    (metrics.router, ""),
+    (audit.router, ""),
+)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -35,11 +57,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or open_services(settings)
+        audit_trail = None
         try:
+            engine = app.state.services.engine
+            audit_trail = app.state.audit = open_audit_trail(
+                settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog
+            )
             if owned:
                 await app.state.services.ingest.warm_up()
             yield
         finally:
+            if audit_trail is not None:
+                audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
 
@@ -52,12 +81,27 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_url=None,  # the published contract is openapi/openapi.yaml, served by api/contract.py
     )
 
+    retry_after = str(settings.retry_after_s)
+
     @app.exception_handler(DicomwebError)
     async def _dicomweb_error(_request: Request, exc: DicomwebError) -> Response:
         response = error_response(exc.status, exc.message)
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.length}"
+        if exc.status == 503:
+            response.headers["Retry-After"] = retry_after
         return response
+
+    async def _store_unavailable(request: Request, exc: Exception) -> Response:
+        # An outage of the index or blob store, on any route: 503 at once (every call has a timeout).
+        reason = outage_reason(exc)
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, reason)
+        response = error_response(503, reason)
+        response.headers["Retry-After"] = retry_after
+        return response
+
+    for outage in OUTAGES:
+        app.add_exception_handler(outage, _store_unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -66,20 +110,23 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers.update(exc.headers or {})
         return response
 
-    app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(contract.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(admin.router)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
+    # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
+    app.add_middleware(AuthenticationMiddleware, settings=settings)
+    # Outside the authentication middleware, so refused requests are recorded.
+    app.add_middleware(AuditMiddleware)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
+    # Last added, outermost: it sees every answer, preflights too.
+    app.add_middleware(RequestLogMiddleware, templates=RouteTemplates.of(ROUTERS))
     return app
 
 
 # Browsers send these on DICOMweb requests (Authorization for tokens, Accept for multipart choices).
 CORS_ALLOWED_HEADERS = [
     "Authorization",
+    "X-API-Key",
     "Accept",
     "Content-Type",
     "Range",
@@ -95,6 +142,8 @@ CORS_EXPOSED_HEADERS = [
     "Content-Range",
     "ETag",
     "Fovea-Window",
+    "X-Request-ID",
+    "WWW-Authenticate",  # why a 401/403 was answered
 ]
 
 

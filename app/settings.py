@@ -9,12 +9,20 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.audit.syslog import parse_syslog_url
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
+from app.log_setup import LogFormat
 
 GIB = 1024**3
+ENV_PREFIX = "FOVEA_"
+# URL schemes people write for PostgreSQL, and the driver Fovea installs (psycopg 3).
+_POSTGRES_ALIASES = ("postgres://", "postgresql://")
+_POSTGRES_DRIVER = "postgresql+psycopg://"
+DEFAULT_BLOB_DELETION_GRACE_S = 300.0
+DEFAULT_ORPHAN_GRACE_S = 3600.0
 
 
 def _syntax_uid(name: str) -> str:
@@ -33,8 +41,24 @@ class DuplicatePolicy(StrEnum):
     KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
 
 
+class PatientMismatchPolicy(StrEnum):
+    """What ingest does with an instance whose patient identity contradicts the index's (ID, name)."""
+
+    REJECT = "reject"  # the instance fails with Failure Reason 0xC410; the index is unchanged
+    ACCEPT_NEW = "accept-new"  # stored, filed under the patient the index has; warning 0xB110
+    UPDATE = "update"  # stored; the study is filed under the instance's patient; warning 0xB111
+
+
+class AnonymousAccess(StrEnum):
+    """FOVEA_ALLOW_ANONYMOUS: what a request without credentials may do."""
+
+    NO = "false"  # only on a loopback address with no authentication configured (the default)
+    READ = "read"  # dicom.read, whatever else is configured
+    ALL = "true"  # every scope: an open server, deliberately
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOVEA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Folder for the default SQLite index and blobs")
     database_url: str | None = Field(
@@ -60,6 +84,11 @@ class Settings(BaseSettings):
         DuplicatePolicy.REPLACE,
         description="Re-storing a stored SOP Instance UID: replace|reject|keep",
     )
+    patient_mismatch: PatientMismatchPolicy = Field(
+        PatientMismatchPolicy.REJECT,
+        description="An instance whose Patient ID/issuer or Patient's Name contradicts its study's "
+        "patient: reject|accept-new|update",
+    )
     auto_migrate: bool | None = Field(
         None,
         description="Apply database migrations at start-up; default: yes for SQLite, no otherwise "
@@ -84,6 +113,24 @@ class Settings(BaseSettings):
         description="Threads, and processes where a codec holds the GIL, that decode and "
         "encode frames; 0: one per CPU core",
     )
+    codec_memory_limit_mb: int = Field(
+        4096,
+        ge=0,
+        description="Address space of each codec worker process (MiB); a frame whose decode needs more is "
+        "refused with 406; 0: no limit",
+    )
+    codec_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest one frame's decode, encode or rendering may run (seconds); then it is "
+        "abandoned (406) and its worker process replaced; 0: no limit",
+    )
+    max_inflated_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Largest size a Deflated Explicit VR Little Endian data set may inflate to at ingest "
+        "(0xA700 above); unset: FOVEA_MAX_INSTANCE_BYTES",
+    )
     transcode_cache_mb: int = Field(
         256, ge=0, description="Memory for transcoded frames kept per server process (MB); 0: none kept"
     )
@@ -103,11 +150,165 @@ class Settings(BaseSettings):
         description="Most results one QIDO-RS response holds; a search with more, or a larger limit, "
         "gets this many and a Warning header",
     )
+    database_connect_timeout_s: int = Field(
+        5, ge=1, description="PostgreSQL: seconds to establish a connection (libpq: at least 2)"
+    )
+    database_statement_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL: seconds one statement may run (server side) or one round trip may "
+        "wait (client side, plus 1 s); 0: no limit. Migrations have none",
+    )
+    database_pool_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds to wait for a free index connection of the pool"
+    )
+    sqlite_busy_timeout_s: float = Field(
+        10.0, ge=0, description="SQLite: seconds to wait for another writer's lock"
+    )
+    s3_connect_timeout_s: float = Field(3.0, gt=0, description="S3: seconds to establish a connection")
+    s3_read_timeout_s: float = Field(
+        5.0, gt=0, description="S3: seconds to wait for the next bytes of an answer"
+    )
+    s3_max_attempts: int = Field(
+        2, ge=1, description="S3: attempts per call, the first included (standard retry mode)"
+    )
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="Seconds /readyz (and /health) waits for the index and the blob store"
+    )
+    retry_after_s: int = Field(
+        5, ge=0, description="Retry-After (seconds) of a 503 answered while the index or blob store is down"
+    )
     cors_origins: str = Field(
         "",
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
     )
+    audit_log: str = Field(
+        "",
+        description="Where audit events go as JSON lines: a file path (appended to), - for stdout; "
+        "empty: not written as JSON lines",
+    )
+    audit_db: bool = Field(
+        True, description="Keep audit events in the index database (for `fovea audit`, GET /admin/audit)"
+    )
+    audit_syslog: str = Field(
+        "",
+        description="Also send audit events as DICOM audit messages (IHE ATNA) by syslog to "
+        "udp://host:port or tcp://host:port; empty: not sent",
+    )
+
+    @field_validator("audit_syslog")
+    @classmethod
+    def _syslog_destination(cls, value: str) -> str:
+        if value:
+            parse_syslog_url(value)
+        return value
+
+    log_format: LogFormat = Field(
+        LogFormat.CONSOLE, description="Log lines as `console` text for people or `json` for collectors"
+    )
+    log_level: str = Field(
+        "info",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="Least severe level logged: debug, info (one line per request), warning, error",
+    )
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long requests in flight may run before the server exits",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _lower_case_level(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_driver(cls, value: str | None) -> str | None:
+        """postgres:// and postgresql:// mean PostgreSQL through psycopg 3, the driver Fovea ships."""
+        if value:
+            for alias in _POSTGRES_ALIASES:
+                if value.startswith(alias):
+                    return _POSTGRES_DRIVER + value.removeprefix(alias)
+        return value
+
+    blob_deletion_grace_s: float = Field(
+        DEFAULT_BLOB_DELETION_GRACE_S,
+        ge=0,
+        description="Seconds a replaced instance's blob is kept after the index stops referring to it, "
+        "for reads that looked it up before; longer than the slowest retrieval",
+    )
+    orphan_grace_s: float = Field(
+        DEFAULT_ORPHAN_GRACE_S,
+        ge=0,
+        description="Seconds before garbage collection may remove a blob no index row refers to, or a "
+        "spool file no live process owns; ingest gives up on an instance not indexed within half of it",
+    )
+    gc_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between a server process's runs of due blob deletions (after a full "
+        "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
+    )
+
+    # Security (docs/deployment.md "Security"): who may call Fovea, and which proxies it believes.
+    allow_anonymous: AnonymousAccess = Field(
+        AnonymousAccess.NO,
+        description="Anonymous access: false (only on loopback with no authentication configured), "
+        "read (anonymous dicom.read), true (anonymous everything, on any address)",
+    )
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer URL; bearer JWTs it signs are accepted"
+    )
+    oidc_audience: str | None = Field(
+        None, description="The `aud` Fovea's access tokens must carry (required with an issuer)"
+    )
+    oidc_scope_claim: str | None = Field(
+        None,
+        description="Claim holding the token's scopes or roles (dotted path, e.g. realm_access.roles); "
+        "unset: `scope` (space-separated) and `scp` (list)",
+    )
+    oidc_scope_map: str = Field(
+        "",
+        description="Provider scope or role names mapped onto Fovea's, e.g. "
+        "`pacs-reader=dicom.read,pacs-admin=admin`; Fovea's own names always count",
+    )
+    oidc_leeway_seconds: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp and nbf")
+    oidc_jwks_refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Least time between two key set fetches caused by tokens with an unknown key id",
+    )
+    oidc_timeout_seconds: float = Field(
+        3.0, gt=0, le=30, description="Time allowed to the provider's discovery and key set endpoints"
+    )
+    share_secrets: str = Field(
+        "",
+        description="Secrets signing study share tokens (comma-separated, 32+ characters each): the "
+        "first signs, all verify (rotation)",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-* headers are honoured; "
+        "from any other peer they are ignored",
+    )
+
+    @field_validator("share_secrets")
+    @classmethod
+    def _long_share_secrets(cls, value: str) -> str:
+        secrets = [secret.strip() for secret in value.split(",") if secret.strip()]
+        if any(len(secret) < 32 for secret in secrets):
+            raise ValueError("each share secret must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return ",".join(secrets)
+
+    @property
+    def share_secret_list(self) -> list[str]:
+        return [secret for secret in self.share_secrets.split(",") if secret]
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @field_validator("accepted_transfer_syntaxes")
     @classmethod
@@ -143,6 +344,10 @@ class Settings(BaseSettings):
         return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
+    def resolved_max_inflated_bytes(self) -> int:
+        return self.max_inflated_bytes or self.max_instance_bytes
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'fovea.db').resolve()}"
 
@@ -155,3 +360,9 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.resolved_database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _issuer_needs_an_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("FOVEA_OIDC_AUDIENCE is required with FOVEA_OIDC_ISSUER")
+        return self

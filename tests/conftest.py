@@ -31,6 +31,7 @@ from app.store.db import create_index_engine, migrate
 from app.store.index import Base
 from app.store.ingest import Ingestor
 from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
+from app.store.spool import LOCK_NAME
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 INDEXES = ("sqlite", "postgres")
@@ -170,7 +171,9 @@ class Backend:
         return {item["Key"] for item in listing.get("Contents", [])}
 
     def spool_files(self) -> list[Path]:
-        return [p for p in self.blobs.spool_directory.rglob("*") if p.is_file()]
+        """Files left in the spool (every process's folder), not counting the folders' lock files."""
+        root = self.blobs.spool_root
+        return [p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -230,6 +233,9 @@ class LiveServer:
 def start_live_server(
     backend: Backend, pool: Executor, codecs: CodecPool | None = None, **overrides: object
 ) -> Iterator[LiveServer]:
+    # The tests' own client plays the reverse proxy (X-Forwarded-* from loopback are honoured), as
+    # uvicorn's default does; tests of untrusted peers pass trusted_proxies="".
+    overrides.setdefault("trusted_proxies", "127.0.0.1")
     settings = backend.settings(**overrides)
     services = Services(
         settings=settings,
@@ -246,6 +252,7 @@ def start_live_server(
         port=port,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # as `fovea serve`: Fovea's trusted-proxy list judges X-Forwarded-*
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

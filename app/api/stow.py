@@ -15,8 +15,9 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
-from app.dicomweb.errors import PayloadTooLarge, UnsupportedMediaType
+from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -27,9 +28,11 @@ from app.dicomweb.responses import (
     store_status,
 )
 from app.dicomweb.uids import require_valid_uid
+from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
+from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
@@ -42,12 +45,16 @@ FAILURE_FOR_PROBLEM = {
     Problem.STUDY_MISMATCH: FailureReason.STUDY_INSTANCE_UID_MISMATCH,
     Problem.CONFLICT: FailureReason.STUDY_INSTANCE_UID_MISMATCH,
     Problem.DUPLICATE: FailureReason.DUPLICATE_SOP_INSTANCE,
+    Problem.PATIENT_MISMATCH: FailureReason.PATIENT_IDENTITY_CONFLICT,
     Problem.TOO_LARGE: FailureReason.OUT_OF_RESOURCES,
     Problem.STORAGE_FAILURE: FailureReason.PROCESSING_FAILURE,
+    Problem.UNAVAILABLE: FailureReason.PROCESSING_FAILURE,
 }
 WARNING_FOR_OUTCOME = {
     Outcome.REPLACED: WarningReason.REPLACED_STORED_INSTANCE,
     Outcome.KEPT_EXISTING: WarningReason.DUPLICATE_DISCARDED,
+    Outcome.PATIENT_KEPT: WarningReason.PATIENT_IDENTITY_KEPT,
+    Outcome.PATIENT_UPDATED: WarningReason.PATIENT_IDENTITY_UPDATED,
 }
 
 
@@ -72,7 +79,8 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         )
     limit = services.settings.max_request_bytes
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    too_many_digits = declared is not None and len(declared) > 19  # int() refuses thousands of them
+    if declared and declared.isascii() and declared.isdigit() and (too_many_digits or int(declared) > limit):
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit}")
 
     spooler = MultipartSpooler(
@@ -92,7 +100,19 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         spooler.discard()
         raise
 
-    outcomes = await _ingest_parts(services, parts, study_instance_uid)
+    results = await _ingest_parts(services, parts, study_instance_uid)
+    outage = next((r.message for r in results if r.problem is Problem.UNAVAILABLE), None)
+    if outage is not None and not any(r.stored for r in results):
+        # The store is down: the request as a whole is answered 503 (nothing of it was stored).
+        raise ServiceUnavailable(f"nothing stored: {outage}")
+    outcomes = [_outcome(result) for result in results]
+    stored = [outcome for outcome in outcomes if outcome.failure is None]
+    note_audited_uids(
+        request,
+        studies=(o.study_instance_uid for o in stored),
+        series=(o.series_instance_uid for o in stored),
+        instances=(o.sop_instance_uid for o in stored),
+    )
     base = dicomweb_base_url(request, services.settings.public_base_url)
     dataset = store_response_dataset(
         outcomes,
@@ -102,12 +122,15 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
     )
     render = dicom_json_to_xml if response_type == STORE_RESPONSE_XML else encode_dicom_json
     body = render(dataset)
-    return Response(body, status_code=store_status(outcomes), media_type=response_type)
+    response = Response(body, status_code=store_status(outcomes), media_type=response_type)
+    if outage is not None:  # some were stored before the outage; the failed ones may be sent again
+        response.headers["Retry-After"] = str(services.settings.retry_after_s)
+    return response
 
 
 async def _ingest_parts(
     services: Services, parts: list[SpooledPart], study_instance_uid: str | None
-) -> list[InstanceOutcome]:
+) -> list[IngestResult]:
     """Ingest every acceptable part in the worker processes; the outcomes come back in part order."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
     results = [_refuse_part(part, services.settings.max_instance_bytes) for part in parts]
@@ -119,7 +142,33 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    return [_outcome(result if result is not None else next(stored)) for result in results]
+    finished = [result if result is not None else next(stored) for result in results]
+    _count(parts, finished)
+    _forget_replaced_frame_tables(services, finished)
+    return finished
+
+
+_NEW_FILE_OUTCOMES = (Outcome.STORED, Outcome.REPLACED, Outcome.PATIENT_KEPT, Outcome.PATIENT_UPDATED)
+# A patient-mismatch outcome is reported instead of REPLACED when an instance was replaced as well.
+_MAY_HAVE_REPLACED = (Outcome.REPLACED, Outcome.PATIENT_KEPT, Outcome.PATIENT_UPDATED)
+
+
+def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
+    for part, result in zip(parts, results, strict=True):
+        STOW_INSTANCES.labels(result.outcome.value).inc()
+        if result.outcome in _NEW_FILE_OUTCOMES:
+            STOW_BYTES.inc(part.size)
+        elif result.problem is not None:
+            STOW_FAILURES.labels(f"0x{FAILURE_FOR_PROBLEM[result.problem]:04X}").inc()
+
+
+def _forget_replaced_frame_tables(services: Services, results: list[IngestResult]) -> None:
+    """A client that replaced an instance reads the new one at once from this process; the old blob
+    stays readable for a while, so other processes' cached tables serve the old one until they expire."""
+    for result in results:
+        if result.outcome in _MAY_HAVE_REPLACED:
+            scope = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
+            services.frame_tables.forget(scope)
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from app.dicomweb.errors import RangeNotSatisfiable
 
-_ONE_RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+# At most 18 digits a position (below 2**63, beyond any stored value): a longer number does not match,
+# so the range is ignored rather than fed to int(), which refuses thousands of digits.
+_ONE_RANGE = re.compile(r"\s*bytes\s*=\s*([0-9]{0,18})\s*-\s*([0-9]{0,18})\s*")
 
 
 @dataclass(frozen=True, slots=True)

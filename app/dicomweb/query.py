@@ -121,6 +121,10 @@ _DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 _DATE_TIME = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?")
 _INTEGER = re.compile(r"[+-]?\d{1,12}")
+# Largest `limit` or `offset`: it must fit every SQL integer type (a 32-bit INTEGER on PostgreSQL, and
+# SQLite's 64-bit one refuses anything past 2**63 with an OverflowError).
+MAX_PAGING_VALUE = 2**31 - 1
+_PAGING_DIGITS = re.compile(r"[0-9]{1,10}")
 _NEGOTIATION_PARAMETERS = frozenset({"accept", "charset"})
 # PS3.18's tables spell (0040,0275) without the plural PS3.6 gives its keyword; clients send either.
 _KEYWORD_ALIASES: Mapping[str, str] = MappingProxyType(
@@ -291,6 +295,8 @@ def _integer(options: Mapping[str, str], name: str) -> int | None:
     value = options.get(name)
     if value is None:
         return None
-    if not value.isdigit():
-        raise BadRequest(f"{name}={value}: a whole number, 0 or more")
+    # ASCII digits only (str.isdigit takes "²", which int() refuses), and few of them: int() of thousands
+    # of digits is refused by Python itself.
+    if not _PAGING_DIGITS.fullmatch(value) or int(value) > MAX_PAGING_VALUE:
+        raise BadRequest(f"{name}={value[:40]}: a whole number from 0 to {MAX_PAGING_VALUE}")
     return int(value)

@@ -6,7 +6,9 @@ in one function, and the body is rendered as DICOM JSON (PS3.18 F) or the Native
 
 Codes beyond PS3.18 Table I.2-1/I.2-2 (extra codes are allowed; all are listed in docs/conformance.md):
 0x0111 (PS3.7 "Duplicate SOP Instance"), 0xC409 (Study Instance UID differs from the URL's, as dcm4chee
-uses it), warnings 0xB100 (replaced a stored instance) and 0xB101 (duplicate discarded, stored one kept).
+uses it), 0xC410 (patient identity contradicts the index's), warnings 0xB100 (replaced a stored instance),
+0xB101 (duplicate discarded, stored one kept), 0xB110 (stored under the patient the index already had)
+and 0xB111 (study filed under the instance's patient now).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class FailureReason(IntEnum):
     CANNOT_UNDERSTAND = 0xC000
     TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
     STUDY_INSTANCE_UID_MISMATCH = 0xC409
+    PATIENT_IDENTITY_CONFLICT = 0xC410
 
 
 class WarningReason(IntEnum):
@@ -39,6 +42,8 @@ class WarningReason(IntEnum):
     DATA_SET_DOES_NOT_MATCH_SOP_CLASS = 0xB007
     REPLACED_STORED_INSTANCE = 0xB100
     DUPLICATE_DISCARDED = 0xB101
+    PATIENT_IDENTITY_KEPT = 0xB110
+    PATIENT_IDENTITY_UPDATED = 0xB111
 
 
 class FailureKind(StrEnum):

@@ -108,6 +108,24 @@ class Rendered:
     window: Window | None = None
 
 
+# Bytes the display pipeline holds per sample at its peak: float64 colour conversion or LUT output,
+# the float32 window, the 8-bit image and the stored samples.
+RENDER_BYTES_PER_SAMPLE = 16
+
+
+# Bytes per output pixel: the RGB image scaled to the viewport, and the resampler's intermediate.
+VIEWPORT_BYTES_PER_PIXEL = 8
+
+
+def render_memory_bytes(rows: int, columns: int, samples_per_pixel: int, options: RenderOptions) -> int:
+    """About how much memory rendering one frame of this size takes (its budget is checked first):
+    the display pipeline on the frame, then the image scaled to the viewport (up to 16384 square)."""
+    frame = rows * columns * samples_per_pixel * RENDER_BYTES_PER_SAMPLE
+    viewport = options.viewport
+    scaled = viewport.width * viewport.height * VIEWPORT_BYTES_PER_PIXEL if viewport else 0
+    return frame + scaled
+
+
 # --- From native bytes to samples ---
 
 

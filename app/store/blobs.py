@@ -1,7 +1,8 @@
 """Blob stores: where instance files live (a local folder, or S3-compatible object storage).
 
 Why one protocol: ingest and retrieval only need "publish this finished file under a key, atomically",
-"read this byte range" and "delete"; the storage URL picks the implementation.
+"read this byte range" and "delete", and garbage collection "list every blob with its age"; the storage
+URL picks the implementation.
 
 Atomicity: a blob is visible under its key only once complete. The folder store writes into a spool
 folder on the same file system, fsyncs, and renames into place; S3 only shows an object after its (multi-
@@ -18,6 +19,8 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -28,6 +31,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.store.spool import SpoolSession
+
+SPOOL_FOLDER = ".spool"  # the folder store's spool, inside its root (a rename publishes a file)
 _SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
 READ_CHUNK = 1024 * 1024
 
@@ -38,6 +44,27 @@ class BlobNotFound(KeyError):
 
 class BlobStoreError(OSError):
     """The blob store failed (an S3 error is wrapped in this so callers see one kind of failure)."""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Timeouts:
+    """How long one S3 call may take: connect, then each wait for bytes, times the attempts.
+
+    Why bounded: an object store that stops answering must make a request fail within seconds (and
+    be answered 503), not hold it, and its thread, for botocore's default of a minute per attempt.
+    """
+
+    connect_s: float = 3.0
+    read_s: float = 5.0
+    max_attempts: int = 2  # the first attempt included
+
+    def boto_config(self) -> BotoConfig:
+        return BotoConfig(
+            max_pool_connections=32,
+            connect_timeout=self.connect_s,
+            read_timeout=self.read_s,
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+        )
 
 
 def new_blob_key(suffix: str = ".dcm") -> str:
@@ -53,10 +80,28 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """One blob as a listing shows it: its key, size, and when it was published (UTC)."""
+
+    key: str
+    size: int
+    published: datetime
+
+
 class BlobStore(Protocol):
     @property
     def spool_directory(self) -> Path:
-        """Where to write files that `put_file` will publish (cheapest when on the same volume)."""
+        """Where this process writes files that `put_file` will publish (cheapest on the same volume).
+
+        A folder of its own inside `spool_root` (app/store/spool.py), so no other process's cleanup
+        removes its files while it lives.
+        """
+        ...
+
+    @property
+    def spool_root(self) -> Path:
+        """The spool folder every process using this store shares (what `clean_spool` tidies)."""
         ...
 
     def start_sync(self, path: Path) -> Future[None]:
@@ -79,6 +124,10 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the blob; a missing blob is not an error."""
+        ...
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every blob in the store, in no particular order (for garbage collection)."""
         ...
 
     def check(self) -> None:
@@ -104,13 +153,17 @@ class FileBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._spool = self.root / ".spool"
-        self._spool.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._spool = SpoolSession(self.root / SPOOL_FOLDER)
         self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
     @property
     def spool_directory(self) -> Path:
-        return self._spool
+        return self._spool.directory
+
+    @property
+    def spool_root(self) -> Path:
+        return self._spool.root
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -120,7 +173,14 @@ class FileBlobStore:
         return self._syncer.submit(_fsync_file, path)
 
     def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
-        target = self._path(key)
+        try:
+            self._put_file(self._path(key), path, synced)
+        except BlobStoreError:
+            raise
+        except OSError as exc:  # a full, read-only or vanished volume: the store is unusable for now
+            raise BlobStoreError(f"writing blob {key} failed: {exc}") from exc
+
+    def _put_file(self, target: Path, path: Path, synced: Future[None] | None) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if synced is None:
             _fsync_file(path)
@@ -170,6 +230,22 @@ class FileBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        for folder, subfolders, files in os.walk(self.root):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # the spool
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if not _SAFE_KEY.fullmatch(key):  # a copy being staged (`.NAME.part`), not a blob
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                # The rename that published the file changed its ctime; its mtime is when it was written.
+                published = datetime.fromtimestamp(max(stat.st_mtime, stat.st_ctime), UTC)
+                yield StoredBlob(key, stat.st_size, published)
+
     def check(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
             raise BlobStoreError(f"blob folder {self.root} is not a writable directory")
@@ -182,15 +258,18 @@ class S3BlobStore:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._spool = spool_directory
-        self._spool.mkdir(parents=True, exist_ok=True)
+        self._spool = SpoolSession(spool_directory)
         self._transfer = TransferConfig(
             multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
         )
 
     @property
     def spool_directory(self) -> Path:
-        return self._spool
+        return self._spool.directory
+
+    @property
+    def spool_root(self) -> Path:
+        return self._spool.root
 
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -222,19 +301,25 @@ class S3BlobStore:
                 Key=self._name(key),
                 Range=f"bytes={offset}-{offset + length - 1}",
             )
+            body = response["Body"]
+            with contextlib.closing(body):
+                yield from body.iter_chunks(READ_CHUNK)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _error_code(exc) in ("NoSuchKey", "404"):
                 raise BlobNotFound(key) from exc
-            raise
-        body = response["Body"]
-        with contextlib.closing(body):
-            yield from body.iter_chunks(READ_CHUNK)
+            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
+        except BotoCoreError as exc:  # timeouts (also while streaming the body), refused connections
+            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
 
     def size(self, key: str) -> int:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         except ClientError as exc:
-            raise BlobNotFound(key) from exc
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                raise BlobNotFound(key) from exc
+            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
@@ -243,11 +328,26 @@ class S3BlobStore:
         except (BotoCoreError, ClientError) as exc:
             raise BlobStoreError(f"S3 delete of {key} failed: {exc}") from exc
 
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    if _SAFE_KEY.fullmatch(key):  # anything else in the bucket is not Fovea's
+                        yield StoredBlob(key, int(item["Size"]), item["LastModified"].astimezone(UTC))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"S3 listing of {self.bucket} failed: {exc}") from exc
+
     def check(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
             raise BlobStoreError(f"S3 bucket {self.bucket} is not reachable: {exc}") from exc
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def open_blob_store(
@@ -258,6 +358,7 @@ def open_blob_store(
     s3_region: str = "us-east-1",
     s3_access_key_id: str | None = None,
     s3_secret_access_key: str | None = None,
+    s3_timeouts: S3Timeouts | None = None,
 ) -> BlobStore:
     """The blob store for `url`: `s3://bucket/prefix`, `file:///path` or a plain folder path."""
     parsed = urlparse(url)
@@ -270,7 +371,7 @@ def open_blob_store(
             region_name=s3_region,
             aws_access_key_id=s3_access_key_id,
             aws_secret_access_key=s3_secret_access_key,
-            config=BotoConfig(max_pool_connections=32, retries={"max_attempts": 5}),
+            config=(s3_timeouts or S3Timeouts()).boto_config(),
         )
         return S3BlobStore(client, parsed.netloc, parsed.path, spool_directory)
     if parsed.scheme == "file":

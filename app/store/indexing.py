@@ -6,6 +6,12 @@ Everything happens in the caller's transaction, so an instance is indexed comple
 
 A repeated SOP Instance UID within one batch (a STOW-RS request or an import run, `batch_id`) is refused
 here rather than in memory, so the rule holds whichever worker process stores which part.
+
+Patient identity is never rewritten silently: an instance whose Patient ID (with issuer) or name
+contradicts the patient its study is filed under (store/patient_identity.py) is refused, or stored with
+a note of what the patient-mismatch policy did. Two first instances of one study naming different
+patients cannot both win: the study's unique key makes the second writer retry and see the first's
+patient.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
-from app.settings import DuplicatePolicy
+from app.settings import DuplicatePolicy, PatientMismatchPolicy
 from app.store.attributes import person_name_search_forms
 from app.store.index import (
     Base,
@@ -31,6 +37,7 @@ from app.store.index import (
     Study,
 )
 from app.store.parse import InstanceProblem, ParsedInstance, Problem
+from app.store.patient_identity import PatientIdentity, conflicting_attributes
 
 _STUDY_FIELDS = (
     "study_date",
@@ -67,6 +74,7 @@ class StoredBlobs:
     blob_key: str
     data_blob_key: str | None
     size: int
+    sha256: str | None = None  # of the blob as stored (app/store/fixity.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,22 @@ class Replaced:
     """What a replacement removed from the index: its blobs are deleted after the commit."""
 
     blob_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientConflict:
+    """The instance's patient contradicted the index's; it was stored as `policy` says (not REJECT)."""
+
+    attributes: tuple[str, ...]  # keywords: PatientID, IssuerOfPatientID, PatientName
+    policy: PatientMismatchPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Indexed:
+    """What indexing one instance did besides adding it."""
+
+    replaced: Replaced | None = None
+    patient_conflict: PatientConflict | None = None
 
 
 def _table(model: type[Base]) -> Table:
@@ -98,6 +122,8 @@ _SELECT_STUDY = (
     select(
         _study.c.pk,
         _study.c.patient_pk,
+        _patient.c.patient_id,
+        _patient.c.issuer_of_patient_id,
         *(_study.c[name] for name in _STUDY_FIELDS),
         *(_patient.c[name] for name in _PATIENT_DEMOGRAPHICS),
     )
@@ -131,8 +157,13 @@ def write_instance(
     *,
     policy: DuplicatePolicy,
     batch_id: str | None,
-) -> Replaced | None:
-    """Index `parsed` in the open transaction; return what it replaced, if anything."""
+    patient_policy: PatientMismatchPolicy = PatientMismatchPolicy.REJECT,
+) -> Indexed:
+    """Index `parsed` in the open transaction; say what it replaced and how its patient was filed.
+
+    Raises InstanceProblem (PATIENT_MISMATCH) when its patient contradicts the index's and the policy
+    is REJECT; the caller's transaction then rolls back, leaving the index as it was.
+    """
     now = datetime.now(UTC)
     existing = connection.execute(_SELECT_INSTANCE, {"uid": parsed.sop_instance_uid}).first()
     replaced = None
@@ -144,7 +175,9 @@ def write_instance(
         replaced = Replaced(tuple(k for k in (existing.blob_key, existing.data_blob_key) if k))
         connection.execute(delete(_instance).where(_instance.c.pk == existing.pk))  # cascades
 
-    study_pk = _upsert_study(connection, parsed, now)
+    study_pk, conflict = _upsert_study(
+        connection, parsed, now, patient_policy, replacing=existing is not None
+    )
     series_pk = _upsert_series(connection, parsed, study_pk, now)
     if existing is not None and existing.series_pk != series_pk:
         _prune_if_empty(connection, existing.series_pk)
@@ -181,7 +214,7 @@ def write_instance(
                 for b in parsed.bulkdata
             ],
         )
-    return replaced
+    return Indexed(replaced, conflict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +241,7 @@ def _instance_values(
         "blob_key": blobs.blob_key,
         "data_blob_key": blobs.data_blob_key,
         "blob_size": blobs.size,
+        "sha256": blobs.sha256,
         "batch_id": batch_id,
         "created_at": now,
         "updated_at": now,
@@ -238,10 +272,17 @@ def _changes(row: Any, values: Mapping[str, object]) -> dict[str, object]:
     }
 
 
-def _upsert_study(connection: Connection, parsed: ParsedInstance, now: datetime) -> int:
+def _upsert_study(
+    connection: Connection,
+    parsed: ParsedInstance,
+    now: datetime,
+    policy: PatientMismatchPolicy,
+    *,
+    replacing: bool,
+) -> tuple[int, PatientConflict | None]:
     row = connection.execute(_SELECT_STUDY, {"uid": parsed.study_instance_uid}).first()
     if row is None:
-        patient_pk = _find_or_create_patient(connection, parsed)
+        patient_pk, conflict = _patient_for_new_study(connection, parsed, policy)
         values = {
             "study_instance_uid": parsed.study_instance_uid,
             "patient_pk": patient_pk,
@@ -249,14 +290,53 @@ def _upsert_study(connection: Connection, parsed: ParsedInstance, now: datetime)
             "updated_at": now,
             **_study_values(parsed),
         }
-        return int(connection.execute(_INSERT_STUDY, values).scalar_one())
+        return int(connection.execute(_INSERT_STUDY, values).scalar_one()), conflict
     if study_changes := _changes(row, _study_values(parsed)):
         connection.execute(
             update(_study).where(_study.c.pk == row.pk).values(**study_changes, updated_at=now)
         )
-    if patient_changes := _changes(row, _demographics(parsed)):
-        connection.execute(update(_patient).where(_patient.c.pk == row.patient_pk).values(**patient_changes))
-    return int(row.pk)
+    if replacing and not _has_instances(connection, row.pk):
+        # The replaced instance was the study's only one: nothing else vouches for its patient, so a
+        # corrected re-send files the study as a new study would be filed.
+        patient_pk, conflict = _patient_for_new_study(connection, parsed, policy)
+        _file_study_under(connection, row.pk, row.patient_pk, patient_pk)
+        return int(row.pk), conflict
+    stored = PatientIdentity(row.patient_id, row.issuer_of_patient_id, row.patient_name)
+    attributes = conflicting_attributes(stored, _identity(parsed))
+    if not attributes:
+        _fill_in_demographics(connection, row.patient_pk, row, parsed)
+        return int(row.pk), None
+    if policy is PatientMismatchPolicy.REJECT:
+        raise InstanceProblem(
+            Problem.PATIENT_MISMATCH, f"patient differs from the study's: {', '.join(attributes)}"
+        )
+    if policy is PatientMismatchPolicy.UPDATE:
+        _file_study_under(connection, row.pk, row.patient_pk, _patient_taking_identity(connection, parsed))
+    return int(row.pk), PatientConflict(attributes, policy)
+
+
+def _identity(parsed: ParsedInstance) -> PatientIdentity:
+    patient = parsed.patient
+    return PatientIdentity(patient.patient_id, patient.issuer_of_patient_id, patient.patient_name)
+
+
+def _has_instances(connection: Connection, study_pk: int) -> bool:
+    found = connection.execute(
+        select(_instance.c.pk)
+        .join(_series, _series.c.pk == _instance.c.series_pk)
+        .where(_series.c.study_pk == study_pk)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def _file_study_under(connection: Connection, study_pk: int, old_patient_pk: int, patient_pk: int) -> None:
+    """Point the study at `patient_pk`; drop the old patient if no study is filed under it any more."""
+    if patient_pk == old_patient_pk:
+        return
+    connection.execute(update(_study).where(_study.c.pk == study_pk).values(patient_pk=patient_pk))
+    still_used = select(_study.c.pk).where(_study.c.patient_pk == old_patient_pk).exists()
+    connection.execute(delete(_patient).where(_patient.c.pk == old_patient_pk, ~still_used))
 
 
 def _study_values(parsed: ParsedInstance) -> dict[str, str]:
@@ -276,24 +356,73 @@ def _demographics(parsed: ParsedInstance) -> dict[str, str]:
     return {**values, **person_name_search_forms("patient_name", patient.patient_name)}
 
 
-def _find_or_create_patient(connection: Connection, parsed: ParsedInstance) -> int:
-    """The patient with this Patient ID and issuer; a study with no Patient ID gets its own."""
-    attrs = parsed.patient
+def _fill_in_demographics(connection: Connection, patient_pk: int, row: Any, parsed: ParsedInstance) -> None:
+    """Record what the stored patient lacks or has changed (birth date, sex; a name only where empty).
+
+    A name that matches but is spelt otherwise (case, padding) is left as first stored.
+    """
     demographics = _demographics(parsed)
-    if attrs.patient_id:
-        row = connection.execute(
-            _SELECT_PATIENT, {"patient_id": attrs.patient_id, "issuer": attrs.issuer_of_patient_id}
-        ).first()
-        if row is not None:
-            if changes := _changes(row, demographics):
-                connection.execute(update(_patient).where(_patient.c.pk == row.pk).values(**changes))
-            return int(row.pk)
+    changes = _changes(row, {k: v for k, v in demographics.items() if not k.startswith("patient_name")})
+    if not row.patient_name and demographics["patient_name"]:
+        changes.update({k: v for k, v in demographics.items() if k.startswith("patient_name")})
+    if changes:
+        connection.execute(update(_patient).where(_patient.c.pk == patient_pk).values(**changes))
+
+
+def _find_patient(connection: Connection, parsed: ParsedInstance) -> Any:
+    """The stored patient with the instance's Patient ID and issuer; None without a Patient ID."""
+    attrs = parsed.patient
+    if not attrs.patient_id:
+        return None
+    return connection.execute(
+        _SELECT_PATIENT, {"patient_id": attrs.patient_id, "issuer": attrs.issuer_of_patient_id}
+    ).first()
+
+
+def _create_patient(connection: Connection, parsed: ParsedInstance) -> int:
     values = {
-        "patient_id": attrs.patient_id,
-        "issuer_of_patient_id": attrs.issuer_of_patient_id,
-        **demographics,
+        "patient_id": parsed.patient.patient_id,
+        "issuer_of_patient_id": parsed.patient.issuer_of_patient_id,
+        **_demographics(parsed),
     }
     return int(connection.execute(_INSERT_PATIENT, values).scalar_one())
+
+
+def _patient_for_new_study(
+    connection: Connection, parsed: ParsedInstance, policy: PatientMismatchPolicy
+) -> tuple[int, PatientConflict | None]:
+    """The patient a new study is filed under: the stored one with its Patient ID and issuer, or a new
+    one (a study with no Patient ID gets its own). A stored patient with another name is a conflict."""
+    row = _find_patient(connection, parsed)
+    if row is None:
+        return _create_patient(connection, parsed), None
+    stored = PatientIdentity(parsed.patient.patient_id, parsed.patient.issuer_of_patient_id, row.patient_name)
+    attributes = conflicting_attributes(stored, _identity(parsed))
+    if not attributes:
+        _fill_in_demographics(connection, row.pk, row, parsed)
+        return int(row.pk), None
+    if policy is PatientMismatchPolicy.REJECT:
+        raise InstanceProblem(
+            Problem.PATIENT_MISMATCH, "patient differs from the stored one with this ID: PatientName"
+        )
+    if policy is PatientMismatchPolicy.UPDATE:
+        _take_demographics(connection, row.pk, parsed)
+    return int(row.pk), PatientConflict(attributes, policy)
+
+
+def _patient_taking_identity(connection: Connection, parsed: ParsedInstance) -> int:
+    """The patient with the instance's identity, its name and demographics now the instance's."""
+    row = _find_patient(connection, parsed)
+    if row is None:
+        return _create_patient(connection, parsed)
+    _take_demographics(connection, row.pk, parsed)
+    return int(row.pk)
+
+
+def _take_demographics(connection: Connection, patient_pk: int, parsed: ParsedInstance) -> None:
+    values = {key: value for key, value in _demographics(parsed).items() if value}
+    if values:
+        connection.execute(update(_patient).where(_patient.c.pk == patient_pk).values(**values))
 
 
 def _upsert_series(connection: Connection, parsed: ParsedInstance, study_pk: int, now: datetime) -> int:

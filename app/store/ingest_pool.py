@@ -17,15 +17,22 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.settings import DuplicatePolicy, Settings
-from app.store.blobs import BlobStore, open_blob_store
-from app.store.db import create_index_engine
+from app.settings import (
+    DEFAULT_BLOB_DELETION_GRACE_S,
+    DEFAULT_ORPHAN_GRACE_S,
+    DuplicatePolicy,
+    PatientMismatchPolicy,
+    Settings,
+)
+from app.store.blobs import BlobStore, S3Timeouts, open_blob_store
+from app.store.db import DatabaseTimeouts, create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
 from app.store.storage_policy import storage_policy
+from app.worker_signals import ignore_interrupts
 
 _PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
 
@@ -44,6 +51,13 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    max_inflated_bytes: int | None = None
+    codec_memory_bytes: int = 0
+    blob_deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S
+    orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
+    patient_mismatch: PatientMismatchPolicy = PatientMismatchPolicy.REJECT
+    database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    s3_timeouts: S3Timeouts = field(default_factory=S3Timeouts)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -58,6 +72,15 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            max_inflated_bytes=settings.resolved_max_inflated_bytes,
+            codec_memory_bytes=settings.codec_memory_limit_mb * 1024 * 1024,
+            blob_deletion_grace_s=settings.blob_deletion_grace_s,
+            orphan_grace_s=settings.orphan_grace_s,
+            patient_mismatch=settings.patient_mismatch,
+            database_timeouts=DatabaseTimeouts.from_settings(settings),
+            s3_timeouts=S3Timeouts(
+                settings.s3_connect_timeout_s, settings.s3_read_timeout_s, settings.s3_max_attempts
+            ),
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -68,6 +91,7 @@ class IngestTarget:
             s3_region=self.s3_region,
             s3_access_key_id=self.s3_access_key_id,
             s3_secret_access_key=self.s3_secret_access_key,
+            s3_timeouts=self.s3_timeouts,
         )
 
 
@@ -81,9 +105,20 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
         if len(_ingestors) >= _MAX_TARGETS:
             oldest = next(iter(_ingestors))
             _ingestors.pop(oldest).engine.dispose()
-        engine = create_index_engine(target.database_url)
-        policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
+        engine = create_index_engine(target.database_url, target.database_timeouts)
+        policy = storage_policy(
+            target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
+        )
+        ingestor = Ingestor(
+            engine,
+            target.open_blob_store(),
+            target.duplicate_policy,
+            policy,
+            max_inflated_bytes=target.max_inflated_bytes,
+            deletion_grace_s=target.blob_deletion_grace_s,
+            orphan_grace_s=target.orphan_grace_s,
+            patient_policy=target.patient_mismatch,
+        )
         _ingestors[target] = ingestor
     return ingestor
 
@@ -91,9 +126,22 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
 def ingest_in_worker(
     target: IngestTarget, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str | None
 ) -> list[IngestResult]:
-    """Store spooled files (each consumed), in order, through this process's ingestor for `target`."""
+    """Store spooled files (each consumed), in order, through this process's ingestor for `target`.
+
+    Once the index or blob store turns out to be unavailable, the rest of the chunk is not tried: each
+    would wait out the same timeouts, and the request is answered 503 as a whole anyway.
+    """
     ingestor = _ingestor_for(target)
-    return [ingestor.ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id) for path in paths]
+    results: list[IngestResult] = []
+    for path in paths:
+        if results and results[-1].problem is Problem.UNAVAILABLE:
+            path.unlink(missing_ok=True)
+            results.append(
+                IngestResult(Outcome.FAILED, problem=Problem.UNAVAILABLE, message=results[-1].message)
+            )
+            continue
+        results.append(ingestor.ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id))
+    return results
 
 
 def _warm_worker(target: IngestTarget) -> None:
@@ -126,7 +174,7 @@ def start_worker_pool(workers: int) -> Executor:
     """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=ignore_interrupts)
 
 
 class IngestPool:

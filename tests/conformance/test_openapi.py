@@ -216,6 +216,22 @@ def test_contract_passes_the_openapi_validator(contract: dict[str, Any]) -> None
     validator.validate(contract)
 
 
+def test_public_operations_are_those_the_route_table_makes_public(contract: dict[str, Any]) -> None:
+    """Which operations need no credentials is declared (`security: []`) exactly where the security
+    layer's route table lets them through."""
+    from app.security.route_scopes import requirement_for
+
+    assert {"bearer", "apiKey", "shareToken"} <= set(contract["components"]["securitySchemes"])
+    assert contract["security"] == [{"bearer": []}, {"apiKey": []}, {"shareToken": []}]
+    for path, item in contract["paths"].items():
+        for method, operation in item.items():
+            if method not in OPERATION_KEYS:
+                continue
+            concrete = _PATH_PARAMETER.sub("1.2.3", path)
+            declared_public = operation.get("security", contract["security"]) == []
+            assert declared_public == requirement_for(method.upper(), concrete).public, (method, path)
+
+
 def test_the_served_document_is_the_contract(contract: dict[str, Any], tmp_path: Path) -> None:
     """GET /dicom-web/openapi.json is the YAML contract, value for value, as JSON."""
     app = create_app(Settings(data_dir=tmp_path))  # the lifespan never runs: the route needs no services
@@ -230,3 +246,12 @@ def test_the_served_document_is_the_contract(contract: dict[str, Any], tmp_path:
     assert response.headers["content-type"] == "application/json"
     assert response.json() == contract
     assert "/dicom-web/openapi.json" in response.json()["paths"]
+
+
+def test_every_operation_that_needs_credentials_documents_401_and_403(contract: dict[str, Any]) -> None:
+    """The authentication middleware answers them before routing, on every protected operation."""
+    for path, item in contract["paths"].items():
+        for method, body in item.items():
+            if method not in OPERATION_KEYS or body.get("security", contract["security"]) == []:
+                continue
+            assert {"401", "403"} <= set(body["responses"]), f"{method.upper()} {path}"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import schemathesis
 import yaml
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
@@ -76,19 +76,6 @@ def stored_path_parameters(path: str, data: st.DataObject, values: dict[str, lis
     return chosen
 
 
-def known_issue(case: Any) -> bool:
-    """Cases that trip defects being fixed elsewhere, left out until those fixes are merged."""
-    query = case.query or {}
-    # TODO(merge): QIDO `limit`/`offset` past a 64-bit integer answer 500 (OverflowError in the index);
-    # fixed on another branch. Drop this filter once it is merged.
-    return any(_over_int64(query.get(name)) for name in ("limit", "offset"))
-
-
-def _over_int64(value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    return any(isinstance(v, int | float) and not isinstance(v, bool) and abs(v) >= 2**63 for v in values)
-
-
 def contract_operations() -> list[tuple[str, str]]:
     """(METHOD, path) of every operation, read from the YAML the server serves (a conformance test checks
     that the two are the same document)."""
@@ -119,5 +106,4 @@ def test_no_request_gets_a_server_error(
     fixed = stored_path_parameters(path, data, real_values(fuzz_server))
     operation = contract_schema[path][method]
     case = data.draw(operation.as_strategy(mode, path_parameters=fixed or None), label="case")
-    assume(not known_issue(case))
     case.call_and_validate(base_url=fuzz_server.server.base_url, checks=CHECKS, timeout=30)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import DuplicatePolicy, Settings
+from app.settings import DuplicatePolicy, PatientMismatchPolicy, Settings
 
 
 def test_defaults_live_under_the_data_dir(tmp_path: Path) -> None:
@@ -31,4 +31,32 @@ def test_environment_is_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_bad_values_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOVEA_DUPLICATE_POLICY", "sometimes")
     with pytest.raises(ValueError, match="duplicate_policy"):
+        Settings()
+
+
+def test_patient_mismatch_policy_is_reject_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().patient_mismatch is PatientMismatchPolicy.REJECT
+    monkeypatch.setenv("FOVEA_PATIENT_MISMATCH", "accept-new")
+    assert Settings().patient_mismatch is PatientMismatchPolicy.ACCEPT_NEW
+    monkeypatch.setenv("FOVEA_PATIENT_MISMATCH", "overwrite")
+    with pytest.raises(ValueError, match="patient_mismatch"):
+        Settings()
+
+
+def test_timeouts_reach_the_ingest_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from app.store.ingest_pool import IngestTarget
+
+    monkeypatch.setenv("FOVEA_DATABASE_STATEMENT_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("FOVEA_S3_READ_TIMEOUT_S", "7")
+    monkeypatch.setenv("FOVEA_S3_MAX_ATTEMPTS", "1")
+    target = IngestTarget.from_settings(Settings(data_dir=tmp_path))
+    assert target.database_timeouts.statement_s == 2.5
+    config = target.s3_timeouts.boto_config()
+    assert (config.read_timeout, config.connect_timeout, config.retries) == (
+        7.0,
+        3.0,
+        {"max_attempts": 1, "mode": "standard"},
+    )
+    monkeypatch.setenv("FOVEA_S3_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValueError, match="s3_max_attempts"):
         Settings()

@@ -24,6 +24,9 @@ from app.dicomweb.errors import RangeNotSatisfiable
         ("bytes=9-3", None),  # last before first: invalid, ignored
         ("bytes=-", None),
         ("bytes=abc", None),
+        ("bytes=" + "9" * 5000 + "-", None),  # beyond what int() converts: ignored, not a 500
+        ("bytes=0-" + "9" * 19, None),
+        ("bytes=0-" + "9" * 18, ByteRange(0, 100)),
     ],
 )
 def test_parse_byte_range(header: str | None, expected: ByteRange | None) -> None:

@@ -111,6 +111,11 @@ def test_options() -> None:
         ([("limit", "-1")], "whole number"),
         ([("limit", "ten")], "whole number"),
         ([("offset", "1.5")], "whole number"),
+        ([("offset", "1" + "0" * 30)], "offset=1000.*from 0 to 2147483647"),
+        ([("limit", "1" + "0" * 30)], "limit=1000.*from 0 to 2147483647"),
+        ([("offset", "2147483648")], "offset=2147483648: a whole number from 0 to 2147483647"),
+        ([("offset", "9" * 5000)], "offset=9999"),  # beyond what int() converts
+        ([("limit", "²")], "limit=²: a whole number"),  # a digit to str.isdigit, not to int()
         ([("limit", "1"), ("limit", "2")], "more than once"),
         ([("fuzzymatching", "yes")], "true or false"),
         ([("includefield", "all"), ("includefield", "PatientAge")], "includefield=all"),
@@ -120,6 +125,11 @@ def test_options() -> None:
 def test_faults_are_400_saying_what_is_wrong(parameters: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         parse_search(parameters, STUDY)
+
+
+def test_largest_offset_and_limit_are_accepted() -> None:
+    query = parse_search([("limit", "2147483647"), ("offset", "2147483647")], STUDY)
+    assert (query.limit, query.offset) == (2**31 - 1, 2**31 - 1)
 
 
 def test_series_number_is_an_integer() -> None:

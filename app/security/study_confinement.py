@@ -1,0 +1,43 @@
+"""What a study share token may reach: its study's resources, and searches narrowed to that study.
+
+Why rewrite the search rather than filter its results: the search then runs as `/studies/{uid}/series`
+or with `StudyInstanceUID={uid}`, which QIDO-RS already answers exactly, paging and counts included.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import Scope
+
+from app.security.errors import InsufficientScope
+
+_STUDY_RESOURCE = re.compile(r"/dicom-web/studies/([^/]+)(/.*)?")
+_ROOT_SEARCHES = ("/dicom-web/series", "/dicom-web/instances")
+_STUDY_UID_KEYS = frozenset({"studyinstanceuid", "0020000d"})
+
+
+def confine_to_study(scope: Scope, study_uid: str) -> None:
+    """Let the request through narrowed to `study_uid`, or raise InsufficientScope."""
+    path: str = scope["path"]
+    if path == "/dicom-web/studies":
+        query = [
+            (key, value)
+            for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+            if key.lower() not in _STUDY_UID_KEYS
+        ]
+        query.append(("StudyInstanceUID", study_uid))
+        scope["query_string"] = urlencode(query).encode("latin-1")
+        return
+    if path in _ROOT_SEARCHES:
+        _set_path(scope, f"/dicom-web/studies/{study_uid}{path.removeprefix('/dicom-web')}")
+        return
+    match = _STUDY_RESOURCE.fullmatch(path)
+    if match is None or match.group(1) != study_uid:
+        raise InsufficientScope(f"this share token reads study {study_uid} only", "dicom.read")
+
+
+def _set_path(scope: Scope, path: str) -> None:
+    scope["path"] = path
+    scope["raw_path"] = path.encode("latin-1")
