@@ -101,6 +101,8 @@ crash-test: install
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 500
 FUZZ_SEED ?= $(shell date +%s)
+# Evaluated once: the seed printed is the seed used.
+FUZZ_SEED := $(FUZZ_SEED)
 FUZZ_BACKEND ?= sqlite-file
 
 fuzz: install
