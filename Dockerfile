@@ -16,11 +16,13 @@ RUN groupadd --system --gid 10001 fovea \
     && chown fovea:fovea /var/lib/fovea
 
 # Only what the wheel needs (.dockerignore keeps the rest out). The wheel packages the alembic
-# migrations as app/_migrations (pyproject: tool.hatch.build.targets.wheel.force-include), so
-# `fovea migrate` and auto-migration work from the installed package alone.
+# migrations as app/_migrations and the OpenAPI contract as app/_openapi (pyproject:
+# tool.hatch.build.targets.wheel.force-include), so `fovea migrate`, auto-migration and
+# /dicom-web/openapi.json work from the installed package alone.
 WORKDIR /tmp/fovea-src
 COPY pyproject.toml README.md ./
 COPY migrations ./migrations
+COPY openapi ./openapi
 COPY app ./app
 RUN pip install . \
     && cd / \

@@ -95,6 +95,21 @@ crash-test: install
 	FOVEA_CRASH_KILLS=$(CRASH_KILLS) FOVEA_CRASH_BACKENDS=sqlite-file,postgres-s3 \
 	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_consistency.py
 
+# The long fuzzing run (tests/fuzz, README "Fuzzing"): FUZZ_EXAMPLES examples per test instead of the
+# few `make test` runs, with a random seed that is printed first, so a failure can be replayed with
+# `make fuzz FUZZ_SEED=<seed>`. FUZZ_BACKEND=postgres-s3 runs them on PostgreSQL and S3 (moto).
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 500
+FUZZ_SEED ?= $(shell date +%s)
+# Evaluated once: the seed printed is the seed used.
+FUZZ_SEED := $(FUZZ_SEED)
+FUZZ_BACKEND ?= sqlite-file
+
+fuzz: install
+	@echo "fuzz: $(FUZZ_EXAMPLES) examples per test on $(FUZZ_BACKEND), seed $(FUZZ_SEED) (replay: make fuzz FUZZ_SEED=$(FUZZ_SEED))"
+	FOVEA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FOVEA_FUZZ_BACKEND=$(FUZZ_BACKEND) $(BIN)/pytest -q -p no:cacheprovider --timeout=7200 \
+	  --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics tests/fuzz
+
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, metrics, qido, rendered, stow, wado
+from app.api import admin, audit, contract, metrics, qido, rendered, stow, wado
 from app.api.audit_middleware import AuditMiddleware
 from app.api.request_log import RequestLogMiddleware
 from app.api.route_templates import RouteTemplates
@@ -43,6 +43,7 @@ ROUTERS = (
     (wado.router, DICOMWEB_PREFIX),
     (qido.router, DICOMWEB_PREFIX),
     (rendered.router, DICOMWEB_PREFIX),
+    (contract.router, DICOMWEB_PREFIX),
     (admin.router, ""),
     (metrics.router, ""),
     (audit.router, ""),
@@ -77,7 +78,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,  # the published contract is openapi/openapi.yaml
+        openapi_url=None,  # the published contract is openapi/openapi.yaml, served by api/contract.py
     )
 
     retry_after = str(settings.retry_after_s)

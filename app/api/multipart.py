@@ -4,8 +4,9 @@ Writing: `iter_multipart_related` yields a response body part by part (WADO-RS f
 
 Why: a STOW-RS body can be many GiB; it is fed chunk by chunk to python-multipart's parser (the one
 Starlette uses) and never held in memory. Tolerates what real clients send (RFC 2046 allows all of it):
-a quoted or unquoted boundary, a preamble or leading CRLF before the first boundary, no CRLF after the
-closing boundary. A body that ends before its closing boundary is an error, and every file is removed.
+a quoted or unquoted boundary, a preamble or leading CRLF before the first boundary, spaces or tabs
+after a delimiter (transport padding), no CRLF after the closing boundary. A body that ends before its
+closing boundary is an error, and every file is removed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from app.dicomweb.errors import BadRequest, ServiceUnavailable, UnsupportedMediaType
+
+PREAMBLE_LIMIT = 64 * 1024  # bytes held back while looking for the first delimiter line
 
 
 class MultipartError(BadRequest):
@@ -72,7 +75,7 @@ class MultipartSpooler:
         self._directory = directory
         self._max_part_bytes = max_part_bytes
         self._seen_first_boundary = False
-        self._head = b""  # bytes held back while looking for the first boundary
+        self._head = b""  # bytes held back until the first delimiter line has come
         self.parts: list[SpooledPart] = []
         self._file: BinaryIO | None = None
         self._field = b""
@@ -94,6 +97,9 @@ class MultipartSpooler:
             chunk = self._skip_preamble(chunk)
             if not chunk:
                 return
+        self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
         try:
             self._parser.write(chunk)
         except MultipartParseError as exc:
@@ -103,6 +109,10 @@ class MultipartSpooler:
 
     def finish(self) -> list[SpooledPart]:
         """Check the body ended with its closing boundary; raise MultipartError if not."""
+        if not self._seen_first_boundary and self._delimiter in self._head:
+            # The first delimiter line never ended (`--boundary--` and nothing after): parse what came.
+            self._seen_first_boundary = True
+            self._write(self._head[self._head.find(self._delimiter) :])
         if self._parser.state != MultipartState.END:
             where = f"inside part {len(self.parts)}" if self._file else "before its end"
             raise MultipartError(
@@ -121,15 +131,18 @@ class MultipartSpooler:
             part.path.unlink(missing_ok=True)
 
     def _skip_preamble(self, chunk: bytes) -> bytes:
+        """Hold bytes back until the whole first delimiter line has come; return it and what follows."""
         self._head += chunk
         at = self._head.find(self._delimiter)
-        if at < 0:
-            if len(self._head) > 64 * 1024:
+        line_end = self._head.find(b"\n", at + len(self._delimiter)) if at >= 0 else -1
+        if line_end < 0:
+            if len(self._head) > PREAMBLE_LIMIT:
                 raise MultipartError("multipart body does not start with its boundary")
             return b""
         self._seen_first_boundary = True
-        rest, self._head = self._head[at:], b""
-        return rest
+        line, rest = self._head[at:line_end], self._head[line_end:]
+        self._head = b""
+        return without_transport_padding(line, len(self._delimiter)) + rest
 
     def _on_part_begin(self) -> None:
         handle, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=self._directory)
@@ -167,6 +180,17 @@ class MultipartSpooler:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def without_transport_padding(line: bytes, delimiter_length: int) -> bytes:
+    """The first delimiter line without the spaces and tabs RFC 2046 (5.1.1) allows before its CRLF.
+
+    Why here: python-multipart skips that padding after later delimiters, not after the first one.
+    """
+    delimiter, tail = line[:delimiter_length], line[delimiter_length:]
+    if tail.endswith(b"\r") and not tail[:-1].strip(b" \t"):
+        return delimiter + b"\r"
+    return line
 
 
 @dataclass(frozen=True, slots=True)

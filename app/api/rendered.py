@@ -160,6 +160,8 @@ def _render(
 ) -> RenderedImage:
     frames = frames_of(connection, instance)
     source = frame_source(services, frames)
+    if source.syntax.is_video:  # one stream holds every frame: there is no frame to decode alone
+        raise NotAcceptable(f"instance {instance.sop_instance_uid} is a video: it cannot be rendered")
     fmt = native_format(frames.pixels, source.syntax)
     (stored,) = stored_metadata(connection, instance.scope)
     metadata = orjson.loads(stored)

@@ -21,6 +21,8 @@ from xml.etree import ElementTree
 
 from pydicom.datadict import keyword_for_tag
 
+from app.dicomweb.uids import is_valid_uid
+
 
 class FailureReason(IntEnum):
     PROCESSING_FAILURE = 0x0110
@@ -101,6 +103,14 @@ def _attribute(vr: str, *values: Any) -> dict[str, Any]:
     return {"vr": vr, "Value": present} if present else {"vr": vr}
 
 
+def _uid_attribute(value: str) -> dict[str, Any]:
+    """A UI attribute echoing a UID read from a refused instance: without a value when it is not a UID.
+
+    Why: a damaged file can carry any bytes where its UIDs should be; the response must stay valid DICOM.
+    """
+    return _attribute("UI", value if is_valid_uid(value) else "")
+
+
 def store_response_dataset(
     outcomes: Sequence[InstanceOutcome],
     *,
@@ -122,8 +132,8 @@ def store_response_dataset(
         if outcome.failure is None:
             continue
         item = {
-            "00081150": _attribute("UI", outcome.sop_class_uid),
-            "00081155": _attribute("UI", outcome.sop_instance_uid),
+            "00081150": _uid_attribute(outcome.sop_class_uid),
+            "00081155": _uid_attribute(outcome.sop_instance_uid),
             "00081197": _attribute("US", int(outcome.failure)),
         }
         if outcome.comment:

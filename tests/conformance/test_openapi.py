@@ -1,16 +1,18 @@
 """openapi/openapi.yaml, the published contract, stays in step with the app.
 
-Why: the app serves no generated OpenAPI document; the contract is written by hand, so these tests fail
-when a route is added, removed or renamed on one side only, or when the STOW-RS handler can answer with a
-status code the contract does not document.
+Why: the contract is written by hand (the app serves it as JSON, never a generated one), so these tests
+fail when a route is added, removed or renamed on one side only, when the STOW-RS handler can answer with
+a status code the contract does not document, or when the served document differs from the YAML.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from fastapi import FastAPI, routing
@@ -228,3 +230,28 @@ def test_public_operations_are_those_the_route_table_makes_public(contract: dict
             concrete = _PATH_PARAMETER.sub("1.2.3", path)
             declared_public = operation.get("security", contract["security"]) == []
             assert declared_public == requirement_for(method.upper(), concrete).public, (method, path)
+
+
+def test_the_served_document_is_the_contract(contract: dict[str, Any], tmp_path: Path) -> None:
+    """GET /dicom-web/openapi.json is the YAML contract, value for value, as JSON."""
+    app = create_app(Settings(data_dir=tmp_path))  # the lifespan never runs: the route needs no services
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fovea") as client:
+            return await client.get("/dicom-web/openapi.json")
+
+    response = asyncio.run(get())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == contract
+    assert "/dicom-web/openapi.json" in response.json()["paths"]
+
+
+def test_every_operation_that_needs_credentials_documents_401_and_403(contract: dict[str, Any]) -> None:
+    """The authentication middleware answers them before routing, on every protected operation."""
+    for path, item in contract["paths"].items():
+        for method, body in item.items():
+            if method not in OPERATION_KEYS or body.get("security", contract["security"]) == []:
+                continue
+            assert {"401", "403"} <= set(body["responses"]), f"{method.upper()} {path}"

@@ -82,3 +82,23 @@ def test_other_content_types_are_415(header: str | None) -> None:
 def test_missing_boundary_is_400() -> None:
     with pytest.raises(MultipartError, match="boundary"):
         parse_multipart_content_type('multipart/related; type="application/dicom"')
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 16])
+@pytest.mark.parametrize("padding", [b" ", b"\t", b" \t  "], ids=["space", "tab", "mixed"])
+def test_transport_padding_after_any_delimiter_is_skipped(tmp_path: Path, chunk: int, padding: bytes) -> None:
+    """RFC 2046 5.1.1 allows spaces and tabs between a delimiter and its CRLF, the first one included."""
+    body = b"--XyZ" + padding + b"\r\n\r\nFIRST\r\n--XyZ" + padding + b"\r\n\r\nSECOND\r\n--XyZ--" + padding
+    parts = spool(body, tmp_path, chunk).finish()
+    assert [p.path.read_bytes() for p in parts] == [b"FIRST", b"SECOND"]
+
+
+@pytest.mark.parametrize("body", [b"--XyZ--", b"preamble\r\n--XyZ--"])
+def test_body_of_only_the_closing_delimiter_has_no_parts(tmp_path: Path, body: bytes) -> None:
+    with pytest.raises(MultipartError, match="has no parts"):
+        spool(body, tmp_path, 2).finish()
+
+
+def test_delimiter_followed_by_other_text_is_malformed(tmp_path: Path) -> None:
+    with pytest.raises(MultipartError, match="malformed multipart body"):
+        spool(b"--XyZ junk\r\n\r\nFIRST\r\n--XyZ--", tmp_path, 4).finish()

@@ -110,6 +110,15 @@ def test_unknown_uids_of_unreadable_parts_are_empty_attributes() -> None:
     assert item["00081150"] == {"vr": "UI"} and item["00081155"] == {"vr": "UI"}
 
 
+@pytest.mark.parametrize("damaged", ["1.2.3?4", "1.2.03", "CT Image", "1." + "2" * 70, "1.2\x00"])
+def test_damaged_uids_of_refused_instances_are_not_echoed(damaged: str) -> None:
+    """A flipped byte in a refused file's UID must not put an invalid UI value into the response."""
+    dataset = _dataset([InstanceOutcome(damaged, damaged, failure=FailureReason.CANNOT_UNDERSTAND)])
+    [item] = dataset["00081198"]["Value"]  # type: ignore[index]
+    assert item["00081150"] == {"vr": "UI"} and item["00081155"] == {"vr": "UI"}
+    assert damaged not in dicom_json_to_xml(dataset).decode("utf-8")
+
+
 def test_xml_rendering_follows_the_native_dicom_model() -> None:
     xml = dicom_json_to_xml(_dataset([stored()]))
     root = ElementTree.fromstring(xml)
