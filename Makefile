@@ -2,15 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: `make run` installs what serving needs; the test, lint and benchmark targets add the rest.
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install dicom-tools run test lint bench clean e2e browser ohif oidc-provider
+.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test oidc-provider
 
 install: $(STAMP)
+install-run: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -63,7 +70,7 @@ $(OHIF_DIR)/dist/index.html: $(OHIF_TARBALL)
 e2e: $(E2E_STAMP) browser ohif
 	FOVEA_E2E_OHIF_DIST=$(OHIF_DIR)/dist $(BIN)/pytest -q -p no:cacheprovider e2e
 
-run: install
+run: install-run
 	$(BIN)/fovea serve
 
 # The OpenID provider the OIDC tests run (npm oidc-provider on Node.js, tests/oidc/provider.mjs),
@@ -81,6 +88,13 @@ $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json:
 test: install dicom-tools oidc-provider
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# SIGKILL during concurrent STOW-RS, many times, on SQLite + folder and PostgreSQL + S3 (moto); the normal
+# test run does it ten times on SQLite + folder (tests/integration/test_crash_consistency.py).
+CRASH_KILLS ?= 50
+crash-test: install
+	FOVEA_CRASH_KILLS=$(CRASH_KILLS) FOVEA_CRASH_BACKENDS=sqlite-file,postgres-s3 \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_crash_consistency.py
+
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy
@@ -92,6 +106,7 @@ bench: install
 	$(BIN)/python bench/bench_qido.py
 	$(BIN)/python bench/bench_rendered.py
 	$(BIN)/python bench/bench_auth.py
+	$(BIN)/python bench/bench_audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)

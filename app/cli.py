@@ -1,27 +1,44 @@
-"""The `fovea` command: serve, import, migrate, transcode, api-key, share.
+"""The `fovea` command: serve, import, migrate, transcode, gc, audit, api-key, share, config check.
 
-Settings come from FOVEA_* environment variables; command-line flags override them.
+Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
+line naming the variable, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 import uvicorn
 
+from app import __version__
+from app.log_setup import configure_logging
+from app.metrics import MULTIPROCESS_DIRECTORY
 from app.security.startup import startup_refusal
 from app.settings import Settings
+from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Fovea, a DICOMweb origin server.")
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets and patient data
+    help="Fovea, a DICOMweb origin server.",
+)
+config_cli = typer.Typer(no_args_is_help=True, help="Inspect the settings in force.")
+cli.add_typer(config_cli, name="config")
 
 DataDirOption = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (FOVEA_DATA_DIR)", show_default=False)
@@ -29,18 +46,46 @@ DataDirOption = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
-    values = {key: value for key, value in overrides.items() if value is not None}
-    if data_dir is not None:
-        values["data_dir"] = data_dir
-    base = Settings()
-    return base.model_copy(update=values) if values else base
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fovea {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _startup(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """Fovea, a DICOMweb origin server."""
+    for warning in unknown_variables():
+        typer.echo(f"fovea: warning: {warning}", err=True)
 
 
 def app_from_environment() -> object:
     """ASGI app factory for uvicorn worker processes (`fovea serve --workers N`)."""
     from app.main import create_app
 
-    return create_app(Settings())
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
+
+
+def _fresh_metrics_directory(data_dir: Path) -> Path:
+    """An empty folder where each worker process writes its metrics, so /metrics counts them all."""
+    folder = (data_dir / ".metrics" / str(os.getpid())).resolve()
+    shutil.rmtree(data_dir / ".metrics", ignore_errors=True)  # left by earlier runs: stale values
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _exit_after_terminate(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 @cli.command()
@@ -49,22 +94,28 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port (FOVEA_PORT)")] = None,
     data_dir: DataDirOption = None,
     workers: Annotated[int, typer.Option(help="Server processes")] = 1,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[str | None, typer.Option(help="Least severe level logged (FOVEA_LOG_LEVEL)")] = None,
 ) -> None:
     """Serve DICOMweb on http://HOST:PORT/dicom-web."""
     from app.main import create_app
     from app.store.db import create_index_engine, migrate
 
-    settings = _settings(data_dir, host=host, port=port)
+    settings = _settings(data_dir, host=host, port=port, log_level=log_level)
     refusal = startup_refusal(settings)
     if refusal:
         typer.echo(refusal, err=True)
         raise typer.Exit(code=2)
+    configure_logging(settings.log_format, settings.log_level)
+    # uvicorn re-raises SIGTERM once it has shut down; ending by SystemExit instead runs the exit
+    # handlers, so the log lines still queued are written.
+    signal.signal(signal.SIGTERM, _exit_after_terminate)
     # X-Forwarded-* (the client address included) are judged by Fovea's own trusted-proxy list.
     proxy_options: dict[str, object] = {"proxy_headers": False}
     if workers > 1:
         # Workers read settings from the environment: pass the flags on, migrate once here.
         os.environ["FOVEA_DATA_DIR"] = str(settings.data_dir)
+        os.environ[MULTIPROCESS_DIRECTORY] = str(_fresh_metrics_directory(settings.data_dir))
+        os.environ["FOVEA_LOG_LEVEL"] = settings.log_level
         if settings.migrate_at_startup:
             engine = create_index_engine(settings.resolved_database_url)
             migrate(engine)
@@ -76,7 +127,10 @@ def serve(
             host=settings.host,
             port=settings.port,
             workers=workers,
-            log_level=log_level,
+            log_config=None,  # configure_logging did it (and does it again in each worker)
+            log_level=settings.log_level,
+            access_log=False,  # one line per request comes from Fovea's own middleware
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             **proxy_options,  # type: ignore[arg-type]
         )
         return
@@ -84,7 +138,10 @@ def serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         **proxy_options,  # type: ignore[arg-type]
     )
 
@@ -131,12 +188,13 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
-    from app.imaging.syntaxes import find_transfer_syntax_by_name
+    from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
 
     target = find_transfer_syntax_by_name(syntax)
     if target is None:
-        typer.echo(f"unknown transfer syntax: {syntax}", err=True)
+        known = ", ".join(ts.keyword for ts in TRANSFER_SYNTAXES if not ts.is_video)
+        typer.echo(f"unknown transfer syntax: {syntax} (use a UID or one of: {known})", err=True)
         raise typer.Exit(code=2)
     if source.is_dir() and destination.exists() and not destination.is_dir():
         typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
@@ -149,6 +207,109 @@ def transcode(
         f"{summary.skipped} skipped, {len(summary.failed)} failed"
     )
     raise typer.Exit(code=1 if summary.failed else 0)
+
+
+@config_cli.command("check")
+def config_check(data_dir: DataDirOption = None) -> None:
+    """Print the settings in force (FOVEA_* variables and defaults, secrets masked).
+
+    Exit status: 0 the settings are usable, 2 a setting is not (one line each on stderr).
+    """
+    settings = _settings(data_dir)
+    for name, value in effective_settings(settings):
+        typer.echo(f"{name}={value}")
+
+
+@cli.command()
+def gc(
+    data_dir: DataDirOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would go; remove nothing")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object, not text lines")] = False,
+) -> None:
+    """Remove blobs whose deferred deletion is due, orphan blobs and spool leftovers; report them.
+
+    Safe while servers run: see "Crash consistency and garbage collection" in docs/deployment.md.
+    """
+    import orjson
+
+    from app.store.db import create_index_engine, prepare_index
+    from app.store.garbage import collect_garbage
+    from app.store.ingest_pool import IngestTarget
+
+    settings = _settings(data_dir)
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        prepare_index(engine, settings)
+        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        report = collect_garbage(engine, blobs, orphan_grace_s=settings.orphan_grace_s, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    if json_output:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+    else:
+        for line in report.lines():
+            typer.echo(line)
+
+
+class AuditFormat(StrEnum):
+    JSON = "json"
+    TABLE = "table"
+
+
+@cli.command()
+def audit(
+    study: Annotated[
+        str | None, typer.Option(help="Only events that touched this Study Instance UID")
+    ] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="Only this principal (key name, OIDC sub or username, token id)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time: ISO 8601 (2026-12-01T08:00Z) or an age (12h, 7d)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (same forms as --since)")] = None,
+    limit: Annotated[int, typer.Option(help="The latest N matching events")] = 1000,
+    output: Annotated[AuditFormat, typer.Option("--format", help="JSON lines or a table")] = AuditFormat.JSON,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the audit trail kept in the index database, oldest first.
+
+    Exit status: 0 shown (even if none matched), 2 bad arguments, 1 the index cannot be read.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.audit.queries import AuditQuery, BadAuditQuery, find_events, parse_when
+    from app.audit.table import event_table
+    from app.store.db import create_index_engine
+
+    settings = _settings(data_dir)
+    try:
+        query = AuditQuery(
+            study=study,
+            principal=principal,
+            since=parse_when(since) if since else None,
+            until=parse_when(until) if until else None,
+            limit=limit,
+        )
+    except BadAuditQuery as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from exc
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            events = find_events(connection, query)
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        typer.echo(f"cannot read the audit trail: {type(exc).__name__}: {reason}", err=True)
+        typer.echo("(is the index migrated? run `fovea migrate`)", err=True)
+        raise typer.Exit(code=1) from exc
+    finally:
+        engine.dispose()
+    if output is AuditFormat.TABLE:
+        typer.echo(event_table(events))
+    else:
+        for event in events:
+            typer.echo(orjson.dumps(event).decode())
 
 
 api_key_cli = typer.Typer(no_args_is_help=True, help="API keys for machine clients (index database).")
@@ -260,4 +421,9 @@ def share(
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except SettingsError as exc:
+        for line in exc.lines:
+            print(f"fovea: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -15,8 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, qido, rendered, stow, wado
+from app.api import admin, audit, metrics, qido, rendered, stow, wado
+from app.api.audit_middleware import AuditMiddleware
+from app.api.request_log import RequestLogMiddleware
+from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
+from app.audit.trail import open_audit_trail
 from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
@@ -29,6 +33,18 @@ def error_response(status: int, message: str) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
+# Every router and the prefix it is served under, in matching order.
+ROUTERS = (
+    (stow.router, DICOMWEB_PREFIX),
+    (wado.router, DICOMWEB_PREFIX),
+    (qido.router, DICOMWEB_PREFIX),
+    (rendered.router, DICOMWEB_PREFIX),
+    (admin.router, ""),
+    (metrics.router, ""),
+    (audit.router, ""),
+)
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """The Fovea ASGI app; opens its services at start-up unless given ready-made ones."""
 
@@ -36,11 +52,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or open_services(settings)
+        audit_trail = None
         try:
+            engine = app.state.services.engine
+            audit_trail = app.state.audit = open_audit_trail(
+                settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog
+            )
             if owned:
                 await app.state.services.ingest.warm_up()
             yield
         finally:
+            if audit_trail is not None:
+                audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
 
@@ -67,15 +90,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         response.headers.update(exc.headers or {})
         return response
 
-    app.include_router(stow.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(wado.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(qido.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(rendered.router, prefix=DICOMWEB_PREFIX)
-    app.include_router(admin.router)
+    for router, prefix in ROUTERS:
+        app.include_router(router, prefix=prefix)
     # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
     app.add_middleware(AuthenticationMiddleware, settings=settings)
+    # Outside the authentication middleware, so refused requests are recorded.
+    app.add_middleware(AuditMiddleware)
     if settings.cors_origin_list:
         add_cors(app, settings.cors_origin_list)
+    # Last added, outermost: it sees every answer, preflights too.
+    app.add_middleware(RequestLogMiddleware, templates=RouteTemplates.of(ROUTERS))
     return app
 
 
@@ -98,6 +122,7 @@ CORS_EXPOSED_HEADERS = [
     "Content-Range",
     "ETag",
     "Fovea-Window",
+    "X-Request-ID",
     "WWW-Authenticate",  # why a 401/403 was answered
 ]
 

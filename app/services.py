@@ -15,13 +15,15 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
-from app.imaging.codec_pool import CodecPool
+from app.imaging.codec_pool import CodecLimits, CodecPool
+from app.metrics import watch_connection_pool
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
 from app.store.db import create_index_engine, prepare_index
 from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
+from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
 
 _P = ParamSpec("_P")
@@ -34,14 +36,18 @@ def _retrieval_threads() -> ThreadPoolExecutor:
 
 
 def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
-    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size)
+    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames")
 
 
 RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
 
 
 def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
-    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]))
+    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images")
+
+
+def codec_limits(settings: Settings) -> CodecLimits:
+    return CodecLimits(settings.codec_memory_limit_mb * 1024 * 1024, settings.codec_timeout_s)
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Services:
     rendered_images: TranscodedFrameCache[RenderedImage] = field(
         default_factory=lambda: rendered_image_cache(64)
     )
+    collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -70,6 +77,8 @@ class Services:
         return await loop.run_in_executor(self.retrieval, lambda: function(*args, **kwargs))
 
     def close(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
         self.ingest.close()
         self.retrieval.shutdown(wait=False, cancel_futures=True)
         self.codecs.close()
@@ -77,8 +86,10 @@ class Services:
 
 
 def open_services(settings: Settings) -> Services:
-    """Open the index (migrating it when the settings say so), the blob store and the ingest workers."""
+    """Open the index (migrating it when the settings say so), the blob store and the ingest workers,
+    and start collecting garbage in the background: what a crash left, then due deferred deletions."""
     engine = create_index_engine(settings.resolved_database_url)
+    watch_connection_pool(engine)
     try:
         prepare_index(engine, settings)
         target = IngestTarget.from_settings(settings)
@@ -86,12 +97,21 @@ def open_services(settings: Settings) -> Services:
     except BaseException:
         engine.dispose()
         raise
-    return Services(
+    collector = None
+    if settings.gc_interval_s > 0:  # else `fovea gc` (a cron job) does it
+        collector = BlobCollector(
+            engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
+        )
+    services = Services(
         settings=settings,
         engine=engine,
         blobs=blobs,
+        collector=collector,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
-        codecs=CodecPool(settings.codec_workers),
+        codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb),
     )
+    if collector is not None:
+        collector.start()
+    return services

@@ -12,9 +12,17 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.audit.syslog import parse_syslog_url
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
+from app.log_setup import LogFormat
 
 GIB = 1024**3
+ENV_PREFIX = "FOVEA_"
+# URL schemes people write for PostgreSQL, and the driver Fovea installs (psycopg 3).
+_POSTGRES_ALIASES = ("postgres://", "postgresql://")
+_POSTGRES_DRIVER = "postgresql+psycopg://"
+DEFAULT_BLOB_DELETION_GRACE_S = 300.0
+DEFAULT_ORPHAN_GRACE_S = 3600.0
 
 
 def _syntax_uid(name: str) -> str:
@@ -42,7 +50,7 @@ class AnonymousAccess(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOVEA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Folder for the default SQLite index and blobs")
     database_url: str | None = Field(
@@ -92,6 +100,24 @@ class Settings(BaseSettings):
         description="Threads, and processes where a codec holds the GIL, that decode and "
         "encode frames; 0: one per CPU core",
     )
+    codec_memory_limit_mb: int = Field(
+        4096,
+        ge=0,
+        description="Address space of each codec worker process (MiB); a frame whose decode needs more is "
+        "refused with 406; 0: no limit",
+    )
+    codec_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest one frame's decode, encode or rendering may run (seconds); then it is "
+        "abandoned (406) and its worker process replaced; 0: no limit",
+    )
+    max_inflated_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Largest size a Deflated Explicit VR Little Endian data set may inflate to at ingest "
+        "(0xA700 above); unset: FOVEA_MAX_INSTANCE_BYTES",
+    )
     transcode_cache_mb: int = Field(
         256, ge=0, description="Memory for transcoded frames kept per server process (MB); 0: none kept"
     )
@@ -115,6 +141,74 @@ class Settings(BaseSettings):
         "",
         description="Web origins browsers may call Fovea from (comma-separated, e.g. "
         "https://viewer.example.org; * for any); empty: no CORS headers",
+    )
+    audit_log: str = Field(
+        "",
+        description="Where audit events go as JSON lines: a file path (appended to), - for stdout; "
+        "empty: not written as JSON lines",
+    )
+    audit_db: bool = Field(
+        True, description="Keep audit events in the index database (for `fovea audit`, GET /admin/audit)"
+    )
+    audit_syslog: str = Field(
+        "",
+        description="Also send audit events as DICOM audit messages (IHE ATNA) by syslog to "
+        "udp://host:port or tcp://host:port; empty: not sent",
+    )
+
+    @field_validator("audit_syslog")
+    @classmethod
+    def _syslog_destination(cls, value: str) -> str:
+        if value:
+            parse_syslog_url(value)
+        return value
+
+    log_format: LogFormat = Field(
+        LogFormat.CONSOLE, description="Log lines as `console` text for people or `json` for collectors"
+    )
+    log_level: str = Field(
+        "info",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="Least severe level logged: debug, info (one line per request), warning, error",
+    )
+    shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM or Ctrl-C, how long requests in flight may run before the server exits",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _lower_case_level(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_driver(cls, value: str | None) -> str | None:
+        """postgres:// and postgresql:// mean PostgreSQL through psycopg 3, the driver Fovea ships."""
+        if value:
+            for alias in _POSTGRES_ALIASES:
+                if value.startswith(alias):
+                    return _POSTGRES_DRIVER + value.removeprefix(alias)
+        return value
+
+    blob_deletion_grace_s: float = Field(
+        DEFAULT_BLOB_DELETION_GRACE_S,
+        ge=0,
+        description="Seconds a replaced instance's blob is kept after the index stops referring to it, "
+        "for reads that looked it up before; longer than the slowest retrieval",
+    )
+    orphan_grace_s: float = Field(
+        DEFAULT_ORPHAN_GRACE_S,
+        ge=0,
+        description="Seconds before garbage collection may remove a blob no index row refers to, or a "
+        "spool file no live process owns; ingest gives up on an instance not indexed within half of it",
+    )
+    gc_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between a server process's runs of due blob deletions (after a full "
+        "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
     )
 
     # Security (docs/deployment.md "Security"): who may call Fovea, and which proxies it believes.
@@ -207,6 +301,10 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
+    def resolved_max_inflated_bytes(self) -> int:
+        return self.max_inflated_bytes or self.max_instance_bytes
 
     @property
     def resolved_database_url(self) -> str:

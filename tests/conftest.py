@@ -31,6 +31,7 @@ from app.store.db import create_index_engine, migrate
 from app.store.index import Base
 from app.store.ingest import Ingestor
 from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
+from app.store.spool import LOCK_NAME
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 INDEXES = ("sqlite", "postgres")
@@ -170,7 +171,9 @@ class Backend:
         return {item["Key"] for item in listing.get("Contents", [])}
 
     def spool_files(self) -> list[Path]:
-        return [p for p in self.blobs.spool_directory.rglob("*") if p.is_file()]
+        """Files left in the spool (every process's folder), not counting the folders' lock files."""
+        root = self.blobs.spool_root
+        return [p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -19,6 +19,7 @@ from app.api.deps import get_services
 from app.api.multipart import OutgoingPart
 from app.api.urls import dicomweb_base_url
 from app.api.wado_request import VARY, accept_lists_of, multipart_response
+from app.audit.notes import AuditedUids, audited_uids
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.metadata import with_absolute_bulkdata_uris
 from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
@@ -73,8 +74,10 @@ class SearchRequest:
         return cls(query, scope, media_type, base_url, coding)
 
 
-def answer_search(services: Services, search_request: SearchRequest) -> Response:
-    """Run the search and encode its page (in the retrieval threads)."""
+def answer_search(
+    services: Services, search_request: SearchRequest, audited: AuditedUids | None = None
+) -> Response:
+    """Run the search and encode its page (in the retrieval threads); note the studies it returns."""
     with services.engine.connect() as connection:
         page = search(
             connection,
@@ -82,6 +85,8 @@ def answer_search(services: Services, search_request: SearchRequest) -> Response
             search_request.scope,
             max_results=services.settings.qido_max_results,
         )
+    if audited is not None:
+        audited.add(studies=(result.study_instance_uid for result in page.results))
     base_url = search_request.base_url
     # JSON bytes, BulkDataURIs (in attributes copied from stored metadata, at any depth) made absolute.
     encoded = [
@@ -126,7 +131,7 @@ def _search_endpoint(level: QueryLevel) -> Callable[[Request], Awaitable[Respons
     async def endpoint(request: Request) -> Response:
         services = get_services(request)
         search_request = SearchRequest.read(request, services, level)
-        return await services.run_blocking(answer_search, services, search_request)
+        return await services.run_blocking(answer_search, services, search_request, audited_uids(request))
 
     return endpoint
 

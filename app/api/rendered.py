@@ -25,7 +25,13 @@ from sqlalchemy import Connection
 from app.api.conditional import make_validators
 from app.api.deps import get_services
 from app.api.wado_pixels import bulk_value, frame_source
-from app.api.wado_request import VARY, WadoRequest, not_found_message, scope_description
+from app.api.wado_request import (
+    VARY,
+    WadoRequest,
+    answered_again_if_changed,
+    not_found_message,
+    scope_description,
+)
 from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
@@ -39,6 +45,7 @@ from app.imaging.render import (
     encode_image,
     frame_samples,
     render_frame,
+    render_memory_bytes,
     srgb_profile,
 )
 from app.services import RenderedImage, Services
@@ -100,6 +107,7 @@ _DISPLAY_TAGS = frozenset(
 _PER_FRAME_GROUPS = "52009230"
 
 
+@answered_again_if_changed
 def answer_rendered(
     services: Services, wado: WadoRequest, options: RenderOptions, numbers: tuple[int, ...] | None
 ) -> Response:
@@ -164,6 +172,8 @@ def _render(
 
     profile = _icc_profile(options, display, bulk)
     try:
+        needed = render_memory_bytes(fmt.rows, fmt.columns, fmt.samples_per_pixel)
+        services.codecs.check_budget(needed, "rendering a frame")
         if len(numbers) == 1:  # the common case (thumbnails, a frame): one hand-off to the codec pool
             ds = Dataset.from_json(frame_display_json(display, numbers[0]), bulk_data_uri_handler=bulk)
             native = source.native(numbers[0])

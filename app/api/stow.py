@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, UnsupportedMediaType
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
@@ -27,9 +28,11 @@ from app.dicomweb.responses import (
     store_status,
 )
 from app.dicomweb.uids import require_valid_uid
+from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
 from app.store.ingest import IngestResult, Outcome
 from app.store.parse import Problem
+from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
@@ -93,6 +96,13 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         raise
 
     outcomes = await _ingest_parts(services, parts, study_instance_uid)
+    stored = [outcome for outcome in outcomes if outcome.failure is None]
+    note_audited_uids(
+        request,
+        studies=(o.study_instance_uid for o in stored),
+        series=(o.series_instance_uid for o in stored),
+        instances=(o.sop_instance_uid for o in stored),
+    )
     base = dicomweb_base_url(request, services.settings.public_base_url)
     dataset = store_response_dataset(
         outcomes,
@@ -119,7 +129,28 @@ async def _ingest_parts(
     finally:
         for part in parts:  # ingest consumes its files; what is left is a refused part's
             part.path.unlink(missing_ok=True)
-    return [_outcome(result if result is not None else next(stored)) for result in results]
+    finished = [result if result is not None else next(stored) for result in results]
+    _count(parts, finished)
+    _forget_replaced_frame_tables(services, finished)
+    return [_outcome(result) for result in finished]
+
+
+def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
+    for part, result in zip(parts, results, strict=True):
+        STOW_INSTANCES.labels(result.outcome.value).inc()
+        if result.outcome in (Outcome.STORED, Outcome.REPLACED):
+            STOW_BYTES.inc(part.size)
+        elif result.problem is not None:
+            STOW_FAILURES.labels(f"0x{FAILURE_FOR_PROBLEM[result.problem]:04X}").inc()
+
+
+def _forget_replaced_frame_tables(services: Services, results: list[IngestResult]) -> None:
+    """A client that replaced an instance reads the new one at once from this process; the old blob
+    stays readable for a while, so other processes' cached tables serve the old one until they expire."""
+    for result in results:
+        if result.outcome is Outcome.REPLACED:
+            scope = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
+            services.frame_tables.forget(scope)
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

@@ -21,7 +21,14 @@ from fastapi.responses import StreamingResponse
 from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
 from app.api.wado_pixels import frame_source, retrieve_scope_bulkdata
-from app.api.wado_request import VARY, WadoRequest, look_up_scope, multipart_response
+from app.api.wado_request import (
+    CHANGED_SINCE_LOOKUP,
+    VARY,
+    WadoRequest,
+    answered_again_if_changed,
+    look_up_scope,
+    multipart_response,
+)
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
@@ -33,7 +40,7 @@ from app.imaging.transcode import (
 from app.services import Services
 from app.store.blobs import open_blob
 from app.store.frame_source import FRAME_CONVERSION_ERRORS, instance_producer, stored_syntax
-from app.store.retrieval import StoredInstance, frames_of
+from app.store.retrieval import StoredInstance, frames_of, stored_instances
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +87,7 @@ def _production_key(instance: StoredInstance) -> tuple[object, ...]:
     )
 
 
-def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
+def _instance_body(services: Services, wado: WadoRequest, plan: _Plan) -> Iterator[bytes]:
     """The Part 10 bytes of one instance in its selected syntax, in chunks.
 
     A frame that cannot be decoded or encoded after all (negotiation judges by the attributes, the
@@ -88,12 +95,40 @@ def _instance_body(services: Services, plan: _Plan) -> Iterator[bytes]:
     out; later, it can only cut the body short.
     """
     try:
-        yield from _instance_chunks(services, plan)
+        yield from _current_instance_chunks(services, wado, plan)
     except FRAME_CONVERSION_ERRORS as exc:
         raise NotAcceptable(
             f"instance {plan.instance.sop_instance_uid} cannot be converted to "
             f"{plan.selection.transfer_syntax} ({exc}); `transfer-syntax=*` gives it as stored"
         ) from exc
+
+
+def _current_instance_chunks(services: Services, wado: WadoRequest, plan: _Plan) -> Iterator[bytes]:
+    """The planned instance's chunks; when it was replaced since it was looked up and none of its bytes
+    went out yet, its replacement's, provided they go out under the same part header."""
+    started = False
+    try:
+        for chunk in _instance_chunks(services, plan):
+            started = True
+            yield chunk
+    except CHANGED_SINCE_LOOKUP:
+        replacement = None if started else _replanned(services, wado, plan)
+        if replacement is None:
+            raise
+        yield from _instance_chunks(services, replacement)
+
+
+def _replanned(services: Services, wado: WadoRequest, plan: _Plan) -> _Plan | None:
+    with services.engine.connect() as connection:
+        instances = stored_instances(connection, plan.instance.scope)
+    if not instances:
+        return None
+    try:
+        [replacement] = _negotiate(wado, instances)
+    except NotAcceptable:
+        return None
+    same_header = replacement.selection.part_content_type == plan.selection.part_content_type
+    return replacement if same_header else None
 
 
 def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
@@ -127,6 +162,7 @@ def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
         )
 
 
+@answered_again_if_changed
 def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
     """Every instance of the scope, multipart/related or (one instance) single part."""
     instances, version = look_up_scope(services, wado)
@@ -151,7 +187,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
             "Vary": VARY,
             "Content-Location": wado.instance_url(plans[0].instance),
         }
-        body = _instance_body(services, plans[0])
+        body = _instance_body(services, wado, plans[0])
         head = next(body)  # made here, in the thread pool: a failure is still an error response
         return StreamingResponse(
             itertools.chain((head,), body), media_type=first.part_content_type, headers=headers
@@ -160,7 +196,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
         OutgoingPart(
             plan.selection.part_content_type,
             wado.instance_url(plan.instance),
-            _instance_body(services, plan),
+            _instance_body(services, wado, plan),
         )
         for plan in plans
     )

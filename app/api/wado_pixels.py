@@ -23,6 +23,7 @@ from app.api.content_coding import Coding
 from app.api.multipart import OutgoingPart
 from app.api.wado_request import (
     WadoRequest,
+    answered_again_if_changed,
     look_up_scope,
     multipart_response,
     not_found_message,
@@ -35,10 +36,12 @@ from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
 from app.imaging.codecs.native import little_endian_value, word_bytes
+from app.metrics import FRAMES_SERVED, syntax_label
 from app.services import Services
 from app.store.blobs import BlobNotFound
 from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource, frame_producer, stored_syntax
 from app.store.retrieval import (
+    InstanceChanged,
     NoPixelData,
     StoredBulkData,
     StoredFrames,
@@ -101,6 +104,7 @@ def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:
     return f"{wado.instance_url(instance)}/frames"
 
 
+@answered_again_if_changed
 def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response:
     """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4).
 
@@ -156,6 +160,8 @@ def _frames_response(
     )
     if (not_modified := wado.not_modified(validators)) is not None:
         return not_modified
+    served = syntax_label(selection.transfer_syntax)
+    FRAMES_SERVED.labels(syntax_label(source.syntax.uid), served).inc(len(numbers))
     url = frames_url(wado, frames.instance)
     if not selection.multipart:
         body = _frame_body(source, selection, numbers[0])
@@ -212,15 +218,36 @@ def _pixel_parts(
 ) -> Iterator[OutgoingPart]:
     """Every frame of every planned instance, one part each, read lazily."""
     for plan in plans:
-        with services.engine.connect() as connection:
-            frames = frames_of(connection, plan.instance)
+        frames, selection = _current_frames(services, wado, plan)
         source = frame_source(services, frames)
-        url = frames_url(wado, plan.instance)
+        url = frames_url(wado, frames.instance)
         for number in range(1, frames.layout.number_of_frames + 1):
-            body = _frame_body(source, plan.selection, number)
-            yield OutgoingPart(plan.selection.part_content_type, f"{url}/{number}", body)
+            body = _frame_body(source, selection, number)
+            yield OutgoingPart(selection.part_content_type, f"{url}/{number}", body)
 
 
+def _current_frames(
+    services: Services, wado: WadoRequest, plan: _InstancePlan
+) -> tuple[StoredFrames, FrameSelection]:
+    """The frame table of the planned instance; when it was replaced since the plan was made (a long
+    response reaches it late), its replacement's, with the frame media type negotiated again."""
+    with services.engine.connect() as connection:
+        try:
+            return frames_of(connection, plan.instance), plan.selection
+        except InstanceChanged:
+            try:
+                frames = stored_frames(connection, plan.instance.scope)
+            except NoPixelData:
+                frames = None
+    if frames is None:
+        raise NotFound(f"instance {plan.instance.sop_instance_uid} was removed while it was being retrieved")
+    syntax = stored_syntax(frames.transfer_syntax_uid)
+    if syntax.is_video:
+        raise NotAcceptable(f"instance {plan.instance.sop_instance_uid} was replaced by a video")
+    return frames, _select_frames(wado, syntax.uid, frame_producer(frames.instance), False)
+
+
+@answered_again_if_changed
 def retrieve_pixeldata(services: Services, wado: WadoRequest) -> Response:
     """The pixeldata resource: every frame of every instance in the scope (PS3.18 10.4.1.1.5)."""
     instances, version = look_up_scope(services, wado)
@@ -285,6 +312,7 @@ def _bulk_url(wado: WadoRequest, item: StoredBulkData) -> str:
     return f"{wado.instance_url(item.instance)}/bulkdata/{item.path}"
 
 
+@answered_again_if_changed
 def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) -> Response:
     """One BulkDataURI of an instance (PS3.18 10.4.1.1.5). Pixel Data answers as the pixeldata resource;
     any other value as octet-stream, a `Range` of it as 206 Partial Content."""
@@ -339,6 +367,7 @@ def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) ->
     return response
 
 
+@answered_again_if_changed
 def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     """The bulkdata resource of a study, series or instance: every bulk value of its instances.
 

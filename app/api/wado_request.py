@@ -7,9 +7,11 @@ content coding), so each handler stays a short story of lookup, negotiate, respo
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import ParamSpec
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
@@ -23,9 +25,37 @@ from app.dicomweb.negotiation import MediaRange, parse_accept
 from app.dicomweb.uids import require_valid_uid
 from app.services import Services
 from app.settings import Settings
-from app.store.retrieval import Scope, ScopeVersion, StoredInstance, stored_instances_with_version
+from app.store.blobs import BlobNotFound
+from app.store.retrieval import (
+    InstanceChanged,
+    Scope,
+    ScopeVersion,
+    StoredInstance,
+    stored_instances_with_version,
+)
 
 VARY = "Accept, Accept-Encoding"
+_P = ParamSpec("_P")
+# What a read meets when a writer replaced an instance after the read looked it up: the frame table is
+# gone at once; the blob only after the deletion grace period, so a slow read may still meet that.
+CHANGED_SINCE_LOOKUP = (InstanceChanged, BlobNotFound)
+
+
+def answered_again_if_changed(answer: Callable[_P, Response]) -> Callable[_P, Response]:
+    """`answer`, made once more from fresh lookups when an instance it looked up changed under it.
+
+    Covers everything an answer does before its first bytes go out (a body up to `WHOLE_BODY_BYTES`
+    is made whole before the response starts); later parts re-resolve on their own or end the body.
+    """
+
+    @functools.wraps(answer)
+    def again(*args: _P.args, **kwargs: _P.kwargs) -> Response:
+        try:
+            return answer(*args, **kwargs)
+        except CHANGED_SINCE_LOOKUP:
+            return answer(*args, **kwargs)
+
+    return again
 
 
 def accept_lists_of(request: Request) -> tuple[list[MediaRange], list[MediaRange]]:

@@ -5,9 +5,21 @@ all be encoding at once (memory and thrashing), and codecs that hold the GIL wou
 whatever the machine has. Both pools are sized to the cores (ARCHITECTURE principle 5), so codec
 work never has more runners than there are cores to run it.
 
+Limits (`CodecLimits`), enforced here, where the codecs run:
+- memory: each worker process gets an address-space limit (RLIMIT_AS), so a decoder asking for more
+  fails inside the worker instead of taking the machine; `check_budget` refuses up front a frame
+  whose decode needs more than that limit. A job that ran out of memory has its pool replaced.
+- time: a job running longer than `timeout_s` is abandoned with `CodecTimeout`; in a process, its
+  worker is killed with the rest of the pool and a fresh pool takes over. A thread cannot be
+  killed: a stuck thread job keeps its thread and its slot (the codestream header check before
+  every decode is what keeps a thread codec from being sent a frame that would run away). A job is
+  handed over only when a worker is free, so the limit counts running time, not queueing; a job
+  that finds no free worker within the limit fails with `CodecTimeout` too.
+
 A job that kills its worker process (a segfault in a codec on a hostile frame) fails with
 `CodecWorkerCrashed`, as do the jobs in flight beside it; the pool is then replaced, so one bad frame
-never stops transcoding for the rest of the server's life.
+never stops transcoding for the rest of the server's life. Jobs that only shared a pool with a job
+that was deliberately stopped (too slow, out of memory) are run again on the fresh pool, once.
 
 The process pool starts on first use (most deployments serve what they store and never need it),
 from a fork server that has already imported the codecs, so a worker starts in milliseconds and
@@ -18,45 +30,126 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import threading
+import weakref
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
+
+from app.worker_signals import ignore_interrupts
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _PRELOAD = ["app.imaging.frame_transcode"]
+MIB = 1024 * 1024
+# A decode holds the codec's output, its conversion to the frame's sample type and the bytes handed
+# back: about three frames at once, beside the worker's own code and libraries.
+DECODE_COPIES = 3
+WORKER_BASELINE_BYTES = 512 * MIB  # address space of a worker before its job (measured: 180-330 MiB)
 
 
 class CodecWorkerCrashed(RuntimeError):
     """A codec killed its worker process (a crash in native code, or the memory killer)."""
 
 
+class CodecLimitExceeded(RuntimeError):
+    """A codec job was stopped, or refused, by a limit of `CodecLimits`; the message says which."""
+
+
+class CodecTimeout(CodecLimitExceeded):
+    """A codec job ran longer than the time limit and was abandoned."""
+
+
+class CodecOutOfMemory(CodecLimitExceeded):
+    """A codec job needs, or asked for, more memory than a worker may have."""
+
+
+@dataclass(frozen=True, slots=True)
+class CodecLimits:
+    """Per-job limits: 0 means none."""
+
+    memory_bytes: int = 0  # address space of each worker process (RLIMIT_AS)
+    timeout_s: float = 0.0  # wall-clock time of one job
+
+
 class CodecPool:
     """Runs codec jobs in `workers` threads or `workers` processes; `run` blocks until the result."""
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(self, workers: int = 0, limits: CodecLimits | None = None) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.limits = limits or CodecLimits()
         self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="fovea-codec")
+        # one slot per worker: a job is handed over only when a worker is free to start it
+        self._thread_slots = threading.BoundedSemaphore(self.workers)
+        self._process_slots = threading.BoundedSemaphore(self.workers)
         self._processes: ProcessPoolExecutor | None = None
+        self._stopped: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # killed on purpose
         self._lock = threading.Lock()
         self._closed = False
+        self.replaced = 0  # process pools replaced so far (crash, timeout, memory)
+
+    def check_budget(self, needed_bytes: int, what: str) -> None:
+        """Refuse, before any work, a job that needs more memory than a worker may have."""
+        limit = self.limits.memory_bytes
+        if limit and needed_bytes + WORKER_BASELINE_BYTES > limit:
+            raise CodecOutOfMemory(
+                f"{what} needs about {needed_bytes // MIB} MiB, more than a codec worker may use "
+                f"({limit // MIB} MiB with {WORKER_BASELINE_BYTES // MIB} MiB for the worker itself)"
+            )
 
     def run(self, in_process: bool, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """`function(*args)` in a worker process when `in_process`, else in a worker thread.
 
         A job for a process must be a module-level function with picklable arguments and result.
+        A job waits for a free worker first (at most the time limit), so the time limit counts its
+        own running time, not its place in the queue.
         """
-        if not in_process:
-            return self._threads.submit(function, *args, **kwargs).result()
-        processes = self._process_pool()
+        slots = self._process_slots if in_process else self._thread_slots
+        for attempt in (1, 2):
+            self._take(slots)
+            try:
+                executor: Executor = self._process_pool() if in_process else self._threads
+                future = executor.submit(function, *args, **kwargs)
+            except BaseException:
+                slots.release()
+                raise
+            future.add_done_callback(lambda _: slots.release())  # a stuck thread keeps its slot
+            try:
+                return self._wait(future, executor if isinstance(executor, ProcessPoolExecutor) else None)
+            except BrokenProcessPool as exc:
+                # every job in flight fails with it; later jobs get a fresh pool
+                if not isinstance(executor, ProcessPoolExecutor):
+                    raise
+                stopped_on_purpose = self._replace(executor)
+                if not stopped_on_purpose or attempt == 2:
+                    raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _take(self, slots: threading.BoundedSemaphore) -> None:
+        """Wait for a free worker: at most the time limit, else every worker is stuck or overloaded."""
+        timeout = self.limits.timeout_s or None
+        if not slots.acquire(timeout=timeout):
+            raise CodecTimeout(f"every codec worker stayed busy for {timeout:g} s; try again later")
+
+    def _wait(self, future: Future[_T], processes: ProcessPoolExecutor | None) -> _T:
+        timeout = self.limits.timeout_s or None
         try:
-            return processes.submit(function, *args, **kwargs).result()
-        except BrokenProcessPool as exc:
-            # every job in flight fails with it; later jobs get a fresh pool
-            self._replace_broken(processes)
-            raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
+            return future.result(timeout)
+        except FutureTimeout as exc:
+            if processes is not None:
+                self._stop(processes)
+            raise CodecTimeout(f"the codec took longer than {timeout:g} s and was stopped") from exc
+        except MemoryError as exc:
+            if processes is not None:  # its heap may be left fragmented: start afresh
+                self._stop(processes)
+            limit = self.limits.memory_bytes
+            raise CodecOutOfMemory(
+                f"the codec ran out of memory ({limit // MIB} MiB per worker)" if limit else "out of memory"
+            ) from exc
 
     def _process_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -65,14 +158,33 @@ class CodecPool:
             if self._processes is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(_PRELOAD)
-                self._processes = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._processes = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=start_codec_worker,
+                    initargs=(self.limits.memory_bytes,),
+                )
             return self._processes
 
-    def _replace_broken(self, broken: ProcessPoolExecutor) -> None:
+    def _stop(self, processes: ProcessPoolExecutor) -> None:
+        """Kill the workers of `processes` (a job in one is stuck or spoilt) and start afresh."""
+        with self._lock:
+            self._stopped.add(processes)
+        # The executor has no public way to kill its workers (Python 3.14 adds terminate_workers).
+        workers = list(getattr(processes, "_processes", {}).values())
+        for worker in workers:
+            worker.kill()
+        self._replace(processes)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> bool:
+        """Drop `broken` (once) for a fresh pool on next use; True when it was stopped on purpose."""
         with self._lock:
             if self._processes is broken:
                 self._processes = None
+                self.replaced += 1
+            stopped = broken in self._stopped
         broken.shutdown(wait=False, cancel_futures=True)
+        return stopped
 
     def close(self) -> None:
         with self._lock:
@@ -81,3 +193,16 @@ class CodecPool:
         self._threads.shutdown(wait=False, cancel_futures=True)
         if processes is not None:
             processes.shutdown(wait=True, cancel_futures=True)
+
+
+def start_codec_worker(limit_bytes: int) -> None:
+    """Worker initializer: SIGINT is left to the server process; the address space is capped."""
+    ignore_interrupts()
+    limit_address_space(limit_bytes)
+
+
+def limit_address_space(limit_bytes: int) -> None:
+    """Worker initializer: cap this process's address space, so a runaway decoder gets MemoryError
+    (or dies) instead of taking the machine's memory."""
+    if limit_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))

@@ -46,6 +46,16 @@ class ImageFormat(StrEnum):
     GIF = "image/gif"
 
 
+# Bytes the display pipeline holds per sample at its peak: float64 colour conversion or LUT output,
+# the float32 window, the 8-bit image and the stored samples.
+RENDER_BYTES_PER_SAMPLE = 16
+
+
+def render_memory_bytes(rows: int, columns: int, samples_per_pixel: int) -> int:
+    """About how much memory rendering one frame of this size takes (its budget is checked first)."""
+    return rows * columns * samples_per_pixel * RENDER_BYTES_PER_SAMPLE
+
+
 class RenderError(ValueError):
     """A frame that cannot be rendered (a layout or colour model the pipeline does not know)."""
 

@@ -1,7 +1,8 @@
 """Blob stores: where instance files live (a local folder, or S3-compatible object storage).
 
 Why one protocol: ingest and retrieval only need "publish this finished file under a key, atomically",
-"read this byte range" and "delete"; the storage URL picks the implementation.
+"read this byte range" and "delete", and garbage collection "list every blob with its age"; the storage
+URL picks the implementation.
 
 Atomicity: a blob is visible under its key only once complete. The folder store writes into a spool
 folder on the same file system, fsyncs, and renames into place; S3 only shows an object after its (multi-
@@ -18,6 +19,8 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -28,6 +31,9 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.store.spool import SpoolSession
+
+SPOOL_FOLDER = ".spool"  # the folder store's spool, inside its root (a rename publishes a file)
 _SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
 READ_CHUNK = 1024 * 1024
 
@@ -53,10 +59,28 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """One blob as a listing shows it: its key, size, and when it was published (UTC)."""
+
+    key: str
+    size: int
+    published: datetime
+
+
 class BlobStore(Protocol):
     @property
     def spool_directory(self) -> Path:
-        """Where to write files that `put_file` will publish (cheapest when on the same volume)."""
+        """Where this process writes files that `put_file` will publish (cheapest on the same volume).
+
+        A folder of its own inside `spool_root` (app/store/spool.py), so no other process's cleanup
+        removes its files while it lives.
+        """
+        ...
+
+    @property
+    def spool_root(self) -> Path:
+        """The spool folder every process using this store shares (what `clean_spool` tidies)."""
         ...
 
     def start_sync(self, path: Path) -> Future[None]:
@@ -79,6 +103,10 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the blob; a missing blob is not an error."""
+        ...
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """Every blob in the store, in no particular order (for garbage collection)."""
         ...
 
     def check(self) -> None:
@@ -104,13 +132,17 @@ class FileBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._spool = self.root / ".spool"
-        self._spool.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._spool = SpoolSession(self.root / SPOOL_FOLDER)
         self._syncer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fsync")
 
     @property
     def spool_directory(self) -> Path:
-        return self._spool
+        return self._spool.directory
+
+    @property
+    def spool_root(self) -> Path:
+        return self._spool.root
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -170,6 +202,22 @@ class FileBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        for folder, subfolders, files in os.walk(self.root):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]  # the spool
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if not _SAFE_KEY.fullmatch(key):  # a copy being staged (`.NAME.part`), not a blob
+                    continue
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                # The rename that published the file changed its ctime; its mtime is when it was written.
+                published = datetime.fromtimestamp(max(stat.st_mtime, stat.st_ctime), UTC)
+                yield StoredBlob(key, stat.st_size, published)
+
     def check(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
             raise BlobStoreError(f"blob folder {self.root} is not a writable directory")
@@ -182,15 +230,18 @@ class S3BlobStore:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._spool = spool_directory
-        self._spool.mkdir(parents=True, exist_ok=True)
+        self._spool = SpoolSession(spool_directory)
         self._transfer = TransferConfig(
             multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
         )
 
     @property
     def spool_directory(self) -> Path:
-        return self._spool
+        return self._spool.directory
+
+    @property
+    def spool_root(self) -> Path:
+        return self._spool.root
 
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -242,6 +293,17 @@ class S3BlobStore:
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
         except (BotoCoreError, ClientError) as exc:
             raise BlobStoreError(f"S3 delete of {key} failed: {exc}") from exc
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    if _SAFE_KEY.fullmatch(key):  # anything else in the bucket is not Fovea's
+                        yield StoredBlob(key, int(item["Size"]), item["LastModified"].astimezone(UTC))
+        except (BotoCoreError, ClientError) as exc:
+            raise BlobStoreError(f"S3 listing of {self.bucket} failed: {exc}") from exc
 
     def check(self) -> None:
         try:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
+from app.metrics import CACHE_BYTES, CACHE_EVICTIONS, CACHE_LOOKUPS
+
 _V = TypeVar("_V")
 # (data blob key, frame number, target transfer syntax UID), or for a rendered image (data blob key,
 # frame numbers, "rendered", rendering options): hashable tuples that start with the stored file.
@@ -29,8 +31,9 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 class TranscodedFrameCache(Generic[_V]):
     """A thread-safe LRU of made frames, bounded by the bytes `size_of` reports."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[_V], int]) -> None:
+    def __init__(self, max_bytes: int, size_of: Callable[[_V], int], *, name: str = "frames") -> None:
         self.max_bytes = max_bytes
+        self.name = name  # the `cache` label of its metrics
         self._size_of = size_of
         self._entries: OrderedDict[FrameKey, tuple[_V, int]] = OrderedDict()
         self._making: dict[FrameKey, Future[_V]] = {}
@@ -52,14 +55,17 @@ class TranscodedFrameCache(Generic[_V]):
             if entry is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
+                CACHE_LOOKUPS.labels(self.name, "hit").inc()
                 return entry[0]
             running = self._making.get(key)
             if running is None:
                 mine: Future[_V] = Future()
                 self._making[key] = mine
                 self.misses += 1
+                CACHE_LOOKUPS.labels(self.name, "miss").inc()
             else:
                 self.shared += 1
+                CACHE_LOOKUPS.labels(self.name, "shared").inc()
         if running is not None:
             return running.result()
         try:
@@ -84,3 +90,5 @@ class TranscodedFrameCache(Generic[_V]):
         while self._held > self.max_bytes:
             _, (_, dropped) = self._entries.popitem(last=False)
             self._held -= dropped
+            CACHE_EVICTIONS.labels(self.name).inc()
+        CACHE_BYTES.labels(self.name).set(self._held)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.imaging.codec_pool import CodecPool
+from app.imaging.codecs.decode import can_decode
+from app.imaging.codecs.encode import missing_encoder_reason
 from app.imaging.frames import FrameFragment
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.imaging.transcode import (
@@ -28,6 +30,7 @@ from app.imaging.transcode import (
 from app.store.frame_source import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     FrameSource,
+    frame_format,
     instance_producer,
     went_through_lossy_step,
 )
@@ -191,6 +194,13 @@ def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferS
     lossy = went_through_lossy_step(instance)
     if lossy and target.lossless is True:
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
+    if syntax.encapsulated and not can_decode(syntax.uid):
+        return f"{syntax.label} frames cannot be decoded: no installed decoder reads them"
+    if instance.pixels is None:
+        return f"{target.label}: the instance has no pixel data to convert"
+    if target.encapsulated and (reason := missing_encoder_reason(target.uid)):
+        return f"{target.label}: {reason}"
+    layout = frame_format(instance.pixels).description
     if not target.encapsulated:
-        return f"the pixels of {syntax.label} cannot be decoded, or do not fit an Explicit VR length"
-    return f"{target.label} cannot hold these pixels, or {syntax.label} frames cannot be decoded"
+        return f"{layout} do not fit an Explicit VR Little Endian value (at most 4 GiB)"
+    return f"{target.label} cannot hold {layout}"

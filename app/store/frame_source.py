@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from app.imaging.codec_pool import CodecPool, CodecWorkerCrashed
+from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool, CodecWorkerCrashed
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode, decode_to_native
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
@@ -30,7 +30,7 @@ from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 
 MadeFrame = NativeFrame | bytes  # a frame decoded to native pixels, or encoded into another syntax
 # What making a frame in another form can fail with, frame by frame (the stored form is still there).
-FRAME_CONVERSION_ERRORS = (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed)
+FRAME_CONVERSION_ERRORS = (FrameDecodeError, FrameEncodeError, CodecWorkerCrashed, CodecLimitExceeded)
 
 
 def made_frame_size(frame: MadeFrame) -> int:
@@ -256,7 +256,15 @@ class FrameSource:
         key = (self.frames.data_blob_key, number, target_uid)
         return self.cache.get_or_make(key, lambda: make(number))
 
+    def _check_budget(self, number: int) -> None:
+        """Refuse, before reading or decoding anything, a frame too large to decode within a worker's
+        memory: its native size comes from the data set, which the codestream header must match."""
+        if self.codecs is not None:
+            needed = DECODE_COPIES * native_format(self.frames.pixels, self.syntax).frame_bytes
+            self.codecs.check_budget(needed, f"decoding frame {number}")
+
     def _decode(self, number: int) -> NativeFrame:
+        self._check_budget(number)
         return self._run(
             runs_in_process(self.syntax.uid, None),
             decode_to_native,
@@ -268,6 +276,7 @@ class FrameSource:
     def _encode(self, number: int, target_uid: str) -> bytes:
         """One job in the codec pool: decode and encode together for a compressed frame (one hand-off)."""
         native_fmt = native_format(self.frames.pixels, self.syntax)
+        self._check_budget(number)
         if self.syntax.encapsulated:
             stored = self.stored(number)
             in_process = runs_in_process(self.syntax.uid, target_uid)

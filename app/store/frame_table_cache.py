@@ -3,8 +3,9 @@
 Why: a viewer scrolling through a series asks for one frame after another of the same instances;
 the index lookup is then the largest part of a frame's cost. Entries hold an instance's row and its
 whole frame table; they expire after `ttl_s` and the least recently used go first once `max_fragments`
-are held. A stale entry can only outlive a replaced instance until the replaced blob is deleted (the
-ranged read then fails and the caller looks up again) or the entry expires, whichever comes first.
+are held. A replaced instance's entry is forgotten by the process that stored the replacement; in other
+processes it serves the old version, whose blob is kept far longer than `ttl_s` (deferred deletion),
+until it expires. Should the blob be gone after all, the ranged read fails and the caller looks up again.
 """
 
 from __future__ import annotations

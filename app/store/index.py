@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,9 +133,12 @@ class Instance(Base):
     lossy_image_compression: Mapped[str] = mapped_column(String(2), default="")
     # The blob as received, and (when different) the blob frame/bulk-data offsets point into: a Deflated
     # Explicit VR Little Endian instance is indexed through an inflated copy.
-    blob_key: Mapped[str] = mapped_column(String(255))
-    data_blob_key: Mapped[str | None] = mapped_column(String(255))
+    blob_key: Mapped[str] = mapped_column(String(255), index=True)
+    data_blob_key: Mapped[str | None] = mapped_column(String(255), index=True)
     blob_size: Mapped[int] = mapped_column(BigInteger)
+    # SHA-256 (hex) of the blob as stored, taken at ingest: evidence of integrity for fixity checks.
+    # None for instances stored before Fovea recorded it.
+    sha256: Mapped[str | None] = mapped_column(String(64))
     # The STOW-RS request or import run that stored it: a UID repeated within one batch is refused.
     batch_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -174,6 +178,49 @@ class BulkDataRow(Base):
     offset: Mapped[int] = mapped_column(BigInteger)
     length: Mapped[int] = mapped_column(BigInteger)
     little_endian: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class BlobDeletion(Base):
+    """A blob no index row refers to any more, kept until `delete_after` for the reads that may still hold it.
+
+    Why a table: the row that unlinks a blob (a replacement, a deletion) and this one commit together, so
+    a crash can never lose track of a blob nor remove one a reader was promised (deferred_deletion.py).
+    """
+
+    __tablename__ = "blob_deletion"
+
+    blob_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    delete_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+class AuditEventRow(Base):
+    """One audited request (app/audit/events.py); its studies are also rows of `audit_event_studies`."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    principal_kind: Mapped[str] = mapped_column(String(16))
+    principal: Mapped[str] = mapped_column(String(255), index=True)
+    username: Mapped[str | None] = mapped_column(String(255), index=True)
+    client: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    route: Mapped[str] = mapped_column(String(255))
+    status: Mapped[int] = mapped_column(Integer)
+    bytes_in: Mapped[int] = mapped_column(BigInteger)
+    bytes_out: Mapped[int] = mapped_column(BigInteger)
+    # JSON arrays of UIDs, as recorded (the studies again here, so reading an event needs no join).
+    study_uids: Mapped[str] = mapped_column(Text)
+    series_uids: Mapped[str] = mapped_column(Text)
+    instance_uids: Mapped[str] = mapped_column(Text)
+
+
+class AuditEventStudy(Base):
+    """A study an audited request touched: "what happened to study X" is one index probe."""
+
+    __tablename__ = "audit_event_studies"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("audit_events.id", ondelete="CASCADE"), primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, primary_key=True, index=True)
 
 
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)

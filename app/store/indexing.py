@@ -67,6 +67,7 @@ class StoredBlobs:
     blob_key: str
     data_blob_key: str | None
     size: int
+    sha256: str | None = None  # of the blob as stored (app/store/fixity.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +209,7 @@ def _instance_values(
         "blob_key": blobs.blob_key,
         "data_blob_key": blobs.data_blob_key,
         "blob_size": blobs.size,
+        "sha256": blobs.sha256,
         "batch_id": batch_id,
         "created_at": now,
         "updated_at": now,

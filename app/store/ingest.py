@@ -3,7 +3,10 @@
 Why this order: the blob is complete and durable (fsync + rename, or a finished S3 upload) before the index
 transaction that makes it visible commits; if the commit fails the new blob is deleted, so there is never
 an index row without its blob nor a visible half blob. A replaced instance keeps serving its old blob until
-the commit switches the row; only then is the old blob removed. Blob keys are fresh UUIDs, never UIDs.
+the commit switches the row, and after: the same transaction schedules the old blob's deletion for when
+the reads that looked it up are over (app/store/deferred_deletion.py). Blob keys are fresh UUIDs, never
+UIDs. An instance whose index row has not committed within half the orphan grace period of its blob's
+publication fails instead, so garbage collection never removes a blob that is about to be referenced.
 
 Both STOW-RS and `fovea import` go through `Ingestor.ingest`.
 """
@@ -11,17 +14,21 @@ Both STOW-RS and `fovea import` go through `Ingestor.ingest`.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.settings import DuplicatePolicy
+from app.settings import DEFAULT_BLOB_DELETION_GRACE_S, DEFAULT_ORPHAN_GRACE_S, DuplicatePolicy
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
+from app.store.deferred_deletion import schedule_blob_deletion
+from app.store.fixity import FileDigests
 from app.store.indexing import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
@@ -68,12 +75,20 @@ class Ingestor:
         blobs: BlobStore,
         duplicate_policy: DuplicatePolicy,
         storage: StoragePolicy | None = None,
+        *,
+        max_inflated_bytes: int | None = None,
+        deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S,
+        orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S,
     ) -> None:
         self.engine = engine
+        self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
         self.storage = storage or StoragePolicy()
+        self.deletion_grace = timedelta(seconds=deletion_grace_s)
+        self.index_deadline_s = orphan_grace_s / 2
         self._serialized_writes = write_serializer_for(engine)
+        self._digests = FileDigests()
 
     def ingest(
         self,
@@ -89,8 +104,11 @@ class Ingestor:
         """
         parsed: ParsedInstance | None = None
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
+        digest = self._digests.start(path)  # and hashes it
         try:
-            parsed = parse_instance(path, work_directory=self.blobs.spool_directory)
+            parsed = parse_instance(
+                path, work_directory=self.blobs.spool_directory, max_inflated_bytes=self.max_inflated_bytes
+            )
             self.storage.check_accepted(parsed)
             converted = self.storage.converted(path, parsed, self.blobs.spool_directory)
             if converted is not None:  # the converted file is stored; the one received is not
@@ -99,7 +117,8 @@ class Ingestor:
                     parsed.inflated_file.unlink(missing_ok=True)
                 path, parsed = converted
                 synced = self.blobs.start_sync(path)
-            return self._store(path, parsed, expected_study_uid, batch_id, synced)
+                digest = self._digests.start(path)
+            return self._store(path, parsed, expected_study_uid, batch_id, synced, digest)
         except InstanceProblem as problem:
             if parsed is not None:  # failed after the parse: name the instance fully
                 return _result(Outcome.FAILED, parsed, problem=problem.problem, message=problem.message)
@@ -131,6 +150,7 @@ class Ingestor:
         expected_study_uid: str | None,
         batch_id: str | None,
         synced: Future[None],
+        digest: Future[str],
     ) -> IngestResult:
         if expected_study_uid is not None and parsed.study_instance_uid != expected_study_uid:
             return _result(
@@ -167,6 +187,8 @@ class Ingestor:
         blob_key = new_blob_key()
         data_blob_key = new_blob_key(".inflated.dcm") if parsed.inflated_file else None
         size = path.stat().st_size
+        sha256 = digest.result()  # before put_file moves or removes the file
+        publishing = time.monotonic()
         try:
             self.blobs.put_file(blob_key, path, synced=synced)
             if parsed.inflated_file is not None and data_blob_key is not None:
@@ -178,13 +200,14 @@ class Ingestor:
             raise
 
         try:
-            replaced = self._index_with_retries(parsed, StoredBlobs(blob_key, data_blob_key, size), batch_id)
+            replaced = self._index_with_retries(
+                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing
+            )
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
             raise
         if replaced is None:
             return _result(Outcome.STORED, parsed)
-        self._delete_blobs(replaced.blob_keys)
         return _result(
             Outcome.REPLACED,
             parsed,
@@ -192,6 +215,8 @@ class Ingestor:
         )
 
     def _delete_blobs(self, keys: tuple[str | None, ...]) -> None:
+        """Remove blobs no index row ever referred to (no reader can hold them); a failure leaves an
+        orphan for garbage collection."""
         for key in keys:
             if key is None:
                 continue
@@ -201,21 +226,37 @@ class Ingestor:
                 log.exception("could not delete blob %s; it is unreferenced", key)
 
     def _index_with_retries(
-        self, parsed: ParsedInstance, blobs: StoredBlobs, batch_id: str | None
+        self, parsed: ParsedInstance, blobs: StoredBlobs, batch_id: str | None, publishing: float
     ) -> Replaced | None:
         attempt = 1
         while True:
             try:
                 with self._serialized_writes(), self.engine.begin() as connection:
-                    return write_instance(
+                    replaced = write_instance(
                         connection, parsed, blobs, policy=self.duplicate_policy, batch_id=batch_id
                     )
+                    if replaced is not None:  # in the same transaction: never lost track of
+                        after = datetime.now(UTC) + self.deletion_grace
+                        for key in replaced.blob_keys:
+                            schedule_blob_deletion(connection, key, after)
+                    self._check_deadline(publishing)
+                    return replaced
             except IntegrityError as exc:
                 if attempt >= _COMMIT_ATTEMPTS:
                     raise InstanceProblem(Problem.STORAGE_FAILURE, f"index conflict: {exc.orig}") from exc
                 attempt += 1
             except SQLAlchemyError as exc:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
+
+    def _check_deadline(self, publishing: float) -> None:
+        """Refuse to commit a row for a blob that garbage collection may already take for an orphan."""
+        waited = time.monotonic() - publishing
+        if waited > self.index_deadline_s:
+            raise InstanceProblem(
+                Problem.STORAGE_FAILURE,
+                f"indexing took {waited:.0f} s after the file was stored, longer than the "
+                f"{self.index_deadline_s:.0f} s allowed (half FOVEA_ORPHAN_GRACE_S); try again",
+            )
 
 
 def _result(

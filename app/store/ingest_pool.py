@@ -20,12 +20,13 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import DuplicatePolicy, Settings
+from app.settings import DEFAULT_BLOB_DELETION_GRACE_S, DEFAULT_ORPHAN_GRACE_S, DuplicatePolicy, Settings
 from app.store.blobs import BlobStore, open_blob_store
 from app.store.db import create_index_engine
 from app.store.ingest import Ingestor, IngestResult, Outcome
 from app.store.parse import Problem
 from app.store.storage_policy import storage_policy
+from app.worker_signals import ignore_interrupts
 
 _PRELOAD = ["app.store.ingest", "app.store.db", "app.store.blobs", "boto3"]
 
@@ -44,6 +45,10 @@ class IngestTarget:
     s3_secret_access_key: str | None = None
     accepted_syntaxes: tuple[str, ...] = ()
     storage_syntax: str | None = None
+    max_inflated_bytes: int | None = None
+    codec_memory_bytes: int = 0
+    blob_deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S
+    orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestTarget:
@@ -58,6 +63,10 @@ class IngestTarget:
             s3_secret_access_key=settings.s3_secret_access_key,
             accepted_syntaxes=settings.accepted_syntax_uids,
             storage_syntax=settings.storage_transfer_syntax,
+            max_inflated_bytes=settings.resolved_max_inflated_bytes,
+            codec_memory_bytes=settings.codec_memory_limit_mb * 1024 * 1024,
+            blob_deletion_grace_s=settings.blob_deletion_grace_s,
+            orphan_grace_s=settings.orphan_grace_s,
         )
 
     def open_blob_store(self) -> BlobStore:
@@ -82,8 +91,18 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             oldest = next(iter(_ingestors))
             _ingestors.pop(oldest).engine.dispose()
         engine = create_index_engine(target.database_url)
-        policy = storage_policy(target.accepted_syntaxes, target.storage_syntax)
-        ingestor = Ingestor(engine, target.open_blob_store(), target.duplicate_policy, policy)
+        policy = storage_policy(
+            target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
+        )
+        ingestor = Ingestor(
+            engine,
+            target.open_blob_store(),
+            target.duplicate_policy,
+            policy,
+            max_inflated_bytes=target.max_inflated_bytes,
+            deletion_grace_s=target.blob_deletion_grace_s,
+            orphan_grace_s=target.orphan_grace_s,
+        )
         _ingestors[target] = ingestor
     return ingestor
 
@@ -126,7 +145,7 @@ def start_worker_pool(workers: int) -> Executor:
     """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context)
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=ignore_interrupts)
 
 
 class IngestPool:

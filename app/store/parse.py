@@ -40,6 +40,7 @@ from app.dicomweb.dicomjson import (
     encode_dicom_json,
 )
 from app.dicomweb.uids import is_valid_uid
+from app.imaging.codecs.frame_header import FrameHeaderMismatch, FrameHeaderUnreadable, check_stored_frame
 from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.store.attributes import (
@@ -116,13 +117,18 @@ class ParsedInstance:
     inflated_file: Path | None = None  # sidecar holding the inflated data set, when there is one
 
 
-def parse_instance(path: Path, *, work_directory: Path) -> ParsedInstance:
-    """Parse the Part 10 file at `path` once; raise InstanceProblem if it cannot be stored."""
+def parse_instance(
+    path: Path, *, work_directory: Path, max_inflated_bytes: int | None = None
+) -> ParsedInstance:
+    """Parse the Part 10 file at `path` once; raise InstanceProblem if it cannot be stored.
+
+    A deflated data set may inflate to at most `max_inflated_bytes` (None: no limit).
+    """
     with open(path, "rb") as handle:
         meta, syntax = _read_file_meta(handle, path)
         if not syntax.deflated_dataset:
             return _parse_data_set(handle, path, meta, syntax)
-    sidecar = _inflate_to_sidecar(path, work_directory)
+    sidecar = _inflate_to_sidecar(path, work_directory, max_inflated_bytes)
     try:
         with open(sidecar, "rb") as handle:
             inflated_meta, _ = _read_file_meta(handle, sidecar)
@@ -139,7 +145,13 @@ def _read_file_meta(handle: BinaryIO, path: Path) -> tuple[FileMetaDataset, Tran
     try:
         read_preamble(handle, force=False)
         meta = read_file_meta_info(handle)
-    except (InvalidDicomError, EOFError, struct.error, ValueError, OSError) as exc:
+    except InvalidDicomError:
+        # pydicom's own message ends in advice for its API ("Use force=True"), not for our users
+        raise InstanceProblem(
+            Problem.NOT_DICOM,
+            "not a DICOM Part 10 file: no 'DICM' marker after the 128-byte preamble",
+        ) from None
+    except (EOFError, struct.error, ValueError, OSError) as exc:
         raise InstanceProblem(Problem.NOT_DICOM, f"not a DICOM Part 10 file: {exc}") from exc
     group_length = meta.get("FileMetaInformationGroupLength")
     meta_end = 132 + 12 + int(group_length) if isinstance(group_length, int) else 0
@@ -161,8 +173,12 @@ def _read_file_meta(handle: BinaryIO, path: Path) -> tuple[FileMetaDataset, Tran
     return meta, syntax
 
 
-def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
-    """Write preamble + File Meta (now saying Explicit VR LE) + the inflated data set to a new file."""
+def _inflate_to_sidecar(path: Path, work_directory: Path, max_inflated_bytes: int | None) -> Path:
+    """Write preamble + File Meta (now saying Explicit VR LE) + the inflated data set to a new file.
+
+    Why chunk by chunk on both sides: deflate can shrink a run of zeros a thousandfold, so one
+    megabyte read could inflate to a gigabyte in memory; at most `_INFLATE_CHUNK` bytes are inflated
+    at a time, and a data set inflating past the limit (a deflate bomb) is refused as too large."""
     sidecar = work_directory / f"{path.name}.inflated"
     try:
         with open(path, "rb") as source, open(sidecar, "wb") as target:
@@ -172,11 +188,8 @@ def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
             inflated_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             target.write(b"\x00" * 128 + b"DICM")
             write_file_meta_info(DicomFileLike(target), inflated_meta, enforce_standard=False)
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            while chunk := source.read(_INFLATE_CHUNK):
-                target.write(inflater.decompress(chunk))
-            target.write(inflater.flush())
-            if not inflater.eof:
+            inflated = _inflate_stream(source, target, max_inflated_bytes)
+            if not inflated.eof:
                 raise InstanceProblem(Problem.NOT_DICOM, "deflated data set is truncated")
     except zlib.error as exc:
         sidecar.unlink(missing_ok=True)
@@ -185,6 +198,26 @@ def _inflate_to_sidecar(path: Path, work_directory: Path) -> Path:
         sidecar.unlink(missing_ok=True)
         raise
     return sidecar
+
+
+def _inflate_stream(source: BinaryIO, target: BinaryIO, limit: int | None) -> Any:
+    """Inflate `source` (raw deflate) into `target`, at most `_INFLATE_CHUNK` bytes in memory at once;
+    the decompressor is returned (its `eof` says whether the stream ended)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    written = 0
+    while not inflater.eof:
+        pending = inflater.unconsumed_tail or source.read(_INFLATE_CHUNK)
+        data = inflater.decompress(pending, _INFLATE_CHUNK)  # b"": what a last match still holds
+        if not data and not pending:
+            break
+        written += len(data)
+        if limit is not None and written > limit:
+            raise InstanceProblem(
+                Problem.TOO_LARGE,
+                f"the deflated data set inflates to more than {limit} bytes (FOVEA_MAX_INFLATED_BYTES)",
+            )
+        target.write(data)
+    return inflater
 
 
 def _parse_data_set(
@@ -377,7 +410,48 @@ def _frame_table(
     )
     if raw.value_tell + table.value_length > file_size:
         raise InstanceProblem(Problem.NOT_DICOM, "file is truncated inside the pixel data")
+    if syntax.encapsulated and not syntax.is_video:
+        _check_frame_headers(handle, table.fragments, pixel.layout, syntax)
     return table.fragments, table.value_length
+
+
+def _check_frame_headers(
+    handle: BinaryIO, fragments: Sequence[FrameFragment], layout: PixelLayout, syntax: TransferSyntax
+) -> None:
+    """Refuse a frame whose codestream header contradicts the data set (its size, components or
+    precision), before anything decodes it. A header that cannot be read at all is stored as
+    received, as it always was: every decode refuses it (`decode_to_native`), so it is served only
+    as stored."""
+    by_frame: dict[int, list[FrameFragment]] = {}
+    for fragment in fragments:
+        by_frame.setdefault(fragment.frame_number, []).append(fragment)
+    for number, parts in by_frame.items():
+        try:
+            check_stored_frame(
+                syntax.codec,
+                lambda size, parts=parts: _read_prefix(handle, parts, size),  # type: ignore[misc]
+                sum(part.length for part in parts),
+                layout,
+                what=f"frame {number}",
+            )
+        except FrameHeaderMismatch as exc:
+            raise InstanceProblem(Problem.NOT_DICOM, str(exc)) from exc
+        except FrameHeaderUnreadable:
+            continue
+
+
+def _read_prefix(handle: BinaryIO, parts: Sequence[FrameFragment], size: int) -> bytes:
+    """The first `size` bytes of a frame, across its fragments."""
+    chunks: list[bytes] = []
+    left = size
+    for part in sorted(parts, key=lambda part: part.fragment_index):
+        if left <= 0:
+            break
+        handle.seek(part.offset)
+        chunk = handle.read(min(left, part.length))
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _complete_bulkdata(

@@ -255,13 +255,23 @@ def stored_bulkdata(
         return []
     table = BulkDataRow
     query = (
-        select(table.instance_pk, table.path, table.vr, table.offset, table.length, table.little_endian)
+        select(
+            table.instance_pk,
+            table.path,
+            table.vr,
+            table.offset,
+            table.length,
+            table.little_endian,
+            Instance.blob_key,
+        )
+        .join(Instance, Instance.pk == table.instance_pk)
         .where(table.instance_pk.in_(list(by_pk)))
         .order_by(table.instance_pk, table.path)
     )
     if path is not None:
         query = query.where(table.path == path)
-    rows = list(connection.execute(query))
+    # only the versions looked up: SQLite may have given a replacement the primary key of the original
+    rows = [row for row in connection.execute(query) if row.blob_key == by_pk[row.instance_pk].blob_key]
     order = {pk: index for index, pk in enumerate(by_pk)}
     rows.sort(key=lambda row: (order[row.instance_pk], row.path))
     return [
@@ -297,6 +307,14 @@ _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 class NoPixelData(LookupError):
     """The instance exists but has no pixel data, hence no frames."""
+
+
+class InstanceChanged(LookupError):
+    """The instance looked up earlier has been replaced or removed since: its frame table is gone.
+
+    Its blob is still readable for a while (deferred deletion), but the rows describing it are not, so
+    the caller looks the instance up again (`stored_frames` of its scope) or starts over.
+    """
 
 
 def stored_frames(connection: Connection, scope: Scope) -> StoredFrames | None:
@@ -357,25 +375,44 @@ _INSTANCE_WITH_FRAMES = (
 
 
 def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
-    """The whole frame table of `instance` (an instance already looked up)."""
+    """The whole frame table of `instance` (an instance already looked up, in an earlier statement).
+
+    Rows are matched by primary key *and* blob key: a replacement deletes the instance row and inserts
+    a new one, which SQLite may give the same primary key; only the blob key names one stored file.
+    Raises InstanceChanged when that row is gone by now (an empty table would otherwise pass for an
+    instance without frames, and another version's table would be applied to this version's blob).
+    """
     if instance.pixels is None:
         raise NoPixelData(instance.sop_instance_uid)
     table = FrameFragmentRow
     query = (
         select(table.frame_number, table.fragment_index, table.offset, table.length, table.bit_offset)
-        .where(table.instance_pk == instance.pk)
+        .join(Instance, Instance.pk == table.instance_pk)
+        .where(table.instance_pk == instance.pk, Instance.blob_key == instance.blob_key)
         .order_by(table.frame_number, table.fragment_index)
     )
     fragments: dict[int, list[FrameFragment]] = {}
     for fragment in connection.execute(query):
         fragments.setdefault(fragment.frame_number, []).append(FrameFragment(*fragment))
+    if not fragments and not _is_stored(connection, instance):
+        raise InstanceChanged(instance.sop_instance_uid)
     pixel_vr = None
     if instance.transfer_syntax_uid == _BIG_ENDIAN and instance.pixel_data_tag is not None:
         pixel_vr = connection.execute(
-            select(BulkDataRow.vr).where(
-                BulkDataRow.instance_pk == instance.pk, BulkDataRow.path == f"{instance.pixel_data_tag:08X}"
+            select(BulkDataRow.vr)
+            .join(Instance, Instance.pk == BulkDataRow.instance_pk)
+            .where(
+                BulkDataRow.instance_pk == instance.pk,
+                Instance.blob_key == instance.blob_key,
+                BulkDataRow.path == f"{instance.pixel_data_tag:08X}",
             )
         ).scalar()
     return StoredFrames(
         instance, instance.pixels, {number: tuple(parts) for number, parts in fragments.items()}, pixel_vr
     )
+
+
+def _is_stored(connection: Connection, instance: StoredInstance) -> bool:
+    """Whether the index still holds this version of the instance (same row, same blob)."""
+    query = select(Instance.pk).where(Instance.pk == instance.pk, Instance.blob_key == instance.blob_key)
+    return connection.execute(query).first() is not None

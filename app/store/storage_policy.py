@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.imaging.codec_pool import DECODE_COPIES, WORKER_BASELINE_BYTES
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.syntaxes import find_transfer_syntax
 from app.store.file_transcode import LocalFile, ParsedFile, write_transcoded
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 class StoragePolicy:
     accepted_syntaxes: frozenset[str] = frozenset()  # UIDs; empty: every syntax Fovea knows
     storage_syntax: str | None = None  # UID of a lossless syntax to keep pixels in; None: as received
+    # FOVEA_CODEC_MEMORY_LIMIT_MB in bytes (0: none): a frame too large to decode within it is kept
+    # as received, as retrieval would refuse to decode it
+    decode_limit_bytes: int = 0
 
     def check_accepted(self, parsed: ParsedInstance) -> None:
         """Refuse (PS3.18 Failure Reason 0xC122) a syntax the operator did not accept."""
@@ -57,6 +61,8 @@ class StoragePolicy:
         """
         target = self.storage_syntax
         if target is None or parsed.pixel is None or parsed.transfer_syntax.uid == target:
+            return None
+        if not self._fits_decode_budget(parsed):
             return None
         original = ParsedFile.of(parsed, path)
         if not instance_producer(original.instance())(target):
@@ -80,6 +86,12 @@ class StoragePolicy:
             converted.unlink(missing_ok=True)
             return None
         return converted, reparsed
+
+    def _fits_decode_budget(self, parsed: ParsedInstance) -> bool:
+        if not self.decode_limit_bytes or parsed.pixel is None:
+            return True
+        needed = DECODE_COPIES * parsed.pixel.layout.frame_bytes + WORKER_BASELINE_BYTES
+        return needed <= self.decode_limit_bytes
 
 
 class PixelMismatch(ValueError):
@@ -106,10 +118,12 @@ def _interleaved(frame: NativeFrame, samples: int) -> bytes:
     return planes.T.tobytes()
 
 
-def storage_policy(accepted: tuple[str, ...], storage_syntax: str | None) -> StoragePolicy:
+def storage_policy(
+    accepted: tuple[str, ...], storage_syntax: str | None, *, decode_limit_bytes: int = 0
+) -> StoragePolicy:
     """The policy from settings values (UIDs, already checked by Settings)."""
     if storage_syntax is not None:
         syntax = find_transfer_syntax(storage_syntax)
         if syntax is None or syntax.lossless is not True:
             raise ValueError(f"storage syntax {storage_syntax} is not a lossless syntax Fovea knows")
-    return StoragePolicy(frozenset(accepted), storage_syntax)
+    return StoragePolicy(frozenset(accepted), storage_syntax, decode_limit_bytes)

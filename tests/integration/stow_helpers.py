@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.store.index import FrameFragmentRow, Instance, Series, Study
+from app.store.index import BlobDeletion, FrameFragmentRow, Instance, Series, Study
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import multipart_body, stow_content_type
 
@@ -64,3 +64,9 @@ def stored_bytes(backend: Backend, sop_instance_uid: str) -> bytes:
     instance = stored_instance(backend, sop_instance_uid)
     assert instance is not None, f"{sop_instance_uid} is not indexed"
     return backend.blobs.read_range(instance.blob_key, 0, backend.blobs.size(instance.blob_key))
+
+
+def pending_deletions(backend: Backend) -> set[str]:
+    """The blob keys waiting for their deferred deletion."""
+    with backend.engine.connect() as connection:
+        return set(connection.execute(select(BlobDeletion.blob_key)).scalars())

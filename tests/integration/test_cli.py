@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,11 +77,13 @@ def test_import_stores_every_file_and_reports_failures(tmp_path: Path, import_fo
     assert result.returncode == 1  # some files failed
     assert count_instances(data_dir) == 4
     output = " ".join(result.stderr.split())  # the summary table, whatever the terminal width
-    assert "notes.txt" in output and "not a DICOM Part 10 file" in output
+    assert "notes.txt" in output and "not a DICOM Part 10 file: no 'DICM' marker" in output
+    assert "force=True" not in output  # pydicom's advice to programmers is not shown
     assert "cut.dcm" in output and "truncated" in output
     assert "DICOMDIR" not in output
     assert {p: p.read_bytes() for p in originals} == originals  # originals untouched
-    assert not any((data_dir / "blobs" / ".spool").iterdir())  # no copy left behind
+    spool = data_dir / "blobs" / ".spool"
+    assert [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"] == []  # no copy left behind
 
 
 def test_import_of_clean_folder_exits_zero(tmp_path: Path) -> None:
@@ -137,3 +141,119 @@ def test_serve_flags_override_environment(served: tuple[str, Path], tmp_path: Pa
     assert again.status_code == 409  # FOVEA_DUPLICATE_POLICY=reject from the environment applies
     assert count_instances(data_dir) == 1  # --data-dir won over FOVEA_DATA_DIR
     assert not (tmp_path / "env-data").exists()
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    result = run_fovea("migrate", "--data-dir", str(tmp_path), env={"FOVEA_PORT": "abc"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("fovea: FOVEA_PORT='abc' is not allowed: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "fovea.db").exists()
+
+
+def test_version_and_config_check(tmp_path: Path) -> None:
+    version = run_fovea("--version")
+    assert version.returncode == 0 and version.stdout.startswith("fovea 0.")
+    env = {
+        "FOVEA_DATABASE_URL": "postgres://fovea:hunter2@db.example.org/pacs",
+        "FOVEA_S3_SECRET_ACCESS_KEY": "hunter3",
+        "FOVEA_QIDO_MAX_RESULTS": "50",
+        "FOVEA_QIDO_MAX_RESULT": "5",
+    }
+    check = run_fovea("config", "check", "--data-dir", str(tmp_path), env=env)
+    assert check.returncode == 0, check.stderr
+    lines = check.stdout.splitlines()
+    assert "FOVEA_DATABASE_URL=postgresql+psycopg://fovea:***@db.example.org/pacs" in lines
+    assert "FOVEA_S3_SECRET_ACCESS_KEY=********" in lines
+    assert "FOVEA_QIDO_MAX_RESULTS=50" in lines
+    assert f"FOVEA_STORAGE_URL={tmp_path.resolve()}/blobs" in lines
+    assert "hunter" not in check.stdout + check.stderr
+    assert (
+        "fovea: warning: FOVEA_QIDO_MAX_RESULT is not a Fovea setting and is ignored "
+        "(did you mean FOVEA_QIDO_MAX_RESULTS?)"
+    ) in check.stderr.splitlines()
+
+
+def _start_in_own_group(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    """`fovea serve` in a process group of its own, as a terminal runs it (Ctrl-C reaches the group)."""
+    return subprocess.Popen(
+        [*FOVEA, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        env={**os.environ, "FOVEA_INGEST_WORKERS": "2", "FOVEA_SHUTDOWN_GRACE_SECONDS": "20"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_until_ready(base: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError("fovea serve did not start")
+        time.sleep(0.1)
+
+
+def test_ctrl_c_stops_the_whole_process_group_without_tracebacks(tmp_path: Path) -> None:
+    port = free_port()
+    process = _start_in_own_group(tmp_path, port)
+    try:
+        _wait_until_ready(f"http://127.0.0.1:{port}", process)
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "Finished server process" in stderr
+
+
+def test_sigterm_lets_a_request_in_flight_finish(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = _start_in_own_group(tmp_path, port)
+    sop = generate_uid()
+    body = multipart_body([make_instance(sop_uid=sop)])
+    half = len(body) // 2
+    sent_first_half = threading.Event()
+    resume = threading.Event()
+    answers: list[httpx.Response] = []
+
+    def slow_body() -> Iterator[bytes]:
+        yield body[:half]
+        sent_first_half.set()
+        resume.wait(timeout=30)
+        yield body[half:]
+
+    def store() -> None:
+        headers = {"Content-Type": stow_content_type()}
+        answers.append(
+            httpx.post(f"{base}/dicom-web/studies", content=slow_body(), headers=headers, timeout=60)
+        )
+
+    try:
+        _wait_until_ready(base, process)
+        client = threading.Thread(target=store)
+        client.start()
+        assert sent_first_half.wait(timeout=30)
+        time.sleep(0.5)  # the request is in the server's hands
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None  # still finishing the request in flight
+        resume.set()
+        client.join(timeout=60)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        resume.set()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert [answer.status_code for answer in answers] == [200]
+    assert process.returncode == 0 and "Traceback" not in stderr
+    assert "Finished server process" in stderr
+    assert count_instances(tmp_path / "data") == 1

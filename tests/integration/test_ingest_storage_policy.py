@@ -80,6 +80,19 @@ def test_lossy_input_and_layouts_the_encoder_cannot_hold_are_stored_as_received(
         assert ds.PixelData == original.PixelData
 
 
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_a_frame_too_large_to_decode_within_the_codec_limit_is_stored_as_received(backend: Backend) -> None:
+    """A 2048x2048 16-bit frame needs 3 x 8 MiB + 512 MiB to decode: not within 520 MiB, within 540."""
+    big = make_instance(rows=2048, columns=2048, seed=5)
+    original = pydicom.dcmread(io.BytesIO(big))
+    tight = StoragePolicy(storage_syntax=JPEGLS, decode_limit_bytes=520 * 1024 * 1024)
+    assert ingest(backend, big, tight) == (Outcome.STORED, None)
+    assert stored(backend, original.SOPInstanceUID)[0] == ELE  # kept as received
+    enough = StoragePolicy(storage_syntax=JPEGLS, decode_limit_bytes=540 * 1024 * 1024)
+    assert ingest(backend, big, enough)[0] is Outcome.REPLACED
+    assert stored(backend, original.SOPInstanceUID)[0] == JPEGLS
+
+
 def test_syntaxes_not_accepted_are_refused(backend: Backend) -> None:
     policy = StoragePolicy(accepted_syntaxes=frozenset({ELE}))
     refused = corpus_file("SC_rgb_rle_2frame.dcm").path.read_bytes()

@@ -21,6 +21,7 @@ from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.stow_helpers import (
     index_counts,
     items,
+    pending_deletions,
     post_stow,
     stored_bytes,
     stored_instance,
@@ -199,7 +200,9 @@ def test_replace_policy_replaces_atomically_and_says_so(live_server: LiveServer,
     [item] = items(response.json(), REFERENCED)
     assert value_of(item, WARNING_REASON) == 0xB100
     assert stored_bytes(backend, sop) == second
-    assert old_key not in backend.blob_keys()  # the replaced blob is gone, not orphaned
+    # the replaced blob stays for the reads that looked it up, and is scheduled for deletion
+    assert old_key in backend.blob_keys()
+    assert pending_deletions(backend) == {old_key}
     assert index_counts(backend).instances == 1
 
 

@@ -70,7 +70,20 @@ def test_a_lossy_original_is_not_made_lossless_and_unknown_syntaxes_are_refused(
     assert "lossless-only and the pixels already went through a lossy step" in refused.stderr
     assert not (tmp_path / "x.dcm").exists()
     unknown = run_fovea("transcode", str(lossy), str(tmp_path / "x.dcm"), "--syntax", "JPEG3000")
-    assert unknown.returncode == 2 and "unknown transfer syntax" in unknown.stderr
+    assert (
+        unknown.returncode == 2
+        and "unknown transfer syntax: JPEG3000 (use a UID or one of: " in unknown.stderr
+    )
+    assert "HTJ2KLossless" in unknown.stderr and "MPEG2MPML" not in unknown.stderr  # video is never written
+
+
+def test_a_refusal_names_its_actual_cause(tmp_path: Path) -> None:
+    signed_ct = corpus_file("CT_small.dcm").path
+    refused = run_fovea("transcode", str(signed_ct), str(tmp_path / "x.dcm"), "--syntax", "JPEGBaseline8Bit")
+    assert refused.returncode == 1
+    assert "cannot hold 128x128 MONOCHROME2, 1 sample(s) of 16 signed bits in 16" in refused.stderr
+    no_encoder = run_fovea("transcode", str(signed_ct), str(tmp_path / "x.dcm"), "--syntax", "JPEG2000MC")
+    assert "no installed encoder writes JPEG 2000 Part 2 multi-component transforms" in no_encoder.stderr
 
 
 def test_an_implicit_vr_file_can_be_written_as_explicit_vr(tmp_path: Path) -> None:

@@ -240,5 +240,5 @@ def test_a_replaced_instance_is_served_anew_despite_the_frame_table_cache(
     ds = pydicom.dcmread(io.BytesIO(first))
     url = frames_url(live_server, ds, "1")
     assert httpx.get(url, headers={"Accept": OCTET}).content == ds.PixelData  # now cached
-    assert post_stow(live_server, [second]).status_code == 202  # replaced (a warning): old blob deleted
+    assert post_stow(live_server, [second]).status_code == 202  # replaced (a warning)
     assert httpx.get(url, headers={"Accept": OCTET}).content == pydicom.dcmread(io.BytesIO(second)).PixelData

@@ -7,6 +7,7 @@ pydicom (its own decoders) and, where installed, by DCMTK and GDCM command-line 
 from __future__ import annotations
 
 import io
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -280,10 +281,12 @@ def test_instance_outputs_are_read_by_dcmtk_and_gdcm(
 
 
 def corrupt_rle_instance() -> bytes:
-    """A valid RLE data set whose one fragment is not an RLE frame (attributes say it can be decoded)."""
+    """A valid RLE data set whose one fragment has a sound segment table (2 segments for 16-bit
+    samples, inside the frame) but segments far too short for the frame: it fails only when decoded."""
     ds = pydicom.dcmread(io.BytesIO(make_instance(seed=17)))
     ds.file_meta.TransferSyntaxUID = RLE
-    ds.PixelData = encapsulate([b"\x01\x00\x00\x00" + b"\xff" * 60])
+    table = struct.pack("<16I", 2, 64, 66, *([0] * 13))
+    ds.PixelData = encapsulate([table + b"\x00\xff\x00\xff"])
     ds["PixelData"].VR = "OB"
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)

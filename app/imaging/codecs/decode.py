@@ -27,6 +27,10 @@ the decoder singletons. Warnings are not filtered: `warnings.catch_warnings` swa
 filter list, which is not thread-safe; `validate=False` avoids the one warning routine frames
 raise, and the rest flag a stored frame at odds with its attributes.
 
+Before any decoder runs, the frame's codestream header is compared with the data set
+(`frame_header`): a header that cannot be read, or that claims another size, component count or a
+precision above Bits Allocated, is refused, since the decoder would size its work by it.
+
 Errors: `FrameDecodeError` (a ValueError) names the syntax and the reason; the codec's own error is
 its `__cause__`.
 """
@@ -53,6 +57,7 @@ from pydicom.uid import (
 )
 
 from app.imaging.codecs.deflate import InflateError, inflate_frame
+from app.imaging.codecs.frame_header import FrameHeaderError, check_frame_header
 from app.imaging.frames import PixelLayout
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
@@ -107,6 +112,15 @@ class FrameFormat:
         )
         return layout.frame_bytes
 
+    @property
+    def description(self) -> str:
+        """The layout in words, for messages: "512x512 MONOCHROME2, 1 sample(s) of 12 signed bits in 16"."""
+        sign = "signed" if self.pixel_representation else "unsigned"
+        return (
+            f"{self.rows}x{self.columns} {self.photometric_interpretation}, {self.samples_per_pixel} "
+            f"sample(s) of {self.bits_stored} {sign} bits in {self.bits_allocated}"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class NativeFrame:
@@ -131,6 +145,10 @@ def decode_to_native(frame: bytes, transfer_syntax_uid: str, fmt: FrameFormat) -
     route = _route_for(syntax)
     if route is None:
         raise FrameDecodeError(f"{syntax.label}: {_why_not(syntax)}")
+    try:  # the decoder sizes its work by this header: it must say what the data set says
+        check_frame_header(syntax.codec, frame, len(frame), fmt, what="codestream header")
+    except FrameHeaderError as exc:
+        raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     return route.decode(frame, syntax, fmt)
 
 
@@ -238,7 +256,7 @@ def _decode_jpegxl(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> Na
     """libjxl's pixels, interleaved; a recompressed colour JPEG comes back as RGB."""
     try:
         pixels = imagecodecs.jpegxl_decode(frame)
-    except (imagecodecs.JpegxlError, ValueError) as exc:
+    except (imagecodecs.JpegxlError, ValueError, RuntimeError) as exc:  # RuntimeError: a broken stream
         raise FrameDecodeError(f"{syntax.label}: {exc}") from exc
     photometric = fmt.photometric_interpretation
     if syntax.uid == _JPEGXL_RECOMPRESSION and fmt.samples_per_pixel == 3:

@@ -151,6 +151,14 @@ def can_encode(transfer_syntax_uid: str, fmt: FrameFormat) -> bool:
     return syntax is not None and encoder is not None and _plausible(fmt) and encoder.accepts(fmt)
 
 
+def missing_encoder_reason(transfer_syntax_uid: str) -> str | None:
+    """Why no frame of any layout can be encoded into this syntax; None where an encoder exists."""
+    syntax = find_transfer_syntax(transfer_syntax_uid)
+    if syntax is None:
+        return "not a transfer syntax Fovea knows"
+    return None if syntax.uid in _ENCODERS else _why_not(syntax)
+
+
 def encodes_lossy(transfer_syntax_uid: str) -> bool:
     """Whether Fovea's encoder for this syntax loses information (False where it has none)."""
     return lossy_method(transfer_syntax_uid) is not None
@@ -171,7 +179,7 @@ def encoded_photometric(transfer_syntax_uid: str, fmt: FrameFormat) -> tuple[str
     `can_encode` is False.
     """
     if not can_encode(transfer_syntax_uid, fmt):
-        raise FrameEncodeError(f"{transfer_syntax_uid}: cannot encode {_describe(fmt)}")
+        raise FrameEncodeError(f"{transfer_syntax_uid}: cannot encode {fmt.description}")
     encoder = _ENCODERS[transfer_syntax_uid]
     if not encoder.samples:
         return fmt.photometric_interpretation, fmt.planar_configuration
@@ -193,7 +201,7 @@ def encode_native_frame(native: bytes, transfer_syntax_uid: str, fmt: FrameForma
     if encoder is None:
         raise FrameEncodeError(f"{syntax.label}: {_why_not(syntax)}")
     if not (_plausible(fmt) and encoder.accepts(fmt)):
-        raise FrameEncodeError(f"{syntax.label}: cannot hold {_describe(fmt)}")
+        raise FrameEncodeError(f"{syntax.label}: cannot hold {fmt.description}")
     size = fmt.frame_bytes
     if len(native) != size:
         raise FrameEncodeError(f"{syntax.label}: the native frame holds {len(native)} bytes, {size} expected")
@@ -599,14 +607,6 @@ def _samples(native: bytes, fmt: FrameFormat) -> np.ndarray:
     samples = np.array(samples, order="C")  # a copy: corrected in place
     correct_unused_bits(samples, fmt)
     return samples
-
-
-def _describe(fmt: FrameFormat) -> str:
-    sign = "signed" if fmt.pixel_representation else "unsigned"
-    return (
-        f"{fmt.rows}x{fmt.columns} {fmt.photometric_interpretation}, {fmt.samples_per_pixel} sample(s) of "
-        f"{fmt.bits_stored} {sign} bits in {fmt.bits_allocated}"
-    )
 
 
 def _unsigned_pattern(samples: np.ndarray, fmt: FrameFormat) -> np.ndarray:

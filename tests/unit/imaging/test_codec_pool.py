@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from app.imaging.codec_pool import CodecPool, CodecWorkerCrashed
+from app.imaging.codec_pool import (
+    MIB,
+    CodecLimits,
+    CodecOutOfMemory,
+    CodecPool,
+    CodecTimeout,
+    CodecWorkerCrashed,
+)
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
 from app.imaging.frame_transcode import runs_in_process, transcode_frame
+from tests.codec_jobs import address_space_bytes, allocate_and_touch, process_id, sleep_then_answer
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 RLE = "1.2.840.10008.1.2.5"
@@ -72,6 +82,101 @@ def test_a_crashed_worker_fails_its_job_and_the_pool_recovers() -> None:
         assert pid != os.getpid()
     finally:
         pool.close()
+
+
+def test_workers_run_under_the_address_space_limit() -> None:
+    pool = CodecPool(1, CodecLimits(memory_bytes=768 * MIB))
+    try:
+        assert pool.run(True, address_space_bytes) < 768 * MIB
+        assert pool.run(True, allocate_and_touch, 64 * MIB) == 64 * MIB
+    finally:
+        pool.close()
+
+
+def test_a_worker_over_its_memory_limit_fails_its_job_and_is_replaced() -> None:
+    pool = CodecPool(1, CodecLimits(memory_bytes=768 * MIB))
+    try:
+        first = pool.run(True, process_id)
+        with pytest.raises(CodecOutOfMemory, match="768 MiB per worker"):
+            pool.run(True, allocate_and_touch, 1024 * MIB)
+        assert pool.replaced == 1
+        second = pool.run(True, process_id)  # the next job works, in a fresh worker
+        assert second not in (first, os.getpid())
+        assert pool.run(True, allocate_and_touch, 64 * MIB) == 64 * MIB
+    finally:
+        pool.close()
+
+
+def test_a_process_job_over_its_time_limit_is_abandoned_and_its_worker_replaced() -> None:
+    pool = CodecPool(1, CodecLimits(timeout_s=0.5))
+    try:
+        first = pool.run(True, process_id)
+        with pytest.raises(CodecTimeout, match=r"longer than 0\.5 s"):
+            pool.run(True, sleep_then_answer, 60)  # killed, not waited for
+        assert pool.replaced == 1
+        assert pool.run(True, process_id) not in (first, os.getpid())
+    finally:
+        pool.close()
+
+
+def test_a_job_in_flight_beside_a_stopped_one_runs_again() -> None:
+    pool = CodecPool(2, CodecLimits(timeout_s=3))
+    try:
+        with ThreadPoolExecutor(2) as clients:
+            stuck = clients.submit(pool.run, True, sleep_then_answer, 60)
+            time.sleep(2)
+            innocent = clients.submit(pool.run, True, sleep_then_answer, 1.5)  # in flight at the kill
+            with pytest.raises(CodecTimeout):
+                stuck.result()
+            assert innocent.result() != os.getpid()
+    finally:
+        pool.close()
+
+
+@pytest.mark.parametrize("in_process", [False, True])
+def test_the_time_limit_counts_running_time_not_time_in_the_queue(in_process: bool) -> None:
+    """Three 0.6 s jobs on one worker take 1.8 s together; none is over the 1.5 s limit."""
+    pool = CodecPool(1, CodecLimits(timeout_s=1.5))
+    try:
+        with ThreadPoolExecutor(3) as clients:
+            jobs = [clients.submit(pool.run, in_process, sleep_then_answer, 0.6) for _ in range(3)]
+            assert len({job.result() for job in jobs}) == 1  # one worker ran them all
+        assert pool.replaced == 0
+    finally:
+        pool.close()
+
+
+def test_a_job_finding_every_worker_stuck_fails_instead_of_waiting_forever() -> None:
+    pool = CodecPool(1, CodecLimits(timeout_s=0.3))
+    try:
+        with pytest.raises(CodecTimeout, match="took longer"):
+            pool.run(False, sleep_then_answer, 2)  # abandoned; its thread runs on, holding the worker
+        with pytest.raises(CodecTimeout, match="every codec worker stayed busy"):
+            pool.run(False, process_id)
+    finally:
+        pool.close()
+
+
+def test_a_thread_job_over_its_time_limit_is_abandoned() -> None:
+    pool = CodecPool(1, CodecLimits(timeout_s=0.2))
+    try:
+        with pytest.raises(CodecTimeout):
+            pool.run(False, sleep_then_answer, 1)
+    finally:
+        pool.close()
+
+
+def test_a_job_needing_more_than_a_worker_may_have_is_refused_up_front() -> None:
+    pool = CodecPool(1, CodecLimits(memory_bytes=2048 * MIB))
+    try:
+        pool.check_budget(1024 * MIB, "decoding frame 1")
+        with pytest.raises(CodecOutOfMemory, match=r"decoding frame 1 needs about 1600 MiB"):
+            pool.check_budget(1600 * MIB, "decoding frame 1")
+    finally:
+        pool.close()
+    unlimited = CodecPool(1)
+    unlimited.check_budget(1 << 40, "anything")  # no limit set: nothing refused
+    unlimited.close()
 
 
 def test_a_closed_pool_refuses_process_jobs() -> None:

@@ -17,6 +17,7 @@ from pydicom.pixels import get_decoder
 from pydicom.pixels.encoders.base import get_encoder
 
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, can_decode, decode_to_native
+from app.imaging.codecs.frame_header import FrameHeaderUnreadable
 from tests.dicom_files import CorpusFile, corpus_file, corpus_files
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
@@ -125,12 +126,21 @@ def test_jpeg_pydicom_refuses_is_decoded_by_libjpeg_turbo() -> None:
 
 
 def test_frame_pydicom_cannot_read_raises_with_each_plugins_reason() -> None:
-    ds = dcmread(corpus_file("JPEG2000-embedded-sequence-delimiter.dcm").path)
+    ds = dcmread(corpus_file("JPEG2000.dcm").path)
     (frame,) = stored_frames(ds)
+    frame = frame[:200]  # a sound SIZ, then the codestream stops
     reasons = r"(?s)JPEG 2000 .*1\.2\.840\.10008\.1\.2\.4\.91.*pylibjpeg: "  # syntax, then each plugin
     with pytest.raises(FrameDecodeError, match=reasons) as info:
         decode_to_native(frame, str(ds.file_meta.TransferSyntaxUID), frame_format(ds))
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_malformed_siz_is_refused_before_any_decoder() -> None:
+    ds = dcmread(corpus_file("JPEG2000-embedded-sequence-delimiter.dcm").path)
+    (frame,) = stored_frames(ds)  # its Xsiz holds the bytes of a Sequence Delimitation Item
+    with pytest.raises(FrameDecodeError, match="SIZ makes 14540801 tiles") as info:
+        decode_to_native(frame, str(ds.file_meta.TransferSyntaxUID), frame_format(ds))
+    assert isinstance(info.value.__cause__, FrameHeaderUnreadable)
 
 
 def test_concurrent_decodes_equal_sequential_ones() -> None:
@@ -282,13 +292,14 @@ def test_jpeg_xl_signed_samples_below_bits_stored_are_sign_extended() -> None:
 
 def test_jpeg_xl_of_another_size_raises() -> None:
     stream = bytes(imagecodecs.jpegxl_encode(np.zeros((9, 13), np.uint8), lossless=True))
-    with pytest.raises(FrameDecodeError, match=r"decoded to shape \(9, 13\), the frame is \(13, 9\)"):
+    # refused by its size header, before libjxl decodes anything
+    with pytest.raises(FrameDecodeError, match="JPEG XL size says 13x9 pixels, data set 9x13"):
         decode_to_native(stream, JPEGXL_LOSSLESS, mono(13, 9, 8))
 
 
 def test_jpeg_xl_samples_wider_than_bits_allocated_raise() -> None:
     stream = bytes(imagecodecs.jpegxl_encode(np.full((4, 4), 1000, np.uint16), lossless=True))
-    with pytest.raises(FrameDecodeError, match="do not fit Bits Allocated 8"):
+    with pytest.raises(FrameDecodeError, match="JPEG XL size says 16-bit samples, Bits Allocated 8"):
         decode_to_native(stream, JPEGXL_LOSSLESS, mono(4, 4, 8))
 
 
