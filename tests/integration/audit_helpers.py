@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI
 from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -49,7 +50,9 @@ class HeaderPrincipalMiddleware:
 
 def _app_with_test_principals(settings: Settings, services: Services | None = None) -> FastAPI:
     app = create_app(settings, services)
-    app.add_middleware(HeaderPrincipalMiddleware)
+    # Innermost, so it runs after the authentication middleware (anonymous on loopback here) and its
+    # principal is the one the audit trail, further out, reads.
+    app.user_middleware.append(Middleware(HeaderPrincipalMiddleware))
     return app
 
 
