@@ -106,7 +106,9 @@ def transcode_study(study: StoredStudy, folder: Path, syntax_uid: str) -> Stored
     return dataclasses.replace(study, files=tuple(folder / path.name for path in study.files))
 
 
-def store_instances(dicomweb_url: str, files: tuple[Path, ...]) -> httpx.Response:
+def store_instances(
+    dicomweb_url: str, files: tuple[Path, ...], credentials: dict[str, str] | None = None
+) -> httpx.Response:
     """STOW-RS: one multipart/related request, one application/dicom part per file."""
     boundary = f"e2e-{uuid.uuid4().hex}"
     body = bytearray()
@@ -117,6 +119,7 @@ def store_instances(dicomweb_url: str, files: tuple[Path, ...]) -> httpx.Respons
     headers = {
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
         "Accept": "application/dicom+json",
+        **(credentials or {}),
     }
     return httpx.post(f"{dicomweb_url}/studies", content=bytes(body), headers=headers, timeout=60)
 

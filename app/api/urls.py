@@ -2,7 +2,8 @@
 
 Why: behind a reverse proxy the server's own address is not the client's. The configured public base
 URL wins; otherwise X-Forwarded-Proto/-Host/-Prefix (set by the proxy) are honoured, then the request's
-own scheme and Host header.
+own scheme and Host header. Those headers reach this code only from peers in FOVEA_TRUSTED_PROXIES: the
+authentication middleware (app/security/proxies.py) removes them from every other request.
 """
 
 from __future__ import annotations

@@ -42,13 +42,15 @@ class AuthenticationMiddleware:
         connection = HTTPConnection(scope)
         set_principal(connection, NOBODY)  # until a credential proves more (refusals are logged as this)
         requirement = requirement_for(scope["method"], scope["path"])
+        if requirement.public:  # credentials, good or bad, are not looked at
+            await self.app(scope, receive, send)
+            return
         try:
             token = take_token(scope)
-            if not requirement.public:
-                local_host = (scope.get("server") or ("", 0))[0]
-                principal = await self.authenticator.authenticate(token, _engine(scope), local_host)
-                set_principal(connection, principal)
-                authorize(scope, principal, requirement.scope)
+            local_host = (scope.get("server") or ("", 0))[0]
+            principal = await self.authenticator.authenticate(token, _engine(scope), local_host)
+            set_principal(connection, principal)
+            authorize(scope, principal, requirement.scope)
         except AuthError as exc:
             await send_refusal(exc, scope, send, retry_after=self.retry_after)
             return

@@ -45,6 +45,8 @@ def test_anonymous_request_is_401_once_a_key_exists(backend: Backend, live_serve
         "error": "authentication required (dicom.read): send Authorization: Bearer <token or API key>",
     }
     assert httpx.get(f"{live_server.base_url}/health").status_code == 200  # probes stay public
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}  # a credential on a public route is not looked at
+    assert httpx.get(f"{live_server.base_url}/health", headers=basic).status_code == 200
 
 
 @pytest.mark.parametrize("header", ["authorization", "x-api-key"])
