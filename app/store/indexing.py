@@ -299,7 +299,7 @@ def _upsert_study(
     if replacing and not _has_instances(connection, row.pk):
         # The replaced instance was the study's only one: nothing else vouches for its patient, so a
         # corrected re-send files the study as a new study would be filed.
-        patient_pk, conflict = _patient_for_new_study(connection, parsed, policy)
+        patient_pk, conflict = _patient_for_new_study(connection, parsed, policy, vacated_study_pk=row.pk)
         _file_study_under(connection, row.pk, row.patient_pk, patient_pk)
         return int(row.pk), conflict
     stored = PatientIdentity(row.patient_id, row.issuer_of_patient_id, row.patient_name)
@@ -390,13 +390,21 @@ def _create_patient(connection: Connection, parsed: ParsedInstance) -> int:
 
 
 def _patient_for_new_study(
-    connection: Connection, parsed: ParsedInstance, policy: PatientMismatchPolicy
+    connection: Connection,
+    parsed: ParsedInstance,
+    policy: PatientMismatchPolicy,
+    *,
+    vacated_study_pk: int | None = None,
 ) -> tuple[int, PatientConflict | None]:
     """The patient a new study is filed under: the stored one with its Patient ID and issuer, or a new
-    one (a study with no Patient ID gets its own). A stored patient with another name is a conflict."""
+    one (a study with no Patient ID gets its own). A stored patient with another name is a conflict,
+    unless the only study filed under it is `vacated_study_pk` (its only instance being replaced)."""
     row = _find_patient(connection, parsed)
     if row is None:
         return _create_patient(connection, parsed), None
+    if vacated_study_pk is not None and not _has_other_studies(connection, row.pk, vacated_study_pk):
+        _take_demographics(connection, row.pk, parsed)  # nothing else vouches for the stored name
+        return int(row.pk), None
     stored = PatientIdentity(parsed.patient.patient_id, parsed.patient.issuer_of_patient_id, row.patient_name)
     attributes = conflicting_attributes(stored, _identity(parsed))
     if not attributes:
@@ -409,6 +417,13 @@ def _patient_for_new_study(
     if policy is PatientMismatchPolicy.UPDATE:
         _take_demographics(connection, row.pk, parsed)
     return int(row.pk), PatientConflict(attributes, policy)
+
+
+def _has_other_studies(connection: Connection, patient_pk: int, study_pk: int) -> bool:
+    found = connection.execute(
+        select(_study.c.pk).where(_study.c.patient_pk == patient_pk, _study.c.pk != study_pk).limit(1)
+    ).first()
+    return found is not None
 
 
 def _patient_taking_identity(connection: Connection, parsed: ParsedInstance) -> int:

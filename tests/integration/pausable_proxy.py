@@ -48,6 +48,10 @@ class PausableProxy:
             assert self._server is not None
             self._server.close()
             self._close_all()
+            current = asyncio.current_task()
+            for task in asyncio.all_tasks():  # connections still piping: end them before the loop stops
+                if task is not current:
+                    task.cancel()
 
         self._call(shut())
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -181,6 +181,36 @@ def test_replacing_the_only_instance_corrects_the_patient(live_server: LiveServe
     assert patient_rows(backend) == [("P1", "", "Doe^Jane")]  # the wrong patient is gone
 
 
+def test_replacing_the_only_instance_corrects_the_name_of_its_patient(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    """Same Patient ID, corrected name: the patient row has no other study to vouch for the old name."""
+    study, sop = generate_uid(), generate_uid()
+    assert (
+        post_stow(live_server, [instance(study, sop, patient_id="P1", patient_name="Doe^Jnae")]).status_code
+        == 200
+    )
+
+    response = post_stow(live_server, [instance(study, sop, seed=1, **JANE)])
+
+    assert value_of(only_stored(response), WARNING_REASON) == 0xB100
+    assert study_patient(live_server, study) == ("P1", "Doe^Jane")
+    assert patient_rows(backend) == [("P1", "", "Doe^Jane")]
+
+
+def test_replacing_the_only_instance_cannot_rename_a_patient_with_other_studies(
+    live_server: LiveServer, backend: Backend
+) -> None:
+    study, sop = generate_uid(), generate_uid()
+    assert post_stow(live_server, [instance(generate_uid(), seed=2, **JANE)]).status_code == 200
+    assert post_stow(live_server, [instance(study, sop, **JANE)]).status_code == 200
+
+    response = post_stow(live_server, [instance(study, sop, seed=1, patient_id="P1", patient_name="Roe^Ann")])
+
+    assert value_of(only_failure(response), FAILURE_REASON) == 0xC410
+    assert patient_rows(backend) == [("P1", "", "Doe^Jane")]
+
+
 def test_replacing_one_of_several_instances_cannot_change_the_patient(
     live_server: LiveServer, backend: Backend
 ) -> None:
