@@ -12,7 +12,14 @@ from app.audit.actions import AUDITED_ROUTES, Action, audited_request
 from app.main import create_app
 from app.settings import Settings
 
-NOT_PATIENT_DATA = {("GET", "/health"), ("GET", "/metrics")}  # what the app serves that the trail leaves out
+# What the app serves that the trail leaves out: probes, metrics and the published contract.
+NOT_PATIENT_DATA = {
+    ("GET", "/health"),
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/dicom-web/openapi.json"),
+}
 
 
 def app_operations(data_dir: Path) -> set[tuple[str, str]]:
