@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 from bench_frames import Answer, KeepAliveClient, Tally, get_all, instance_url, part10, store
-from bench_stow import ct_dataset
+from bench_stow import BENCH_PATIENT_NAME, ct_dataset
 from bench_transcode import ct_frames
 from common import (
     REPO_ROOT,
@@ -173,7 +173,7 @@ def image_dataset(source: Source, study: str, series: str, number: int, frame: b
         ds.SOPClassUID = CR_IMAGE_STORAGE
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.PatientID, ds.PatientName = "BENCH-1", "Bench^Rendered"
+        ds.PatientID, ds.PatientName = "BENCH-1", BENCH_PATIENT_NAME
         ds.StudyDate, ds.StudyTime, ds.AccessionNumber = "20260101", "120000", "BENCH"
         ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CR", 2, number
         ds.BodyPartExamined, ds.ViewPosition = "CHEST", "PA"

@@ -75,6 +75,10 @@ QUICK = Sizes(small_instances=10, small_per_request=5, large_frames=40)  # 20 Mi
 # --- test data ----------------------------------------------------------------------------------------
 
 
+# One patient for every benchmark data set: Fovea refuses a study whose patient contradicts one stored.
+BENCH_PATIENT_NAME = "Bench^Patient"
+
+
 def ct_dataset(study_uid: str, series_uid: str, instance_number: int, frames: int = 1) -> Dataset:
     """A CT Image Storage data set, 512x512 16-bit signed, Explicit VR Little Endian, no Pixel Data yet."""
     meta = FileMetaDataset()
@@ -88,7 +92,7 @@ def ct_dataset(study_uid: str, series_uid: str, instance_number: int, frames: in
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.PatientID = "BENCH-1"
-    ds.PatientName = "Bench^Stow"
+    ds.PatientName = BENCH_PATIENT_NAME
     ds.StudyDate = "20260101"
     ds.StudyTime = "120000"
     ds.AccessionNumber = "BENCH"

@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import numpy as np
 from bench_frames import Answer, KeepAliveClient, instance_url, part10, store
-from bench_stow import ct_dataset
+from bench_stow import BENCH_PATIENT_NAME, ct_dataset
 from common import (
     REPO_ROOT,
     BenchFailure,
@@ -219,7 +219,7 @@ def layout_dataset(layout: Layout, study: str, series: str, frames: int) -> Data
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.PatientID, ds.PatientName = "BENCH-1", "Bench^Transcode"
+        ds.PatientID, ds.PatientName = "BENCH-1", BENCH_PATIENT_NAME
         ds.StudyDate, ds.StudyTime, ds.AccessionNumber = "20260101", "120000", "BENCH"
         ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "OT", 2, 1
         ds.NumberOfFrames = frames

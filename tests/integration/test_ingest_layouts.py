@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 
+import imagecodecs
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -141,13 +143,23 @@ def test_bits_allocated_1_frames_that_start_mid_byte(backend: Backend) -> None:
         assert np.array_equal(unpacked, bits[number - 1].ravel()), f"frame {number}"
 
 
+def _jpeg_xl_frame(n: int) -> bytes:
+    """A real JPEG XL codestream of a 5 x 7 grey frame: its size header must match the data set."""
+    return bytes(imagecodecs.jpegxl_encode(np.full((5, 7), 10 * n, np.uint8), lossless=True))
+
+
 @pytest.mark.parametrize(
-    ("syntax", "start"), [(HTJ2K, b"\xff\x4f\xff\x51"), (JPEG_XL, b"\xff\x0a")], ids=["htj2k", "jpeg-xl"]
+    ("syntax", "make"),
+    [
+        (HTJ2K, lambda n: b"\xff\x4f\xff\x51" + bytes([n]) * (20 + n) + b"\xff\xd9"),
+        (JPEG_XL, _jpeg_xl_frame),
+    ],
+    ids=["htj2k", "jpeg-xl"],
 )
 def test_codestreams_split_over_fragments_without_offset_table(
-    backend: Backend, syntax: str, start: bytes
+    backend: Backend, syntax: str, make: Callable[[int], bytes]
 ) -> None:
-    codestreams = [start + bytes([n]) * (20 + n) + b"\xff\xd9" for n in range(3)]
+    codestreams = [make(n) for n in range(3)]
     pixel_data = encapsulate(codestreams, fragments_per_frame=2, has_bot=False)
     data = part10(syntax, pixel_data, frames=3, encapsulated=True)
 

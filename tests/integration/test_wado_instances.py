@@ -206,11 +206,12 @@ def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer, 
     assert either.status_code == 200 and either.headers["content-type"].startswith("multipart/related")
 
 
-def lossy_instance_in(study_uid: str) -> bytes:
+def lossy_instance_in(study_uid: str, patient_id: str, patient_name: str) -> bytes:
     """pydicom's JPEG 2000 lossy CT (Lossy Image Compression 01), filed under another study."""
     ds = pydicom.dcmread(corpus_file("JPEG2000.dcm").path)
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study_uid, generate_uid(), generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientID, ds.PatientName = patient_id, patient_name  # one patient per study (else 0xC410)
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -221,8 +222,9 @@ def test_instances_that_cannot_be_had_are_left_out_with_206(
 ) -> None:
     corpus = corpus_file("MR_small_jpeg_ls_lossless.dcm")
     jls = pydicom.dcmread(corpus.path)
-    native = make_instance(study_uid=jls.StudyInstanceUID)
-    lossy = lossy_instance_in(jls.StudyInstanceUID)
+    patient = {"patient_id": jls.PatientID, "patient_name": str(jls.PatientName)}
+    native = make_instance(study_uid=jls.StudyInstanceUID, **patient)
+    lossy = lossy_instance_in(jls.StudyInstanceUID, **patient)
     assert post_stow(live_server, [corpus.path.read_bytes(), native, lossy]).status_code == 200
     study_url = f"{live_server.dicomweb}/studies/{jls.StudyInstanceUID}"
     as_jls = f'multipart/related; type="{DICOM}"; transfer-syntax={corpus.transfer_syntax_uid}'
