@@ -90,7 +90,7 @@ class BatchingSink:
 
     def _take(self, pending: list[AuditEvent], wait: float | None) -> tuple[bool, list[threading.Event]]:
         """Move queued events into `pending` (waiting for the first up to `wait`; None: for ever)."""
-        stop, flushed = False, []
+        stop, flushed = False, list[threading.Event]()
         try:
             item = self._queue.get(timeout=wait)
         except queue.Empty:
