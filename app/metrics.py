@@ -59,6 +59,21 @@ CACHE_BYTES = Gauge(
     ["cache"],
     multiprocess_mode="livesum",
 )
+DERIVATIVES_MADE = Counter(
+    "fovea_derivatives_made_total",
+    "Transcoded frames and rendered images made here because no cache held them, by cache",
+    ["cache"],
+)
+SHARED_CACHE_BYTES = Gauge(
+    "fovea_shared_cache_bytes",
+    "Bytes held by the shared derivative cache (Redis), as last seen by any process",
+    multiprocess_mode="mostrecent",
+)
+SHARED_CACHE_ERRORS = Counter(
+    "fovea_shared_cache_errors_total",
+    "Shared derivative cache calls that failed (served without it), by operation",
+    ["operation"],
+)
 DB_CONNECTIONS_IN_USE = Gauge(
     "fovea_db_connections_in_use",
     "Index database connections checked out of the pool, summed over live processes",

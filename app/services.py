@@ -22,10 +22,11 @@ from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
 from app.store.db import DatabaseTimeouts, create_index_engine, prepare_index
-from app.store.frame_source import MadeFrame, made_frame_size
+from app.store.frame_source import MadeFrame, dump_made_frame, load_made_frame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -36,15 +37,49 @@ def _retrieval_threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(RETRIEVAL_THREADS, thread_name_prefix="fovea-retrieve")
 
 
-def transcoded_frame_cache(max_mb: int) -> TranscodedFrameCache[MadeFrame]:
-    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames")
+def transcoded_frame_cache(
+    max_mb: int, shared: RedisDerivativeStore | None = None
+) -> TranscodedFrameCache[MadeFrame]:
+    tier = None
+    if shared is not None:
+        tier = SharedTier(shared, "transcoded-frames-shared", dump_made_frame, load_made_frame)
+    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames", shared=tier)
 
 
 RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
 
 
-def rendered_image_cache(max_mb: int) -> TranscodedFrameCache[RenderedImage]:
-    return TranscodedFrameCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images")
+def _dump_rendered_image(image: RenderedImage) -> bytes:
+    body, window = image
+    return dump_labelled(window, body)
+
+
+def _load_rendered_image(value: bytes) -> RenderedImage:
+    window, body = load_labelled(value)
+    return body, window
+
+
+def rendered_image_cache(
+    max_mb: int, shared: RedisDerivativeStore | None = None
+) -> TranscodedFrameCache[RenderedImage]:
+    tier = None
+    if shared is not None:
+        tier = SharedTier(shared, "rendered-images-shared", _dump_rendered_image, _load_rendered_image)
+    return TranscodedFrameCache(
+        max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images", shared=tier
+    )
+
+
+def shared_derivative_store(settings: Settings) -> RedisDerivativeStore | None:
+    """The shared derivative cache the settings name, or None (the default: each process on its own)."""
+    if not settings.shared_cache_url:
+        return None
+    return RedisDerivativeStore(
+        settings.shared_cache_url,
+        settings.shared_cache_mb * 1_000_000,
+        prefix=settings.shared_cache_prefix,
+        timeout_s=settings.shared_cache_timeout_s,
+    )
 
 
 def codec_limits(settings: Settings) -> CodecLimits:
@@ -68,6 +103,7 @@ class Services:
     )
     readiness: ReadinessMemo = field(default_factory=ReadinessMemo)
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
+    shared_cache: RedisDerivativeStore | None = None  # behind both caches above, when configured
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -85,6 +121,8 @@ class Services:
         self.retrieval.shutdown(wait=False, cancel_futures=True)
         self.codecs.close()
         self.engine.dispose()
+        if self.shared_cache is not None:
+            self.shared_cache.close()
 
 
 def open_services(settings: Settings) -> Services:
@@ -104,6 +142,7 @@ def open_services(settings: Settings) -> Services:
         collector = BlobCollector(
             engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
         )
+    shared = shared_derivative_store(settings)
     services = Services(
         settings=settings,
         engine=engine,
@@ -111,8 +150,9 @@ def open_services(settings: Settings) -> Services:
         collector=collector,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
         codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
-        transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
-        rendered_images=rendered_image_cache(settings.rendered_cache_mb),
+        transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb, shared),
+        rendered_images=rendered_image_cache(settings.rendered_cache_mb, shared),
+        shared_cache=shared,
     )
     if collector is not None:
         collector.start()

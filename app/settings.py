@@ -144,6 +144,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Memory for rendered images and thumbnails kept per server process (MB); 0: none",
     )
+    shared_cache_url: str = Field(
+        "",
+        description="Redis URL (redis://host:6379/0, rediss:// for TLS) of a derivative cache shared by "
+        "every process and node: transcoded frames and rendered images made once; empty: none",
+    )
+    shared_cache_mb: int = Field(
+        1024, ge=1, description="Bytes of derivatives the shared cache holds (MB); least recent dropped first"
+    )
+    shared_cache_prefix: str = Field(
+        "fovea",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Key prefix in Redis: deployments sharing one Redis use different prefixes",
+    )
+    shared_cache_timeout_s: float = Field(
+        0.5, gt=0, description="Seconds one shared cache call may take; slower counts as a miss"
+    )
     qido_max_results: int = Field(
         10_000,
         ge=1,

@@ -9,6 +9,9 @@ stale frame and nothing needs invalidating; unused entries fall out, least recen
 Identical concurrent requests share one transcode: the first caller makes the frame while the others
 wait for its result (a viewer's prefetch and its display often ask for the same frame at once). A
 failure is handed to every waiter and not kept, so the next request tries again.
+
+With a shared tier (`shared_cache.py`), a frame this process does not hold is looked for there before it
+is made, and what is made here is written there, so other processes and nodes read it instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
 
-from app.metrics import CACHE_BYTES, CACHE_EVICTIONS, CACHE_LOOKUPS
+from app.metrics import CACHE_BYTES, CACHE_EVICTIONS, CACHE_LOOKUPS, DERIVATIVES_MADE
+from app.store.shared_cache import SharedTier
 
 _V = TypeVar("_V")
 # (data blob key, frame number, target transfer syntax UID), or for a rendered image (data blob key,
@@ -31,9 +35,17 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 class TranscodedFrameCache(Generic[_V]):
     """A thread-safe LRU of made frames, bounded by the bytes `size_of` reports."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[_V], int], *, name: str = "frames") -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        size_of: Callable[[_V], int],
+        *,
+        name: str = "frames",
+        shared: SharedTier[_V] | None = None,
+    ) -> None:
         self.max_bytes = max_bytes
         self.name = name  # the `cache` label of its metrics
+        self.shared_tier = shared
         self._size_of = size_of
         self._entries: OrderedDict[FrameKey, tuple[_V, int]] = OrderedDict()
         self._making: dict[FrameKey, Future[_V]] = {}
@@ -69,7 +81,7 @@ class TranscodedFrameCache(Generic[_V]):
         if running is not None:
             return running.result()
         try:
-            value = make()
+            value = self._fetch_or_make(key, make)
         except BaseException as exc:
             with self._lock:
                 del self._making[key]
@@ -79,6 +91,17 @@ class TranscodedFrameCache(Generic[_V]):
             del self._making[key]
             self._keep(key, value)
         mine.set_result(value)
+        return value
+
+    def _fetch_or_make(self, key: FrameKey, make: Callable[[], _V]) -> _V:
+        if self.shared_tier is not None:
+            found = self.shared_tier.fetch(key)
+            if found is not None:
+                return found
+        DERIVATIVES_MADE.labels(self.name).inc()
+        value = make()
+        if self.shared_tier is not None:
+            self.shared_tier.keep(key, value)
         return value
 
     def _keep(self, key: FrameKey, value: _V) -> None:

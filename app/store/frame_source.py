@@ -27,6 +27,7 @@ from app.imaging.transcode import (
 )
 from app.store.cache import TranscodedFrameCache
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
+from app.store.shared_cache import dump_labelled, load_labelled
 
 MadeFrame = NativeFrame | bytes  # a frame decoded to native pixels, or encoded into another syntax
 # What making a frame in another form can fail with, frame by frame (the stored form is still there).
@@ -35,6 +36,25 @@ FRAME_CONVERSION_ERRORS = (FrameDecodeError, FrameEncodeError, CodecWorkerCrashe
 
 def made_frame_size(frame: MadeFrame) -> int:
     return len(frame.data) if isinstance(frame, NativeFrame) else len(frame)
+
+
+def dump_made_frame(frame: MadeFrame) -> bytes:
+    """A made frame as bytes for the shared cache: native pixels keep their colour attributes."""
+    if isinstance(frame, NativeFrame):
+        return dump_labelled(
+            f"native {frame.photometric_interpretation} {frame.planar_configuration}", frame.data
+        )
+    return dump_labelled("encoded", frame)
+
+
+def load_made_frame(value: bytes) -> MadeFrame:
+    label, body = load_labelled(value)
+    kind, *colour = label.split(" ")
+    if kind == "encoded" and not colour:
+        return body
+    if kind == "native" and len(colour) == 2 and colour[1].isdigit():
+        return NativeFrame(body, colour[0], int(colour[1]))
+    raise ValueError(f"not a made frame: {label!r}")
 
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
