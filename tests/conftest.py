@@ -31,9 +31,11 @@ from app.store.db import create_index_engine, migrate
 from app.store.index import Base
 from app.store.ingest import Ingestor
 from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
+from app.store.shared_cache import RedisDerivativeStore
 from app.store.spool import LOCK_NAME
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"  # the shared derivative cache
 INDEXES = ("sqlite", "postgres")
 BLOB_STORES = ("file", "s3")
 BACKENDS = [f"{index}-{blobs}" for index in INDEXES for blobs in BLOB_STORES]
@@ -87,6 +89,24 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test alone in the Redis at 127.0.0.1:6379, its keys removed afterwards;
+    skipped with a message when no Redis answers."""
+    name = f"fovea-test-{uuid.uuid4().hex[:12]}"
+    store = RedisDerivativeStore(REDIS_URL, 1, prefix=name)
+    try:
+        store.client.ping()
+    except Exception as exc:
+        store.close()
+        pytest.skip(f"Redis not reachable at 127.0.0.1:6379 ({exc}); shared cache tests skipped")
+    try:
+        yield name
+    finally:
+        store.clear()
+        store.close()
 
 
 _ENGINES: dict[str, Engine] = {}
