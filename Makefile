@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-run dicom-tools run test lint bench clean e2e browser ohif crash-test oidc-provider
+.PHONY: install install-run dicom-tools load-balancer run test lint bench clean e2e browser ohif crash-test oidc-provider
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -33,6 +33,18 @@ dicom-tools:
 	$$sudo $(APT_INSTALL) $(DICOM_TOOL_PACKAGES) \
 	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q \
 	       && $$sudo $(APT_INSTALL) $(DICOM_TOOL_PACKAGES); }
+
+# nginx, the load balancer of the scale-out test (tests/integration/test_scale_out.py): three Fovea
+# processes behind it, round robin. Installed only when missing, as the DICOM tools are.
+LOAD_BALANCER_PACKAGES := nginx-light
+
+load-balancer:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then exit 0; fi; \
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	echo "installing $(LOAD_BALANCER_PACKAGES)"; \
+	$$sudo $(APT_INSTALL) $(LOAD_BALANCER_PACKAGES) \
+	  || { $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q \
+	       && $$sudo $(APT_INSTALL) $(LOAD_BALANCER_PACKAGES); }
 
 # Browser tests (e2e/): the OHIF Viewer, in Debian's Chromium driven by Playwright, against a live Fovea.
 # Screenshots and logs go to test-artifacts/e2e/.
@@ -85,7 +97,7 @@ $(OIDC_PROVIDER_DIR)/node_modules/oidc-provider/package.json:
 	mkdir -p $(OIDC_PROVIDER_DIR)
 	npm install --no-audit --no-fund --silent --prefix $(OIDC_PROVIDER_DIR) oidc-provider@$(OIDC_PROVIDER_VERSION)
 
-test: install dicom-tools oidc-provider
+test: install dicom-tools load-balancer oidc-provider
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # SIGKILL during concurrent STOW-RS, many times, on SQLite + folder and PostgreSQL + S3 (moto); the normal
