@@ -1,6 +1,6 @@
 # Fovea: a DICOMweb origin server. Build: docker build -t fovea .   Run: see docker-compose.yml.
 # All settings come from FOVEA_* environment variables (docs/configuration.md).
-FROM python:3.11-slim
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -19,12 +19,16 @@ RUN groupadd --system --gid 10001 fovea \
 # migrations as app/_migrations and the OpenAPI contract as app/_openapi (pyproject:
 # tool.hatch.build.targets.wheel.force-include), so `fovea migrate`, auto-migration and
 # /dicom-web/openapi.json work from the installed package alone.
+# Dependencies first, each at the version and hash of the lock files (`make lock` regenerates them), in
+# their own layer; then Fovea itself without resolving anything again.
 WORKDIR /tmp/fovea-src
+COPY requirements.lock build-requirements.lock ./
+RUN pip install --require-hashes --only-binary=:all: -r build-requirements.lock -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY migrations ./migrations
 COPY openapi ./openapi
 COPY app ./app
-RUN pip install . \
+RUN pip install --no-deps --no-build-isolation . \
     && cd / \
     && rm -rf /tmp/fovea-src
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-run dicom-tools load-balancer run test lint bench clean e2e browser ohif crash-test oidc-provider
+.PHONY: install install-run dicom-tools load-balancer lock run test lint bench clean e2e browser ohif crash-test oidc-provider
 
 install: $(STAMP)
 install-run: $(RUN_STAMP)
@@ -82,6 +82,21 @@ $(OHIF_DIR)/dist/index.html: $(OHIF_TARBALL)
 e2e: $(E2E_STAMP) browser ohif
 	FOVEA_E2E_OHIF_DIST=$(OHIF_DIR)/dist $(BIN)/pytest -q -p no:cacheprovider e2e
 
+# The Docker image installs exactly these versions, checked by hash: requirements.lock (the runtime
+# dependencies of pyproject.toml) and build-requirements.lock (the build backend). Regenerate both after a
+# change of dependencies with `make lock`: uv's resolver, for every platform, Python 3.11 (the image's).
+UV_VERSION := 0.13.9
+UV := .lock-tools/bin/uv
+UV_COMPILE := $(UV) pip compile --universal --python-version 3.11 --generate-hashes --quiet
+
+$(UV):
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+lock: $(UV)
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	printf 'hatchling>=1.25\n' | $(UV_COMPILE) - -o build-requirements.lock
+
 run: install-run
 	$(BIN)/fovea serve
 
@@ -137,4 +152,4 @@ bench: install
 	$(BIN)/python bench/bench_audit.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE) .lock-tools
