@@ -10,6 +10,7 @@ import difflib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
@@ -76,9 +77,19 @@ def effective_settings(settings: Settings) -> Iterable[tuple[str, str]]:
     values = settings.model_dump()
     values["database_url"] = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
     values["storage_url"] = settings.resolved_storage_url
+    values["shared_cache_url"] = _without_password(settings.shared_cache_url)
     for field, value in values.items():
         shown = MASK if is_secret(field) and value else _plain(value)
         yield variable_name(field), shown
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user part masked (redis://:secret@host -> redis://:********@host)."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{parts.netloc.rsplit('@', 1)[1]}"))
 
 
 def _plain(value: object) -> str:

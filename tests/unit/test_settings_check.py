@@ -54,6 +54,21 @@ def test_the_value_of_a_secret_is_never_shown(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
+        ("rediss://fovea:hunter2@cache:6380/1", f"rediss://fovea:{MASK}@cache:6380/1"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+    ],
+)
+def test_the_password_of_the_shared_cache_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch, url: str, shown: str
+) -> None:
+    monkeypatch.setenv("FOVEA_SHARED_CACHE_URL", url)
+    assert dict(effective_settings(load_settings()))["FOVEA_SHARED_CACHE_URL"] == shown
+
+
+@pytest.mark.parametrize(
     "url",
     ["postgres://fovea:pw@db:5432/pacs", "postgresql://fovea:pw@db:5432/pacs"],
 )
