@@ -63,6 +63,7 @@ def test_the_second_node_reads_what_the_first_made_instead_of_making_it(
         assert from_a.status_code == 200, from_a.text
         assert made(node_a, "transcoded-frames") == 1
         assert shared_lookups(node_a, "transcoded-frames", "miss") == 1
+        assert value(samples(node_a.base_url), "fovea_shared_cache_bytes") >= len(from_a.content)
 
         from_b = httpx.get(
             f"{node_b.dicomweb}{instance}/frames/2", headers={"Accept": FRAME_ACCEPT}, timeout=60

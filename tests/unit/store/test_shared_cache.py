@@ -3,10 +3,13 @@ processes, bounded by bytes with the least recently used entry dropped first, an
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.imaging.codecs.decode import NativeFrame
-from app.services import rendered_image_cache, transcoded_frame_cache
+from app.services import rendered_image_cache, shared_derivative_store, transcoded_frame_cache
+from app.settings import Settings
 from app.store.cache import TranscodedFrameCache
 from app.store.frame_source import dump_made_frame, load_made_frame
 from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
@@ -111,3 +114,11 @@ def test_clearing_removes_every_key_under_the_prefix_and_no_other(redis_prefix: 
     assert other.get(other.entry_key("c", ("k",))) == b"y"
     other.clear()
     other.close()
+
+
+def test_there_is_no_shared_cache_unless_one_is_configured(tmp_path: Path, redis_prefix: str) -> None:
+    assert shared_derivative_store(Settings(data_dir=tmp_path)) is None
+    configured = Settings(data_dir=tmp_path, shared_cache_url=REDIS_URL, shared_cache_prefix=redis_prefix)
+    store = shared_derivative_store(configured)
+    assert store is not None and store.max_bytes == 1024 * 1_000_000
+    store.close()
