@@ -150,6 +150,7 @@ bench: install
 	$(BIN)/python bench/bench_rendered.py
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_audit.py
+	$(BIN)/python bench/bench_shared_cache.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE) .lock-tools
