@@ -11,7 +11,9 @@ byte count next to the entries), so the bound holds whatever the server's `maxme
 keys share one hash tag, so the scripts also run on a Redis Cluster (in one slot).
 
 Redis is an optimisation: when it is slow or down, look-ups count as misses, nothing is written, the
-frame is made as without a shared cache, and a warning is logged at most once a minute.
+frame is made as without a shared cache, and a warning is logged at most once a minute. After a failed
+call Redis is left alone for a few seconds, so a Redis that hangs costs one timeout per pause, not one
+per request.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _V = TypeVar("_V")
 # Bumped when the way values are written changes, so old entries are never read the new way.
 _FORMAT_VERSION = "v1"
 _WARNING_INTERVAL_S = 60.0
+RETRY_AFTER_FAILURE_S = 5.0
 
 # KEYS: entry, recency set, byte count, clock. ARGV: value, bound (bytes). Returns {held, evicted}.
 _PUT = """
@@ -91,13 +94,21 @@ class RedisDerivativeStore:
         self._get = self.client.register_script(_GET)
         self._last_warning = 0.0
         self._warning_lock = threading.Lock()
+        self._resting_until = 0.0  # monotonic time before which Redis is not called (after a failure)
 
     def entry_key(self, cache: str, key: tuple[Any, ...]) -> str:
         """The Redis key of `key` (a tuple of strings, numbers and options) in the cache named `cache`."""
         digest = hashlib.sha256(repr(key).encode()).hexdigest()
         return f"{self._entry_prefix}{cache}:{digest}"
 
+    @property
+    def resting(self) -> bool:
+        """True for a few seconds after a failed call: calls are skipped as misses meanwhile."""
+        return time.monotonic() < self._resting_until
+
     def get(self, entry_key: str) -> bytes | None:
+        if self.resting:
+            return None
         try:
             value = self._get(keys=[entry_key, self._recency, self._clock])
         except Exception as exc:  # any Redis or network failure: a miss, the frame is made here
@@ -107,7 +118,7 @@ class RedisDerivativeStore:
 
     def put(self, entry_key: str, value: bytes) -> int:
         """Keep `value`; returns how many entries were dropped to stay in bounds (0 when not kept)."""
-        if len(value) > self.max_bytes:
+        if len(value) > self.max_bytes or self.resting:
             return 0
         try:
             held, evicted = self._put(
@@ -134,6 +145,8 @@ class RedisDerivativeStore:
 
     def warn(self, doing: str, exc: Exception) -> None:
         SHARED_CACHE_ERRORS.labels(doing).inc()
+        if doing != "decoding":  # a bad entry says nothing about Redis itself
+            self._resting_until = time.monotonic() + RETRY_AFTER_FAILURE_S
         with self._warning_lock:
             now = time.monotonic()
             if now - self._last_warning < _WARNING_INTERVAL_S:

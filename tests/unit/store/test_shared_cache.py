@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from app.imaging.codecs.decode import NativeFrame
 from app.services import rendered_image_cache, shared_derivative_store, transcoded_frame_cache
@@ -18,6 +19,10 @@ from tests.conftest import REDIS_URL, free_port
 
 def redis_store(max_bytes: int, prefix: str) -> RedisDerivativeStore:
     return RedisDerivativeStore(REDIS_URL, max_bytes, prefix=prefix)
+
+
+def read_errors() -> float:
+    return REGISTRY.get_sample_value("fovea_shared_cache_errors_total", {"operation": "reading"}) or 0.0
 
 
 def byte_cache(store: RedisDerivativeStore, local_bytes: int = 1000) -> TranscodedFrameCache[bytes]:
@@ -69,13 +74,17 @@ def test_an_entry_larger_than_the_bound_is_not_kept(redis_prefix: str) -> None:
     assert store.get(name) is None and store.held_bytes() == 0
 
 
-def test_a_cache_whose_redis_is_down_makes_every_frame_itself() -> None:
+def test_a_cache_whose_redis_is_down_makes_every_frame_itself_and_rests_redis() -> None:
     store = RedisDerivativeStore(f"redis://127.0.0.1:{free_port()}/0", 1000, timeout_s=0.2)
     cache = byte_cache(store, local_bytes=0)
     made: list[int] = []
-    for _ in range(2):
+    errors_before = read_errors()
+    for _ in range(3):
         assert cache.get_or_make(("k",), lambda: made.append(1) or b"frame") == b"frame"
-    assert made == [1, 1]
+    assert made == [1, 1, 1]
+    # one failed read; then Redis rests: no more calls (nor their timeouts) for a few seconds
+    assert read_errors() == errors_before + 1
+    assert store.resting
     store.close()
 
 
