@@ -87,7 +87,7 @@ e2e: $(E2E_STAMP) browser ohif
 # change of dependencies with `make lock`: uv's resolver, for every platform, Python 3.11 (the image's).
 UV_VERSION := 0.13.9
 UV := .lock-tools/bin/uv
-UV_COMPILE := $(UV) pip compile --universal --python-version 3.11 --generate-hashes --quiet
+UV_COMPILE := $(UV) pip compile --universal --python-version 3.11 --generate-hashes --quiet --custom-compile-command "make lock"
 
 $(UV):
 	$(PYTHON) -m venv .lock-tools
