@@ -16,7 +16,7 @@ from pathlib import Path
 from python_multipart.multipart import parse_options_header
 
 from app.api.multipart import SpooledPart
-from app.dicomweb.errors import BadRequest
+from app.dicomweb.errors import BadRequest, ServiceUnavailable
 from app.dicomweb.json_part10 import BulkPart, BulkParts, read_metadata_part, write_part10
 from app.dicomweb.mediatypes import DICOM_JSON, canonical_media_type
 from app.store.ingest import IngestResult, Outcome
@@ -35,21 +35,33 @@ def instances_from_parts(
     metadata_indexes = {part.index for part in metadata}
     bulk = _bulk_parts(part for part in parts if part.index not in metadata_indexes)
     instances: list[Instance] = []
-    for part in metadata:
-        if part.too_large:
-            instances.append(
-                _refused(InstanceProblem(Problem.TOO_LARGE, _too_large(part, max_instance_bytes)))
-            )
-            continue
-        try:
-            data_sets = read_metadata_part(part.path.read_bytes())
-        except InstanceProblem as problem:
-            instances.append(_refused(problem))
-            continue
-        instances.extend(_instance(data_set, bulk, directory, max_instance_bytes) for data_set in data_sets)
+    try:
+        for part in metadata:
+            _add_instances(part, bulk, directory, max_instance_bytes, instances)
+    except OSError as exc:  # the spool volume is full or failing: nothing is stored, the client may retry
+        for instance in instances:
+            if isinstance(instance, Path):
+                instance.unlink(missing_ok=True)
+        raise ServiceUnavailable(f"cannot write the instances described: {exc.strerror or exc}") from exc
     if not instances:
         raise BadRequest(f"the {DICOM_JSON} parts describe no instance (empty arrays)")
     return instances
+
+
+def _add_instances(
+    part: SpooledPart, bulk: BulkParts, directory: Path, max_instance_bytes: int, instances: list[Instance]
+) -> None:
+    """Append the instances of one metadata part (one by one: after a failure the caller removes them)."""
+    if part.too_large:
+        instances.append(_refused(InstanceProblem(Problem.TOO_LARGE, _too_large(part, max_instance_bytes))))
+        return
+    try:
+        data_sets = read_metadata_part(part.path.read_bytes())
+    except InstanceProblem as problem:
+        instances.append(_refused(problem))
+        return
+    for data_set in data_sets:
+        instances.append(_instance(data_set, bulk, directory, max_instance_bytes))
 
 
 def _instance(data_set: object, bulk: BulkParts, directory: Path, max_instance_bytes: int) -> Instance:

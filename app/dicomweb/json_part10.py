@@ -102,6 +102,8 @@ def write_part10(attributes: Any, bulk: BulkParts, path: Path) -> None:
             raise
         except Exception as exc:  # pydicom's verdict on a malformed JSON model or value
             path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno is not None:  # the disk, not the data
+                raise
             raise InstanceProblem(
                 Problem.NOT_DICOM,
                 f"metadata cannot be read as DICOM JSON: {exc}",
