@@ -1,7 +1,8 @@
 """STOW-RS bodies of DICOM JSON metadata and bulk data parts (PS3.18 10.5), made from Part 10 files.
 
 Why pydicom's `to_json_dict`: the metadata must come from an independent DICOM JSON writer, not from
-Fovea's own, so a round trip tests the reading side against someone else's idea of the model.
+Fovea's own, so a round trip tests the reading side against someone else's idea of the model. The XML
+form is that JSON through Fovea's Native DICOM Model writer (pydicom has none).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydicom.dataelem import DataElement
 from pydicom.encaps import generate_frames
 
 from app.dicomweb.mediatypes import bulk_media_type_for
+from app.dicomweb.responses import dicom_json_to_xml
 
 BOUNDARY = "fovea-json-boundary"
 PIXEL_DATA = "7FE00010"
@@ -69,6 +71,17 @@ class BulkBody:
             chunks.append(b"\r\n")
         chunks.append(f"--{BOUNDARY}--\r\n".encode())
         return b"".join(chunks)
+
+    def encode_xml(self) -> bytes:
+        """The same instances with XML metadata: one Native DICOM Model part per instance, bulk after."""
+        chunks = []
+        for attributes in self.data_sets:
+            chunks.append(f"--{BOUNDARY}\r\nContent-Type: application/dicom+xml\r\n\r\n".encode())
+            chunks.append(dicom_json_to_xml(attributes))
+            chunks.append(b"\r\n")
+        body = BulkBody(bulk=self.bulk).encode(metadata=b"[]")  # the bulk parts, after an empty JSON part
+        first_bulk = body.index(f"--{BOUNDARY}".encode(), 1)
+        return b"".join(chunks) + body[first_bulk:]
 
 
 def json_bulk_content_type(part_type: str = "application/dicom+json") -> str:

@@ -23,7 +23,7 @@ from app.api.urls import dicomweb_base_url, instance_url, study_url
 from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
-from app.dicomweb.mediatypes import DICOM_JSON
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -43,6 +43,7 @@ from app.store.retrieval import Scope
 router = APIRouter(tags=["STOW-RS"])
 
 DICOM_PART_TYPE = "application/dicom"
+METADATA_TYPES = (DICOM_JSON, DICOM_XML)  # metadata and bulk data parts (api/stow_json.py)
 
 FAILURE_FOR_PROBLEM = {
     Problem.NOT_DICOM: FailureReason.CANNOT_UNDERSTAND,
@@ -78,10 +79,10 @@ async def store_study_instances(study_instance_uid: str, request: Request, servi
 async def _store(request: Request, services: Services, *, study_instance_uid: str | None) -> Response:
     response_type = negotiate_store_response_type(request.headers.get("accept"))
     content_type = parse_multipart_content_type(request.headers.get("content-type"))
-    if content_type.part_type not in ("", DICOM_PART_TYPE, DICOM_JSON):
+    if content_type.part_type not in ("", DICOM_PART_TYPE, *METADATA_TYPES):
         raise UnsupportedMediaType(
             f"multipart/related parts of type {content_type.part_type!r} are not supported; "
-            f'send type="{DICOM_PART_TYPE}" or type="{DICOM_JSON}" (metadata and bulk data)'
+            f'send type="{DICOM_PART_TYPE}", or type="{DICOM_JSON}" or "{DICOM_XML}" (metadata and bulk data)'
         )
     limit = services.settings.max_request_bytes
     declared = request.headers.get("content-length")
@@ -143,10 +144,10 @@ async def _instances(
 ) -> list[Path | IngestResult]:
     """The Part 10 file of each instance in the body, or why an instance was refused before ingest."""
     max_bytes = services.settings.max_instance_bytes
-    if part_type != DICOM_JSON:
+    if part_type not in METADATA_TYPES:
         return [_refuse_part(part, max_bytes) or part.path for part in parts]
     instances = await run_in_threadpool(
-        instances_from_parts, parts, services.blobs.spool_directory, max_bytes
+        instances_from_parts, parts, services.blobs.spool_directory, max_bytes, part_type
     )
     _remove(parts)  # the files built from them are what ingest consumes
     return instances

@@ -33,11 +33,14 @@ from pydicom.values import convert_value
 
 from app.dicomweb.dicomjson import BINARY_VRS, PIXEL_DATA_TAGS
 from app.dicomweb.mediatypes import (
+    DICOM_JSON,
+    DICOM_XML,
     EXPLICIT_VR_LITTLE_ENDIAN,
     OCTET_STREAM,
     is_uncompressed,
     transfer_syntaxes_for,
 )
+from app.dicomweb.native_xml import NativeXmlError, native_xml_to_dicom_json
 from app.imaging.syntaxes import find_transfer_syntax
 from app.store.parse import InstanceProblem, Problem
 
@@ -63,8 +66,14 @@ class BulkPart:
 BulkParts = Mapping[str, Sequence[BulkPart]]  # by Content-Location (and `cid:` Content-ID), in body order
 
 
-def read_metadata_part(content: bytes) -> list[Any]:
-    """The data sets of one application/dicom+json part: an array of them, or one object."""
+def read_metadata_part(content: bytes, media_type: str = DICOM_JSON) -> list[Any]:
+    """The data sets of one metadata part: for DICOM JSON an array of them or one object; for
+    application/dicom+xml one Native DICOM Model document, converted to the JSON model."""
+    if media_type == DICOM_XML:
+        try:
+            return [native_xml_to_dicom_json(content)]
+        except NativeXmlError as exc:
+            raise InstanceProblem(Problem.NOT_DICOM, f"metadata part: {exc}") from exc
     try:
         decoded = orjson.loads(content)
     except orjson.JSONDecodeError as exc:

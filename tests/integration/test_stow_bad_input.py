@@ -147,7 +147,7 @@ def test_illegal_study_uid_in_url_is_400(live_server: LiveServer, bystander: Bys
     [
         "application/json",
         "application/dicom",
-        'multipart/related; type="application/dicom+xml"; boundary=x',
+        'multipart/related; type="application/octet-stream"; boundary=x',
         "multipart/form-data; boundary=x",
     ],
 )

@@ -20,7 +20,7 @@ from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import IndexCounts, items, value_of
 from tests.integration.test_stow_bad_input import Bystander
 from tests.integration.test_wado_instances import ANY_SYNTAX, instance_url, multipart_parts
-from tests.json_bulk_bodies import PIXEL_DATA, BulkBody, encapsulated_frames, json_bulk_content_type
+from tests.json_bulk_bodies import BOUNDARY, PIXEL_DATA, BulkBody, encapsulated_frames, json_bulk_content_type
 
 FAILED, REFERENCED = "00081198", "00081199"
 SOP_INSTANCE, FAILURE_REASON, ERROR_COMMENT = "00081155", "00081197", "00000902"
@@ -249,12 +249,37 @@ def test_body_without_metadata_part_is_400(live_server: LiveServer, bystander: B
     bystander.assert_untouched()
 
 
-def test_xml_metadata_is_not_supported(live_server: LiveServer, bystander: Bystander) -> None:
-    response = post_json_bulk(
-        live_server, BulkBody().encode(metadata=b"<x/>"), part_type="application/dicom+xml"
-    )
+@pytest.mark.parametrize("names", [("CT_small.dcm", "MR_small_jpeg_ls_lossless.dcm")])
+def test_xml_metadata_and_bulk_data_round_trip(
+    live_server: LiveServer, backend: Backend, names: tuple[str, ...]
+) -> None:
+    body = BulkBody()
+    originals = [body.add_file(corpus_file(name).path) for name in names]
 
-    assert response.status_code == 415
+    response = post_json_bulk(live_server, body.encode_xml(), part_type="application/dicom+xml")
+
+    assert response.status_code == 200, response.text
+    for original in originals:
+        assert_same_instance(original, retrieve_as_stored(live_server, original))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [b"<NativeDicomModel><DicomAttribute", b'<!DOCTYPE x [<!ENTITY a "b">]><NativeDicomModel/>', b"<x/>"],
+    ids=["not-well-formed", "dtd", "other-root"],
+)
+def test_xml_that_is_not_a_native_dicom_model_fails(
+    live_server: LiveServer, bystander: Bystander, metadata: bytes
+) -> None:
+    body = f"--{BOUNDARY}\r\nContent-Type: application/dicom+xml\r\n\r\n".encode() + metadata
+    body += f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    response = post_json_bulk(live_server, body, part_type="application/dicom+xml")
+
+    assert response.status_code == 400
+    failure = only_failure(response)
+    assert value_of(failure, FAILURE_REASON) == CANNOT_UNDERSTAND
+    assert value_of(failure, ERROR_COMMENT).startswith("metadata part: ")
     bystander.assert_untouched()
 
 

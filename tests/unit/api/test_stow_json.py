@@ -15,6 +15,7 @@ import pytest
 from app.api.multipart import SpooledPart
 from app.api.stow_json import instances_from_parts
 from app.dicomweb.errors import BadRequest
+from app.dicomweb.mediatypes import DICOM_JSON
 from app.store.ingest import IngestResult
 from app.store.parse import Problem
 
@@ -53,7 +54,7 @@ def spooled(tmp_path: Path, parts: list[tuple[dict[str, str], bytes]]) -> list[S
 def build(tmp_path: Path, parts: list[tuple[dict[str, str], bytes]]) -> list[Path | IngestResult]:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    return instances_from_parts(spooled(tmp_path, parts), out, 10_000_000)
+    return instances_from_parts(spooled(tmp_path, parts), out, 10_000_000, DICOM_JSON)
 
 
 def metadata(*data_sets: dict[str, Any]) -> tuple[dict[str, str], bytes]:
