@@ -23,7 +23,7 @@ from app.api.urls import dicomweb_base_url, instance_url, study_url
 from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
-from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, STORE_METADATA_TYPES, STORE_PART10_TYPE
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -42,8 +42,8 @@ from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
-DICOM_PART_TYPE = "application/dicom"
-METADATA_TYPES = (DICOM_JSON, DICOM_XML)  # metadata and bulk data parts (api/stow_json.py)
+DICOM_PART_TYPE = STORE_PART10_TYPE
+METADATA_TYPES = STORE_METADATA_TYPES  # metadata and bulk data parts (api/stow_json.py)
 
 FAILURE_FOR_PROBLEM = {
     Problem.NOT_DICOM: FailureReason.CANNOT_UNDERSTAND,

@@ -20,11 +20,12 @@ from pydicom.datadict import keyword_for_tag
 
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import (
-    APPLICATION_DICOM,
     COMPRESSED_BULK_MEDIA_TYPES,
     DICOM_JSON,
     DICOM_MEDIA_TYPES,
     DICOM_XML,
+    STORE_METADATA_TYPES,
+    STORE_PART10_TYPE,
     UNCOMPRESSED_BULK_MEDIA_TYPES,
     MediaTypeRow,
     multipart_content_type,
@@ -144,9 +145,8 @@ def _grouped(rows: Sequence[MediaTypeRow], *, multipart: bool) -> tuple[Represen
     return tuple(Representation(media_type, tuple(syntaxes[media_type]), multipart) for media_type in ordered)
 
 
-_STORE_REQUESTS = (
-    Representation(APPLICATION_DICOM, multipart=True),
-    Representation(DICOM_JSON, multipart=True),  # with bulk data parts (PS3.18 10.5)
+_STORE_REQUESTS = tuple(
+    Representation(media_type, multipart=True) for media_type in (STORE_PART10_TYPE, *STORE_METADATA_TYPES)
 )
 _STORE_RESPONSES = (Representation(STORE_RESPONSE_JSON), Representation(STORE_RESPONSE_XML))
 _METADATA = (Representation(DICOM_JSON), Representation(DICOM_XML, multipart=True))

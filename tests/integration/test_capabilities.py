@@ -188,6 +188,7 @@ def test_store_lists_both_request_forms(live_server: LiveServer) -> None:
     assert store["requests"] == [
         {"mediaType": "application/dicom", "multipart": True},
         {"mediaType": "application/dicom+json", "multipart": True},
+        {"mediaType": "application/dicom+xml", "multipart": True},
     ]
     assert [r["mediaType"] for r in store["responses"]] == ["application/dicom+json", "application/dicom+xml"]
 
