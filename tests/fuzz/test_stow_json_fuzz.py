@@ -1,5 +1,5 @@
-"""Hypothesis fuzzer of STOW-RS with metadata and bulk data: hostile DICOM JSON and bulk parts get a 4xx
-or a proper Store response, never a 5xx, and the store stays consistent.
+"""Hypothesis fuzzer of STOW-RS with metadata and bulk data: hostile DICOM JSON or XML and bulk parts
+get a 4xx or a proper Store response, never a 5xx, and the store stays consistent.
 
 Each body starts from a valid instance described as JSON plus bulk parts, then is damaged: attributes
 replaced by random JSON, removed, or given other VRs; BulkDataURIs sent elsewhere; bulk parts dropped,
@@ -50,10 +50,15 @@ def unique_uid() -> str:
     return f"2.25.1{uuid.uuid4().int % 10**38:038d}"
 
 
+def fixed_length_uids() -> dict[str, str]:
+    """New UIDs of constant length: replaying an example must draw from bodies of the same size."""
+    return {"study_uid": unique_uid(), "series_uid": unique_uid(), "sop_uid": unique_uid()}
+
+
 @st.composite
 def hostile_bodies(draw: st.DrawFn, directory: Path) -> bytes:
     path = directory / f"{uuid.uuid4().hex}.dcm"
-    path.write_bytes(make_instance(sop_uid=unique_uid(), rows=8, columns=8, frames=draw(st.integers(1, 2))))
+    path.write_bytes(make_instance(**fixed_length_uids(), rows=8, columns=8, frames=draw(st.integers(1, 2))))
     body = BulkBody()
     body.add_file(path)
     path.unlink()
@@ -103,4 +108,41 @@ def test_hostile_json_and_bulk_bodies_get_a_4xx_or_a_store_response(
     for sop in answer.stored:
         assert_retrievable(fuzz_server, sop)
         assert_pixels_served_or_refused(fuzz_server, sop)
+    assert_store_consistent(fuzz_server)
+
+
+XML_INSERTS = [b"<", b"&", b"]]>", b'<!DOCTYPE d [<!ENTITY e "x">]>', b"&e;", b"\x00", b"<Item number='0'>"]
+
+
+@st.composite
+def hostile_xml_bodies(draw: st.DrawFn, directory: Path) -> bytes:
+    """A valid XML metadata body with bytes inserted, removed or replaced inside the metadata part."""
+    path = directory / f"{uuid.uuid4().hex}.dcm"
+    path.write_bytes(make_instance(**fixed_length_uids(), rows=8, columns=8))
+    body = BulkBody()
+    body.add_file(path)
+    path.unlink()
+    data = body.encode_xml()
+    end = data.index(b"\r\n--", 10)  # the end of the XML part
+    at = draw(st.integers(0, end))
+    cut = draw(st.integers(0, 40))
+    insert = draw(st.sampled_from(XML_INSERTS) | st.binary(max_size=16))
+    return data[:at] + insert + data[min(at + cut, end) :]
+
+
+@fuzz_settings()
+@given(data=st.data())
+def test_hostile_xml_metadata_gets_a_4xx_or_a_store_response(
+    fuzz_server: FuzzServer, tmp_path_factory: Any, data: st.DataObject
+) -> None:
+    body = data.draw(hostile_xml_bodies(tmp_path_factory.mktemp("xml-fuzz")))
+    response = httpx.post(
+        f"{fuzz_server.dicomweb}/studies",
+        content=body,
+        headers={"Content-Type": json_bulk_content_type("application/dicom+xml")},
+        timeout=60,
+    )
+    answer = judge_store_answer(response)
+    for sop in answer.stored:
+        assert_retrievable(fuzz_server, sop)
     assert_store_consistent(fuzz_server)
