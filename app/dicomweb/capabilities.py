@@ -102,7 +102,7 @@ def _method(path: str, name: str) -> Method:
     if name == "POST" and last == "studies":
         return Method(name, "Store Instances", _STORE_REQUESTS, _STORE_RESPONSES)
     if name != "GET":
-        return Method(name, f"{name} {last}".strip())
+        return Method(name, f"{name.capitalize()} {last}".strip())  # e.g. "Delete studies"
     if last == "metadata":
         return Method(name, "Retrieve Metadata", responses=_METADATA)
     if last in _BULK_RETRIEVALS:

@@ -163,3 +163,16 @@ def test_malformed_elements_fail_the_instance(tmp_path: Path, element: dict[str,
 def test_no_metadata_part_is_a_request_error(tmp_path: Path) -> None:
     with pytest.raises(BadRequest, match="no application/dicom\\+json part"):
         build(tmp_path, [({"Content-Type": "application/octet-stream"}, b"x"), ({}, b"y")])
+
+
+def test_bulk_values_inside_sequence_items_are_written_in_place(tmp_path: Path) -> None:
+    lut = bytes(range(256)) * 8  # 2048 bytes of OW, inside an item
+    item = {"00283006": {"vr": "OW", "BulkDataURI": "lut"}, "00283002": {"vr": "US", "Value": [1024, 0, 16]}}
+    attributes = data_set(
+        **{"00283010": {"vr": "SQ", "Value": [item]}, "00204000": {"vr": "LT", "Value": ["after"]}}
+    )
+    [built] = build(tmp_path, [metadata(attributes), ({"Content-Location": "lut"}, lut)])
+    assert isinstance(built, Path)
+    ds = pydicom.dcmread(built)
+    assert ds.VOILUTSequence[0][0x00283006].value == lut
+    assert ds.ImageComments == "after"
