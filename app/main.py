@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import admin, audit, contract, metrics, qido, rendered, stow, wado
 from app.api.audit_middleware import AuditMiddleware
+from app.api.capabilities import add_capabilities_routes
 from app.api.request_log import RequestLogMiddleware
 from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
@@ -112,6 +113,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
+    add_capabilities_routes(app)  # OPTIONS on what the routers above serve
     # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
     app.add_middleware(AuthenticationMiddleware, settings=settings)
     # Outside the authentication middleware, so refused requests are recorded.

@@ -2,22 +2,28 @@
 
 Reads the multipart/related body part by part into files (api/multipart.py), checks the body is whole,
 then has each part ingested in the worker pool (store/ingest.py) and answers with the Store Instances
-Response module. A malformed body stores nothing; a bad part is one Failed SOP Sequence entry.
+Response module. A malformed body stores nothing; a bad part is one Failed SOP Sequence entry. A body of
+DICOM JSON metadata and bulk data parts is first turned into one Part 10 file per instance
+(api/stow_json.py), then ingested the same way.
 """
 
 from __future__ import annotations
 
 import uuid
 from functools import partial
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
+from app.api.stow_json import instances_from_parts
 from app.api.urls import dicomweb_base_url, instance_url, study_url
 from app.audit.notes import note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, STORE_METADATA_TYPES, STORE_PART10_TYPE
 from app.dicomweb.negotiation import STORE_RESPONSE_XML, negotiate_store_response_type
 from app.dicomweb.responses import (
     FailureReason,
@@ -36,7 +42,8 @@ from app.store.retrieval import Scope
 
 router = APIRouter(tags=["STOW-RS"])
 
-DICOM_PART_TYPE = "application/dicom"
+DICOM_PART_TYPE = STORE_PART10_TYPE
+METADATA_TYPES = STORE_METADATA_TYPES  # metadata and bulk data parts (api/stow_json.py)
 
 FAILURE_FOR_PROBLEM = {
     Problem.NOT_DICOM: FailureReason.CANNOT_UNDERSTAND,
@@ -72,10 +79,10 @@ async def store_study_instances(study_instance_uid: str, request: Request, servi
 async def _store(request: Request, services: Services, *, study_instance_uid: str | None) -> Response:
     response_type = negotiate_store_response_type(request.headers.get("accept"))
     content_type = parse_multipart_content_type(request.headers.get("content-type"))
-    if content_type.part_type not in ("", DICOM_PART_TYPE):
+    if content_type.part_type not in ("", DICOM_PART_TYPE, *METADATA_TYPES):
         raise UnsupportedMediaType(
             f"multipart/related parts of type {content_type.part_type!r} are not supported; "
-            f'send type="{DICOM_PART_TYPE}"'
+            f'send type="{DICOM_PART_TYPE}", or type="{DICOM_JSON}" or "{DICOM_XML}" (metadata and bulk data)'
         )
     limit = services.settings.max_request_bytes
     declared = request.headers.get("content-length")
@@ -100,7 +107,11 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         spooler.discard()
         raise
 
-    results = await _ingest_parts(services, parts, study_instance_uid)
+    try:
+        instances = await _instances(services, parts, content_type.part_type)
+        results = await _ingest_instances(services, instances, study_instance_uid)
+    finally:
+        _remove(parts)  # ingest consumed the accepted ones; what is left is refused or was metadata
     outage = next((r.message for r in results if r.problem is Problem.UNAVAILABLE), None)
     if outage is not None and not any(r.stored for r in results):
         # The store is down: the request as a whole is answered 503 (nothing of it was stored).
@@ -128,24 +139,43 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
     return response
 
 
-async def _ingest_parts(
-    services: Services, parts: list[SpooledPart], study_instance_uid: str | None
+async def _instances(
+    services: Services, parts: list[SpooledPart], part_type: str
+) -> list[Path | IngestResult]:
+    """The Part 10 file of each instance in the body, or why an instance was refused before ingest."""
+    max_bytes = services.settings.max_instance_bytes
+    if part_type not in METADATA_TYPES:
+        return [_refuse_part(part, max_bytes) or part.path for part in parts]
+    instances = await run_in_threadpool(
+        instances_from_parts, parts, services.blobs.spool_directory, max_bytes, part_type
+    )
+    _remove(parts)  # the files built from them are what ingest consumes
+    return instances
+
+
+async def _ingest_instances(
+    services: Services, instances: list[Path | IngestResult], study_instance_uid: str | None
 ) -> list[IngestResult]:
-    """Ingest every acceptable part in the worker processes; the outcomes come back in part order."""
+    """Ingest every Part 10 file in the worker processes; the outcomes come back in request order."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
-    results = [_refuse_part(part, services.settings.max_instance_bytes) for part in parts]
-    accepted = [part.path for part, result in zip(parts, results, strict=True) if result is None]
+    accepted = [instance for instance in instances if isinstance(instance, Path)]
+    sizes = {path: path.stat().st_size for path in accepted}
     try:
         stored = iter(
             await services.ingest.ingest(accepted, expected_study_uid=study_instance_uid, batch_id=batch_id)
         )
     finally:
-        for part in parts:  # ingest consumes its files; what is left is a refused part's
-            part.path.unlink(missing_ok=True)
-    finished = [result if result is not None else next(stored) for result in results]
-    _count(parts, finished)
+        for path in accepted:  # ingest consumes its files; this removes them after any failure
+            path.unlink(missing_ok=True)
+    finished = [next(stored) if isinstance(instance, Path) else instance for instance in instances]
+    _count(instances, finished, sizes)
     _forget_replaced_frame_tables(services, finished)
     return finished
+
+
+def _remove(parts: list[SpooledPart]) -> None:
+    for part in parts:
+        part.path.unlink(missing_ok=True)
 
 
 _NEW_FILE_OUTCOMES = (Outcome.STORED, Outcome.REPLACED, Outcome.PATIENT_KEPT, Outcome.PATIENT_UPDATED)
@@ -153,11 +183,11 @@ _NEW_FILE_OUTCOMES = (Outcome.STORED, Outcome.REPLACED, Outcome.PATIENT_KEPT, Ou
 _MAY_HAVE_REPLACED = (Outcome.REPLACED, Outcome.PATIENT_KEPT, Outcome.PATIENT_UPDATED)
 
 
-def _count(parts: list[SpooledPart], results: list[IngestResult]) -> None:
-    for part, result in zip(parts, results, strict=True):
+def _count(instances: list[Path | IngestResult], results: list[IngestResult], sizes: dict[Path, int]) -> None:
+    for instance, result in zip(instances, results, strict=True):
         STOW_INSTANCES.labels(result.outcome.value).inc()
-        if result.outcome in _NEW_FILE_OUTCOMES:
-            STOW_BYTES.inc(part.size)
+        if result.outcome in _NEW_FILE_OUTCOMES and isinstance(instance, Path):
+            STOW_BYTES.inc(sizes[instance])
         elif result.problem is not None:
             STOW_FAILURES.labels(f"0x{FAILURE_FOR_PROBLEM[result.problem]:04X}").inc()
 

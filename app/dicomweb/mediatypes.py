@@ -28,6 +28,9 @@ MULTIPART_RELATED = "multipart/related"
 ANY_TRANSFER_SYNTAX = "*"  # transfer-syntax=* in an Accept range: any, the stored one preferred
 DEFLATED_FRAMES = "application/x-deflate"
 MEDIA_TYPE_ALIASES: Mapping[str, str] = MappingProxyType({"application/vnd.dicom-deflate": DEFLATED_FRAMES})
+# The `type` of a STOW-RS request body (PS3.18 10.5.1.2): Part 10 files, or metadata with bulk data parts.
+STORE_PART10_TYPE = APPLICATION_DICOM
+STORE_METADATA_TYPES = (DICOM_JSON, DICOM_XML)
 
 _UID_BY_KEYWORD: Mapping[str, str] = MappingProxyType({ts.keyword: ts.uid for ts in TRANSFER_SYNTAXES})
 EXPLICIT_VR_LITTLE_ENDIAN = _UID_BY_KEYWORD["ExplicitVRLittleEndian"]

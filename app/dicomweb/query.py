@@ -126,6 +126,17 @@ _INTEGER = re.compile(r"[+-]?\d{1,12}")
 MAX_PAGING_VALUE = 2**31 - 1
 _PAGING_DIGITS = re.compile(r"[0-9]{1,10}")
 _NEGOTIATION_PARAMETERS = frozenset({"accept", "charset"})
+# Every query parameter a search takes besides its matching keys (the capabilities description lists them).
+SEARCH_PARAMETERS = (
+    "accept",
+    "charset",
+    "includefield",
+    "fuzzymatching",
+    "limit",
+    "offset",
+    "emptyvaluematching",
+    "multiplevaluematching",
+)
 # PS3.18's tables spell (0040,0275) without the plural PS3.6 gives its keyword; clients send either.
 _KEYWORD_ALIASES: Mapping[str, str] = MappingProxyType(
     {"RequestAttributeSequence": "RequestAttributesSequence"}

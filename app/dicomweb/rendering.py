@@ -23,6 +23,7 @@ _ANNOTATIONS = frozenset({"patient", "technique"})
 _ICC_PROFILES = frozenset({"no", "yes", "srgb"})
 _UNAVAILABLE_ICC_PROFILES = frozenset({"adobergb", "rommrgb"})
 MAX_VIEWPORT = 16384
+RENDER_PARAMETERS = ("window", "viewport", "quality", "annotation", "iccprofile")  # PS3.18 8.3.5.1
 
 
 def parse_render_options(
@@ -31,7 +32,7 @@ def parse_render_options(
     """The rendering a request asks for; BadRequest naming the faulty parameter."""
     values: dict[str, str] = {}
     for name, value in parameters:
-        if name in ("window", "viewport", "quality", "annotation", "iccprofile"):
+        if name in RENDER_PARAMETERS:
             if name in values:
                 raise BadRequest(f"{name} is given more than once")
             values[name] = value

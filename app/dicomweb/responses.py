@@ -169,8 +169,8 @@ def store_response_dataset(
 NATIVE_DICOM_NAMESPACE = "http://dicom.nema.org/PS3.19/models/NativeDICOM"
 
 
-_PERSON_NAME_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
-_PERSON_NAME_PARTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
+PERSON_NAME_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+PERSON_NAME_PARTS = ("FamilyName", "GivenName", "MiddleName", "NamePrefix", "NameSuffix")
 
 
 def dicom_json_to_xml(dataset: dict[str, Any]) -> bytes:
@@ -210,11 +210,11 @@ def _append_person_name(element: ElementTree.Element, number: int, value: Any) -
     name = ElementTree.SubElement(element, "PersonName", number=str(number))
     if not isinstance(value, dict):
         return
-    for group in _PERSON_NAME_GROUPS:
+    for group in PERSON_NAME_GROUPS:
         text = value.get(group)
         if not text:
             continue
         group_node = ElementTree.SubElement(name, group)
-        for part, component in zip(_PERSON_NAME_PARTS, str(text).split("^"), strict=False):
+        for part, component in zip(PERSON_NAME_PARTS, str(text).split("^"), strict=False):
             if component:
                 ElementTree.SubElement(group_node, part).text = component

@@ -138,7 +138,8 @@ def test_illegal_uids_are_refused(live_server: LiveServer, bystander: Bystander,
 @pytest.mark.parametrize("bad_uid", ["1.2.abc", "..", "1.2.3%2F..%2F"])
 def test_illegal_study_uid_in_url_is_400(live_server: LiveServer, bystander: Bystander, bad_uid: str) -> None:
     response = post_stow(live_server, [make_instance()], study=bad_uid)
-    assert response.status_code in (400, 404)  # ".." may be normalised away by the client
+    # ".." may be normalised away by the client: POST /dicom-web/, a resource that answers only OPTIONS
+    assert response.status_code in (400, 404, 405)
     bystander.assert_untouched()
 
 
@@ -147,7 +148,7 @@ def test_illegal_study_uid_in_url_is_400(live_server: LiveServer, bystander: Bys
     [
         "application/json",
         "application/dicom",
-        'multipart/related; type="application/dicom+json"; boundary=x',
+        'multipart/related; type="application/octet-stream"; boundary=x',
         "multipart/form-data; boundary=x",
     ],
 )
