@@ -32,6 +32,7 @@ from app.store.frame_source import (
     FrameSource,
     frame_format,
     instance_producer,
+    may_carry_lossy_pixels,
     went_through_lossy_step,
 )
 from app.store.parse import ParsedInstance, parse_instance
@@ -192,7 +193,7 @@ def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferS
     if target.is_video:
         return f"{target.label}: video is not encoded"
     lossy = went_through_lossy_step(instance)
-    if lossy and target.lossless is True:
+    if lossy and not may_carry_lossy_pixels(target):
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
     if syntax.encapsulated and not can_decode(syntax.uid):
         return f"{syntax.label} frames cannot be decoded: no installed decoder reads them"
