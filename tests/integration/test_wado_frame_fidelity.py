@@ -131,6 +131,10 @@ CASES = [
     ("image/jphc", HTJ2K_LOSSLESS, RGB_12),
     ("image/jphc", HTJ2K_LOSSLESS_RPCL, CT_12_SIGNED),
     ("image/jphc", HTJ2K_LOSSLESS_RPCL, RGB_16),
+    ("image/jls", JPEGLS_LOSSLESS, RGB_16),
+    ("image/jls", JPEGLS_LOSSLESS, RGB_12),
+    ("image/jpeg", JPEG_LOSSLESS_SV1, RGB_16),
+    ("image/jpeg", JPEG_LOSSLESS, RGB_12),
 ]
 
 

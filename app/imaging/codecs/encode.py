@@ -17,12 +17,14 @@ it; every frame written is one `decode_to_native` reads back bit for bit):
   precision. Both use predictor 1 (Ss = 1 in SOS), the only one .70 allows; for .57 no other
   predictor saved more than 5 % on test frames, so .57 gets the same stream. Signed samples are
   encoded as their Bits Stored bit pattern, unsigned (as for JPEG-LS), and read back signed by
-  pydicom from Pixel Representation. Colour: 8-bit RGB, no colour transform (component ids R, G,
-  B and an Adobe marker saying so). YBR_FULL is refused: asked for YCbCr, libjpeg-turbo
-  subsamples the chroma 2:1 even in lossless mode, a stream libjpeg cannot decode.
+  pydicom from Pixel Representation. Colour: unsigned RGB of 8 or 16 bits (Bits Stored 2-16), no
+  colour transform (component ids R, G, B and an Adobe marker saying so). YBR_FULL is refused:
+  asked for YCbCr, libjpeg-turbo subsamples the chroma 2:1 even in lossless mode, a stream libjpeg
+  cannot decode.
 - JPEG-LS Lossless (PS3.5 8.2.3): CharLS through pyjpegls, which writes Bits Stored as the precision
   (imagecodecs' CharLS writes 16 for 12-bit data and rejects int16). Signed samples are encoded as
-  their Bits Stored bit pattern, unsigned, as PS3.5 8.2.3 has it. pyjpegls holds the GIL.
+  their Bits Stored bit pattern, unsigned, as PS3.5 8.2.3 has it. Colour: unsigned RGB of 8 or 16
+  bits, YBR_FULL of 8, sample-interleaved. pyjpegls holds the GIL.
 - JPEG 2000 Lossless (PS3.5 8.2.4): OpenJPEG through imagecodecs (reversible 5/3, J2K codestream,
   precision and sign from Bits Stored and Pixel Representation). Not pylibjpeg-openjpeg: its encoder
   crashes when two threads call it at once.
@@ -402,18 +404,24 @@ def _jpeg_extended_layout(fmt: FrameFormat) -> bool:
 
 
 def _jpeg_lossless_layout(fmt: FrameFormat) -> bool:
-    """2-16 bits stored in 8 or 16, either sign; colour: 8-bit RGB (YCbCr would be subsampled)."""
+    """2-16 bits stored in 8 or 16, either sign; colour: unsigned RGB (YCbCr would be subsampled)."""
     if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
         return False
     if fmt.samples_per_pixel == 1:
         return True
-    return fmt.photometric_interpretation == "RGB" and fmt.bits_allocated == 8 and fmt.bits_stored == 8
+    return fmt.photometric_interpretation == "RGB" and not fmt.pixel_representation
 
 
 def _jpegls_layout(fmt: FrameFormat) -> bool:
+    """2-16 bits stored in 8 or 16, either sign; colour unsigned: RGB 8 or 16 bits, YBR_FULL 8
+    (the layouts PS3.5 8.2.3 lists)."""
     if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
         return False
-    return fmt.samples_per_pixel == 1 or fmt.bits_stored == 8  # colour: 8-bit only (PS3.5 8.2.3)
+    if fmt.samples_per_pixel == 1:
+        return True
+    if fmt.pixel_representation:
+        return False
+    return fmt.photometric_interpretation == "RGB" or fmt.bits_allocated == 8
 
 
 def _jpegls_near_layout(fmt: FrameFormat) -> bool:

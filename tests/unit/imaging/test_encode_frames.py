@@ -81,9 +81,9 @@ SUPPORTED: dict[str, tuple[Layout, ...]] = {
     DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     ENCAPSULATED_UNCOMPRESSED: (GREY_8, GREY_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     RLE_LOSSLESS: COMMON,
-    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8),
-    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8),
-    JPEGLS_LOSSLESS: COMMON,
+    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEGLS_LOSSLESS: (*COMMON, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
     JPEG2000_LOSSLESS: COMMON,
     HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
     HTJ2K_LOSSLESS_RPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
@@ -173,7 +173,9 @@ def test_round_trip_is_bit_exact(uid: str, layout: Layout) -> None:
         assert other == expected
 
 
-@pytest.mark.parametrize("layout", [GREY_12, SIGNED_16, ODD_SIGNED_8, BITS_2, ODD_RGB], ids=str)
+@pytest.mark.parametrize(
+    "layout", [GREY_12, SIGNED_16, ODD_SIGNED_8, BITS_2, ODD_RGB, RGB_16, RGB_12], ids=str
+)
 def test_jpeg_lossless_is_read_by_a_third_decoder(layout: Layout) -> None:
     # libjpeg-turbo wrote it, libjpeg read it above; jpegsof3 (imagecodecs) is a third implementation.
     fmt = layout.fmt
@@ -222,7 +224,7 @@ def j2k_mct(stream: bytes) -> int:
 
 @pytest.mark.parametrize(
     ("layout", "precision"),
-    [(GREY_8, 8), (GREY_12, 12), (SIGNED_12, 12), (GREY_16, 16), (SIGNED_16, 16)],
+    [(GREY_8, 8), (GREY_12, 12), (SIGNED_12, 12), (GREY_16, 16), (SIGNED_16, 16), (RGB_16, 16), (RGB_12, 12)],
     ids=str,
 )
 def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None:
@@ -232,7 +234,9 @@ def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None
 
 @pytest.mark.parametrize("uid", [JPEG_LOSSLESS, JPEG_LOSSLESS_SV1])
 @pytest.mark.parametrize(
-    "layout", [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8], ids=str
+    "layout",
+    [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8, RGB_16, RGB_12],
+    ids=str,
 )
 def test_jpeg_lossless_sof3_precision_is_bits_stored_and_predictor_is_1(uid: str, layout: Layout) -> None:
     fmt = layout.fmt
@@ -352,6 +356,8 @@ def test_high_bits_above_bits_stored_are_not_encoded(uid: str) -> None:
 
 GREY_32 = Layout("64x48_32_32_U", mono(64, 48, 32, 32))
 GREY_9 = Layout("64x48_16_9_U", mono(64, 48, 16, 9))
+SIGNED_RGB_16 = Layout("64x48_16_16_S_RGB", FrameFormat(64, 48, 3, 16, 16, 1, "RGB", 0))
+YBR_FULL_16 = Layout("64x48_16_16_U_YBR", FrameFormat(64, 48, 3, 16, 16, 0, "YBR_FULL", 0))
 RGB_32 = Layout("64x48_32_32_U_RGB", FrameFormat(64, 48, 3, 32, 32, 0, "RGB", 0))
 YBR_422 = Layout("64x48_8_8_U_YBR422", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL_422", 0))
 YBR_FULL = Layout("64x48_8_8_U_YBR", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL", 0))
@@ -361,12 +367,13 @@ REFUSED = [
     (RLE_LOSSLESS, BITS_1),
     (RLE_LOSSLESS, YBR_422),
     (JPEG_LOSSLESS, GREY_32),
-    (JPEG_LOSSLESS, RGB_16),  # colour: 8-bit only
+    (JPEG_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.1)
     (JPEG_LOSSLESS_SV1, YBR_FULL),  # libjpeg-turbo would subsample the chroma
     (JPEG_LOSSLESS_SV1, BITS_1_IN_8),  # precision 2-16
     (JPEG_LOSSLESS_SV1, BITS_1),
     (JPEGLS_LOSSLESS, GREY_32),
-    (JPEGLS_LOSSLESS, RGB_16),
+    (JPEGLS_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.3)
+    (JPEGLS_LOSSLESS, YBR_FULL_16),  # YBR_FULL: 8 bits only
     (JPEGLS_LOSSLESS, BITS_1),
     (JPEG2000_LOSSLESS, GREY_32),
     (JPEG2000_LOSSLESS, YBR_422),
