@@ -4,7 +4,7 @@ Why: `fovea transcode` and the ingest storage policy convert whole files, and mu
 retrieval with `application/dicom; transfer-syntax=UID` does: the same parse (frame table), the same
 frame reader (`FrameSource`, decode and encode per frame, in the codec pool when given), the same
 writers (`iter_explicit_vr_little_endian`, `iter_encapsulated`) and the same rules about what can
-be produced (`instance_producer`: a lossy original never gets a lossless-only syntax). The file is
+be produced (`instance_producer`: a lossy original never gets a lossless image codec's syntax). The file is
 read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
 """
 
