@@ -121,10 +121,10 @@ def _container_bits(fmt: FrameFormat) -> int:
 
 def _in_container(samples: np.ndarray, fmt: FrameFormat, container: int) -> np.ndarray:
     """The samples in the container's dtype, unsigned ones raised so its level shift is P-bit's."""
-    if fmt.pixel_representation:
-        return samples.astype(f"i{container // 8}")
-    raise_by = (1 << (container - 1)) - (1 << (fmt.bits_stored - 1))
-    return (samples.astype(np.int64) + raise_by).astype(f"u{container // 8}")
+    kind = "i" if fmt.pixel_representation else "u"
+    contained = samples.astype(f"{kind}{container // 8}", copy=False)  # the values fit: corrected
+    raise_by = 0 if fmt.pixel_representation else (1 << (container - 1)) - (1 << (fmt.bits_stored - 1))
+    return contained + contained.dtype.type(raise_by) if raise_by else contained  # no overflow: < 2**C
 
 
 def declare_precision(codestream: bytes, precision: int, *, signed: bool) -> bytes:
