@@ -185,3 +185,24 @@ def test_native_ybr_full_422_is_deflated_as_stored(live_server: LiveServer, back
     content_type, body = get_frame(live_server, ds, 1, 'type="application/x-deflate"')
     assert content_type == f"application/x-deflate; transfer-syntax={DEFLATED_FRAMES}"
     assert zlib.decompressobj(wbits=-15).decompress(body) == expected_native_frame(ds, 1)
+
+
+@pytest.mark.parametrize("layout", [CT_12_SIGNED, RGB_12], ids=str)
+def test_a_12_bit_instance_is_re_encoded_as_htj2k_and_read_by_pydicom(
+    live_server: LiveServer, backend: Backend, layout: Layout
+) -> None:
+    pixels = layout_pixels(layout, frames=3)
+    sent = layout_instance(layout, pixels)
+    assert post_stow(live_server, [sent]).status_code == 200
+    original = pydicom.dcmread(io.BytesIO(sent))
+    response = httpx.get(
+        f"{live_server.dicomweb}/studies/{original.StudyInstanceUID}/series/{original.SeriesInstanceUID}"
+        f"/instances/{original.SOPInstanceUID}",
+        headers={"Accept": f"application/dicom; transfer-syntax={HTJ2K_LOSSLESS_RPCL}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    ds = pydicom.dcmread(io.BytesIO(response.content))
+    assert ds.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS_RPCL
+    assert ds.BitsStored == layout.stored and "LossyImageCompression" not in ds
+    assert np.array_equal(ds.pixel_array, pixels)  # pydicom's HTJ2K decoder: OpenJPEG
