@@ -4,7 +4,7 @@ Why: `fovea transcode` and the ingest storage policy convert whole files, and mu
 retrieval with `application/dicom; transfer-syntax=UID` does: the same parse (frame table), the same
 frame reader (`FrameSource`, decode and encode per frame, in the codec pool when given), the same
 writers (`iter_explicit_vr_little_endian`, `iter_encapsulated`) and the same rules about what can
-be produced (`instance_producer`: a lossy original never gets a lossless-only syntax). The file is
+be produced (`instance_producer`: a lossy original never gets a lossless image codec's syntax). The file is
 read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
 """
 
@@ -32,6 +32,7 @@ from app.store.frame_source import (
     FrameSource,
     frame_format,
     instance_producer,
+    may_carry_lossy_pixels,
     went_through_lossy_step,
 )
 from app.store.parse import ParsedInstance, parse_instance
@@ -192,7 +193,7 @@ def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferS
     if target.is_video:
         return f"{target.label}: video is not encoded"
     lossy = went_through_lossy_step(instance)
-    if lossy and target.lossless is True:
+    if lossy and not may_carry_lossy_pixels(target):
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
     if syntax.encapsulated and not can_decode(syntax.uid):
         return f"{syntax.label} frames cannot be decoded: no installed decoder reads them"

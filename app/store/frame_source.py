@@ -142,13 +142,22 @@ def went_through_lossy_step(instance: StoredInstance) -> bool:
     return syntax.lossless is None and instance.lossy_image_compression != "00"
 
 
+def may_carry_lossy_pixels(target: TransferSyntax) -> bool:
+    """False for a lossless image codec's syntax (labelling lossy pixels lossless); True for the
+    rest, Deflated Image Frame Compression and Encapsulated Uncompressed included (no image codec)."""
+    return target.lossless is not True or _keeps_stored_layout(target)
+
+
 def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
     """What the frames of `instance` can be made into besides their stored syntax (for negotiation).
 
     Native pixels (Explicit VR LE) wherever they can be made; any syntax an encoder can hold the
     layout in, except that pixels which went through a lossy step are never labelled with a
-    lossless-only syntax (PS3.5 8.2, digest section 8). A lossy syntax is only ever chosen when the
-    client names it (no media type defaults to one), so nothing is made lossy unasked.
+    lossless image codec's syntax (PS3.5 8.2). Deflated Image Frame Compression and Encapsulated
+    Uncompressed are no image codec: they carry the native pixels byte for byte, as octet-stream
+    does, so they are offered for lossy pixels too (the metadata keeps Lossy Image Compression 01).
+    A lossy syntax is only ever chosen when the client names it (no media type defaults to one), so
+    nothing is made lossy unasked.
     """
     syntax = stored_syntax(instance.transfer_syntax_uid)
     if instance.pixels is None or syntax.is_video or not can_make_native(syntax):
@@ -160,7 +169,7 @@ def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
         if uid == EXPLICIT_VR_LITTLE_ENDIAN:
             return True
         target = find_transfer_syntax(uid)
-        if target is None or (lossy and target.lossless is True):
+        if target is None or (lossy and not may_carry_lossy_pixels(target)):
             return False
         return can_encode(uid, fmt)
 

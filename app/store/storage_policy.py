@@ -29,7 +29,7 @@ from app.imaging.codec_pool import DECODE_COPIES, WORKER_BASELINE_BYTES
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.syntaxes import find_transfer_syntax
 from app.store.file_transcode import LocalFile, ParsedFile, write_transcoded
-from app.store.frame_source import FrameSource, instance_producer
+from app.store.frame_source import FrameSource, instance_producer, went_through_lossy_step
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ class StoragePolicy:
         if not self._fits_decode_budget(parsed):
             return None
         original = ParsedFile.of(parsed, path)
-        if not instance_producer(original.instance())(target):
+        instance = original.instance()
+        # a lossy original stays as it came: decoded into deflate or Encapsulated Uncompressed (which
+        # retrieval may serve) it would only grow
+        if went_through_lossy_step(instance) or not instance_producer(instance)(target):
             return None  # lossy, video, or a layout the encoder cannot hold: kept as received
         handle, name = tempfile.mkstemp(prefix="storage-", suffix=".dcm", dir=work_directory)
         converted = Path(name)

@@ -167,9 +167,28 @@ def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer, 
     corpus = corpus_file("JPEG2000.dcm")  # irreversible, Lossy Image Compression 01
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
-    for syntax in (J2K_LOSSLESS, JPEGLS, RLE, DEFLATED_FRAMES):
+    for syntax in (J2K_LOSSLESS, JPEGLS, RLE):
         refused = get_instance(live_server, original, syntax)
         assert refused.status_code == 406, syntax
+    # deflate carries the decoded pixels byte for byte, as Explicit VR LE does: allowed, still lossy
+    deflated = get_instance(live_server, original, DEFLATED_FRAMES)
+    assert deflated.status_code == 200, deflated.text
+    ds = pydicom.dcmread(io.BytesIO(deflated.content))
+    assert ds.file_meta.TransferSyntaxUID == DEFLATED_FRAMES
+    assert ds.LossyImageCompression == "01"  # deflate adds no Lossy Image Compression Method
+    assert ds.get("LossyImageCompressionMethod") == original.get("LossyImageCompressionMethod")
+    fmt = FrameFormat(
+        int(ds.Rows),
+        int(ds.Columns),
+        1,
+        16,
+        int(ds.BitsStored),
+        int(ds.PixelRepresentation),
+        "MONOCHROME2",
+        0,
+    )
+    [frame] = generate_frames(ds.PixelData, number_of_frames=1)
+    assert decode_to_native(frame, DEFLATED_FRAMES, fmt).data == original.pixel_array.tobytes()
     near = get_instance(live_server, original, JPEGLS_NEAR)  # another lossy step: allowed, and recorded
     assert near.status_code == 200, near.text
     ds = pydicom.dcmread(io.BytesIO(near.content))

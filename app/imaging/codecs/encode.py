@@ -17,21 +17,21 @@ it; every frame written is one `decode_to_native` reads back bit for bit):
   precision. Both use predictor 1 (Ss = 1 in SOS), the only one .70 allows; for .57 no other
   predictor saved more than 5 % on test frames, so .57 gets the same stream. Signed samples are
   encoded as their Bits Stored bit pattern, unsigned (as for JPEG-LS), and read back signed by
-  pydicom from Pixel Representation. Colour: 8-bit RGB, no colour transform (component ids R, G,
-  B and an Adobe marker saying so). YBR_FULL is refused: asked for YCbCr, libjpeg-turbo
-  subsamples the chroma 2:1 even in lossless mode, a stream libjpeg cannot decode.
+  pydicom from Pixel Representation. Colour: unsigned RGB of 8 or 16 bits (Bits Stored 2-16), no
+  colour transform (component ids R, G, B and an Adobe marker saying so). YBR_FULL is refused:
+  asked for YCbCr, libjpeg-turbo subsamples the chroma 2:1 even in lossless mode, a stream libjpeg
+  cannot decode.
 - JPEG-LS Lossless (PS3.5 8.2.3): CharLS through pyjpegls, which writes Bits Stored as the precision
   (imagecodecs' CharLS writes 16 for 12-bit data and rejects int16). Signed samples are encoded as
-  their Bits Stored bit pattern, unsigned, as PS3.5 8.2.3 has it. pyjpegls holds the GIL.
+  their Bits Stored bit pattern, unsigned, as PS3.5 8.2.3 has it. Colour: unsigned RGB of 8 or 16
+  bits, YBR_FULL of 8, sample-interleaved. pyjpegls holds the GIL.
 - JPEG 2000 Lossless (PS3.5 8.2.4): OpenJPEG through imagecodecs (reversible 5/3, J2K codestream,
   precision and sign from Bits Stored and Pixel Representation). Not pylibjpeg-openjpeg: its encoder
   crashes when two threads call it at once.
-- HTJ2K Lossless (.201) and HTJ2K Lossless RPCL (.202) (PS3.5 8.2.15): OpenJPH through imagecodecs.
-  It cannot be told a bit depth and writes the container's (8 or 16) as the precision, so only Bits
-  Stored = Bits Allocated is taken. OpenJPH writes RPCL progression (COD progression byte 2) for
-  both; for .202 the frame also gets TLM markers, tile-parts split at resolutions, and enough
-  decompositions (at least OpenJPH's default 5) to bring the lowest resolution to 64 samples or
-  fewer each way, which PS3.5 8.2.15 asks of that syntax.
+- HTJ2K Lossless (.201) and HTJ2K Lossless RPCL (.202) (PS3.5 8.2.15): OpenJPH through imagecodecs,
+  in `codecs.htj2k`: encoded in an 8- or 16-bit container, the header then set to Bits Stored and
+  Pixel Representation (exactly; Bits Stored 2-8 and 10-16). RPCL progression for both; .202 adds
+  TLM markers, tile-parts split at resolutions and a lowest resolution of 64 samples or fewer.
 - JPEG XL Lossless (PS3.5 8.2.17): libjxl through imagecodecs, a bare codestream; unsigned only.
 
 Lossy (`encodes_lossy`; each names its Lossy Image Compression Method, `lossy_method`); PALETTE
@@ -59,10 +59,10 @@ its high-bit correction rather than clip it:
   rounding lost).
   Colour: RGB only, with the irreversible component transform, so the frame is YBR_ICT; the target
   is met on the transformed components, which leaves RGB about 3 dB under it.
-- HTJ2K (.203, ISO_15444_15): OpenJPH, irreversible 9/7 with quantisation step `_HTJ2K_QSTEP`
-  of the range the frame's samples span (OpenJPH takes it as a fraction of the full range, so it is
-  scaled by span / full range; about 51 dB over the span on test frames and CT alike), Bits Stored =
-  Bits Allocated as for .201. Colour: RGB only, with the irreversible component transform (YBR_ICT).
+- HTJ2K (.203, ISO_15444_15): OpenJPH (`codecs.htj2k`), irreversible 9/7 with quantisation step
+  `htj2k.QSTEP` of the range the frame's samples span (about 51 dB over the span on test frames and
+  CT alike), the precision as for .201. Colour: RGB only, with the irreversible component transform
+  (YBR_ICT).
 - JPEG XL (.112, ISO_18181_1): libjxl VarDCT, Butteraugli distance `_JPEGXL_DISTANCE` (1.0, libjxl's
   "visually lossless") times span / full range, at least `_JPEGXL_MIN_DISTANCE` (0.1),
   unsigned 8 or 16-bit, Bits Stored as the bit depth (the decoder clips there).
@@ -90,7 +90,6 @@ its `__cause__`.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -101,6 +100,7 @@ import jpeg_ls
 import numpy as np
 from rle.utils import encode_pixel_data as rle_encode_pixel_data
 
+from app.imaging.codecs import htj2k
 from app.imaging.codecs.decode import FrameFormat, correct_unused_bits
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
@@ -111,9 +111,6 @@ _JPEG_QUALITY = 90  # libjpeg-turbo's 0-100 scale of the IJG tables: 43 dB on 8-
 _JPEGLS_NEAR = 2  # JPEG-LS near-lossless: no sample moves by more than this
 _JPEG2000_PSNR_DB = 50  # rate-allocation target, against the range the frame's samples span
 _JPEG2000_PSNR_FLOOR_DB = 44  # below this on decoding, re-encode with every bit-plane kept
-_HTJ2K_QSTEP = 0.006  # base quantisation step, a fraction of the range the frame's samples span
-_HTJ2K_DEFAULT_DECOMPOSITIONS = 5  # OpenJPH's default, kept unless a frame needs more
-_HTJ2K_RPCL_LOWEST_RESOLUTION = 64  # PS3.5 8.2.15: the lowest resolution at most 64 wide and high
 _JPEGXL_DISTANCE = 1.0  # libjxl's Butteraugli distance; 1.0 is its "visually lossless" default
 _JPEGXL_MIN_DISTANCE = 0.1  # the floor of the distance scaled to the span (about 49 dB on CT)
 _COLOUR = frozenset({"RGB", "YBR_FULL"})  # three full-resolution samples a codec may take as is
@@ -348,66 +345,6 @@ def _jpeg2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     return encoded
 
 
-_OPENJPH_LOCK = threading.Lock()
-_openjph_tables_filled = False
-
-
-def _fill_openjph_tables() -> None:
-    """Make sure OpenJPH's coding tables exist before any HTJ2K encode.
-
-    OpenJPH fills its VLC tables on the first encode without a lock; two threads encoding first at
-    once can corrupt them and write undecodable codestreams for the life of the process (seen here:
-    1 process in 60 under load, and a storage-policy conversion refused by its own check). One small
-    encode under a lock, before any other, fills them.
-    """
-    global _openjph_tables_filled
-    if not _openjph_tables_filled:
-        with _OPENJPH_LOCK:
-            if not _openjph_tables_filled:
-                ramp = np.arange(64).reshape(8, 8) * 3  # not flat: zero code-blocks skip the coder
-                for dtype in (np.uint8, np.uint16):
-                    imagecodecs.htj2k_encode(ramp.astype(dtype), level=0, reversible=True)
-                imagecodecs.htj2k_encode(ramp.astype(np.uint16), level=0.01, reversible=False)
-                _openjph_tables_filled = True
-
-
-def _htj2k(samples: np.ndarray, fmt: FrameFormat) -> bytes:
-    """Reversible HT codestream; OpenJPH takes the precision from the array's dtype."""
-    _fill_openjph_tables()
-    return bytes(imagecodecs.htj2k_encode(samples, level=0, reversible=True, rgb=False))
-
-
-def _htj2k_rpcl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
-    """As `_htj2k`, plus what PS3.5 8.2.15 asks of .202: TLM, a small lowest resolution (RPCL is
-    OpenJPH's own progression order)."""
-    larger = max(fmt.rows, fmt.columns)
-    decompositions = _HTJ2K_DEFAULT_DECOMPOSITIONS
-    while -(-larger >> decompositions) > _HTJ2K_RPCL_LOWEST_RESOLUTION:  # ceil(larger / 2**d)
-        decompositions += 1
-    _fill_openjph_tables()
-    return bytes(
-        imagecodecs.htj2k_encode(
-            samples,
-            level=0,
-            reversible=True,
-            rgb=False,
-            resolutions=decompositions,  # imagecodecs passes it on as the decomposition count
-            tlm=True,
-            tilepart=imagecodecs.HTJ2K.TILEPART.RESOLUTIONS,
-        )
-    )
-
-
-def _htj2k_lossy(samples: np.ndarray, fmt: FrameFormat) -> bytes:
-    """Irreversible 9/7 HT codestream, quantised; colour through the irreversible component transform."""
-    full_range, span = _ranges(samples, fmt)
-    step = _HTJ2K_QSTEP * span / full_range  # OpenJPH's step is a fraction of the full range
-    _fill_openjph_tables()
-    return bytes(
-        imagecodecs.htj2k_encode(samples, level=step, reversible=False, rgb=fmt.samples_per_pixel == 3)
-    )
-
-
 def _jpegxl(samples: np.ndarray, fmt: FrameFormat) -> bytes:
     """Modular lossless, a bare codestream (FF 0A), Bits Stored as the bit depth."""
     return bytes(
@@ -467,18 +404,24 @@ def _jpeg_extended_layout(fmt: FrameFormat) -> bool:
 
 
 def _jpeg_lossless_layout(fmt: FrameFormat) -> bool:
-    """2-16 bits stored in 8 or 16, either sign; colour: 8-bit RGB (YCbCr would be subsampled)."""
+    """2-16 bits stored in 8 or 16, either sign; colour: unsigned RGB (YCbCr would be subsampled)."""
     if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
         return False
     if fmt.samples_per_pixel == 1:
         return True
-    return fmt.photometric_interpretation == "RGB" and fmt.bits_allocated == 8 and fmt.bits_stored == 8
+    return fmt.photometric_interpretation == "RGB" and not fmt.pixel_representation
 
 
 def _jpegls_layout(fmt: FrameFormat) -> bool:
+    """2-16 bits stored in 8 or 16, either sign; colour unsigned: RGB 8 or 16 bits, YBR_FULL 8
+    (the layouts PS3.5 8.2.3 lists)."""
     if not (_full_resolution(fmt) and fmt.bits_allocated in (8, 16) and fmt.bits_stored >= 2):
         return False
-    return fmt.samples_per_pixel == 1 or fmt.bits_stored == 8  # colour: 8-bit only (PS3.5 8.2.3)
+    if fmt.samples_per_pixel == 1:
+        return True
+    if fmt.pixel_representation:
+        return False
+    return fmt.photometric_interpretation == "RGB" or fmt.bits_allocated == 8
 
 
 def _jpegls_near_layout(fmt: FrameFormat) -> bool:
@@ -494,7 +437,7 @@ def _jpeg2k_lossy_layout(fmt: FrameFormat) -> bool:
 
 
 def _htj2k_layout(fmt: FrameFormat) -> bool:
-    return _jpeg2k_layout(fmt) and fmt.bits_stored == fmt.bits_allocated
+    return _jpeg2k_layout(fmt) and htj2k.holds_precision(fmt)
 
 
 def _htj2k_lossy_layout(fmt: FrameFormat) -> bool:
@@ -533,10 +476,10 @@ _ENCODERS: Mapping[str, _Encoder] = MappingProxyType(
         "1.2.840.10008.1.2.4.91": _Encoder(
             _jpeg2k_lossy_layout, _jpeg2k_lossy, method=_ISO_15444_1, colour="YBR_ICT"
         ),
-        "1.2.840.10008.1.2.4.201": _Encoder(_htj2k_layout, _htj2k),
-        "1.2.840.10008.1.2.4.202": _Encoder(_htj2k_layout, _htj2k_rpcl),
+        "1.2.840.10008.1.2.4.201": _Encoder(_htj2k_layout, htj2k.encode_lossless),
+        "1.2.840.10008.1.2.4.202": _Encoder(_htj2k_layout, htj2k.encode_lossless_rpcl),
         "1.2.840.10008.1.2.4.203": _Encoder(
-            _htj2k_lossy_layout, _htj2k_lossy, method=_ISO_15444_15, colour="YBR_ICT"
+            _htj2k_lossy_layout, htj2k.encode_lossy, method=_ISO_15444_15, colour="YBR_ICT"
         ),
         "1.2.840.10008.1.2.4.110": _Encoder(_jpegxl_layout, _jpegxl),
         "1.2.840.10008.1.2.4.112": _Encoder(_jpegxl_lossy_layout, _jpegxl_lossy, method=_ISO_18181_1),

@@ -47,8 +47,8 @@ def mono(rows: int, columns: int, allocated: int, stored: int, *, signed: bool =
     return FrameFormat(rows, columns, 1, allocated, stored, int(signed), "MONOCHROME2", 0)
 
 
-def rgb(rows: int, columns: int, *, planar: int = 0) -> FrameFormat:
-    return FrameFormat(rows, columns, 3, 8, 8, 0, "RGB", planar)
+def rgb(rows: int, columns: int, *, planar: int = 0, allocated: int = 8, stored: int = 8) -> FrameFormat:
+    return FrameFormat(rows, columns, 3, allocated, stored, 0, "RGB", planar)
 
 
 GREY_8 = Layout("64x48_8_8_U", mono(64, 48, 8, 8))
@@ -63,6 +63,15 @@ ODD_RGB = Layout("33x17_8_8_U_RGB", rgb(33, 17))
 BITS_1 = Layout("33x17_1_1_U", mono(33, 17, 1, 1))
 BITS_2 = Layout("33x17_8_2_U", mono(33, 17, 8, 2))  # the least precision JPEG lossless and JPEG-LS take
 ODD_SIGNED_8 = Layout("17x33_8_7_S", mono(17, 33, 8, 7, signed=True))
+SIGNED_14 = Layout("64x48_16_14_S", mono(64, 48, 16, 14, signed=True))
+GREY_10 = Layout("33x17_16_10_U", mono(33, 17, 16, 10))
+INVERTED_12 = Layout("64x48_16_12_U_MONO1", FrameFormat(64, 48, 1, 16, 12, 0, "MONOCHROME1", 0))
+RGB_16 = Layout("64x48_16_16_U_RGB", rgb(64, 48, allocated=16, stored=16))
+RGB_12 = Layout("33x17_16_12_U_RGB", rgb(33, 17, allocated=16, stored=12))
+RGB_16_PLANAR = Layout("64x48_16_16_U_RGB_planar", rgb(64, 48, planar=1, allocated=16, stored=16))
+
+# Bits Stored below Bits Allocated and signed samples, which HTJ2K declares exactly (codecs.htj2k).
+PRECISE = (GREY_12, SIGNED_12, SIGNED_14, GREY_10, INVERTED_12, ODD_SIGNED_8, BITS_2, RGB_12)
 
 # The 8- and 16-bit layouts, both signs, colour interleaved and planar, odd sizes.
 COMMON = (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB)
@@ -72,12 +81,12 @@ SUPPORTED: dict[str, tuple[Layout, ...]] = {
     DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     ENCAPSULATED_UNCOMPRESSED: (GREY_8, GREY_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     RLE_LOSSLESS: COMMON,
-    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8),
-    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8),
-    JPEGLS_LOSSLESS: COMMON,
+    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEGLS_LOSSLESS: (*COMMON, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
     JPEG2000_LOSSLESS: COMMON,
-    HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
-    HTJ2K_LOSSLESS_RPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
+    HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
+    HTJ2K_LOSSLESS_RPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
     JPEGXL_LOSSLESS: (GREY_8, GREY_12, GREY_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
 }
 CASES = [(uid, layout) for uid, layouts in SUPPORTED.items() for layout in layouts]
@@ -164,7 +173,9 @@ def test_round_trip_is_bit_exact(uid: str, layout: Layout) -> None:
         assert other == expected
 
 
-@pytest.mark.parametrize("layout", [GREY_12, SIGNED_16, ODD_SIGNED_8, BITS_2, ODD_RGB], ids=str)
+@pytest.mark.parametrize(
+    "layout", [GREY_12, SIGNED_16, ODD_SIGNED_8, BITS_2, ODD_RGB, RGB_16, RGB_12], ids=str
+)
 def test_jpeg_lossless_is_read_by_a_third_decoder(layout: Layout) -> None:
     # libjpeg-turbo wrote it, libjpeg read it above; jpegsof3 (imagecodecs) is a third implementation.
     fmt = layout.fmt
@@ -213,7 +224,7 @@ def j2k_mct(stream: bytes) -> int:
 
 @pytest.mark.parametrize(
     ("layout", "precision"),
-    [(GREY_8, 8), (GREY_12, 12), (SIGNED_12, 12), (GREY_16, 16), (SIGNED_16, 16)],
+    [(GREY_8, 8), (GREY_12, 12), (SIGNED_12, 12), (GREY_16, 16), (SIGNED_16, 16), (RGB_16, 16), (RGB_12, 12)],
     ids=str,
 )
 def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None:
@@ -223,7 +234,9 @@ def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None
 
 @pytest.mark.parametrize("uid", [JPEG_LOSSLESS, JPEG_LOSSLESS_SV1])
 @pytest.mark.parametrize(
-    "layout", [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8], ids=str
+    "layout",
+    [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8, RGB_16, RGB_12],
+    ids=str,
 )
 def test_jpeg_lossless_sof3_precision_is_bits_stored_and_predictor_is_1(uid: str, layout: Layout) -> None:
     fmt = layout.fmt
@@ -252,11 +265,29 @@ def test_jpeg2000_precision_and_sign_are_bits_stored_and_representation(layout: 
     assert j2k_ssiz(frame) == ssiz
 
 
-@pytest.mark.parametrize(("layout", "ssiz"), [(GREY_8, 0x07), (GREY_16, 0x0F), (SIGNED_16, 0x8F)], ids=str)
-def test_htj2k_precision_and_sign(layout: Layout, ssiz: int) -> None:
-    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), HTJ2K_LOSSLESS, layout.fmt)
+@pytest.mark.parametrize("uid", [HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
+@pytest.mark.parametrize(
+    ("layout", "ssiz"),
+    [
+        (GREY_8, 0x07),
+        (GREY_16, 0x0F),
+        (SIGNED_16, 0x8F),
+        (GREY_12, 0x0B),
+        (SIGNED_12, 0x8B),
+        (SIGNED_14, 0x8D),
+        (GREY_10, 0x09),
+        (ODD_SIGNED_8, 0x86),
+        (BITS_2, 0x01),
+    ],
+    ids=str,
+)
+def test_htj2k_precision_and_sign(uid: str, layout: Layout, ssiz: int) -> None:
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), uid, layout.fmt)
     assert frame[:4] == b"\xff\x4f\xff\x51"
     assert j2k_ssiz(frame) == ssiz
+    # QCD: the guard bits took what the exponents gave up, so Mb = G + exponent - 1 is the container's.
+    sqcd = segment(frame, 0x5C)[0]
+    assert sqcd >> 5 == 1 + (8 if layout.fmt.bits_stored <= 8 else 16) - layout.fmt.bits_stored
 
 
 @pytest.mark.parametrize("uid", [HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
@@ -324,7 +355,9 @@ def test_high_bits_above_bits_stored_are_not_encoded(uid: str) -> None:
 # --- what is refused --------------------------------------------------------------------------------
 
 GREY_32 = Layout("64x48_32_32_U", mono(64, 48, 32, 32))
-RGB_16 = Layout("64x48_16_16_U_RGB", FrameFormat(64, 48, 3, 16, 16, 0, "RGB", 0))
+GREY_9 = Layout("64x48_16_9_U", mono(64, 48, 16, 9))
+SIGNED_RGB_16 = Layout("64x48_16_16_S_RGB", FrameFormat(64, 48, 3, 16, 16, 1, "RGB", 0))
+YBR_FULL_16 = Layout("64x48_16_16_U_YBR", FrameFormat(64, 48, 3, 16, 16, 0, "YBR_FULL", 0))
 RGB_32 = Layout("64x48_32_32_U_RGB", FrameFormat(64, 48, 3, 32, 32, 0, "RGB", 0))
 YBR_422 = Layout("64x48_8_8_U_YBR422", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL_422", 0))
 YBR_FULL = Layout("64x48_8_8_U_YBR", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL", 0))
@@ -334,18 +367,19 @@ REFUSED = [
     (RLE_LOSSLESS, BITS_1),
     (RLE_LOSSLESS, YBR_422),
     (JPEG_LOSSLESS, GREY_32),
-    (JPEG_LOSSLESS, RGB_16),  # colour: 8-bit only
+    (JPEG_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.1)
     (JPEG_LOSSLESS_SV1, YBR_FULL),  # libjpeg-turbo would subsample the chroma
     (JPEG_LOSSLESS_SV1, BITS_1_IN_8),  # precision 2-16
     (JPEG_LOSSLESS_SV1, BITS_1),
     (JPEGLS_LOSSLESS, GREY_32),
-    (JPEGLS_LOSSLESS, RGB_16),
+    (JPEGLS_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.3)
+    (JPEGLS_LOSSLESS, YBR_FULL_16),  # YBR_FULL: 8 bits only
     (JPEGLS_LOSSLESS, BITS_1),
     (JPEG2000_LOSSLESS, GREY_32),
     (JPEG2000_LOSSLESS, YBR_422),
-    (HTJ2K_LOSSLESS, GREY_12),  # OpenJPH would declare precision 16
-    (HTJ2K_LOSSLESS, SIGNED_12),
-    (HTJ2K_LOSSLESS_RPCL, GREY_12),
+    (HTJ2K_LOSSLESS, GREY_9),  # 7 more guard bits than QCD holds
+    (HTJ2K_LOSSLESS, BITS_1_IN_8),
+    (HTJ2K_LOSSLESS_RPCL, GREY_9),
     (JPEGXL_LOSSLESS, SIGNED_16),  # imagecodecs' libjxl takes no int16
     (JPEGXL_LOSSLESS, BITS_1),
     ("1.2.840.10008.1.2.4.111", GREY_8),  # JPEG XL JPEG recompression: needs a JPEG, not pixels
@@ -394,7 +428,7 @@ def test_openjph_tables_are_filled_once_before_concurrent_htj2k_encodes(
     must be the fill, made once, under a lock, however many threads start encoding together."""
     import threading
 
-    from app.imaging.codecs import encode
+    from app.imaging.codecs import htj2k
 
     calls: list[tuple[int, ...]] = []
     real = imagecodecs.htj2k_encode
@@ -403,7 +437,7 @@ def test_openjph_tables_are_filled_once_before_concurrent_htj2k_encodes(
         calls.append(data.shape)
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(encode, "_openjph_tables_filled", False)
+    monkeypatch.setattr(htj2k, "_openjph_tables_filled", False)
     monkeypatch.setattr(imagecodecs, "htj2k_encode", recording)
     fmt = GREY_16.fmt
     native = native_bytes(pixels(fmt), fmt)

@@ -44,8 +44,8 @@ def mono(
     return FrameFormat(96, 80, 1, allocated, stored, int(signed), photometric, 0)
 
 
-def colour(photometric: str = "RGB", *, planar: int = 0) -> FrameFormat:
-    return FrameFormat(96, 80, 3, 8, 8, 0, photometric, planar)
+def colour(photometric: str = "RGB", *, planar: int = 0, allocated: int = 8) -> FrameFormat:
+    return FrameFormat(96, 80, 3, allocated, allocated, 0, photometric, planar)
 
 
 GREY_8 = mono(8, 8)
@@ -123,6 +123,7 @@ TARGETS = [
     Target(JPEGLS_NEAR, GREY_16, 92, 95, 1.45, ("pylibjpeg",)),  # 93.3 / 1.6
     Target(JPEGLS_NEAR, SIGNED_12, 68, 71, 2.5, ("pylibjpeg",)),  # 69.3 / 2.8 (as a bit pattern)
     Target(JPEGLS_NEAR, RGB_8, 44, 47, 4.1, ("pylibjpeg",)),  # 45.2 / 4.6
+    Target(JPEGLS_NEAR, colour(allocated=16), 91, 94, 1.45, ("pylibjpeg",)),  # 92.7 / 1.65 (16-bit RGB)
     # JPEG 2000, PSNR target 50 dB: OpenJPEG (imagecodecs) writes it, OpenJPEG (pylibjpeg) reads it.
     Target(JPEG2000, GREY_8, 47, 51, 3.2, ("pylibjpeg",)),  # 48.8 / 3.4
     Target(JPEG2000, GREY_12, 48, 52, 6, ("pylibjpeg",)),  # 50.0 / 6.8
@@ -132,6 +133,8 @@ TARGETS = [
     Target(JPEG2000, RGB_8, 45, 50, 3.8, ("pylibjpeg",)),  # 47.0 / 4.3 (the target is met in YCbCr)
     # HTJ2K, quantisation step 0.006: OpenJPH writes it, OpenJPEG reads it.
     Target(HTJ2K, GREY_8, 48, 53, 2.6, ("pylibjpeg",)),  # 50.6 / 2.9
+    Target(HTJ2K, GREY_12, 49, 54, 5, ("pylibjpeg",)),  # 51.4 / 5.5 (declared 12 bits)
+    Target(HTJ2K, SIGNED_12, 49, 54, 5, ("pylibjpeg",)),  # 51.4 / 5.5
     Target(HTJ2K, GREY_16, 49, 54, 5.2, ("pylibjpeg",)),  # 51.3 / 5.8
     Target(HTJ2K, SIGNED_16, 49, 54, 5.2, ("pylibjpeg",)),  # 51.3 / 5.8
     Target(HTJ2K, RGB_8, 44, 49, 4.3, ("pylibjpeg",)),  # 46.1 / 4.8
@@ -258,6 +261,8 @@ def cod(frame: bytes) -> bytes:
         (JPEG2000, GREY_12, 0x0B),
         (JPEG2000, SIGNED_12, 0x8B),
         (JPEG2000, GREY_8, 0x07),
+        (HTJ2K, GREY_12, 0x0B),
+        (HTJ2K, SIGNED_12, 0x8B),
         (HTJ2K, GREY_16, 0x0F),
         (HTJ2K, SIGNED_16, 0x8F),
         (HTJ2K, GREY_8, 0x07),
@@ -309,6 +314,7 @@ def test_planar_input_encodes_like_interleaved_input() -> None:
 PALETTE = mono(8, 8, photometric="PALETTE COLOR")
 YBR_FULL = colour("YBR_FULL")
 GREY_10 = mono(16, 10)
+GREY_9 = mono(16, 9)
 GREY_7 = mono(8, 7)
 SIGNED_8 = mono(8, 8, signed=True)
 RGB_16 = FrameFormat(96, 80, 3, 16, 16, 0, "RGB", 0)
@@ -326,10 +332,10 @@ REFUSED = [
     (JPEG_EXTENDED, SIGNED_12, "signed"),
     (JPEG_EXTENDED, PALETTE, "palette indices"),
     (JPEGLS_NEAR, PALETTE, "palette indices"),
-    (JPEGLS_NEAR, RGB_16, "colour: 8-bit only"),
+    (JPEGLS_NEAR, colour("YBR_FULL", allocated=16), "YBR_FULL: 8-bit only"),
     (JPEG2000, PALETTE, "palette indices"),
     (JPEG2000, YBR_FULL, "the ICT wants RGB"),
-    (HTJ2K, GREY_12, "OpenJPH would declare precision 16"),
+    (HTJ2K, GREY_9, "9 bits: 7 more guard bits than QCD holds"),
     (HTJ2K, PALETTE, "palette indices"),
     (HTJ2K, YBR_FULL, "the ICT wants RGB"),
     (JPEGXL, SIGNED_16, "imagecodecs' libjxl takes no int16"),

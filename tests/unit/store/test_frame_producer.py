@@ -20,6 +20,8 @@ J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
 J2K = "1.2.840.10008.1.2.4.91"
 MPEG4 = "1.2.840.10008.1.2.4.102"
 DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
+DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
+ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
@@ -72,6 +74,7 @@ def test_lossy_pixels_never_get_a_lossless_only_syntax(syntax: str, lossy: str) 
     assert can(ELE)  # decoding is allowed: the lossy attributes travel with instances
     assert not (can(JPEGLS) or can(J2K_LOSSLESS) or can(RLE) or can(JPEG_SV1))
     assert can(JPEGLS_NEAR)  # another lossy step
+    assert can(DEFLATED_FRAMES) and can(ENCAPSULATED_UNCOMPRESSED)  # the native pixels, as octet-stream
 
 
 def test_either_syntax_said_lossless_can_be_labelled_lossless() -> None:
