@@ -268,7 +268,7 @@ def verify(
         typer.Option(help="Only instances stored since: ISO 8601 (2026-12-01) or an age (7d, 12h)"),
     ] = None,
     rate: Annotated[
-        int, typer.Option(help="Read at most this many bytes per second (0: as fast as the store goes)", min=0)
+        int, typer.Option(help="Read at most this many bytes per second (0: no limit)", min=0)
     ] = 0,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -304,9 +304,8 @@ def verify(
     try:
         prepare_index(engine, settings)
         blobs = IngestTarget.from_settings(settings).open_blob_store()
-        tally = run_verify(
-            engine, blobs, selection, orphan_grace_s=settings.orphan_grace_s, bytes_per_s=rate, emit=typer.echo
-        )
+        grace_s = settings.orphan_grace_s
+        tally = run_verify(engine, blobs, selection, orphan_grace_s=grace_s, bytes_per_s=rate, emit=print)
     except (OSError, SQLAlchemyError) as exc:
         typer.echo(f"verification failed: {exc}", err=True)
         raise typer.Exit(code=3) from exc

@@ -32,7 +32,7 @@ from app.api.wado_request import (
     not_found_message,
     scope_description,
 )
-from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
+from app.dicomweb.errors import BadRequest, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
 from app.imaging.codecs.decode import FrameFormat
@@ -145,6 +145,8 @@ def _shown_instance(connection: Connection, scope: Scope) -> StoredInstance:
     """The instance a study, series or instance resource shows (see the module docstring)."""
     instance = shown_instance(connection, scope)
     if instance is not None:
+        if instance.unavailable_reason is not None:
+            raise Gone(instance.unavailable_reason)
         return instance
     if not scope_exists(connection, scope):
         raise NotFound(not_found_message(scope))

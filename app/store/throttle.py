@@ -1,7 +1,7 @@
 """A byte-rate limit for background reads, so a fixity check never starves serving.
 
 Why a running average from the start rather than a token bucket: a check reads for hours at a steady
-pace; sleeping whenever the bytes read so far are ahead of `rate × elapsed` keeps the long-run rate at
+pace; sleeping whenever the bytes read so far are ahead of `rate * elapsed` keeps the long-run rate at
 the limit, with bursts of at most one chunk.
 """
 

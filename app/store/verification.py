@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, func, nulls_first, or_, select, update
 
@@ -32,6 +32,7 @@ from app.store.db import write_serializer_for
 from app.store.index import Instance, Series, Study
 
 PAGE = 500
+_Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
 class Status(StrEnum):
@@ -147,7 +148,7 @@ _CANDIDATE_COLUMNS = (
 )
 
 
-def _selected(query: Select[Any], selection: Selection) -> Select[Any]:
+def _selected(query: _Query, selection: Selection) -> _Query:
     query = query.join(Series, Series.pk == Instance.series_pk).join(Study, Study.pk == Series.study_pk)
     if selection.study_instance_uid is not None:
         query = query.where(Study.study_instance_uid == selection.study_instance_uid)
@@ -238,15 +239,15 @@ def check_instance(
         try:
             blobs.size(candidate.data_blob_key)
         except BlobNotFound:
-            return Finding(
-                Status.MISSING, candidate.data_blob_key, "the inflated copy is missing", candidate
-            )
+            return Finding(Status.MISSING, candidate.data_blob_key, "the inflated copy is missing", candidate)
         except BlobStoreError as exc:
             return found(Status.UNREADABLE, str(exc))
     return found(Status.INTACT, "", size, sha256)
 
 
-def record_findings(engine: Engine, findings: Iterable[Finding], now: datetime | None = None) -> list[Finding]:
+def record_findings(
+    engine: Engine, findings: Iterable[Finding], now: datetime | None = None
+) -> list[Finding]:
     """Write what was found into the index: the problem (or none) and the time, and a missing digest.
 
     Returns the findings still true of the index: an instance replaced or deleted while it was read is

@@ -68,7 +68,8 @@ def run_verify(
             if finding.status is not Status.INTACT:
                 emit(orjson.dumps(finding.as_dict()).decode())
 
-    with Progress(*columns, console=console, transient=False) as progress:
+    # stdout stays ours (the JSON lines), also while the bar is drawn on a terminal.
+    with Progress(*columns, console=console, redirect_stdout=False) as progress:
         task = progress.add_task("verify", total=size * share or None, instances=f"0/~{round(count * share)}")
 
         def read(n: int) -> None:

@@ -168,7 +168,8 @@ def test_a_sample_reads_each_instance_with_the_chance_given(backend: Backend) ->
     draws = iter([0.5, 0.005, 0.9, 0.001, 0.3, 0.2])  # below 0.01: chosen at 1%
     pages = list(iter_selected(backend.engine, Selection(sample_percent=1), chance=lambda: next(draws)))
     assert [len(page) for page in pages] == [2]
-    assert len(list(iter_selected(backend.engine, Selection(sample_percent=100)))[0]) == 6
+    [whole] = iter_selected(backend.engine, Selection(sample_percent=100))
+    assert len(whole) == 6
 
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
