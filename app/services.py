@@ -25,6 +25,7 @@ from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.verification_job import FixityVerifier
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -66,6 +67,7 @@ class Services:
         default_factory=lambda: rendered_image_cache(64)
     )
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
+    verifier: FixityVerifier | None = None  # likewise, when FOVEA_VERIFY_INTERVAL_S is set
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -79,6 +81,8 @@ class Services:
     def close(self) -> None:
         if self.collector is not None:
             self.collector.stop()
+        if self.verifier is not None:
+            self.verifier.stop()
         self.ingest.close()
         self.retrieval.shutdown(wait=False, cancel_futures=True)
         self.codecs.close()
@@ -102,11 +106,20 @@ def open_services(settings: Settings) -> Services:
         collector = BlobCollector(
             engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
         )
+    verifier = None
+    if settings.verify_interval_s > 0:  # else `fovea verify` (a cron job) does it
+        verifier = FixityVerifier(
+            engine,
+            blobs,
+            interval_s=settings.verify_interval_s,
+            bytes_per_s=settings.verify_rate_bytes_per_s,
+        )
     services = Services(
         settings=settings,
         engine=engine,
         blobs=blobs,
         collector=collector,
+        verifier=verifier,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
         codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
@@ -114,4 +127,6 @@ def open_services(settings: Settings) -> Services:
     )
     if collector is not None:
         collector.start()
+    if verifier is not None:
+        verifier.start()
     return services
