@@ -47,9 +47,9 @@ def test_the_background_check_flags_a_damaged_file_and_leaves_the_good_one(backe
 
 @BOTH
 def test_one_process_holds_the_turn_at_a_time(backend: Backend) -> None:
-    with verifier_turn(backend.engine) as first:
-        with verifier_turn(backend.engine) as second:  # a second connection or descriptor: another process
-            assert (first, second) == (True, False)
+    # The second holder uses another connection (or descriptor), as another process would.
+    with verifier_turn(backend.engine) as first, verifier_turn(backend.engine) as second:
+        assert (first, second) == (True, False)
     with verifier_turn(backend.engine) as again:
         assert again  # given back
 
