@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 
 from app.api.conditional import make_validators
 from app.api.deps import get_services
+from app.api.rendered_documents import answer_rendered_document
 from app.api.wado_pixels import bulk_value, frame_source
 from app.api.wado_request import (
     VARY,
@@ -269,6 +270,10 @@ def _endpoint(thumbnail: bool) -> Callable[[Request], Awaitable[Response]]:
             params["study_instance_uid"], params.get("series_instance_uid"), params.get("sop_instance_uid")
         )
         wado = WadoRequest.read(request, services.settings, scope)
+        if not thumbnail and scope.sop_instance_uid is not None and "frame_list" not in params:
+            document = await services.run_blocking(answer_rendered_document, services, wado)
+            if document is not None:  # a PDF or CDA instance renders as its document
+                return document
         image_format = negotiate_rendered_media_type(*wado.accept_lists)
         options = parse_render_options(
             request.query_params.multi_items(), thumbnail=thumbnail, image_format=image_format
