@@ -22,6 +22,7 @@ import orjson
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.metrics import FIXITY_BYTES, FIXITY_CHECKS
 from app.store.blobs import BlobStore
 from app.store.throttle import ByteRateLimit
 from app.store.verification import (
@@ -116,12 +117,17 @@ class FixityVerifier:
             if not due:
                 return False
             limit = ByteRateLimit(self._bytes_per_s, stop=self._stop)
+
+            def read(count: int) -> None:
+                FIXITY_BYTES.inc(count)
+                limit.consumed(count)
+
             findings: list[Finding] = []
             outage = False
             for candidate in due:
                 if self._stop.is_set():
                     break
-                finding = check_instance(self._blobs, candidate, limit.consumed)
+                finding = check_instance(self._blobs, candidate, read)
                 findings.append(finding)
                 if finding.status is Status.UNREADABLE:  # the store is failing: wait, do not hammer it
                     log.warning("background fixity check paused: %s", finding.reason)
@@ -129,6 +135,7 @@ class FixityVerifier:
                     break
             for finding in record_findings(self._engine, findings):
                 self.tally.add(finding)
+                FIXITY_CHECKS.labels(finding.status.value).inc()
                 if finding.status in (Status.CORRUPT, Status.MISSING):
                     log.error("fixity check: %s", orjson.dumps(finding.as_dict()).decode())
             return not outage and len(due) == BATCH

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 from pydicom.uid import generate_uid
 
 from app.services import open_services
@@ -32,6 +33,7 @@ def test_the_background_check_flags_a_damaged_file_and_leaves_the_good_one(backe
         ingest(ingestor, make_instance(study_uid=study, sop_uid=sop, seed=n))
     flip_byte(backend, blob_key_of(backend, damaged), 1500)
 
+    corrupt_before = REGISTRY.get_sample_value("fovea_fixity_checks_total", {"status": "corrupt"}) or 0
     verifier = FixityVerifier(
         backend.engine, backend.blobs, interval_s=3600, bytes_per_s=100_000_000, idle_s=0.05
     )
@@ -43,6 +45,8 @@ def test_the_background_check_flags_a_damaged_file_and_leaves_the_good_one(backe
     assert fixity_state(backend, damaged) == ("corrupt", True)
     assert fixity_state(backend, good) == (None, True)
     assert verifier.tally.counts[Status.CORRUPT] == verifier.tally.counts[Status.INTACT] == 1
+    corrupt_after = REGISTRY.get_sample_value("fovea_fixity_checks_total", {"status": "corrupt"})
+    assert corrupt_after == corrupt_before + 1
 
 
 @BOTH
