@@ -184,3 +184,27 @@ def test_an_instance_stored_without_a_digest_gets_one_recorded(backend: Backend)
             Instance.__table__.select().with_only_columns(Instance.sha256)  # type: ignore[attr-defined]
         ).scalar_one()
     assert recorded == hashlib.sha256(read_blob(backend, blob_key_of(backend, sop))).hexdigest()
+
+
+def test_migration_0008_adds_the_fixity_columns_and_leaves_instances_unverified(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from app.settings import DuplicatePolicy
+    from app.store.blobs import FileBlobStore
+    from app.store.db import alembic_config, create_index_engine, migrate
+    from app.store.ingest import Ingestor
+
+    engine = create_index_engine(f"sqlite:///{tmp_path}/index.db")
+    migrate(engine)
+    ingest(Ingestor(engine, FileBlobStore(tmp_path / "blobs"), DuplicatePolicy.REPLACE), make_instance())
+    command.downgrade(alembic_config(engine), "0005")
+    columns = {column["name"] for column in inspect(engine).get_columns("instance")}
+    assert {"fixity_problem", "verified_at"}.isdisjoint(columns)
+
+    migrate(engine)
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT fixity_problem, verified_at FROM instance")).all()
+    assert [tuple(row) for row in rows] == [(None, None)]
+    engine.dispose()

@@ -67,6 +67,7 @@ def test_verify_reports_problems_as_json_lines_and_exits_1(backend: Backend, tmp
         "problems": 3,
     }
     assert "3 instances checked" in result.stderr
+    assert "verify 3 instances" in result.stderr  # the progress bar's last state (stderr is no terminal)
     assert "Traceback" not in result.stderr
     assert fixity_state(backend, flipped) == ("corrupt", True)
 
