@@ -1,4 +1,4 @@
-"""The `fovea` command: serve, import, migrate, transcode, gc, audit, api-key, share, config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, verify, audit, api-key, share, config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -255,6 +255,76 @@ def gc(
     else:
         for line in report.lines():
             typer.echo(line)
+
+
+@cli.command()
+def verify(
+    study: Annotated[str | None, typer.Option(help="Only this study (Study Instance UID)")] = None,
+    sample: Annotated[
+        str | None, typer.Option(help="A random share of the instances: 1% (a percentage)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only instances stored since: ISO 8601 (2026-12-01) or an age (7d, 12h)"),
+    ] = None,
+    rate: Annotated[
+        int, typer.Option(help="Read at most this many bytes per second (0: no limit)", min=0)
+    ] = 0,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Re-read stored files and compare their size and SHA-256 with the index; report what is wrong.
+
+    stdout: one JSON line per corrupt, missing, unreadable or orphaned file, then a summary line.
+    Corrupt and missing instances are flagged in the index (WADO-RS answers 410 Gone for them).
+    Orphans are looked for only when every instance is checked (no --study, --since or --sample).
+    Exit status: 0 every file intact, 1 problems found, 2 bad arguments, 3 the check could not run.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.audit.queries import BadAuditQuery, parse_when
+    from app.dicomweb.uids import is_valid_uid
+    from app.store.db import create_index_engine, prepare_index
+    from app.store.ingest_pool import IngestTarget
+    from app.store.verification import Selection
+    from app.store.verify_run import run_verify, summary_lines
+
+    try:
+        if study is not None and not is_valid_uid(study):
+            raise ValueError(f"--study {study!r} is not a UID")
+        selection = Selection(
+            study_instance_uid=study,
+            since=parse_when(since) if since is not None else None,
+            sample_percent=_percentage(sample) if sample is not None else None,
+        )
+    except (BadAuditQuery, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    settings = _settings(data_dir)
+    engine = create_index_engine(settings.resolved_database_url)
+    try:
+        prepare_index(engine, settings)
+        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        grace_s = settings.orphan_grace_s
+        tally = run_verify(engine, blobs, selection, orphan_grace_s=grace_s, bytes_per_s=rate, emit=print)
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"verification failed: {exc}", err=True)
+        raise typer.Exit(code=3) from exc
+    finally:
+        engine.dispose()
+    for line in summary_lines(tally):
+        typer.echo(line, err=True)
+    raise typer.Exit(code=1 if tally.problems else 0)
+
+
+def _percentage(text: str) -> float:
+    """`1%`, `0.5%` or `25` (a percentage, above 0 and at most 100)."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 100:
+        raise ValueError(f"--sample {text!r}: a percentage above 0 and at most 100, such as 1%")
+    return value
 
 
 class AuditFormat(StrEnum):

@@ -47,6 +47,10 @@ FRAMES_SERVED = Counter(
     "Frames sent by the frames resource, by stored and served transfer syntax",
     ["stored_syntax", "served_syntax"],
 )
+FIXITY_CHECKS = Counter(
+    "fovea_fixity_checks_total", "Stored files the background fixity check read, by what it found", ["status"]
+)
+FIXITY_BYTES = Counter("fovea_fixity_bytes_read_total", "Bytes the background fixity check read")
 CACHE_LOOKUPS = Counter(
     "fovea_cache_lookups_total",
     "Cache look-ups: hit, miss (made now) or shared (joined a making already running)",

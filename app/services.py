@@ -27,6 +27,7 @@ from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
 from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
+from app.store.verification_job import FixityVerifier
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -104,6 +105,7 @@ class Services:
     readiness: ReadinessMemo = field(default_factory=ReadinessMemo)
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
     shared_cache: RedisDerivativeStore | None = None  # behind both caches above, when configured
+    verifier: FixityVerifier | None = None  # likewise, when FOVEA_VERIFY_INTERVAL_S is set
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -117,6 +119,8 @@ class Services:
     def close(self) -> None:
         if self.collector is not None:
             self.collector.stop()
+        if self.verifier is not None:
+            self.verifier.stop()
         self.ingest.close()
         self.retrieval.shutdown(wait=False, cancel_futures=True)
         self.codecs.close()
@@ -143,11 +147,20 @@ def open_services(settings: Settings) -> Services:
             engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
         )
     shared = shared_derivative_store(settings)
+    verifier = None
+    if settings.verify_interval_s > 0:  # else `fovea verify` (a cron job) does it
+        verifier = FixityVerifier(
+            engine,
+            blobs,
+            interval_s=settings.verify_interval_s,
+            bytes_per_s=settings.verify_rate_bytes_per_s,
+        )
     services = Services(
         settings=settings,
         engine=engine,
         blobs=blobs,
         collector=collector,
+        verifier=verifier,
         ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
         codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb, shared),
@@ -156,4 +169,6 @@ def open_services(settings: Settings) -> Services:
     )
     if collector is not None:
         collector.start()
+    if verifier is not None:
+        verifier.start()
     return services

@@ -270,6 +270,18 @@ class Settings(BaseSettings):
         description="Seconds between a server process's runs of due blob deletions (after a full "
         "collection at start-up); 0: the server collects nothing, run `fovea gc` instead",
     )
+    verify_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds after which the server's background fixity check reads an instance's file "
+        "again (2592000: every 30 days); 0: no background check, run `fovea verify` instead",
+    )
+    verify_rate_bytes_per_s: int = Field(
+        5_000_000,
+        gt=0,
+        description="Bytes per second the background fixity check reads at most, across all server "
+        "processes sharing the index (one of them checks at a time)",
+    )
 
     # Security (docs/deployment.md "Security"): who may call Fovea, and which proxies it believes.
     allow_anonymous: AnonymousAccess = Field(

@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 
 from app.api.conditional import make_validators
 from app.api.deps import get_services
+from app.api.rendered_documents import answer_rendered_document
 from app.api.wado_pixels import bulk_value, frame_source
 from app.api.wado_request import (
     VARY,
@@ -32,7 +33,7 @@ from app.api.wado_request import (
     not_found_message,
     scope_description,
 )
-from app.dicomweb.errors import BadRequest, NotAcceptable, NotFound
+from app.dicomweb.errors import BadRequest, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist, parse_frame_list
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
 from app.imaging.codecs.decode import FrameFormat
@@ -145,6 +146,8 @@ def _shown_instance(connection: Connection, scope: Scope) -> StoredInstance:
     """The instance a study, series or instance resource shows (see the module docstring)."""
     instance = shown_instance(connection, scope)
     if instance is not None:
+        if instance.unavailable_reason is not None:
+            raise Gone(instance.unavailable_reason)
         return instance
     if not scope_exists(connection, scope):
         raise NotFound(not_found_message(scope))
@@ -267,6 +270,10 @@ def _endpoint(thumbnail: bool) -> Callable[[Request], Awaitable[Response]]:
             params["study_instance_uid"], params.get("series_instance_uid"), params.get("sop_instance_uid")
         )
         wado = WadoRequest.read(request, services.settings, scope)
+        if not thumbnail and scope.sop_instance_uid is not None and "frame_list" not in params:
+            document = await services.run_blocking(answer_rendered_document, services, wado)
+            if document is not None:  # a PDF or CDA instance renders as its document
+                return document
         image_format = negotiate_rendered_media_type(*wado.accept_lists)
         options = parse_render_options(
             request.query_params.multi_items(), thumbnail=thumbnail, image_format=image_format

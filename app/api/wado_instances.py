@@ -29,6 +29,7 @@ from app.api.wado_request import (
     answered_again_if_changed,
     look_up_scope,
     multipart_response,
+    refuse_if_unavailable,
 )
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
@@ -59,6 +60,8 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
     chosen: dict[tuple[object, ...], InstanceSelection | NotAcceptable] = {}
     plans = []
     for instance in instances:
+        if instance.unavailable_reason is not None:  # a flagged file: left out, as one not acceptable
+            continue
         can_produce = instance_producer(instance)
         key = _production_key(instance)
         if key not in chosen:
@@ -75,6 +78,7 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
         if isinstance(selection, InstanceSelection):
             plans.append(_Plan(instance, selection))
     if not plans:
+        refuse_if_unavailable(instances)
         raise next(value for value in chosen.values() if isinstance(value, NotAcceptable))
     return plans
 

@@ -27,11 +27,12 @@ from app.api.wado_request import (
     look_up_scope,
     multipart_response,
     not_found_message,
+    refuse_if_unavailable,
     scope_description,
     single_part_response,
 )
 from app.dicomweb.byte_ranges import parse_byte_range
-from app.dicomweb.errors import NotAcceptable, NotFound
+from app.dicomweb.errors import DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, negotiate_frame_media_type
@@ -143,6 +144,8 @@ def _frames_response(
     *,
     from_cache: bool = False,
 ) -> Response:
+    if frames.instance.unavailable_reason is not None:
+        raise Gone(frames.instance.unavailable_reason)
     source = frame_source(services, frames, may_be_stale=from_cache)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
@@ -194,8 +197,12 @@ def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) ->
         wado.scope.sop_instance_uid is not None
         and sum(i.pixels.layout.number_of_frames for i in with_frames if i.pixels is not None) == 1
     )
-    plans, refusals = [], []
+    plans: list[_InstancePlan] = []
+    refusals: list[DicomwebError] = []
     for instance in with_frames:
+        if instance.unavailable_reason is not None:
+            refusals.append(Gone(instance.unavailable_reason))
+            continue
         syntax = stored_syntax(instance.transfer_syntax_uid)
         if syntax.is_video:
             refusals.append(
@@ -321,6 +328,7 @@ def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) ->
         items = stored_bulkdata(connection, instances, path)
     if not instances:
         raise NotFound(not_found_message(wado.scope))
+    refuse_if_unavailable(instances)
     if not items:
         raise NotFound(f"instance {wado.scope.sop_instance_uid} has no bulk data at {path}")
     item = items[0]
@@ -380,14 +388,15 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
     with_pixels = [i for i in instances if i.pixels is not None]
     others: dict[int, list[StoredBulkData]] = {}
     for item in items:
-        if not _is_pixel_data(item):
+        if not _is_pixel_data(item) and item.instance.unavailable_reason is None:
             others.setdefault(item.instance.pk, []).append(item)
-    refusals: list[NotAcceptable] = []
+    left_out = any(item.instance.unavailable_reason for item in items)  # flagged files' values
+    refusals: list[DicomwebError] = []
     plans: list[_InstancePlan] = []
     if with_pixels:
         try:
             plans = _plan_pixel_parts(wado, with_pixels)
-        except NotAcceptable as refusal:
+        except (NotAcceptable, Gone) as refusal:
             refusals.append(refusal)
     octet: FrameSelection | None = None
     if others:  # non-pixel values only exist as octet-stream
@@ -424,6 +433,6 @@ def retrieve_scope_bulkdata(services: Services, wado: WadoRequest) -> Response:
             if instance.pk in plan_of:
                 yield from _pixel_parts(services, wado, [plan_of[instance.pk]])
 
-    complete = len(plans) == len(with_pixels) and (octet is not None or not others)
+    complete = len(plans) == len(with_pixels) and (octet is not None or not others) and not left_out
     status = 200 if complete else 206  # PS3.18 10.4.3: some of the bulk data could not be had
     return multipart_response(parts(), content_type, validators, gzip=gzip, status_code=status)

@@ -20,7 +20,7 @@ from app.api.conditional import Validators, is_not_modified, not_modified_respon
 from app.api.content_coding import Coding, choose_coding, compress_frame, iter_gzip
 from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
 from app.api.urls import dicomweb_base_url
-from app.dicomweb.errors import NotFound
+from app.dicomweb.errors import Gone, NotFound
 from app.dicomweb.negotiation import MediaRange, parse_accept
 from app.dicomweb.uids import require_valid_uid
 from app.services import Services
@@ -123,12 +123,21 @@ class WadoRequest:
 
 
 def look_up_scope(services: Services, wado: WadoRequest) -> tuple[list[StoredInstance], ScopeVersion]:
-    """The instances of the request's scope and their version; 404 when there are none."""
+    """The instances of the request's scope and their version; 404 when there are none, 410 when
+    every one is unavailable (flagged by a fixity check). Responses leave out those that are."""
     with services.engine.connect() as connection:
         instances, version = stored_instances_with_version(connection, wado.scope)
     if not instances:
         raise NotFound(not_found_message(wado.scope))
+    refuse_if_unavailable(instances)
     return instances, version
+
+
+def refuse_if_unavailable(instances: Iterable[StoredInstance]) -> None:
+    """410 Gone when every one of `instances` has a flagged file (one instance: when it has)."""
+    reasons = [instance.unavailable_reason for instance in instances]
+    if reasons and all(reasons):
+        raise Gone(str(reasons[0]) if len(reasons) == 1 else f"{len(reasons)} instances: {reasons[0]}")
 
 
 def scope_description(scope: Scope) -> str:

@@ -7,6 +7,7 @@ maps each class to its PS3.18 status code (PS3.18 8.5, 10.4.3, 10.5.3) and a JSO
     ├── BadRequest (400)
     ├── NotFound (404)
     ├── NotAcceptable (406)
+    ├── Gone (410)
     ├── RangeNotSatisfiable (416)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -34,6 +35,12 @@ class NotFound(DicomwebError):
 
 class NotAcceptable(DicomwebError):
     status = 406
+
+
+class Gone(DicomwebError):
+    """Indexed, but its stored file failed a fixity check: never served as bad bytes."""
+
+    status = 410
 
 
 class RangeNotSatisfiable(DicomwebError):

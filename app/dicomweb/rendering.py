@@ -132,7 +132,7 @@ def negotiate_rendered_media_type(
             covering = [(index, r) for index, r in enumerate(ranges) if r.matches(fmt.value)]
             if not covering:
                 continue
-            index, most_specific = max(covering, key=lambda pair: (_specificity(pair[1]), -pair[0]))
+            index, most_specific = max(covering, key=lambda pair: (range_specificity(pair[1]), -pair[0]))
             if most_specific.q <= 0:
                 continue
             rank = (most_specific.q, -index, -preference)
@@ -144,7 +144,7 @@ def negotiate_rendered_media_type(
     raise NotAcceptable(f"no acceptable media type; rendered images are {offered}")
 
 
-def _specificity(media_range: MediaRange) -> int:
+def range_specificity(media_range: MediaRange) -> int:
     if media_range.media_type == "*/*":
         return 0
     return 1 if media_range.media_type.endswith("/*") else 2

@@ -54,23 +54,27 @@ class GcReport:
         return [f"{name}: {item.count} {verb}, {item.bytes:,} bytes" for name, item in rows]
 
 
-def collect_orphans(
-    engine: Engine, blobs: BlobStore, *, older_than: datetime, dry_run: bool = False
-) -> Reclaimed:
-    """Delete the blobs published before `older_than` that no instance refers to and none waits for."""
-    reclaimed = Reclaimed()
+def find_orphans(engine: Engine, blobs: BlobStore, *, older_than: datetime) -> Iterator[StoredBlob]:
+    """The blobs published before `older_than` that no instance refers to and none waits for
+    (what `collect_orphans` removes and `fovea verify` reports)."""
     candidates = (blob for blob in blobs.iter_blobs() if blob.published < older_than)
     for batch in _batches(candidates):
         keys = [blob.key for blob in batch]
         with engine.connect() as connection:
             kept = referenced_keys(connection, keys) | pending_keys(connection, keys)
-        for blob in batch:
-            if blob.key in kept:
-                continue
-            if not dry_run:
-                blobs.delete(blob.key)
-            log.info("orphan blob %s (%d bytes) %s", blob.key, blob.size, "found" if dry_run else "removed")
-            reclaimed += Reclaimed(1, blob.size)
+        yield from (blob for blob in batch if blob.key not in kept)
+
+
+def collect_orphans(
+    engine: Engine, blobs: BlobStore, *, older_than: datetime, dry_run: bool = False
+) -> Reclaimed:
+    """Delete the blobs published before `older_than` that no instance refers to and none waits for."""
+    reclaimed = Reclaimed()
+    for blob in find_orphans(engine, blobs, older_than=older_than):
+        if not dry_run:
+            blobs.delete(blob.key)
+        log.info("orphan blob %s (%d bytes) %s", blob.key, blob.size, "found" if dry_run else "removed")
+        reclaimed += Reclaimed(1, blob.size)
     return reclaimed
 
 

@@ -139,6 +139,10 @@ class Instance(Base):
     # SHA-256 (hex) of the blob as stored, taken at ingest: evidence of integrity for fixity checks.
     # None for instances stored before Fovea recorded it.
     sha256: Mapped[str | None] = mapped_column(String(64))
+    # What the last fixity check found wrong with the stored file ("corrupt", "missing"; None: nothing,
+    # or never checked), and when it ran (app/store/verification.py). A flagged instance is not served.
+    fixity_problem: Mapped[str | None] = mapped_column(String(16))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # The STOW-RS request or import run that stored it: a UID repeated within one batch is refused.
     batch_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -69,10 +69,21 @@ class StoredInstance:
     pixels: PixelFormat | None  # None: no pixel data
     pixel_data_tag: int | None
     lossy_image_compression: str
+    fixity_problem: str | None = None  # "corrupt", "missing": a fixity check flagged its file
 
     @property
     def scope(self) -> Scope:
         return Scope(self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why the instance's bytes are not served (a flagged file), or None: they are."""
+        if self.fixity_problem is None:
+            return None
+        return (
+            f"instance {self.sop_instance_uid} is unavailable: a fixity check found its stored file "
+            f"{self.fixity_problem}; it can be stored again, or its file restored and verified"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,7 @@ _INSTANCE_COLUMNS = (
     Instance.photometric_interpretation,
     Instance.pixel_data_tag,
     Instance.lossy_image_compression,
+    Instance.fixity_problem,
 )
 
 
@@ -139,6 +151,7 @@ def _stored_instance(row: Any) -> StoredInstance:
         pixels,
         row.pixel_data_tag,
         row.lossy_image_compression or "",
+        row.fixity_problem,
     )
 
 
