@@ -16,6 +16,9 @@ Matching (PS3.4 C.2.2.2) on the index's text columns:
   of (`-1300` includes 13:00:59, by padding it with nines), and empty values are in no range;
 - fuzzy PN: every folded query word starts a word of the stored name (app/dicomweb/person_names.py).
 `emptyvaluematching=true` also returns the rows whose value for a matched key is empty.
+
+Instances an IHE IOCM rejection note rejected are not seen, nor counted, nor do they keep a series or
+study in the results (app/store/visibility.py), unless the query says `includerejected`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from app.dicomweb.person_names import fold_case, fuzzy_words
 from app.dicomweb.query import Match, MatchKind, QueryLevel, SearchQuery
 from app.dicomweb.search_results import StoredElement
 from app.store.index import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+from app.store.visibility import VISIBLE, series_visible, study_visible
 
 # Tags (PS3.6) the index answers for, by level.
 STUDY_DATE, STUDY_TIME, ACCESSION_NUMBER = 0x00080020, 0x00080030, 0x00080050
@@ -208,6 +212,8 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     keys = (Study.pk, Series.pk, Instance.pk)[: len(levels)]  # the rows' own keys, first
     statement = _joined(select(*keys, *columns), level)
     statement = statement.where(*_scope_conditions(scope), *_match_conditions(query, connection))
+    if not query.include_rejected:
+        statement = statement.where(_visible_at(level))
     statement = statement.order_by(*_order(level, scope)).limit(limit + 1).offset(query.offset)
     rows = connection.execute(statement).all()
     has_more = len(rows) > limit
@@ -215,8 +221,9 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     wanted = _wanted_tags(query, scope)
     results = [_result(row, levels, wanted) for row in rows]
     if results:
-        _add_computed(connection, level, rows, results, wanted)
-        _add_from_stored_metadata(connection, level, rows, results, wanted)
+        shown = query.include_rejected
+        _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
+        _add_from_stored_metadata(connection, level, rows, results, wanted, shown_rejected=shown)
     return SearchPage(results, has_more, limit)
 
 
@@ -227,6 +234,15 @@ def _joined(statement: Select[*tuple[Any, ...]], level: QueryLevel) -> Select[*t
     if level is QueryLevel.INSTANCE:
         statement = statement.join(Instance, Instance.series_pk == Series.pk)
     return statement
+
+
+def _visible_at(level: QueryLevel) -> ColumnElement[bool]:
+    """A result of `level` has an instance no rejection note rejected (the instance itself, at its level)."""
+    if level is QueryLevel.STUDY:
+        return study_visible(Study.pk)
+    if level is QueryLevel.SERIES:
+        return series_visible(Series.pk)
+    return VISIBLE
 
 
 def _scope_conditions(scope: SearchScope) -> list[ColumnElement[bool]]:
@@ -275,7 +291,10 @@ def _match_conditions(query: SearchQuery, connection: Connection) -> list[Column
 def _condition(match: Match, query: SearchQuery, dialect: str) -> ColumnElement[bool]:
     tag = match.path[0]
     if tag == MODALITIES_IN_STUDY:
-        return exists().where(Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect))
+        conditions = [Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect)]
+        if not query.include_rejected:
+            conditions.append(series_visible(Series.pk))
+        return exists().where(*conditions)
     if tag == REQUEST_ATTRIBUTES:
         column = _REQUEST_ATTRIBUTE_COLUMNS[match.tag]
         return exists().where(
@@ -402,15 +421,19 @@ def _add_computed(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    *,
+    shown_rejected: bool,
 ) -> None:
     study_pks = [row[0] for row in rows]
+    instances_shown = [] if shown_rejected else [VISIBLE]
+    series_shown = [] if shown_rejected else [series_visible(Series.pk)]
     if wanted & {STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES}:
         counts = {
             pk: (series, instances)
             for pk, series, instances in connection.execute(
                 select(Series.study_pk, func.count(func.distinct(Series.pk)), func.count(Instance.pk))
                 .join(Instance, Instance.series_pk == Series.pk)
-                .where(Series.study_pk.in_(set(study_pks)))
+                .where(Series.study_pk.in_(set(study_pks)), *instances_shown)
                 .group_by(Series.study_pk)
             )
         }
@@ -422,7 +445,7 @@ def _add_computed(
         modalities: dict[int, set[str]] = defaultdict(set)
         for pk, modality in connection.execute(
             select(Series.study_pk, Series.modality)
-            .where(Series.study_pk.in_(set(study_pks)), Series.modality != "")
+            .where(Series.study_pk.in_(set(study_pks)), Series.modality != "", *series_shown)
             .distinct()
         ):
             modalities[pk].add(modality)
@@ -435,7 +458,7 @@ def _add_computed(
         counts_by_series = dict(
             connection.execute(
                 select(Instance.series_pk, func.count())
-                .where(Instance.series_pk.in_(set(series_pks)))
+                .where(Instance.series_pk.in_(set(series_pks)), *instances_shown)
                 .group_by(Instance.series_pk)
             ).all()
         )
@@ -468,6 +491,8 @@ def _add_from_stored_metadata(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    *,
+    shown_rejected: bool,
 ) -> None:
     """Attributes asked for that the index does not hold, from each result's first instance."""
     missing = wanted - _HELD
@@ -476,7 +501,7 @@ def _add_from_stored_metadata(
     position = _LEVELS.index(level)
     owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
-    first_instance = _first_instances(connection, level, owner, owner_pks)
+    first_instance = _first_instances(connection, level, owner, owner_pks, shown_rejected=shown_rejected)
     stored = dict(
         connection.execute(
             select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
@@ -496,13 +521,15 @@ def _add_from_stored_metadata(
 
 
 def _first_instances(
-    connection: Connection, level: QueryLevel, owner: Column, owner_pks: list[int]
+    connection: Connection, level: QueryLevel, owner: Column, owner_pks: list[int], *, shown_rejected: bool
 ) -> dict[int, int]:
-    """The first stored instance of each study or series (an instance stands for itself)."""
+    """The first stored instance (shown) of each study or series (an instance stands for itself)."""
     if level is QueryLevel.INSTANCE:
         return {pk: pk for pk in owner_pks}
     statement = select(owner, func.min(Instance.pk)).select_from(Instance)
     if level is QueryLevel.STUDY:
         statement = statement.join(Series, Series.pk == Instance.series_pk)
+    if not shown_rejected:
+        statement = statement.where(VISIBLE)
     rows = connection.execute(statement.where(owner.in_(set(owner_pks))).group_by(owner))
     return {pk: first for pk, first in rows}
