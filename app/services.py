@@ -100,7 +100,12 @@ def open_services(settings: Settings) -> Services:
     collector = None
     if settings.gc_interval_s > 0:  # else `fovea gc` (a cron job) does it
         collector = BlobCollector(
-            engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
+            engine,
+            blobs,
+            orphan_grace_s=settings.orphan_grace_s,
+            interval_s=settings.gc_interval_s,
+            rejected_after_days=settings.rejected_delete_after_days,
+            blob_deletion_grace_s=settings.blob_deletion_grace_s,
         )
     services = Services(
         settings=settings,

@@ -45,6 +45,7 @@ from app.store.indexing import (
 )
 from app.store.outages import INDEX_OUTAGES, is_outage, outage_reason
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
+from app.store.rejected_retention import delete_rejected
 from app.store.rejection import (
     RejectedReference,
     RejectionNote,
@@ -111,9 +112,11 @@ class Ingestor:
         orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S,
         patient_policy: PatientMismatchPolicy = PatientMismatchPolicy.REJECT,
         rejected_restore: RejectedRestorePolicy = RejectedRestorePolicy.REFUSE,
+        delete_rejected_at_once: bool = False,
     ) -> None:
         self.engine = engine
         self.rejected_restore = rejected_restore
+        self.delete_rejected_at_once = delete_rejected_at_once  # FOVEA_REJECTED_DELETE_AFTER_DAYS=0
         self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
@@ -316,7 +319,13 @@ class Ingestor:
                             schedule_blob_deletion(connection, key, after)
                     rejected: tuple[RejectedReference, ...] = ()
                     if note is not None:  # the note and what it hides commit together
-                        rejected = record_rejection(connection, note, datetime.now(UTC))
+                        now = datetime.now(UTC)
+                        rejected = record_rejection(connection, note, now)
+                        if self.delete_rejected_at_once:
+                            blobs_after = now + self.deletion_grace
+                            delete_rejected(
+                                connection, rejected_before=now, blobs_after=blobs_after, limit=None
+                            )
                     self._check_deadline(publishing)
                     return indexed, rejected
             except IntegrityError as exc:

@@ -58,6 +58,7 @@ class IngestTarget:
     orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
     patient_mismatch: PatientMismatchPolicy = PatientMismatchPolicy.REJECT
     rejected_restore: RejectedRestorePolicy = RejectedRestorePolicy.REFUSE
+    delete_rejected_at_once: bool = False
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     s3_timeouts: S3Timeouts = field(default_factory=S3Timeouts)
 
@@ -80,6 +81,7 @@ class IngestTarget:
             orphan_grace_s=settings.orphan_grace_s,
             patient_mismatch=settings.patient_mismatch,
             rejected_restore=settings.rejected_restore,
+            delete_rejected_at_once=settings.rejected_delete_after_days == 0,
             database_timeouts=DatabaseTimeouts.from_settings(settings),
             s3_timeouts=S3Timeouts(
                 settings.s3_connect_timeout_s, settings.s3_read_timeout_s, settings.s3_max_attempts
@@ -122,6 +124,7 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             orphan_grace_s=target.orphan_grace_s,
             patient_policy=target.patient_mismatch,
             rejected_restore=target.rejected_restore,
+            delete_rejected_at_once=target.delete_rejected_at_once,
         )
         _ingestors[target] = ingestor
     return ingestor

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from sqlalchemy import select
 
 from app.imaging.codec_pool import CodecPool
 from app.store.index import Instance, RejectedInstance
+from app.store.index import Series as SeriesRow
+from app.store.rejected_retention import purge_rejected
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance
 from tests.integration.auth_helpers import bearer, new_key
-from tests.integration.stow_helpers import items, post_stow, value_of
+from tests.integration.stow_helpers import items, pending_deletions, post_stow, value_of
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite-file", "postgres-file"], indirect=True)
 
@@ -358,3 +361,48 @@ def test_a_rejection_is_audited_with_the_instances_it_rejected(
         200,
     )
     assert events[1]["instances"] == [note_uid]
+
+
+def stored_uids(backend: Backend) -> set[str]:
+    with backend.engine.connect() as connection:
+        return set(connection.execute(select(Instance.sop_instance_uid)).scalars())
+
+
+def blob_keys_of(backend: Backend, uids: tuple[str, ...]) -> set[str]:
+    with backend.engine.connect() as connection:
+        return set(
+            connection.execute(select(Instance.blob_key).where(Instance.sop_instance_uid.in_(uids))).scalars()
+        )
+
+
+def test_deleting_at_once_removes_the_rejected_rows_and_schedules_their_blobs(
+    backend: Backend, worker_pool: Executor, codec_pool: CodecPool
+) -> None:
+    study = make_study()
+    with start_live_server(backend, worker_pool, codec_pool, rejected_delete_after_days=0) as server:
+        store(server, *study.parts.values())
+        keys = blob_keys_of(backend, study.rejected)
+        note_uid, note = rejection_note(study, study.rejected)
+        store(server, note)
+        assert stored_uids(backend) == {study.kept, note_uid}
+        assert keys <= pending_deletions(backend)  # after the grace, for reads already under way
+        with backend.engine.connect() as connection:
+            series = set(connection.execute(select(SeriesRow.series_instance_uid)).scalars())
+            rejected = set(connection.execute(select(RejectedInstance.sop_instance_uid)).scalars())
+        assert study.series_b not in series and study.series_a in series  # B had nothing else
+        assert rejected == set(study.rejected)  # the rejection outlives the rows
+        again = post_stow(server, [study.parts[study.rejected_b]])
+        assert failure_of(again) == (study.rejected_b, REJECTED_INSTANCE)
+
+
+def test_deleting_after_days_takes_only_rejections_that_old(server: LiveServer, backend: Backend) -> None:
+    study = make_study()
+    store(server, *study.parts.values())
+    store(server, rejection_note(study, study.rejected_a)[1])
+    now = datetime.now(UTC)
+    assert purge_rejected(backend.engine, after_days=2, blob_grace_s=0, now=now + timedelta(days=1)) == 0
+    assert set(study.rejected_a) <= stored_uids(backend)
+    assert purge_rejected(backend.engine, after_days=2, blob_grace_s=0, now=now + timedelta(days=3)) == 2
+    remaining = stored_uids(backend)
+    assert not set(study.rejected_a) & remaining
+    assert {study.kept, study.rejected_b} <= remaining  # not rejected: kept
