@@ -36,6 +36,7 @@ from sqlalchemy import (
     Select,
     and_,
     exists,
+    false,
     func,
     or_,
     select,
@@ -47,7 +48,7 @@ from app.dicomweb.person_names import fold_case, fuzzy_words
 from app.dicomweb.query import Match, MatchKind, QueryLevel, SearchQuery
 from app.dicomweb.search_results import StoredElement
 from app.store.index import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
-from app.store.visibility import VISIBLE, series_visible, study_visible
+from app.store.visibility import ANY_REJECTED, REJECTED, SERIES_VISIBLE, STUDY_VISIBLE, VISIBLE
 
 # Tags (PS3.6) the index answers for, by level.
 STUDY_DATE, STUDY_TIME, ACCESSION_NUMBER = 0x00080020, 0x00080030, 0x00080050
@@ -210,7 +211,9 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     levels = _LEVELS[: _LEVELS.index(level) + 1]
     columns = [column for searched in levels for column in _COLUMNS[searched].values()]
     keys = (Study.pk, Series.pk, Instance.pk)[: len(levels)]  # the rows' own keys, first
-    statement = _joined(select(*keys, *columns), level)
+    # Last, after the columns `_result` reads: whether anything is hidden at all.
+    hiding = false() if query.include_rejected else ANY_REJECTED
+    statement = _joined(select(*keys, *columns, hiding.label("any_hidden")), level)
     statement = statement.where(*_scope_conditions(scope), *_match_conditions(query, connection))
     if not query.include_rejected:
         statement = statement.where(_visible_at(level))
@@ -221,7 +224,7 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     wanted = _wanted_tags(query, scope)
     results = [_result(row, levels, wanted) for row in rows]
     if results:
-        shown = query.include_rejected
+        shown = not rows[0].any_hidden  # nothing rejected, or asked to show it
         _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
         _add_from_stored_metadata(connection, level, rows, results, wanted, shown_rejected=shown)
     return SearchPage(results, has_more, limit)
@@ -239,9 +242,9 @@ def _joined(statement: Select[*tuple[Any, ...]], level: QueryLevel) -> Select[*t
 def _visible_at(level: QueryLevel) -> ColumnElement[bool]:
     """A result of `level` has an instance no rejection note rejected (the instance itself, at its level)."""
     if level is QueryLevel.STUDY:
-        return study_visible(Study.pk)
+        return STUDY_VISIBLE
     if level is QueryLevel.SERIES:
-        return series_visible(Series.pk)
+        return SERIES_VISIBLE
     return VISIBLE
 
 
@@ -293,7 +296,7 @@ def _condition(match: Match, query: SearchQuery, dialect: str) -> ColumnElement[
     if tag == MODALITIES_IN_STUDY:
         conditions = [Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect)]
         if not query.include_rejected:
-            conditions.append(series_visible(Series.pk))
+            conditions.append(SERIES_VISIBLE)
         return exists().where(*conditions)
     if tag == REQUEST_ATTRIBUTES:
         column = _REQUEST_ATTRIBUTE_COLUMNS[match.tag]
@@ -425,18 +428,21 @@ def _add_computed(
     shown_rejected: bool,
 ) -> None:
     study_pks = [row[0] for row in rows]
-    instances_shown = [] if shown_rejected else [VISIBLE]
-    series_shown = [] if shown_rejected else [series_visible(Series.pk)]
+    series_shown = [] if shown_rejected else [SERIES_VISIBLE]
     if wanted & {STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES}:
-        counts = {
-            pk: (series, instances)
-            for pk, series, instances in connection.execute(
-                select(Series.study_pk, func.count(func.distinct(Series.pk)), func.count(Instance.pk))
-                .join(Instance, Instance.series_pk == Series.pk)
-                .where(Series.study_pk.in_(set(study_pks)), *instances_shown)
-                .group_by(Series.study_pk)
-            )
-        }
+        in_studies = Series.study_pk.in_(set(study_pks))
+        counts: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+        rejected = {} if shown_rejected else _rejected_counts(connection, in_studies)
+        for series_pk, study_pk, instances in connection.execute(
+            select(Series.pk, Series.study_pk, func.count(Instance.pk))
+            .join(Instance, Instance.series_pk == Series.pk)
+            .where(in_studies)
+            .group_by(Series.pk, Series.study_pk)
+        ):
+            shown = instances - rejected.get(series_pk, 0)
+            if shown:
+                series, total = counts[study_pk]
+                counts[study_pk] = (series + 1, total + shown)
         for pk, result in zip(study_pks, results, strict=True):
             series, instances = counts.get(pk, (0, 0))
             _set_if_wanted(result, wanted, STUDY_RELATED_SERIES, series)
@@ -458,12 +464,13 @@ def _add_computed(
         counts_by_series = dict(
             connection.execute(
                 select(Instance.series_pk, func.count())
-                .where(Instance.series_pk.in_(set(series_pks)), *instances_shown)
+                .where(Instance.series_pk.in_(set(series_pks)))
                 .group_by(Instance.series_pk)
             ).all()
         )
+        rejected = {} if shown_rejected else _rejected_counts(connection, Series.pk.in_(set(series_pks)))
         for pk, result in zip(series_pks, results, strict=True):
-            result.attributes[SERIES_RELATED_INSTANCES] = counts_by_series.get(pk, 0)
+            result.attributes[SERIES_RELATED_INSTANCES] = counts_by_series.get(pk, 0) - rejected.get(pk, 0)
     if REQUEST_ATTRIBUTES in wanted:
         items: dict[int, list[dict[int, str]]] = defaultdict(list)
         for pk, step, procedure in connection.execute(
@@ -478,6 +485,22 @@ def _add_computed(
             items[pk].append({SCHEDULED_STEP_ID: step, REQUESTED_PROCEDURE_ID: procedure})
         for pk, result in zip(series_pks, results, strict=True):
             result.attributes[REQUEST_ATTRIBUTES] = items.get(pk, [])
+
+
+def _rejected_counts(connection: Connection, series_condition: ColumnElement[bool]) -> dict[int, int]:
+    """Rejected instances per series (of those `series_condition` selects).
+
+    Why counted apart and subtracted: filtering the totals on the flag would read every instance row;
+    this reads only the partial index of rejected rows (none, in most archives).
+    """
+    return dict(
+        connection.execute(
+            select(Instance.series_pk, func.count())
+            .join(Series, Series.pk == Instance.series_pk)
+            .where(REJECTED, series_condition)
+            .group_by(Instance.series_pk)
+        ).all()
+    )
 
 
 def _set_if_wanted(result: SearchResult, wanted: frozenset[int], tag: int, value: Any) -> None:
