@@ -78,7 +78,7 @@ class Study:
         return (*self.rejected_a, self.rejected_b)
 
     def datasets(self, *uids: str) -> list[pydicom.Dataset]:
-        found = []
+        found: list[pydicom.Dataset] = []
         for uid in uids:
             ds = pydicom.dcmread(io.BytesIO(self.parts[uid]))
             for keyword in _TYPE_2:  # what highdicom copies into the note's patient and study modules
@@ -90,7 +90,7 @@ class Study:
 
 def make_study() -> Study:
     study, series_a, series_b = generate_uid(), generate_uid(), generate_uid()
-    kept, a1, a2, b1 = (generate_uid() for _ in range(4))
+    kept, a1, a2, b1 = (str(generate_uid()) for _ in range(4))
     parts = {
         uid: make_instance(study_uid=study, series_uid=series, sop_uid=uid, seed=seed)
         for seed, (uid, series) in enumerate(
