@@ -51,6 +51,7 @@ from app.store.rejection import (
     RejectionNote,
     find_rejection,
     lift_rejection,
+    lock_rejections,
     record_rejection,
     rejection_note_of,
 )
@@ -304,6 +305,7 @@ class Ingestor:
         while True:
             try:
                 with self._serialized_writes(), self.engine.begin() as connection:
+                    lock_rejections(connection, exclusive=note is not None)
                     self._check_rejection(connection, parsed)
                     indexed = write_instance(
                         connection,

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, select, text, update
 
 from app.store.index import Instance, RejectedInstance
 from app.store.parse import ParsedInstance
@@ -41,6 +41,7 @@ _STUDY_UID, _SERIES_UID = "0020000D", "0020000E"
 _REFERENCED_SERIES_SEQUENCE, _REFERENCED_SOP_SEQUENCE = "00081115", "00081199"
 _REFERENCED_SOP_INSTANCE_UID = "00081155"
 _CHUNK = 500  # UIDs per IN (...) list: well under every database's parameter limit
+_REJECTION_LOCK_KEY = 0x464F5645  # PostgreSQL advisory lock of rejections ("FOVE"); any constant would do
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,21 @@ class Rejection:
 
 
 _SELECT_REJECTION = select(_rejected.c.reason_code, _rejected.c.note_sop_instance_uid)
+
+
+def lock_rejections(connection: Connection, *, exclusive: bool) -> None:
+    """First thing in an ingest transaction: a note (`exclusive`) and the instances it may reject
+    (shared) take turns, so neither commits unseen by the other.
+
+    Why: under PostgreSQL's read committed, an instance checked against the rejections just before a
+    note's transaction commits, and committed just after it, would escape the note's UPDATE. Instances
+    share the lock, so only notes wait or are waited for. Taken before any row lock, so no deadlock.
+    SQLite needs nothing: its writers already take turns (`WriteSerializer`).
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    connection.execute(text(f"SELECT {function}(:key)"), {"key": _REJECTION_LOCK_KEY})
 
 
 def find_rejection(connection: Connection, sop_instance_uid: str) -> Rejection | None:
