@@ -105,7 +105,7 @@ class Services:
     readiness: ReadinessMemo = field(default_factory=ReadinessMemo)
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
     shared_cache: RedisDerivativeStore | None = None  # behind both caches above, when configured
-    verifier: FixityVerifier | None = None  # likewise, when FOVEA_VERIFY_INTERVAL_S is set
+    verifier: FixityVerifier | None = None  # started by `open_services` when FOVEA_VERIFY_INTERVAL_S is set
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
@@ -144,7 +144,12 @@ def open_services(settings: Settings) -> Services:
     collector = None
     if settings.gc_interval_s > 0:  # else `fovea gc` (a cron job) does it
         collector = BlobCollector(
-            engine, blobs, orphan_grace_s=settings.orphan_grace_s, interval_s=settings.gc_interval_s
+            engine,
+            blobs,
+            orphan_grace_s=settings.orphan_grace_s,
+            interval_s=settings.gc_interval_s,
+            rejected_after_days=settings.rejected_delete_after_days,
+            blob_deletion_grace_s=settings.blob_deletion_grace_s,
         )
     shared = shared_derivative_store(settings)
     verifier = None

@@ -49,6 +49,13 @@ class PatientMismatchPolicy(StrEnum):
     UPDATE = "update"  # stored; the study is filed under the instance's patient; warning 0xB111
 
 
+class RejectedRestorePolicy(StrEnum):
+    """What ingest does with an instance an IHE IOCM rejection note rejected (FOVEA_REJECTED_RESTORE)."""
+
+    REFUSE = "refuse"  # the instance fails with Failure Reason 0xA771; the rejection stands
+    ACCEPT = "accept"  # stored as any other instance would be; the rejection is lifted
+
+
 class AnonymousAccess(StrEnum):
     """FOVEA_ALLOW_ANONYMOUS: what a request without credentials may do."""
 
@@ -88,6 +95,16 @@ class Settings(BaseSettings):
         PatientMismatchPolicy.REJECT,
         description="An instance whose Patient ID/issuer or Patient's Name contradicts its study's "
         "patient: reject|accept-new|update",
+    )
+    rejected_restore: RejectedRestorePolicy = Field(
+        RejectedRestorePolicy.REFUSE,
+        description="Storing a SOP Instance UID a rejection note rejected: refuse|accept",
+    )
+    rejected_delete_after_days: float | None = Field(
+        None,
+        ge=0,
+        description="Days after which rejected instances are deleted; 0: when the note is stored; "
+        "unset: never (hidden only)",
     )
     auto_migrate: bool | None = Field(
         None,

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.audit.actions import Action, audited_request
 from app.audit.events import AuditEvent
-from app.audit.notes import noted_uids
+from app.audit.notes import noted_rejections, noted_uids
 from app.audit.trail import AuditTrail
 from app.dicomweb.uids import is_valid_uid
 from app.security.principal import anonymous, principal_of
@@ -86,24 +86,28 @@ class AuditMiddleware:
             instances += notes.instances
         if action is Action.READ_AUDIT and (study := _query_value(scope, "study")):
             studies.append(study)
-        trail.record(
-            AuditEvent(
-                time=started,
-                action=action,
-                principal_kind=principal.kind.value,
-                principal=principal.name[:_MAX_NAME],
-                username=principal.username[:_MAX_NAME] if principal.username else None,
-                client=client[0][:64] if client else None,
-                method=scope["method"],
-                route=audited.route.path,
-                status=exchange.status or 500,  # nothing sent: the server error handler answers 500
-                bytes_in=exchange.bytes_in,
-                bytes_out=exchange.bytes_out,
-                studies=_unique_uids(studies),
-                series=_unique_uids(series),
-                instances=_unique_uids(instances),
+        touched = [(action, studies, series, instances)]
+        if (rejected := noted_rejections(scope["state"])) is not None:  # a rejection note was stored
+            touched.append((Action.REJECT, rejected.studies, rejected.series, rejected.instances))
+        for event_action, event_studies, event_series, event_instances in touched:
+            trail.record(
+                AuditEvent(
+                    time=started,
+                    action=event_action,
+                    principal_kind=principal.kind.value,
+                    principal=principal.name[:_MAX_NAME],
+                    username=principal.username[:_MAX_NAME] if principal.username else None,
+                    client=client[0][:64] if client else None,
+                    method=scope["method"],
+                    route=audited.route.path,
+                    status=exchange.status or 500,  # nothing sent: the server error handler answers 500
+                    bytes_in=exchange.bytes_in,
+                    bytes_out=exchange.bytes_out,
+                    studies=_unique_uids(event_studies),
+                    series=_unique_uids(event_series),
+                    instances=_unique_uids(event_instances),
+                )
             )
-        )
 
 
 def _trail_of(scope: Scope) -> AuditTrail | None:

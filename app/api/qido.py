@@ -20,6 +20,7 @@ from app.api.multipart import OutgoingPart
 from app.api.urls import dicomweb_base_url
 from app.api.wado_request import VARY, accept_lists_of, multipart_response
 from app.audit.notes import AuditedUids, audited_uids
+from app.dicomweb.errors import Forbidden
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.metadata import with_absolute_bulkdata_uris
 from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
@@ -27,6 +28,7 @@ from app.dicomweb.query import QueryLevel, SearchQuery, parse_search
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
 from app.dicomweb.uids import require_valid_uid
+from app.security.principal import Scope, anonymous, principal_of
 from app.services import Services
 from app.store.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
 
@@ -66,12 +68,21 @@ class SearchRequest:
         if scope.series_instance_uid is not None:
             require_valid_uid(scope.series_instance_uid, "Series Instance UID")
         query = parse_search(request.query_params.multi_items(), level)
+        if query.include_rejected:
+            _require_admin(request)
         media_type = negotiate_metadata_media_type(*accept_lists_of(request))
         coding = None
         if media_type == DICOM_JSON:
             coding = choose_coding(request.headers.get("accept-encoding"), brotli_allowed=True)
         base_url = dicomweb_base_url(request, services.settings.public_base_url)
         return cls(query, scope, media_type, base_url, coding)
+
+
+def _require_admin(request: Request) -> None:
+    """`includerejected=true` shows what rejection notes hid: for administrators only."""
+    principal = principal_of(request) or anonymous()  # no authentication layer: an open server
+    if not principal.holds(Scope.ADMIN):
+        raise Forbidden(f"includerejected=true needs the {Scope.ADMIN.value} scope")
 
 
 def answer_search(

@@ -20,7 +20,7 @@ from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.stow_json import instances_from_parts
 from app.api.urls import dicomweb_base_url, instance_url, study_url
-from app.audit.notes import note_audited_uids
+from app.audit.notes import note_audited_rejections, note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, STORE_METADATA_TYPES, STORE_PART10_TYPE
@@ -53,6 +53,7 @@ FAILURE_FOR_PROBLEM = {
     Problem.CONFLICT: FailureReason.STUDY_INSTANCE_UID_MISMATCH,
     Problem.DUPLICATE: FailureReason.DUPLICATE_SOP_INSTANCE,
     Problem.PATIENT_MISMATCH: FailureReason.PATIENT_IDENTITY_CONFLICT,
+    Problem.REJECTED: FailureReason.REJECTED_INSTANCE,
     Problem.TOO_LARGE: FailureReason.OUT_OF_RESOURCES,
     Problem.STORAGE_FAILURE: FailureReason.PROCESSING_FAILURE,
     Problem.UNAVAILABLE: FailureReason.PROCESSING_FAILURE,
@@ -118,6 +119,14 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
         raise ServiceUnavailable(f"nothing stored: {outage}")
     outcomes = [_outcome(result) for result in results]
     stored = [outcome for outcome in outcomes if outcome.failure is None]
+    note_audited_rejections(
+        request,
+        (
+            (ref.study_instance_uid, ref.series_instance_uid, ref.sop_instance_uid)
+            for result in results
+            for ref in result.rejected
+        ),
+    )
     note_audited_uids(
         request,
         studies=(o.study_instance_uid for o in stored),
@@ -170,6 +179,7 @@ async def _ingest_instances(
     finished = [next(stored) if isinstance(instance, Path) else instance for instance in instances]
     _count(instances, finished, sizes)
     _forget_replaced_frame_tables(services, finished)
+    _forget_rejected_frame_tables(services, finished)
     return finished
 
 
@@ -199,6 +209,16 @@ def _forget_replaced_frame_tables(services: Services, results: list[IngestResult
         if result.outcome in _MAY_HAVE_REPLACED:
             scope = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
             services.frame_tables.forget(scope)
+
+
+def _forget_rejected_frame_tables(services: Services, results: list[IngestResult]) -> None:
+    """Rejected instances are hidden at once from this process; other processes' cached frame tables
+    serve them until they expire (seconds, FrameTableCache's time to live)."""
+    for result in results:
+        for ref in result.rejected:
+            services.frame_tables.forget(
+                Scope(ref.study_instance_uid, ref.series_instance_uid, ref.sop_instance_uid)
+            )
 
 
 def _refuse_part(part: SpooledPart, max_instance_bytes: int) -> IngestResult | None:

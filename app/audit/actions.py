@@ -24,6 +24,7 @@ class Action(StrEnum):
     READ_BULKDATA = "read-bulkdata"  # pixel data and bulk data values
     RENDER = "render"  # rendered images and thumbnails
     DELETE = "delete"  # no deletion route yet; recorded once one exists
+    REJECT = "reject"  # instances an IHE IOCM rejection note, stored through STOW-RS, rejected
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 _STATE_KEY = "audited_uids"
+_REJECTIONS_KEY = "audited_rejections"
+# (Study, Series, SOP Instance UID) of one rejected instance; a RejectedReference is one.
+RejectedUids = tuple[str, str, str]
 
 
 @dataclass(slots=True)
@@ -47,6 +50,22 @@ def note_audited_uids(
 ) -> None:
     """Add UIDs the request touched to its audit record."""
     audited_uids(connection).add(studies=studies, series=series, instances=instances)
+
+
+def note_audited_rejections(connection: HTTPConnection, rejected: Iterable[RejectedUids]) -> None:
+    """Record instances a rejection note stored by this request rejected: a `reject` event of their own."""
+    references = list(rejected)
+    if not references:
+        return
+    notes = connection.scope.setdefault("state", {}).setdefault(_REJECTIONS_KEY, AuditedUids())
+    for study, series, instance in references:
+        notes.add(studies=(study,), series=(series,), instances=(instance,))
+
+
+def noted_rejections(state: dict[str, object]) -> AuditedUids | None:
+    """The instances rejected by the request, if it stored a rejection note that rejected any."""
+    notes = state.get(_REJECTIONS_KEY)
+    return notes if isinstance(notes, AuditedUids) else None
 
 
 def noted_uids(state: dict[str, object]) -> AuditedUids | None:

@@ -5,6 +5,7 @@ maps each class to its PS3.18 status code (PS3.18 8.5, 10.4.3, 10.5.3) and a JSO
 
     DicomwebError (400)
     ├── BadRequest (400)
+    ├── Forbidden (403)
     ├── NotFound (404)
     ├── NotAcceptable (406)
     ├── Gone (410)
@@ -27,6 +28,12 @@ class DicomwebError(Exception):
 
 class BadRequest(DicomwebError):
     status = 400
+
+
+class Forbidden(DicomwebError):
+    """The request is understood, but its maker may not ask for it (a parameter that needs a scope)."""
+
+    status = 403
 
 
 class NotFound(DicomwebError):

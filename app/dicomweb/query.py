@@ -14,8 +14,9 @@ What it takes (Table 8.3.4-1):
   matching for DA, TM and DT; anything else is single-value matching. Values are checked against
   their VR (a malformed date or UID is a 400, not an empty result).
 - `includefield` (repeatable, comma-separated, or `all`), `fuzzymatching`, `limit`, `offset`,
-  `emptyvaluematching`, `multiplevaluematching` (true/false). `accept` and `charset` belong to content
-  negotiation and are passed over here.
+  `emptyvaluematching`, `multiplevaluematching` (true/false), and Fovea's `includerejected`
+  (true/false: also what IHE IOCM rejection notes hid; the HTTP layer checks the caller may).
+  `accept` and `charset` belong to content negotiation and are passed over here.
 Each attribute may be matched once; an attribute the level does not search on is a 400 naming the
 ones it does.
 """
@@ -75,6 +76,7 @@ class SearchQuery:
     offset: int = 0
     empty_value_matching: bool = False
     multiple_value_matching: bool = True
+    include_rejected: bool = False  # Fovea's `includerejected`: instances rejection notes hid (admin)
 
 
 # Table 10.6.1-5: the matching keys an origin server supports at each level (plus the patient keys
@@ -113,6 +115,16 @@ _LEVELS_SEARCHED: Mapping[QueryLevel, tuple[QueryLevel, ...]] = MappingProxyType
         QueryLevel.STUDY: (QueryLevel.STUDY,),
         QueryLevel.SERIES: (QueryLevel.STUDY, QueryLevel.SERIES),
         QueryLevel.INSTANCE: (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE),
+    }
+)
+_OPTIONS = frozenset(
+    {
+        "fuzzymatching",
+        "limit",
+        "offset",
+        "emptyvaluematching",
+        "multiplevaluematching",
+        "includerejected",  # Fovea's: also what IHE IOCM rejection notes hid (needs `admin`)
     }
 )
 _WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
@@ -174,7 +186,7 @@ def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> Se
                     raise BadRequest(f"includefield={item}: not a DICOM attribute keyword or tag")
                 include.add(path)
             continue
-        if name in ("fuzzymatching", "limit", "offset", "emptyvaluematching", "multiplevaluematching"):
+        if name in _OPTIONS:
             if name in options:
                 raise BadRequest(f"{name} is given more than once")
             options[name] = value
@@ -200,6 +212,7 @@ def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> Se
         _integer(options, "offset") or 0,
         _boolean(options, "emptyvaluematching", default=False),
         _boolean(options, "multiplevaluematching", default=True),
+        _boolean(options, "includerejected", default=False),
     )
 
 

@@ -8,7 +8,8 @@ Codes beyond PS3.18 Table I.2-1/I.2-2 (extra codes are allowed; all are listed i
 0x0111 (PS3.7 "Duplicate SOP Instance"), 0xC409 (Study Instance UID differs from the URL's, as dcm4chee
 uses it), 0xC410 (patient identity contradicts the index's), warnings 0xB100 (replaced a stored instance),
 0xB101 (duplicate discarded, stored one kept), 0xB110 (stored under the patient the index already had)
-and 0xB111 (study filed under the instance's patient now).
+and 0xB111 (study filed under the instance's patient now), 0xA771 (an IHE IOCM rejection note rejected
+the SOP Instance UID; the same number dcm4chee uses for a subsequent occurrence of a rejected object).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class FailureReason(IntEnum):
     TRANSFER_SYNTAX_NOT_SUPPORTED = 0xC122
     STUDY_INSTANCE_UID_MISMATCH = 0xC409
     PATIENT_IDENTITY_CONFLICT = 0xC410
+    REJECTED_INSTANCE = 0xA771  # a rejection note rejected it; re-stores refused (as dcm4chee numbers it)
 
 
 class WarningReason(IntEnum):

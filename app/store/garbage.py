@@ -23,8 +23,10 @@ from itertools import islice
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.settings import DEFAULT_BLOB_DELETION_GRACE_S
 from app.store.blobs import BlobStore, StoredBlob
 from app.store.deferred_deletion import delete_due_blobs, pending_keys, referenced_keys
+from app.store.rejected_retention import purge_rejected
 from app.store.spool import Reclaimed, clean_spool
 
 log = logging.getLogger(__name__)
@@ -106,10 +108,20 @@ class BlobCollector:
     database or store) are logged and tried again next time: nothing is lost by waiting."""
 
     def __init__(
-        self, engine: Engine, blobs: BlobStore, *, orphan_grace_s: float, interval_s: float
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        *,
+        orphan_grace_s: float,
+        interval_s: float,
+        rejected_after_days: float | None = None,
+        blob_deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S,
     ) -> None:
         self._engine, self._blobs = engine, blobs
         self._orphan_grace_s, self._interval_s = orphan_grace_s, interval_s
+        # FOVEA_REJECTED_DELETE_AFTER_DAYS: rejected instances past it are deleted on each pass too.
+        self._rejected_after_days = rejected_after_days
+        self._blob_deletion_grace_s = blob_deletion_grace_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fovea-blob-gc", daemon=True)
         self.runs = 0  # completed passes, for tests
@@ -122,15 +134,26 @@ class BlobCollector:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        self._attempt(
-            lambda: collect_garbage(self._engine, self._blobs, orphan_grace_s=self._orphan_grace_s)
-        )
+        self._attempt(self._collect_fully)
         while not self._stop.wait(self._interval_s):
             self._attempt(self._collect_often)
 
-    def _collect_often(self) -> tuple[Reclaimed, Reclaimed]:
+    def _collect_fully(self) -> tuple[int, GcReport]:
+        purged = self._purge_rejected()
+        return purged, collect_garbage(self._engine, self._blobs, orphan_grace_s=self._orphan_grace_s)
+
+    def _collect_often(self) -> tuple[int, Reclaimed, Reclaimed]:
+        purged = self._purge_rejected()
         deferred = delete_due_blobs(self._engine, self._blobs)
-        return deferred, clean_spool(self._blobs.spool_root, older_than_s=self._orphan_grace_s)
+        return purged, deferred, clean_spool(self._blobs.spool_root, older_than_s=self._orphan_grace_s)
+
+    def _purge_rejected(self) -> int:
+        """Rejected instances past FOVEA_REJECTED_DELETE_AFTER_DAYS (unset: never; 0: ingest does it)."""
+        if not self._rejected_after_days:
+            return 0
+        return purge_rejected(
+            self._engine, after_days=self._rejected_after_days, blob_grace_s=self._blob_deletion_grace_s
+        )
 
     def _attempt(self, collect: Callable[[], object]) -> None:
         try:

@@ -22,6 +22,8 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -145,6 +147,9 @@ class Instance(Base):
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     # The STOW-RS request or import run that stored it: a UID repeated within one batch is refused.
     batch_id: Mapped[str | None] = mapped_column(String(32))
+    # Named by an IHE IOCM rejection note (`RejectedInstance`): hidden from QIDO-RS and WADO-RS. A copy
+    # of the rejection on the row itself, so the filters of every search and read cost no join.
+    rejected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -195,6 +200,26 @@ class BlobDeletion(Base):
 
     blob_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     delete_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class RejectedInstance(Base):
+    """A SOP Instance UID an IHE IOCM rejection note rejected (app/store/rejection.py).
+
+    Why a table of its own: the rejection outlives the instance's row (a rejected instance deleted by the
+    retention policy, or one not received yet must still be refused when it is sent again), and says
+    why (the note's code) and when (for deletion after a number of days).
+    """
+
+    __tablename__ = "rejected_instance"
+
+    sop_instance_uid: Mapped[str] = mapped_column(UID, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(UID, index=True)
+    series_instance_uid: Mapped[str] = mapped_column(UID)
+    reason_code: Mapped[str] = mapped_column(String(16))  # Code Value of the note's Concept Name (DCM)
+    note_sop_instance_uid: Mapped[str] = mapped_column(UID)
+    rejected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class AuditEventRow(Base):
     """One audited request (app/audit/events.py); its studies are also rows of `audit_event_studies`."""
 
@@ -230,6 +255,14 @@ class AuditEventStudy(Base):
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)
 # ModalitiesInStudy matching: "has this study a series of modality M" is one index probe per study.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)
+# Only the rejected rows (few): "is any stored instance rejected?" is one probe, so the searches skip the
+# per-study and per-series visibility checks in an archive that has none.
+Index(
+    "ix_instance_rejected",
+    Instance.series_pk,
+    sqlite_where=Instance.rejected == true(),
+    postgresql_where=Instance.rejected == true(),
+)
 
 
 class ApiKey(Base):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.settings import (
@@ -29,6 +29,7 @@ from app.settings import (
     DEFAULT_ORPHAN_GRACE_S,
     DuplicatePolicy,
     PatientMismatchPolicy,
+    RejectedRestorePolicy,
 )
 from app.store.blobs import BlobStore, new_blob_key
 from app.store.db import write_serializer_for
@@ -44,6 +45,16 @@ from app.store.indexing import (
 )
 from app.store.outages import INDEX_OUTAGES, is_outage, outage_reason
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
+from app.store.rejected_retention import delete_rejected
+from app.store.rejection import (
+    RejectedReference,
+    RejectionNote,
+    find_rejection,
+    lift_rejection,
+    lock_rejections,
+    record_rejection,
+    rejection_note_of,
+)
 from app.store.storage_policy import StoragePolicy
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,8 @@ class IngestResult:
     series_instance_uid: str = ""
     problem: Problem | None = None
     message: str = ""
+    # What this instance, an IHE IOCM rejection note, rejected (newly; for the audit trail and caches).
+    rejected: tuple[RejectedReference, ...] = ()
 
     @property
     def stored(self) -> bool:
@@ -99,8 +112,12 @@ class Ingestor:
         deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S,
         orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S,
         patient_policy: PatientMismatchPolicy = PatientMismatchPolicy.REJECT,
+        rejected_restore: RejectedRestorePolicy = RejectedRestorePolicy.REFUSE,
+        delete_rejected_at_once: bool = False,
     ) -> None:
         self.engine = engine
+        self.rejected_restore = rejected_restore
+        self.delete_rejected_at_once = delete_rejected_at_once  # FOVEA_REJECTED_DELETE_AFTER_DAYS=0
         self.max_inflated_bytes = max_inflated_bytes
         self.blobs = blobs
         self.duplicate_policy = duplicate_policy
@@ -199,6 +216,7 @@ class Ingestor:
         stored = None
         if self.duplicate_policy is not DuplicatePolicy.REPLACE:
             with self.engine.connect() as connection:
+                self._check_rejection(connection, parsed, lifting=False)
                 stored = find_stored_instance(connection, parsed.sop_instance_uid)
         if stored is not None:
             if batch_id is not None and stored.batch_id == batch_id:
@@ -238,9 +256,10 @@ class Ingestor:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"blob store failed: {exc}") from exc
             raise
 
+        note = rejection_note_of(parsed)
         try:
-            indexed = self._index_with_retries(
-                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing
+            indexed, rejected = self._index_with_retries(
+                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing, note
             )
         except BaseException:  # nothing indexed: the new blobs must not outlive the failure
             self._delete_blobs((blob_key, data_blob_key))
@@ -252,13 +271,15 @@ class Ingestor:
                 _OUTCOME_FOR_PATIENT_POLICY[conflict.policy],
                 parsed,
                 message=f"patient differs ({differs}); {_PATIENT_POLICY_NOTE[conflict.policy]}",
+                rejected=rejected,
             )
         if indexed.replaced is None:
-            return _result(Outcome.STORED, parsed)
+            return _result(Outcome.STORED, parsed, rejected=rejected)
         return _result(
             Outcome.REPLACED,
             parsed,
             message="replaced the stored instance with the same SOP Instance UID",
+            rejected=rejected,
         )
 
     def _delete_blobs(self, keys: tuple[str | None, ...]) -> None:
@@ -273,12 +294,19 @@ class Ingestor:
                 log.exception("could not delete blob %s; it is unreferenced", key)
 
     def _index_with_retries(
-        self, parsed: ParsedInstance, blobs: StoredBlobs, batch_id: str | None, publishing: float
-    ) -> Indexed:
+        self,
+        parsed: ParsedInstance,
+        blobs: StoredBlobs,
+        batch_id: str | None,
+        publishing: float,
+        note: RejectionNote | None,
+    ) -> tuple[Indexed, tuple[RejectedReference, ...]]:
         attempt = 1
         while True:
             try:
                 with self._serialized_writes(), self.engine.begin() as connection:
+                    lock_rejections(connection, exclusive=note is not None)
+                    self._check_rejection(connection, parsed)
                     indexed = write_instance(
                         connection,
                         parsed,
@@ -291,8 +319,17 @@ class Ingestor:
                         after = datetime.now(UTC) + self.deletion_grace
                         for key in indexed.replaced.blob_keys:
                             schedule_blob_deletion(connection, key, after)
+                    rejected: tuple[RejectedReference, ...] = ()
+                    if note is not None:  # the note and what it hides commit together
+                        now = datetime.now(UTC)
+                        rejected = record_rejection(connection, note, now)
+                        if self.delete_rejected_at_once:
+                            blobs_after = now + self.deletion_grace
+                            delete_rejected(
+                                connection, rejected_before=now, blobs_after=blobs_after, limit=None
+                            )
                     self._check_deadline(publishing)
-                    return indexed
+                    return indexed, rejected
             except IntegrityError as exc:
                 if attempt >= _COMMIT_ATTEMPTS:
                     raise InstanceProblem(Problem.STORAGE_FAILURE, f"index conflict: {exc.orig}") from exc
@@ -301,6 +338,25 @@ class Ingestor:
                 raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
             except SQLAlchemyError as exc:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
+
+    def _check_rejection(
+        self, connection: Connection, parsed: ParsedInstance, *, lifting: bool = True
+    ) -> None:
+        """Refuse an instance a rejection note rejected, or (`lifting`, in the index transaction) lift
+        the rejection, as FOVEA_REJECTED_RESTORE says."""
+        rejection = find_rejection(connection, parsed.sop_instance_uid)
+        if rejection is None:
+            return
+        if self.rejected_restore is RejectedRestorePolicy.ACCEPT:
+            if lifting:
+                lift_rejection(connection, parsed.sop_instance_uid)
+            return
+        raise InstanceProblem(
+            Problem.REJECTED,
+            f"this SOP Instance UID was rejected ({rejection.reason}, code {rejection.reason_code}) by "
+            f"rejection note {rejection.note_sop_instance_uid}; it is not stored again "
+            "(FOVEA_REJECTED_RESTORE=refuse)",
+        )
 
     def _check_deadline(self, publishing: float) -> None:
         """Refuse to commit a row for a blob that garbage collection may already take for an orphan."""
@@ -320,7 +376,12 @@ def _is_system_error(exc: Exception) -> bool:
 
 
 def _result(
-    outcome: Outcome, parsed: ParsedInstance, *, problem: Problem | None = None, message: str = ""
+    outcome: Outcome,
+    parsed: ParsedInstance,
+    *,
+    problem: Problem | None = None,
+    message: str = "",
+    rejected: tuple[RejectedReference, ...] = (),
 ) -> IngestResult:
     return IngestResult(
         outcome,
@@ -330,4 +391,5 @@ def _result(
         parsed.series_instance_uid,
         problem,
         message,
+        rejected,
     )

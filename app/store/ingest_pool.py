@@ -25,6 +25,7 @@ from app.settings import (
     DEFAULT_ORPHAN_GRACE_S,
     DuplicatePolicy,
     PatientMismatchPolicy,
+    RejectedRestorePolicy,
     Settings,
 )
 from app.store.blobs import BlobStore, S3Timeouts, open_blob_store
@@ -56,6 +57,8 @@ class IngestTarget:
     blob_deletion_grace_s: float = DEFAULT_BLOB_DELETION_GRACE_S
     orphan_grace_s: float = DEFAULT_ORPHAN_GRACE_S
     patient_mismatch: PatientMismatchPolicy = PatientMismatchPolicy.REJECT
+    rejected_restore: RejectedRestorePolicy = RejectedRestorePolicy.REFUSE
+    delete_rejected_at_once: bool = False
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     s3_timeouts: S3Timeouts = field(default_factory=S3Timeouts)
 
@@ -77,6 +80,8 @@ class IngestTarget:
             blob_deletion_grace_s=settings.blob_deletion_grace_s,
             orphan_grace_s=settings.orphan_grace_s,
             patient_mismatch=settings.patient_mismatch,
+            rejected_restore=settings.rejected_restore,
+            delete_rejected_at_once=settings.rejected_delete_after_days == 0,
             database_timeouts=DatabaseTimeouts.from_settings(settings),
             s3_timeouts=S3Timeouts(
                 settings.s3_connect_timeout_s, settings.s3_read_timeout_s, settings.s3_max_attempts
@@ -118,6 +123,8 @@ def _ingestor_for(target: IngestTarget) -> Ingestor:
             deletion_grace_s=target.blob_deletion_grace_s,
             orphan_grace_s=target.orphan_grace_s,
             patient_policy=target.patient_mismatch,
+            rejected_restore=target.rejected_restore,
+            delete_rejected_at_once=target.delete_rejected_at_once,
         )
         _ingestors[target] = ingestor
     return ingestor

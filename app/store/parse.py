@@ -73,6 +73,7 @@ class Problem(StrEnum):
     CONFLICT = "conflict"  # contradicts the index (e.g. its series belongs to another study)
     DUPLICATE = "duplicate"  # SOP Instance UID already stored (policy reject) or repeated in a request
     PATIENT_MISMATCH = "patient-mismatch"  # its Patient ID/issuer or name contradicts the index's patient
+    REJECTED = "rejected"  # an IHE IOCM rejection note rejected it, and re-stores are refused
     TOO_LARGE = "too-large"
     STORAGE_FAILURE = "storage-failure"  # the blob store or the index failed
     UNAVAILABLE = "unavailable"  # the blob store or the index did not answer (an outage: retry later)

@@ -1,6 +1,8 @@
 """What WADO-RS needs from the index: stored metadata for a scope, and the frame table of an instance.
 
 Why here: these are the read-side queries on the index models; the HTTP layer never writes SQL.
+Every lookup by UIDs sees only instances no rejection note rejected (app/store/visibility.py), so a
+rejected instance, and a series or study left with none, is 404 to every WADO-RS resource.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, selec
 
 from app.imaging.frames import FrameFragment, PixelLayout
 from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
+from app.store.visibility import VISIBLE
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
@@ -44,7 +47,7 @@ def _in_scope(query: _Query, scope: Scope) -> _Query:
     query = (
         query.join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Series.study_pk)
-        .where(Study.study_instance_uid == scope.study_instance_uid)
+        .where(Study.study_instance_uid == scope.study_instance_uid, VISIBLE)
     )
     if scope.series_instance_uid is not None:
         query = query.where(Series.series_instance_uid == scope.series_instance_uid)
@@ -188,6 +191,7 @@ def shown_instance(connection: Connection, scope: Scope) -> StoredInstance | Non
     in_series: list[ColumnElement[bool]] = [
         Instance.series_pk == series_pk,
         Instance.number_of_frames.is_not(None),
+        VISIBLE,
     ]
     if scope.sop_instance_uid is not None:
         in_series.append(Instance.sop_instance_uid == scope.sop_instance_uid)
@@ -390,6 +394,7 @@ _INSTANCE_WITH_FRAMES = (
         Study.study_instance_uid == bindparam("study"),
         Series.series_instance_uid == bindparam("series"),
         Instance.sop_instance_uid == bindparam("sop"),
+        VISIBLE,
     )
     .order_by(FrameFragmentRow.frame_number, FrameFragmentRow.fragment_index)
 )

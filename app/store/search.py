@@ -16,6 +16,9 @@ Matching (PS3.4 C.2.2.2) on the index's text columns:
   of (`-1300` includes 13:00:59, by padding it with nines), and empty values are in no range;
 - fuzzy PN: every folded query word starts a word of the stored name (app/dicomweb/person_names.py).
 `emptyvaluematching=true` also returns the rows whose value for a matched key is empty.
+
+Instances an IHE IOCM rejection note rejected are not seen, nor counted, nor do they keep a series or
+study in the results (app/store/visibility.py), unless the query says `includerejected`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy import (
     Select,
     and_,
     exists,
+    false,
     func,
     or_,
     select,
@@ -44,6 +48,7 @@ from app.dicomweb.person_names import fold_case, fuzzy_words
 from app.dicomweb.query import Match, MatchKind, QueryLevel, SearchQuery
 from app.dicomweb.search_results import StoredElement
 from app.store.index import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+from app.store.visibility import ANY_REJECTED, REJECTED, SERIES_VISIBLE, STUDY_VISIBLE, VISIBLE
 
 # Tags (PS3.6) the index answers for, by level.
 STUDY_DATE, STUDY_TIME, ACCESSION_NUMBER = 0x00080020, 0x00080030, 0x00080050
@@ -206,8 +211,12 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     levels = _LEVELS[: _LEVELS.index(level) + 1]
     columns = [column for searched in levels for column in _COLUMNS[searched].values()]
     keys = (Study.pk, Series.pk, Instance.pk)[: len(levels)]  # the rows' own keys, first
-    statement = _joined(select(*keys, *columns), level)
+    # Last, after the columns `_result` reads: whether anything is hidden at all.
+    hiding = false() if query.include_rejected else ANY_REJECTED
+    statement = _joined(select(*keys, *columns, hiding.label("any_hidden")), level)
     statement = statement.where(*_scope_conditions(scope), *_match_conditions(query, connection))
+    if not query.include_rejected:
+        statement = statement.where(_visible_at(level))
     statement = statement.order_by(*_order(level, scope)).limit(limit + 1).offset(query.offset)
     rows = connection.execute(statement).all()
     has_more = len(rows) > limit
@@ -215,8 +224,9 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     wanted = _wanted_tags(query, scope)
     results = [_result(row, levels, wanted) for row in rows]
     if results:
-        _add_computed(connection, level, rows, results, wanted)
-        _add_from_stored_metadata(connection, level, rows, results, wanted)
+        shown = not rows[0].any_hidden  # nothing rejected, or asked to show it
+        _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
+        _add_from_stored_metadata(connection, level, rows, results, wanted, shown_rejected=shown)
     return SearchPage(results, has_more, limit)
 
 
@@ -227,6 +237,15 @@ def _joined(statement: Select[*tuple[Any, ...]], level: QueryLevel) -> Select[*t
     if level is QueryLevel.INSTANCE:
         statement = statement.join(Instance, Instance.series_pk == Series.pk)
     return statement
+
+
+def _visible_at(level: QueryLevel) -> ColumnElement[bool]:
+    """A result of `level` has an instance no rejection note rejected (the instance itself, at its level)."""
+    if level is QueryLevel.STUDY:
+        return STUDY_VISIBLE
+    if level is QueryLevel.SERIES:
+        return SERIES_VISIBLE
+    return VISIBLE
 
 
 def _scope_conditions(scope: SearchScope) -> list[ColumnElement[bool]]:
@@ -275,7 +294,10 @@ def _match_conditions(query: SearchQuery, connection: Connection) -> list[Column
 def _condition(match: Match, query: SearchQuery, dialect: str) -> ColumnElement[bool]:
     tag = match.path[0]
     if tag == MODALITIES_IN_STUDY:
-        return exists().where(Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect))
+        conditions = [Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect)]
+        if not query.include_rejected:
+            conditions.append(SERIES_VISIBLE)
+        return exists().where(*conditions)
     if tag == REQUEST_ATTRIBUTES:
         column = _REQUEST_ATTRIBUTE_COLUMNS[match.tag]
         return exists().where(
@@ -402,18 +424,25 @@ def _add_computed(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    *,
+    shown_rejected: bool,
 ) -> None:
     study_pks = [row[0] for row in rows]
+    series_shown = [] if shown_rejected else [SERIES_VISIBLE]
     if wanted & {STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES}:
-        counts = {
-            pk: (series, instances)
-            for pk, series, instances in connection.execute(
-                select(Series.study_pk, func.count(func.distinct(Series.pk)), func.count(Instance.pk))
-                .join(Instance, Instance.series_pk == Series.pk)
-                .where(Series.study_pk.in_(set(study_pks)))
-                .group_by(Series.study_pk)
-            )
-        }
+        in_studies = Series.study_pk.in_(set(study_pks))
+        counts: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
+        rejected = {} if shown_rejected else _rejected_counts(connection, in_studies)
+        for series_pk, study_pk, instances in connection.execute(
+            select(Series.pk, Series.study_pk, func.count(Instance.pk))
+            .join(Instance, Instance.series_pk == Series.pk)
+            .where(in_studies)
+            .group_by(Series.pk, Series.study_pk)
+        ):
+            shown = instances - rejected.get(series_pk, 0)
+            if shown:
+                series, total = counts[study_pk]
+                counts[study_pk] = (series + 1, total + shown)
         for pk, result in zip(study_pks, results, strict=True):
             series, instances = counts.get(pk, (0, 0))
             _set_if_wanted(result, wanted, STUDY_RELATED_SERIES, series)
@@ -422,7 +451,7 @@ def _add_computed(
         modalities: dict[int, set[str]] = defaultdict(set)
         for pk, modality in connection.execute(
             select(Series.study_pk, Series.modality)
-            .where(Series.study_pk.in_(set(study_pks)), Series.modality != "")
+            .where(Series.study_pk.in_(set(study_pks)), Series.modality != "", *series_shown)
             .distinct()
         ):
             modalities[pk].add(modality)
@@ -439,8 +468,9 @@ def _add_computed(
                 .group_by(Instance.series_pk)
             ).all()
         )
+        rejected = {} if shown_rejected else _rejected_counts(connection, Series.pk.in_(set(series_pks)))
         for pk, result in zip(series_pks, results, strict=True):
-            result.attributes[SERIES_RELATED_INSTANCES] = counts_by_series.get(pk, 0)
+            result.attributes[SERIES_RELATED_INSTANCES] = counts_by_series.get(pk, 0) - rejected.get(pk, 0)
     if REQUEST_ATTRIBUTES in wanted:
         items: dict[int, list[dict[int, str]]] = defaultdict(list)
         for pk, step, procedure in connection.execute(
@@ -457,6 +487,22 @@ def _add_computed(
             result.attributes[REQUEST_ATTRIBUTES] = items.get(pk, [])
 
 
+def _rejected_counts(connection: Connection, series_condition: ColumnElement[bool]) -> dict[int, int]:
+    """Rejected instances per series (of those `series_condition` selects).
+
+    Why counted apart and subtracted: filtering the totals on the flag would read every instance row;
+    this reads only the partial index of rejected rows (none, in most archives).
+    """
+    return dict(
+        connection.execute(
+            select(Instance.series_pk, func.count())
+            .join(Series, Series.pk == Instance.series_pk)
+            .where(REJECTED, series_condition)
+            .group_by(Instance.series_pk)
+        ).all()
+    )
+
+
 def _set_if_wanted(result: SearchResult, wanted: frozenset[int], tag: int, value: Any) -> None:
     if tag in wanted:
         result.attributes[tag] = value
@@ -468,6 +514,8 @@ def _add_from_stored_metadata(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    *,
+    shown_rejected: bool,
 ) -> None:
     """Attributes asked for that the index does not hold, from each result's first instance."""
     missing = wanted - _HELD
@@ -476,7 +524,7 @@ def _add_from_stored_metadata(
     position = _LEVELS.index(level)
     owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
-    first_instance = _first_instances(connection, level, owner, owner_pks)
+    first_instance = _first_instances(connection, level, owner, owner_pks, shown_rejected=shown_rejected)
     stored = dict(
         connection.execute(
             select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
@@ -496,13 +544,15 @@ def _add_from_stored_metadata(
 
 
 def _first_instances(
-    connection: Connection, level: QueryLevel, owner: Column, owner_pks: list[int]
+    connection: Connection, level: QueryLevel, owner: Column, owner_pks: list[int], *, shown_rejected: bool
 ) -> dict[int, int]:
-    """The first stored instance of each study or series (an instance stands for itself)."""
+    """The first stored instance (shown) of each study or series (an instance stands for itself)."""
     if level is QueryLevel.INSTANCE:
         return {pk: pk for pk in owner_pks}
     statement = select(owner, func.min(Instance.pk)).select_from(Instance)
     if level is QueryLevel.STUDY:
         statement = statement.join(Series, Series.pk == Instance.series_pk)
+    if not shown_rejected:
+        statement = statement.where(VISIBLE)
     rows = connection.execute(statement.where(owner.in_(set(owner_pks))).group_by(owner))
     return {pk: first for pk, first in rows}
