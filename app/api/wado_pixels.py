@@ -47,6 +47,7 @@ from app.store.retrieval import (
     StoredFrames,
     StoredInstance,
     frames_of,
+    is_still_stored,
     stored_bulkdata,
     stored_frames,
     stored_instances,
@@ -64,12 +65,9 @@ def _select_frames(
     )
 
 
-def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:
-    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache;
-    `may_be_stale` when the frame table came from the frame-table cache."""
-    return FrameSource(
-        services.blobs, frames, services.codecs, services.transcoded_frames, may_be_stale=may_be_stale
-    )
+def frame_source(services: Services, frames: StoredFrames) -> FrameSource:
+    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache."""
+    return FrameSource(services.blobs, frames, services.codecs, services.transcoded_frames)
 
 
 def _nothing_else(_uid: str) -> bool:
@@ -109,16 +107,28 @@ def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int
     """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4).
 
     The frame table comes from the per-process cache when it holds the instance (a viewer's next
-    frame); a cached table whose blob has gone (the instance was replaced) is looked up again.
+    frame) and the index still holds that very version: a primary-key probe, so that an instance
+    deleted or replaced through any process is never served from here. Otherwise it is looked up.
     """
-    frames = services.frame_tables.get(wado.scope)
+    frames = _cached_frames(services, wado)
     if frames is None:
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
     try:
-        return _frames_response(services, wado, numbers, frames, from_cache=True)
-    except (BlobNotFound, NotFound):  # replaced since: its frames (and their number) may differ
+        return _frames_response(services, wado, numbers, frames)
+    except (BlobNotFound, NotFound):  # replaced since the probe: its frames (and number) may differ
         services.frame_tables.forget(wado.scope)
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
+
+
+def _cached_frames(services: Services, wado: WadoRequest) -> StoredFrames | None:
+    frames = services.frame_tables.get(wado.scope)
+    if frames is None:
+        return None
+    with services.engine.connect() as connection:
+        if is_still_stored(connection, frames.instance):
+            return frames
+    services.frame_tables.forget(wado.scope)
+    return None
 
 
 def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
@@ -140,10 +150,8 @@ def _frames_response(
     wado: WadoRequest,
     numbers: Sequence[int],
     frames: StoredFrames,
-    *,
-    from_cache: bool = False,
 ) -> Response:
-    source = frame_source(services, frames, may_be_stale=from_cache)
+    source = frame_source(services, frames)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)

@@ -3,9 +3,9 @@
 Why: a viewer scrolling through a series asks for one frame after another of the same instances;
 the index lookup is then the largest part of a frame's cost. Entries hold an instance's row and its
 whole frame table; they expire after `ttl_s` and the least recently used go first once `max_fragments`
-are held. A replaced instance's entry is forgotten by the process that stored the replacement; in other
-processes it serves the old version, whose blob is kept far longer than `ttl_s` (deferred deletion),
-until it expires. Should the blob be gone after all, the ranged read fails and the caller looks up again.
+are held. An entry is only a hint: before serving from it, the frames route checks with one primary-key
+probe that the index still holds that version of the instance, so an instance deleted or replaced
+through any process is never served from here (the process that deleted or replaced it also forgets it).
 """
 
 from __future__ import annotations
