@@ -145,6 +145,8 @@ def test_delete_at_each_level_is_seen_by_every_process(backend: Backend, tmp_pat
             assert frame_status(server, stored, stored.a1) == 404
             assert instance_status(server, stored, stored.a1) == 404
             assert metadata_status(server, stored.instance_path(stored.a1)) == 404
+            rendered = f"{server.dicomweb}{stored.instance_path(stored.a1)}/rendered"
+            assert httpx.get(rendered, headers={"Accept": "image/png"}, timeout=30).status_code == 404
             assert frame_status(server, stored, stored.a2) == 200
             assert instance_status(server, stored, stored.a2) == 200
             assert found_instances(server, stored.study) == {stored.a2, stored.b1}
