@@ -1,11 +1,15 @@
 """DELETE on a study, a series or an instance: a Fovea extension, as PS3.18 defines no delete transaction.
 
-204 once the index no longer holds anything of the scope (every process answers 404 for it from then
-on: cached frame tables are checked against the index before use), 404 when nothing matched. The
-blobs go after the deletion grace period (store/deletion.py), so reads already under way finish.
+204 once no server process can serve anything of the scope any more, 404 when nothing matched. The
+index commit alone does not ensure that: each process keeps frame tables for a few seconds
+(store/frame_table_cache.py), so the answer waits out that lifetime after the commit (without holding a
+thread), rather than every cached frame paying an index round trip. The blobs go after the deletion
+grace period (store/deletion.py), so reads already under way finish.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter, Request, Response
 
@@ -61,6 +65,7 @@ async def _delete(request: Request, services: Services, scope: Scope) -> Respons
     if not deletion:
         raise NotFound(not_found_message(scope))
     _after_deletion(request, services, deletion)
+    await asyncio.sleep(services.frame_tables.ttl_s)  # every process's cached frame tables expired
     return Response(status_code=204)
 
 

@@ -47,7 +47,6 @@ from app.store.retrieval import (
     StoredFrames,
     StoredInstance,
     frames_of,
-    is_still_stored,
     stored_bulkdata,
     stored_frames,
     stored_instances,
@@ -65,9 +64,12 @@ def _select_frames(
     )
 
 
-def frame_source(services: Services, frames: StoredFrames) -> FrameSource:
-    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache."""
-    return FrameSource(services.blobs, frames, services.codecs, services.transcoded_frames)
+def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:
+    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache;
+    `may_be_stale` when the frame table came from the frame-table cache."""
+    return FrameSource(
+        services.blobs, frames, services.codecs, services.transcoded_frames, may_be_stale=may_be_stale
+    )
 
 
 def _nothing_else(_uid: str) -> bool:
@@ -107,31 +109,20 @@ def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int
     """The frames resource: the listed frames of one instance (PS3.18 10.4.1.1.4).
 
     The frame table comes from the per-process cache when it holds the instance (a viewer's next
-    frame) and the index still holds that very version: a primary-key probe, so that an instance
-    deleted or replaced through any process is never served from here. Otherwise it is looked up.
+    frame); a cached table whose blob has gone (the instance was replaced) is looked up again.
     """
-    frames = _cached_frames(services, wado)
+    frames = services.frame_tables.get(wado.scope)
     if frames is None:
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
     try:
-        return _frames_response(services, wado, numbers, frames)
-    except (BlobNotFound, NotFound):  # replaced since the probe: its frames (and number) may differ
+        return _frames_response(services, wado, numbers, frames, from_cache=True)
+    except (BlobNotFound, NotFound):  # replaced since: its frames (and their number) may differ
         services.frame_tables.forget(wado.scope)
         return _frames_response(services, wado, numbers, _look_up_frames(services, wado))
 
 
-def _cached_frames(services: Services, wado: WadoRequest) -> StoredFrames | None:
-    frames = services.frame_tables.get(wado.scope)
-    if frames is None:
-        return None
-    with services.engine.connect() as connection:
-        if is_still_stored(connection, frames.instance):
-            return frames
-    services.frame_tables.forget(wado.scope)
-    return None
-
-
 def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
+    started = services.frame_tables.now()  # before the snapshot: the entry is never older than its TTL
     with services.engine.connect() as connection:
         try:
             frames = stored_frames(connection, wado.scope)
@@ -141,7 +132,7 @@ def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
             ) from exc
     if frames is None:
         raise NotFound(not_found_message(wado.scope))
-    services.frame_tables.put(wado.scope, frames)
+    services.frame_tables.put(wado.scope, frames, looked_up_at=started)
     return frames
 
 
@@ -150,8 +141,10 @@ def _frames_response(
     wado: WadoRequest,
     numbers: Sequence[int],
     frames: StoredFrames,
+    *,
+    from_cache: bool = False,
 ) -> Response:
-    source = frame_source(services, frames)
+    source = frame_source(services, frames, may_be_stale=from_cache)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)

@@ -189,9 +189,14 @@ class FrameSource:
         frames: StoredFrames,
         codecs: CodecPool | None = None,
         cache: TranscodedFrameCache[MadeFrame] | None = None,
+        *,
+        may_be_stale: bool = False,
     ) -> None:
-        # `frames` is current: callers check a cached frame table against the index before use.
         self.blobs, self.frames, self.codecs, self.cache = blobs, frames, codecs, cache
+        # a frame table from the frame-table cache may name a blob a replacement has deleted: a
+        # ranged read then fails (BlobNotFound) and the caller looks up again; a frame served from the
+        # transcoded-frame cache reads nothing, so the blob is probed once before the first one is
+        self._probe_blob = may_be_stale
         self.syntax = stored_syntax(frames.transfer_syntax_uid)
         self.format = frame_format(frames.pixels)
 
@@ -245,6 +250,9 @@ class FrameSource:
     ) -> MadeFrame:
         if self.cache is None or not cached:
             return make(number)
+        if self._probe_blob:
+            self.blobs.read_range(self.frames.data_blob_key, 0, 1)  # BlobNotFound if replaced
+            self._probe_blob = False
         key = (self.frames.data_blob_key, number, target_uid)
         return self.cache.get_or_make(key, lambda: make(number))
 

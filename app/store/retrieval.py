@@ -422,17 +422,5 @@ def frames_of(connection: Connection, instance: StoredInstance) -> StoredFrames:
 
 def _is_stored(connection: Connection, instance: StoredInstance) -> bool:
     """Whether the index still holds this version of the instance (same row, same blob)."""
-    found = connection.execute(_STILL_STORED, {"pk": instance.pk, "blob_key": instance.blob_key})
-    return found.first() is not None
-
-
-def is_still_stored(connection: Connection, instance: StoredInstance) -> bool:
-    """Whether `instance`, looked up earlier (a cached frame table), is still in the index as it was:
-    neither deleted nor replaced. One primary-key probe, prebuilt: it runs before every cached frame."""
-    return _is_stored(connection, instance)
-
-
-# Primary key *and* blob key: SQLite may give a later instance the primary key of a deleted one.
-_STILL_STORED = select(Instance.pk).where(
-    Instance.pk == bindparam("pk"), Instance.blob_key == bindparam("blob_key")
-)
+    query = select(Instance.pk).where(Instance.pk == instance.pk, Instance.blob_key == instance.blob_key)
+    return connection.execute(query).first() is not None
