@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, contract, metrics, qido, rendered, stow, wado
+from app.api import admin, audit, contract, delete, metrics, qido, rendered, stow, wado
 from app.api.audit_middleware import AuditMiddleware
 from app.api.capabilities import add_capabilities_routes
 from app.api.request_log import RequestLogMiddleware
@@ -45,6 +45,7 @@ ROUTERS = (
     (qido.router, DICOMWEB_PREFIX),
     (rendered.router, DICOMWEB_PREFIX),
     (contract.router, DICOMWEB_PREFIX),
+    (delete.router, DICOMWEB_PREFIX),
     (admin.router, ""),
     (metrics.router, ""),
     (audit.router, ""),
@@ -154,7 +155,7 @@ def add_cors(app: FastAPI, origins: list[str]) -> None:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
         allow_headers=CORS_ALLOWED_HEADERS,
         expose_headers=CORS_EXPOSED_HEADERS,
         max_age=600,

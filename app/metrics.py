@@ -42,6 +42,7 @@ STOW_BYTES = Counter("fovea_stow_bytes_total", "Bytes of the instances STOW-RS s
 STOW_FAILURES = Counter(
     "fovea_stow_failures_total", "Instances STOW-RS refused, by failure reason code", ["reason"]
 )
+INSTANCES_DELETED = Counter("fovea_instances_deleted_total", "Instances removed by DELETE requests")
 FRAMES_SERVED = Counter(
     "fovea_frames_served_total",
     "Frames sent by the frames resource, by stored and served transfer syntax",

@@ -272,8 +272,8 @@ class Settings(BaseSettings):
     blob_deletion_grace_s: float = Field(
         DEFAULT_BLOB_DELETION_GRACE_S,
         ge=0,
-        description="Seconds a replaced instance's blob is kept after the index stops referring to it, "
-        "for reads that looked it up before; longer than the slowest retrieval",
+        description="Seconds a replaced or deleted instance's blob is kept after the index stops "
+        "referring to it, for reads that looked it up before; longer than the slowest retrieval",
     )
     orphan_grace_s: float = Field(
         DEFAULT_ORPHAN_GRACE_S,

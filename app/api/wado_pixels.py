@@ -123,6 +123,7 @@ def retrieve_frames(services: Services, wado: WadoRequest, numbers: Sequence[int
 
 
 def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
+    started = services.frame_tables.now()  # before the snapshot: the entry is never older than its TTL
     with services.engine.connect() as connection:
         try:
             frames = stored_frames(connection, wado.scope)
@@ -132,7 +133,7 @@ def _look_up_frames(services: Services, wado: WadoRequest) -> StoredFrames:
             ) from exc
     if frames is None:
         raise NotFound(not_found_message(wado.scope))
-    services.frame_tables.put(wado.scope, frames)
+    services.frame_tables.put(wado.scope, frames, looked_up_at=started)
     return frames
 
 

@@ -23,7 +23,7 @@ class Action(StrEnum):
     READ_FRAMES = "read-frames"
     READ_BULKDATA = "read-bulkdata"  # pixel data and bulk data values
     RENDER = "render"  # rendered images and thumbnails
-    DELETE = "delete"  # no deletion route yet; recorded once one exists
+    DELETE = "delete"  # DELETE of a study, series or instance (the UIDs of every instance removed)
     REJECT = "reject"  # instances an IHE IOCM rejection note, stored through STOW-RS, rejected
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
 
@@ -87,6 +87,7 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     AuditedRoute("GET", _INSTANCE + "/bulkdata/{bulkdata_path:path}", Action.READ_BULKDATA),
     *_at_levels("/rendered", Action.RENDER, (*_LEVELS, _FRAMES)),
     *_at_levels("/thumbnail", Action.RENDER, (*_LEVELS, _FRAMES)),
+    *(AuditedRoute("DELETE", level, Action.DELETE) for level in _LEVELS),
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
 )
 

@@ -2,8 +2,8 @@
 
 Why deferred: a read looks an instance up, then reads its blob, maybe minutes later (a large study
 streams one instance after another). If a replacement removed the old blob at once, that read would fail
-(NoSuchKey, a missing file). So whatever unlinks a blob from the index (a replacement; later, deleting
-an instance) calls `schedule_blob_deletion` in the same transaction: the blob is then either still
+(NoSuchKey, a missing file). So whatever unlinks a blob from the index (a replacement, a deletion:
+store/deletion.py) calls `schedule_blob_deletion` in the same transaction: the blob is then either still
 referenced or recorded here, never lost track of, whatever crashes when. `delete_due_blobs` removes it
 once its grace period has passed; server processes run it periodically and `fovea gc` on demand.
 """
@@ -28,6 +28,13 @@ _BATCH = 500
 def schedule_blob_deletion(connection: Connection, key: str, after: datetime) -> None:
     """Record in the caller's transaction that blob `key` is to be deleted once `after` has passed."""
     connection.execute(insert(BlobDeletion).values(blob_key=key, delete_after=after))
+
+
+def schedule_blob_deletions(connection: Connection, keys: Iterable[str], after: datetime) -> None:
+    """`schedule_blob_deletion` for many keys at once (one statement, many rows)."""
+    rows = [{"blob_key": key, "delete_after": after} for key in keys]
+    if rows:
+        connection.execute(insert(BlobDeletion), rows)
 
 
 def referenced_keys(connection: Connection, keys: Iterable[str]) -> set[str]:

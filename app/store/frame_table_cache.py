@@ -6,6 +6,10 @@ whole frame table; they expire after `ttl_s` and the least recently used go firs
 are held. A replaced instance's entry is forgotten by the process that stored the replacement; in other
 processes it serves the old version, whose blob is kept far longer than `ttl_s` (deferred deletion),
 until it expires. Should the blob be gone after all, the ranged read fails and the caller looks up again.
+
+An entry expires `ttl_s` after its lookup *started*, so no entry anywhere holds data older than `ttl_s`:
+a deletion waits that long after its commit before answering (api/delete.py), and from then on no
+process serves a deleted instance from here, at no cost to the frame path.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ class FrameTableCache:
         self._held = 0
         self._lock = threading.Lock()
 
+    @property
+    def ttl_s(self) -> float:
+        return self._ttl_s
+
+    def now(self) -> float:
+        """The cache's clock: read it before a lookup and hand it to `put` as `looked_up_at`."""
+        return self._clock()
+
     def get(self, scope: Scope) -> StoredFrames | None:
         with self._lock:
             entry = self._entries.get(scope)
@@ -55,14 +67,16 @@ class FrameTableCache:
             self._entries.move_to_end(scope)
             return entry.frames
 
-    def put(self, scope: Scope, frames: StoredFrames) -> None:
+    def put(self, scope: Scope, frames: StoredFrames, *, looked_up_at: float | None = None) -> None:
+        """Keep `frames` until `ttl_s` after `looked_up_at` (when the lookup began; default now)."""
         size = max(1, sum(len(parts) for parts in frames.fragments.values()))
+        started = self._clock() if looked_up_at is None else looked_up_at
         if size > self._max:
             return  # one instance larger than the whole cache: not kept
         with self._lock:
             if scope in self._entries:
                 self._drop(scope)
-            self._entries[scope] = _Entry(frames, self._clock() + self._ttl_s, size)
+            self._entries[scope] = _Entry(frames, started + self._ttl_s, size)
             self._held += size
             while self._held > self._max:
                 self._drop(next(iter(self._entries)))

@@ -67,6 +67,14 @@ def test_no_route_is_listed_twice() -> None:
         ("GET", "/dicom-web/studies/1/series/2/thumbnail", Action.RENDER, None),
         ("GET", "/dicom-web/studies/1/series/2/instances/3/frames/1/rendered", Action.RENDER, None),
         ("GET", "/admin/audit", Action.READ_AUDIT, {}),
+        ("DELETE", "/dicom-web/studies/1.2.3", Action.DELETE, {"study_instance_uid": "1.2.3"}),
+        ("DELETE", "/dicom-web/studies/1/series/2", Action.DELETE, None),
+        (
+            "DELETE",
+            "/dicom-web/studies/1/series/2/instances/3",
+            Action.DELETE,
+            {"study_instance_uid": "1", "series_instance_uid": "2", "sop_instance_uid": "3"},
+        ),
     ],
 )
 def test_requests_are_named_by_their_route(
@@ -84,7 +92,8 @@ def test_requests_are_named_by_their_route(
     [
         ("GET", "/health"),
         ("GET", "/dicom-web/no-such-thing"),
-        ("DELETE", "/dicom-web/studies/1.2.3"),  # no deletion route yet
+        ("DELETE", "/dicom-web/studies"),  # deletion exists for a study, series or instance only
+        ("DELETE", "/dicom-web/studies/1/metadata"),
         ("OPTIONS", "/dicom-web/studies"),
         ("PUT", "/dicom-web/studies"),
         ("GET", "/dicom-web/studies/1/frames/1"),  # frames exist at instance level only

@@ -51,6 +51,20 @@ def test_entries_expire() -> None:
     assert cache.get(scope("1")) is None
 
 
+def test_an_entry_expires_its_ttl_after_the_lookup_began_not_after_it_was_kept() -> None:
+    """What DELETE relies on: waiting `ttl_s` after a commit outlives every entry read before it."""
+    clock = Clock()
+    cache = FrameTableCache(ttl_s=5, clock=clock)
+    started = cache.now()
+    clock.now += 3  # a slow lookup
+    cache.put(scope("1"), frames("1", 3), looked_up_at=started)
+    clock.now += 1.9
+    assert cache.get(scope("1")) is not None
+    clock.now += 0.2
+    assert cache.get(scope("1")) is None
+    assert cache.ttl_s == 5
+
+
 def test_least_recently_used_go_first_by_fragment_count() -> None:
     cache = FrameTableCache(max_fragments=10)
     cache.put(scope("a"), frames("a", 4))
