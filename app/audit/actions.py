@@ -25,6 +25,7 @@ class Action(StrEnum):
     RENDER = "render"  # rendered images and thumbnails
     DELETE = "delete"  # no deletion route yet; recorded once one exists
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
+    EXPORT = "export"  # `fovea export`: studies written to files (no route: recorded by the command)
 
 
 @dataclass(frozen=True, slots=True)
