@@ -128,8 +128,11 @@ def export_studies(
         result = StudyExport(study_uid, instances=len(instances))
         for instance in instances:
             try:
-                for name, data in _instance_files(blobs, instance, options, result):
-                    result.written.append(_write(options.output, name, data))
+                if options.image_format is ExportFormat.DICOM and options.deidentifier is None:
+                    result.written.append(_copy_stored_file(blobs, instance, options.output))
+                else:
+                    for name, data in _instance_files(blobs, instance, options, result):
+                        result.written.append(_write(options.output, name, data))
             except (OSError, InvalidDicomError, ValueError, KeyError, AttributeError) as exc:
                 result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
             advance(instance.blob_size)
@@ -142,18 +145,10 @@ def export_studies(
 def _instance_files(
     blobs: BlobStore, instance: StoredInstance, options: ExportOptions, result: StudyExport
 ) -> Iterator[tuple[str, bytes]]:
-    """(path under the output folder, content) of each file the instance becomes."""
+    """(path under the output folder, content) of each file the instance becomes, when it is read and
+    written again (de-identified, or as images)."""
     with open_blob(blobs, instance.blob_key, instance.blob_size) as stream:
-        stored = stream.read()
-    if options.image_format is ExportFormat.DICOM and options.deidentifier is None:
-        yield (
-            _path(
-                instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid, ".dcm"
-            ),
-            stored,
-        )
-        return
-    ds = pydicom.dcmread(BytesIO(stored))
+        ds = pydicom.dcmread(stream)
     if options.deidentifier is not None:
         if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES" and not options.include_burned_in:
             result.withheld.append(instance.sop_instance_uid)
@@ -187,18 +182,43 @@ def _path(study: str, series: str, instance: str, suffix: str) -> str:
 
 
 def _write(output: Path, name: str, data: bytes) -> WrittenFile:
-    """Write `data` to output/name whole or not at all (a temporary file renamed into place)."""
-    target = output / name
+    _write_whole(output / name, iter((data,)))
+    return WrittenFile(name, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _write_whole(target: Path, chunks: Iterator[bytes]) -> int:
+    """Write `chunks` to `target` whole or not at all (a temporary file renamed into place); the size."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".export-")
+    size = 0
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            for chunk in chunks:
+                file.write(chunk)
+                size += len(chunk)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return WrittenFile(name, hashlib.sha256(data).hexdigest(), len(data))
+    return size
+
+
+def _copy_stored_file(blobs: BlobStore, instance: StoredInstance, output: Path) -> WrittenFile:
+    """The stored file copied as it is, streamed (an instance may be gigabytes), hashed on the way."""
+    name = _path(instance.study_instance_uid, instance.series_instance_uid, instance.sop_instance_uid, ".dcm")
+    digest = hashlib.sha256()
+
+    def chunks() -> Iterator[bytes]:
+        read = 0
+        for chunk in blobs.iter_range(instance.blob_key, 0, instance.blob_size):
+            digest.update(chunk)
+            read += len(chunk)
+            yield chunk
+        if read != instance.blob_size:  # raised before the file is renamed into place: nothing written
+            raise OSError(f"the stored file has {read} bytes, the index says {instance.blob_size}")
+
+    size = _write_whole(output / name, chunks())
+    return WrittenFile(name, digest.hexdigest(), size)
 
 
 def _write_manifest(output: Path, summary: ExportSummary) -> None:

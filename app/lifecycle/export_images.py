@@ -127,18 +127,18 @@ def decoded_frames(ds: Dataset) -> Iterator[FramePixels]:
             )
         )
     elif syntax_uid in LITTLE_ENDIAN_NATIVE:
-        size, data = fmt.frame_bytes, bytes(ds.PixelData)
+        size, pixel_data = fmt.frame_bytes, bytes(ds.PixelData)
         if fmt.bits_allocated == 1 and count > 1:
             raise ImageExportError("multi-frame images of 1 bit per sample are not exported as images")
         encoded = (
-            (data[i * size : (i + 1) * size], fmt.photometric_interpretation, fmt.planar_configuration)
+            (pixel_data[i * size : (i + 1) * size], fmt.photometric_interpretation, fmt.planar_configuration)
             for i in range(count)
         )
     else:
         raise ImageExportError(f"pixel data in transfer syntax {syntax_uid} is not exported as images")
-    for data, photometric, planar in encoded:
+    for frame_data, photometric, planar in encoded:
         yield frame_samples(
-            data,
+            frame_data,
             rows=fmt.rows,
             columns=fmt.columns,
             samples_per_pixel=fmt.samples_per_pixel,

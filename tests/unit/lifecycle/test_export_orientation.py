@@ -39,4 +39,6 @@ def test_a_turn_moves_pixels_as_it_says() -> None:
     assert np.array_equal(DisplayTurn(flip_up_down=True).apply(STORED), [[3, 4, 5], [0, 1, 2]])
     assert np.array_equal(DisplayTurn(transpose=True).apply(STORED), [[0, 3], [1, 4], [2, 5]])
     colour = np.stack([STORED, STORED + 10, STORED + 20], axis=-1)
-    assert np.array_equal(DisplayTurn(flip_left_right=True).apply(colour)[..., 1], [[12, 11, 10], [15, 14, 13]])
+    assert np.array_equal(
+        DisplayTurn(flip_left_right=True).apply(colour)[..., 1], [[12, 11, 10], [15, 14, 13]]
+    )
