@@ -322,6 +322,7 @@ class ExportFormatOption(StrEnum):
     DICOM = "dicom"
     PNG = "png"
     TIFF = "tiff"
+    PDF = "pdf"
 
 
 class DeidentifyProfile(StrEnum):
@@ -354,6 +355,9 @@ def export(
     window: Annotated[
         str | None, typer.Option("--window", help="PNG: CENTER,WIDTH instead of each image's stored window")
     ] = None,
+    slices: Annotated[
+        str, typer.Option("--slices", help="PDF: key slices of each series, by Image Position")
+    ] = "25%,50%,75%",
     include_burned_in: Annotated[
         bool,
         typer.Option(
@@ -362,7 +366,8 @@ def export(
     ] = False,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write stored studies to a folder: Part 10 files (default), PNG or TIFF; de-identified on request.
+    """Write stored studies to a folder: Part 10 files (default), PNG, TIFF or a PDF report of key
+    slices per study; de-identified on request.
 
     Each file's SHA-256 goes into the audit trail and OUT/SHA256SUMS. Exit status: 0 all written,
     1 some instances could not be written, 2 bad arguments or studies not stored (nothing written).
@@ -374,6 +379,7 @@ def export(
     from app.dicomweb.uids import is_valid_uid
     from app.imaging.render import Window
     from app.lifecycle.export import ExportError, ExportFormat, ExportOptions, export_studies, find_studies
+    from app.lifecycle.export_pdf import SliceSpecError, parse_slices
     from app.lifecycle.export_progress import export_progress
     from app.store.db import create_index_engine, prepare_index
     from app.store.ingest_pool import IngestTarget
@@ -384,6 +390,11 @@ def export(
         typer.echo(f"not a UID: {', '.join(bad)}", err=True)
         raise typer.Exit(code=2)
     chosen_window = Window(*_parse_window(window)) if window else None
+    try:
+        key_slices = parse_slices(slices)
+    except SliceSpecError as exc:
+        typer.echo(f"--slices: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     deidentifier = None
     if deidentify is not None:
         from app.lifecycle.confidentiality_profile import ProfileOptions
@@ -409,6 +420,7 @@ def export(
         deidentifier=deidentifier,
         window=chosen_window,
         include_burned_in=include_burned_in,
+        slices=key_slices,
     )
     console = Console(stderr=True)
     engine = create_index_engine(settings.resolved_database_url)

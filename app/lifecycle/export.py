@@ -39,6 +39,7 @@ from app.imaging.codecs.decode import FrameDecodeError
 from app.imaging.render import RenderError, Window
 from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.export_images import ImageExportError, decoded_frames, png_bytes, tiff_bytes
+from app.lifecycle.export_pdf import ReportPage, pick_key_slices, report_page, report_pdf
 from app.store.blobs import BlobStore, open_blob
 from app.store.retrieval import Scope, StoredInstance, stored_instances
 
@@ -50,6 +51,7 @@ class ExportFormat(StrEnum):
     DICOM = "dicom"
     PNG = "png"
     TIFF = "tiff"
+    PDF = "pdf"
 
 
 class ExportError(ValueError):
@@ -63,6 +65,7 @@ class ExportOptions:
     deidentifier: Deidentifier | None = None
     window: Window | None = None  # None: each image's stored window (or the automatic one)
     include_burned_in: bool = False  # de-identified: also instances with Burned In Annotation YES
+    slices: tuple[float, ...] = (0.25, 0.5, 0.75)  # PDF: the key slices of each series, as fractions
 
 
 @dataclass(slots=True)
@@ -126,16 +129,12 @@ def export_studies(
     for study_uid, instances in studies.items():
         started = datetime.now(UTC)
         result = StudyExport(study_uid, instances=len(instances))
-        for instance in instances:
-            try:
-                if options.image_format is ExportFormat.DICOM and options.deidentifier is None:
-                    result.written.append(_copy_stored_file(blobs, instance, options.output))
-                else:
-                    for name, data in _instance_files(blobs, instance, options, result):
-                        result.written.append(_write(options.output, name, data))
-            except (OSError, InvalidDicomError, ValueError, KeyError, AttributeError) as exc:
-                result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
-            advance(instance.blob_size)
+        if options.image_format is ExportFormat.PDF:
+            _export_report(blobs, instances, options, result, advance)
+        else:
+            for instance in instances:
+                _export_instance(blobs, instance, options, result)
+                advance(instance.blob_size)
         summary.studies.append(result)
         trail.record(_audit_event(started, result, instances, options))
     _write_manifest(options.output, summary)
@@ -150,7 +149,7 @@ def _instance_files(
     with open_blob(blobs, instance.blob_key, instance.blob_size) as stream:
         ds = pydicom.dcmread(stream)
     if options.deidentifier is not None:
-        if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES" and not options.include_burned_in:
+        if _burned_in(ds) and not options.include_burned_in:
             result.withheld.append(instance.sop_instance_uid)
             return
         options.deidentifier.deidentify(ds)
@@ -161,6 +160,64 @@ def _instance_files(
         yield base + ".dcm", buffer.getvalue()
         return
     yield from _image_files(ds, base, options)
+
+
+def _export_instance(
+    blobs: BlobStore, instance: StoredInstance, options: ExportOptions, result: StudyExport
+) -> None:
+    """Write the files of one instance; a failure is noted in `result`, and the export goes on."""
+    try:
+        if options.image_format is ExportFormat.DICOM and options.deidentifier is None:
+            result.written.append(_copy_stored_file(blobs, instance, options.output))
+        else:
+            for name, data in _instance_files(blobs, instance, options, result):
+                result.written.append(_write(options.output, name, data))
+    except (OSError, InvalidDicomError, ValueError, KeyError, AttributeError) as exc:
+        result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
+
+
+def _export_report(
+    blobs: BlobStore,
+    instances: list[StoredInstance],
+    options: ExportOptions,
+    result: StudyExport,
+    advance: Advance,
+) -> None:
+    """The study's PDF report (export_pdf.py): key slices chosen by the series' headers, read whole."""
+    members: dict[str, list[tuple[StoredInstance, Dataset]]] = {}
+    for instance in instances:
+        try:
+            if instance.pixels is not None:
+                with open_blob(blobs, instance.blob_key, instance.blob_size) as stream:
+                    header = pydicom.dcmread(stream, stop_before_pixels=True)
+                if options.deidentifier is not None and _burned_in(header) and not options.include_burned_in:
+                    result.withheld.append(instance.sop_instance_uid)
+                else:
+                    members.setdefault(instance.series_instance_uid, []).append((instance, header))
+        except (OSError, InvalidDicomError, ValueError) as exc:
+            result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
+        advance(instance.blob_size)
+    pages: list[ReportPage] = []
+    study_uid = result.study_instance_uid
+    for series in members.values():
+        for index, number in pick_key_slices([header for _instance, header in series], options.slices):
+            instance = series[index][0]
+            try:
+                with open_blob(blobs, instance.blob_key, instance.blob_size) as stream:
+                    ds = pydicom.dcmread(stream)
+                if options.deidentifier is not None:
+                    options.deidentifier.deidentify(ds)
+                pages.append(report_page(ds, number, len(series)))
+                study_uid = str(ds.StudyInstanceUID)
+            except (OSError, InvalidDicomError, ValueError, KeyError, AttributeError, StopIteration) as exc:
+                result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
+    if pages:
+        title = "Key images" + (" (de-identified)" if options.deidentifier is not None else "")
+        result.written.append(_write(options.output, f"{study_uid}/report.pdf", report_pdf(pages, title)))
+
+
+def _burned_in(ds: Dataset) -> bool:
+    return str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES"
 
 
 def _image_files(ds: Dataset, base: str, options: ExportOptions) -> Iterator[tuple[str, bytes]]:

@@ -14,6 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 from pydicom.uid import generate_uid
+from pypdf import PdfReader
 
 from app.lifecycle.pseudonyms import Pseudonyms
 from tests.dicom_files import corpus_file, make_instance
@@ -229,3 +230,26 @@ def test_nothing_is_written_for_a_study_not_stored_or_without_a_secret(archive, 
     assert "FOVEA_DEID_SECRET" in no_secret.stderr
     assert not out.exists()
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_pdf_report_has_one_page_per_key_slice_and_nothing_of_the_patient(archive, tmp_path: Path) -> None:
+    data_dir, _files, study, mr_study = archive
+    out = tmp_path / "out"
+    result = run_fovea(
+        "export", study, mr_study, "--out", str(out), "--format", "pdf", "--slices", "0%,100%",
+        "--deidentify", "basic", "--data-dir", str(data_dir), env=DEID_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pseudonyms = Pseudonyms(SECRET)
+    reports = sorted(out.rglob("*.pdf"))
+    assert [p.relative_to(out).as_posix() for p in reports] == sorted(
+        f"{pseudonyms.uid(uid)}/report.pdf" for uid in (study, mr_study)
+    )
+    ct_report = out / pseudonyms.uid(study) / "report.pdf"
+    assert len(PdfReader(ct_report).pages) == 2  # first and last of the two shown; the burned-in one withheld
+    assert len(PdfReader(out / pseudonyms.uid(mr_study) / "report.pdf").pages) == 1  # a one-image series
+    for report in reports:
+        content = report.read_bytes()
+        assert b"Doe" not in content and study.encode() not in content and mr_study.encode() not in content
+    [event] = [e for e in audit_events(data_dir, study) if "--format pdf" in str(e["route"])]
+    assert [f["path"] for f in event["files"]] == [f"{pseudonyms.uid(study)}/report.pdf"]  # type: ignore[index]
