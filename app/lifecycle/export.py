@@ -1,7 +1,7 @@
 """`fovea export`: stored studies written to a folder as Part 10 files, PNG or TIFF, maybe de-identified.
 
 Layout: OUT/<study>/<series>/<instance>.dcm (or .png/.tiff, `-<frame>` added for each frame of a
-multi-frame image), named by the UIDs the files carry: the replacement UIDs when de-identified, so
+multi-frame image; a PDF report is OUT/<study>/report.pdf), named by the UIDs the files carry: the replacement UIDs when de-identified, so
 no original UID leaves in a file name either. OUT/SHA256SUMS lists every file written
 (`sha256sum -c SHA256SUMS` checks them).
 
