@@ -1,9 +1,9 @@
-"""`fovea export`: stored studies written to a folder as Part 10 files, PNG or TIFF, maybe de-identified.
+"""`fovea export`: stored studies written to a folder as Part 10 files, PNG, TIFF or PDF, maybe de-identified.
 
 Layout: OUT/<study>/<series>/<instance>.dcm (or .png/.tiff, `-<frame>` added for each frame of a
-multi-frame image; a PDF report is OUT/<study>/report.pdf), named by the UIDs the files carry: the replacement UIDs when de-identified, so
-no original UID leaves in a file name either. OUT/SHA256SUMS lists every file written
-(`sha256sum -c SHA256SUMS` checks them).
+multi-frame image; a PDF report is OUT/<study>/report.pdf), named by the UIDs the files carry: the
+replacement UIDs when de-identified, so no original UID leaves in a file name either. OUT/SHA256SUMS
+lists every file written (`sha256sum -c SHA256SUMS` checks them).
 
 Evidence: one audit event per study (action `export`, the operator's login as principal), holding
 the original UIDs exported and the path, SHA-256 and size of every file written.
@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from app.audit.actions import Action
 from app.audit.events import AuditEvent, WrittenFile
 from app.audit.trail import AuditTrail
+from app.dicomweb.uids import is_valid_uid
 from app.imaging.codecs.decode import FrameDecodeError
 from app.imaging.render import RenderError, Window
 from app.lifecycle.deidentify import Deidentifier
@@ -213,7 +214,10 @@ def _export_report(
                 result.failed.append((instance.sop_instance_uid, f"{type(exc).__name__}: {exc}"))
     if pages:
         title = "Key images" + (" (de-identified)" if options.deidentifier is not None else "")
-        result.written.append(_write(options.output, f"{study_uid}/report.pdf", report_pdf(pages, title)))
+        if is_valid_uid(study_uid):
+            result.written.append(_write(options.output, f"{study_uid}/report.pdf", report_pdf(pages, title)))
+        else:
+            result.failed.append((result.study_instance_uid, f"not a UID, not a folder name: {study_uid!r}"))
 
 
 def _burned_in(ds: Dataset) -> bool:
@@ -235,6 +239,10 @@ def _image_files(ds: Dataset, base: str, options: ExportOptions) -> Iterator[tup
 
 
 def _path(study: str, series: str, instance: str, suffix: str) -> str:
+    """study/series/instance+suffix; UIDs only, so no name can climb out of the output folder."""
+    bad = [uid for uid in (study, series, instance) if not is_valid_uid(uid)]
+    if bad:
+        raise ValueError(f"not a UID, not used as a file name: {bad[0]!r}")
     return f"{study}/{series}/{instance}{suffix}"
 
 
