@@ -30,7 +30,9 @@ from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.render import FramePixels, ImageFormat, RenderOptions, Window, frame_samples, render_frame
 from app.imaging.syntaxes import find_transfer_syntax
 
-LITTLE_ENDIAN_NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+# Native pixel data that reads as little-endian bytes (a deflated data set is inflated when read).
+LITTLE_ENDIAN_NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99")
+BIG_ENDIAN_NATIVE = "1.2.840.10008.1.2.2"  # retired; greyscale only, through pydicom's pixel_array
 # For the plane an image lies in (the axis of its normal: 0 x, 1 y, 2 z, DICOM's LPS patient axes),
 # the patient axis and direction that should run to the right of the screen, and downwards.
 _SCREEN_AXES: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {
@@ -134,6 +136,10 @@ def decoded_frames(ds: Dataset) -> Iterator[FramePixels]:
             (pixel_data[i * size : (i + 1) * size], fmt.photometric_interpretation, fmt.planar_configuration)
             for i in range(count)
         )
+    elif syntax_uid == BIG_ENDIAN_NATIVE and fmt.samples_per_pixel == 1 and fmt.bits_allocated in (8, 16, 32):
+        values = ds.pixel_array.reshape(count, fmt.rows, fmt.columns)  # in the machine's byte order
+        little = values.astype(values.dtype.newbyteorder("<"))
+        encoded = ((little[i].tobytes(), fmt.photometric_interpretation, 0) for i in range(count))
     else:
         raise ImageExportError(f"pixel data in transfer syntax {syntax_uid} is not exported as images")
     for frame_data, photometric, planar in encoded:

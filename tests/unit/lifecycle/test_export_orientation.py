@@ -1,11 +1,13 @@
-"""Exported images are turned to the conventional display of their plane, never mirrored."""
+"""Exported images: decoded as stored, turned to the conventional display of their plane, never mirrored."""
 
 from __future__ import annotations
 
 import numpy as np
+import pydicom
 import pytest
 
-from app.lifecycle.export_images import DisplayTurn, display_turn
+from app.lifecycle.export_images import DisplayTurn, decoded_frames, display_turn
+from tests.dicom_files import corpus_file
 
 # A 2x3 image whose every pixel is distinct: any flip or transposition shows.
 STORED = np.arange(6).reshape(2, 3)
@@ -42,3 +44,21 @@ def test_a_turn_moves_pixels_as_it_says() -> None:
     assert np.array_equal(
         DisplayTurn(flip_left_right=True).apply(colour)[..., 1], [[12, 11, 10], [15, 14, 13]]
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_bigendian.dcm",
+        "rtdose_expb.dcm",
+        "image_dfl.dcm",
+        "MR_small_RLE.dcm",
+        "SC_rgb_rle_2frame.dcm",
+    ],
+)
+def test_decoded_frames_are_the_stored_values_whatever_the_syntax(name: str) -> None:
+    ds = pydicom.dcmread(corpus_file(name).path)
+    frames = [frame.samples for frame in decoded_frames(ds)]
+    expected = ds.pixel_array.reshape(len(frames), *frames[0].shape)
+    assert len(frames) == int(ds.get("NumberOfFrames", 1) or 1)
+    assert all(np.array_equal(frame, values) for frame, values in zip(frames, expected, strict=True))
