@@ -1,4 +1,5 @@
-"""The `fovea` command: serve, import, migrate, transcode, gc, verify, audit, api-key, share, config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, verify, audit, export, api-key, share,
+config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -386,6 +387,140 @@ def audit(
     else:
         for event in events:
             typer.echo(orjson.dumps(event).decode())
+
+
+class ExportFormatOption(StrEnum):
+    DICOM = "dicom"
+    PNG = "png"
+    TIFF = "tiff"
+    PDF = "pdf"
+
+
+class DeidentifyProfile(StrEnum):
+    BASIC = "basic"  # PS3.15 Annex E Basic Profile, with the FOVEA_DEID_* options
+
+
+def _parse_window(text: str) -> tuple[float, float]:
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not CENTER,WIDTH (e.g. 40,400)") from None
+    if width <= 0:
+        raise typer.BadParameter("the window width must be positive")
+    return center, width
+
+
+@cli.command()
+def export(
+    study_uids: Annotated[
+        list[str], typer.Argument(help="Study Instance UIDs to export", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (created if needed)", show_default=False)],
+    deidentify: Annotated[
+        DeidentifyProfile | None,
+        typer.Option("--deidentify", help="De-identify (PS3.15 Annex E; options from FOVEA_DEID_*)"),
+    ] = None,
+    output_format: Annotated[
+        ExportFormatOption, typer.Option("--format", help="Part 10 files, or images")
+    ] = ExportFormatOption.DICOM,
+    window: Annotated[
+        str | None, typer.Option("--window", help="PNG: CENTER,WIDTH instead of each image's stored window")
+    ] = None,
+    slices: Annotated[
+        str, typer.Option("--slices", help="PDF: key slices of each series, by Image Position")
+    ] = "25%,50%,75%",
+    include_burned_in: Annotated[
+        bool,
+        typer.Option(
+            "--include-burned-in", help="De-identified: also instances with Burned In Annotation YES"
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write stored studies to a folder: Part 10 files (default), PNG, TIFF or a PDF report of key
+    slices per study; de-identified on request.
+
+    Each file's SHA-256 goes into the audit trail and OUT/SHA256SUMS. Exit status: 0 all written,
+    1 some instances could not be written, 2 bad arguments or studies not stored (nothing written).
+    """
+    from rich.console import Console
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.audit.trail import open_audit_trail
+    from app.dicomweb.uids import is_valid_uid
+    from app.imaging.render import Window
+    from app.lifecycle.export import ExportError, ExportFormat, ExportOptions, export_studies, find_studies
+    from app.lifecycle.export_pdf import SliceSpecError, parse_slices
+    from app.lifecycle.export_progress import export_progress
+    from app.store.db import create_index_engine, prepare_index
+    from app.store.ingest_pool import IngestTarget
+
+    settings = _settings(data_dir)
+    bad = [uid for uid in study_uids if not is_valid_uid(uid)]
+    if bad:
+        typer.echo(f"not a UID: {', '.join(bad)}", err=True)
+        raise typer.Exit(code=2)
+    chosen_window = Window(*_parse_window(window)) if window else None
+    try:
+        key_slices = parse_slices(slices)
+    except SliceSpecError as exc:
+        typer.echo(f"--slices: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    deidentifier = None
+    if deidentify is not None:
+        from app.lifecycle.confidentiality_profile import ProfileOptions
+        from app.lifecycle.deidentify import Deidentifier
+        from app.lifecycle.pseudonyms import Pseudonyms
+
+        if not settings.deid_secret:
+            typer.echo(
+                "de-identification needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs", err=True
+            )
+            raise typer.Exit(code=2)
+        deidentifier = Deidentifier(
+            Pseudonyms(settings.deid_secret),
+            ProfileOptions(
+                dates=settings.deid_dates,
+                retain_uids=settings.deid_retain_uids,
+                retain_safe_private=settings.deid_retain_safe_private,
+            ),
+        )
+    options = ExportOptions(
+        output=out,
+        image_format=ExportFormat(output_format.value),
+        deidentifier=deidentifier,
+        window=chosen_window,
+        include_burned_in=include_burned_in,
+        slices=key_slices,
+    )
+    console = Console(stderr=True)
+    engine = create_index_engine(settings.resolved_database_url)
+    trail = open_audit_trail(settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog)
+    try:
+        prepare_index(engine, settings)
+        studies = find_studies(engine, study_uids)
+        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        total = sum(instance.blob_size for instances in studies.values() for instance in instances)
+        with export_progress(console, total) as advance:
+            summary = export_studies(studies, blobs, options, trail, advance=advance)
+    except ExportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from exc
+    except (OSError, SQLAlchemyError) as exc:
+        typer.echo(f"export failed: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    finally:
+        trail.flush()
+        trail.close()
+        engine.dispose()
+    for uid, reason in summary.failed:
+        typer.echo(f"not written: {uid}: {reason}", err=True)
+    withheld = f", {summary.withheld} withheld (burned-in annotation)" if summary.withheld else ""
+    typer.echo(
+        f"{summary.files} files, {summary.bytes_written:,} bytes written to {out} from "
+        f"{len(summary.studies)} studies{withheld}; {len(summary.failed)} instances failed"
+    )
+    raise typer.Exit(code=1 if summary.failed else 0)
 
 
 api_key_cli = typer.Typer(no_args_is_help=True, help="API keys for machine clients (index database).")

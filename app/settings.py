@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.audit.syslog import parse_syslog_url
 from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_name
+from app.lifecycle.confidentiality_profile import DateHandling
+from app.lifecycle.pseudonyms import MIN_SECRET_CHARACTERS
 from app.log_setup import LogFormat
 
 GIB = 1024**3
@@ -336,6 +338,19 @@ class Settings(BaseSettings):
         description="Secrets signing study share tokens (comma-separated, 32+ characters each): the "
         "first signs, all verify (rotation)",
     )
+    deid_secret: str = Field(
+        "",
+        description=f"Key ({MIN_SECRET_CHARACTERS}+ characters) from which de-identified exports derive "
+        "replacement UIDs, patient pseudonyms and date shifts; unset: no de-identified export",
+    )
+    deid_dates: DateHandling = Field(
+        DateHandling.MODIFIED,
+        description="De-identified dates: remove (Basic Profile), modified (shifted per patient) or full",
+    )
+    deid_retain_uids: bool = Field(False, description="De-identification keeps UIDs (Retain UIDs Option)")
+    deid_retain_safe_private: bool = Field(
+        False, description="De-identification keeps safe private attributes (Retain Safe Private Option)"
+    )
     trusted_proxies: str = Field(
         "",
         description="Addresses or CIDRs of reverse proxies whose X-Forwarded-* headers are honoured; "
@@ -349,6 +364,17 @@ class Settings(BaseSettings):
         if any(len(secret) < 32 for secret in secrets):
             raise ValueError("each share secret must be at least 32 characters (e.g. `openssl rand -hex 32`)")
         return ",".join(secrets)
+
+    @field_validator("deid_secret")
+    @classmethod
+    def _long_deid_secret(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(value) < MIN_SECRET_CHARACTERS:
+            raise ValueError(
+                f"the de-identification secret must be at least {MIN_SECRET_CHARACTERS} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return value
 
     @property
     def share_secret_list(self) -> list[str]:

@@ -26,6 +26,7 @@ class Action(StrEnum):
     DELETE = "delete"  # DELETE of a study, series or instance (the UIDs of every instance removed)
     REJECT = "reject"  # instances an IHE IOCM rejection note, stored through STOW-RS, rejected
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
+    EXPORT = "export"  # `fovea export`: studies written to files (no route: recorded by the command)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 Why a table: which DICOM event, action code and requestor role each Fovea action becomes is a
 standards fact, kept in one place (docs/deployment.md lists it too). Codes are from the DCM coding
 scheme (PS3.16): 110104 DICOM Instances Transferred, 110112 Query, 110105 DICOM Study Deleted,
-110101 Audit Log Used, 110103 DICOM Instances Accessed (action U: a rejection note hid instances);
-110152/110153 the Destination/Source Role IDs; 110180 Study Instance UID.
+110101 Audit Log Used, 110103 DICOM Instances Accessed (action U: a rejection note hid instances),
+110106 Export; 110152/110153 the Destination/Source Role IDs; 110180 Study Instance UID.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ MESSAGE_KINDS: dict[Action, AuditMessageKind] = {
     Action.DELETE: AuditMessageKind(Code("110105", "DICOM Study Deleted"), "D", None),
     Action.REJECT: AuditMessageKind(Code("110103", "DICOM Instances Accessed"), "U", SOURCE_ROLE),
     Action.READ_AUDIT: AuditMessageKind(Code("110101", "Audit Log Used"), "R", None),
+    Action.EXPORT: AuditMessageKind(Code("110106", "Export"), "R", SOURCE_ROLE),
 }
 
 MACHINE_NAME, IP_ADDRESS = "1", "2"  # NetworkAccessPointTypeCode

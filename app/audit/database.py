@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from app.audit.batching import MAX_BACKLOG, BatchingSink
 from app.audit.events import AuditEvent
 from app.store.db import write_serializer_for
-from app.store.index import AuditEventRow, AuditEventStudy
+from app.store.index import AuditEventFile, AuditEventRow, AuditEventStudy
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ _events = cast(Table, AuditEventRow.__table__)
 _studies = cast(Table, AuditEventStudy.__table__)
 _INSERT_EVENTS = insert(_events)
 _INSERT_STUDIES = insert(_studies)
+_INSERT_FILES = insert(cast(Table, AuditEventFile.__table__))
 
 
 def event_values(event: AuditEvent) -> dict[str, object]:
@@ -58,6 +59,13 @@ def insert_events(connection: Connection, events: Sequence[AuditEvent]) -> None:
     connection.execute(_INSERT_EVENTS, [event_values(event) for event in events])
     if studies:
         connection.execute(_INSERT_STUDIES, studies)
+    files = [
+        {"event_id": event.id, "path": written.path, "sha256": written.sha256, "size": written.size}
+        for event in events
+        for written in event.files
+    ]
+    if files:
+        connection.execute(_INSERT_FILES, files)
 
 
 class DatabaseSink(BatchingSink):

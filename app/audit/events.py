@@ -18,6 +18,18 @@ def new_event_id() -> str:
 
 # Not frozen: one is built on every audited request, and a frozen dataclass's __init__ costs several
 # times as much (each field set through object.__setattr__). Nothing changes an event once built.
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """A file an export wrote: its path under the output folder, SHA-256 (hex) and size."""
+
+    path: str
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+
 @dataclass(slots=True)
 class AuditEvent:
     """Who did what to which patient data, from where, and how it ended.
@@ -42,10 +54,12 @@ class AuditEvent:
     studies: tuple[str, ...] = ()
     series: tuple[str, ...] = ()
     instances: tuple[str, ...] = ()
+    files: tuple[WrittenFile, ...] = ()  # what an export wrote (none for a request)
     id: str = field(default_factory=new_event_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The event as JSON; `files` only where the event wrote some."""
+        record: dict[str, Any] = {
             "id": self.id,
             "time": self.time.isoformat(),
             "action": self.action.value,
@@ -62,6 +76,9 @@ class AuditEvent:
             "series": list(self.series),
             "instances": list(self.instances),
         }
+        if self.files:
+            record["files"] = [written.to_json() for written in self.files]
+        return record
 
     def json_line(self) -> str:
         return orjson.dumps(self.to_json()).decode()

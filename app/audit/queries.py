@@ -15,7 +15,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Connection, Table, or_, select
 
-from app.store.index import AuditEventRow, AuditEventStudy
+from app.store.index import AuditEventFile, AuditEventRow, AuditEventStudy
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -24,6 +24,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 _events = cast(Table, AuditEventRow.__table__)
 _studies = cast(Table, AuditEventStudy.__table__)
+_files = cast(Table, AuditEventFile.__table__)
 
 
 class BadAuditQuery(ValueError):
@@ -76,7 +77,24 @@ def find_events(connection: Connection, query: AuditQuery) -> list[dict[str, Any
         statement = statement.where(_events.c.time < query.until.astimezone(UTC))
     statement = statement.order_by(_events.c.time.desc(), _events.c.id.desc()).limit(query.limit)
     rows = connection.execute(statement).all()
-    return [_event_json(row) for row in reversed(rows)]
+    events = [_event_json(row) for row in reversed(rows)]
+    _add_written_files(connection, events)
+    return events
+
+
+def _add_written_files(connection: Connection, events: list[dict[str, Any]]) -> None:
+    """The files each export event wrote, under "files" (only events that wrote some get the key)."""
+    exports = {event["id"]: event for event in events if event["action"] == "export"}
+    if not exports:
+        return
+    query = (
+        select(_files.c.event_id, _files.c.path, _files.c.sha256, _files.c.size)
+        .where(_files.c.event_id.in_(list(exports)))
+        .order_by(_files.c.event_id, _files.c.path)
+    )
+    for row in connection.execute(query):
+        written = {"path": row.path, "sha256": row.sha256, "size": row.size}
+        exports[row.event_id].setdefault("files", []).append(written)
 
 
 def _event_json(row: Any) -> dict[str, Any]:

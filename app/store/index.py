@@ -252,6 +252,17 @@ class AuditEventStudy(Base):
     study_instance_uid: Mapped[str] = mapped_column(UID, primary_key=True, index=True)
 
 
+class AuditEventFile(Base):
+    """A file an audited export wrote, with its SHA-256: what left the archive, provably."""
+
+    __tablename__ = "audit_event_files"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("audit_events.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
 Index("ix_patient_identity", Patient.patient_id, Patient.issuer_of_patient_id)
 # ModalitiesInStudy matching: "has this study a series of modality M" is one index probe per study.
 Index("ix_series_study_modality", Series.study_pk, Series.modality)

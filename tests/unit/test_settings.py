@@ -60,3 +60,20 @@ def test_timeouts_reach_the_ingest_target(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setenv("FOVEA_S3_MAX_ATTEMPTS", "0")
     with pytest.raises(ValueError, match="s3_max_attempts"):
         Settings()
+
+
+def test_de_identification_options_default_to_the_basic_profile_with_modified_dates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.lifecycle.confidentiality_profile import DateHandling
+
+    settings = Settings()
+    assert settings.deid_secret == ""
+    assert settings.deid_dates is DateHandling.MODIFIED
+    assert settings.deid_retain_uids is False and settings.deid_retain_safe_private is False
+    monkeypatch.setenv("FOVEA_DEID_SECRET", "too-short")
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        Settings()
+    monkeypatch.setenv("FOVEA_DEID_SECRET", "x" * 32)
+    monkeypatch.setenv("FOVEA_DEID_DATES", "full")
+    assert (Settings().deid_secret, Settings().deid_dates) == ("x" * 32, DateHandling.FULL)

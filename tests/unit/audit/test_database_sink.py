@@ -115,3 +115,25 @@ def test_during_an_outage_events_wait_up_to_the_backlog_limit(caplog: pytest.Log
     assert sum(dropped) == 3  # in one or more steps, as the writer thread took the events
     assert errors[-1] == "2 audit events could not be written to the database"
     assert len(errors) == len(dropped) + 1
+
+
+def test_the_files_an_export_wrote_read_back_with_their_hashes(engine: Engine) -> None:
+    from dataclasses import replace
+
+    from app.audit.events import WrittenFile
+
+    files = (WrittenFile("a/b/c.dcm", "ab" * 32, 1234), WrittenFile("a/b/d.dcm", "cd" * 32, 99))
+    export = replace(event(1), action=Action.EXPORT, method="CLI", route="fovea export", files=files)
+    sink = DatabaseSink(engine)
+    sink.write(event(0))
+    sink.write(export)
+    assert sink.flush(timeout=10)
+    sink.close()
+    with engine.connect() as connection:
+        read_back = find_events(connection, AuditQuery())
+    assert read_back == [event(0, event_id=read_back[0]["id"]).to_json(), export.to_json()]
+    assert read_back[1]["files"] == [
+        {"path": "a/b/c.dcm", "sha256": "ab" * 32, "size": 1234},
+        {"path": "a/b/d.dcm", "sha256": "cd" * 32, "size": 99},
+    ]
+    assert "files" not in read_back[0]

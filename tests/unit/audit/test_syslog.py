@@ -79,6 +79,7 @@ def test_a_frame_read_is_a_transfer_to_the_requestor_naming_each_study() -> None
         (Action.SEARCH, 400, "110112", "E", "4"),
         (Action.READ_METADATA, 503, "110104", "R", "8"),
         (Action.READ_AUDIT, 200, "110101", "R", "0"),
+        (Action.EXPORT, 500, "110106", "R", "8"),
     ],
 )
 def test_actions_and_outcomes_map_to_dicom_codes(
