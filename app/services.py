@@ -25,6 +25,7 @@ from app.store.frame_source import MadeFrame, made_frame_size
 from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.query_tags import QueryTagCache
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -66,6 +67,10 @@ class Services:
         default_factory=lambda: rendered_image_cache(64)
     )
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
+    query_tags: QueryTagCache = field(init=False)  # the searchable extended query tags
+
+    def __post_init__(self) -> None:
+        self.query_tags = QueryTagCache(self.engine)
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.
