@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, contract, metrics, qido, rendered, stow, wado
+from app.api import admin, audit, contract, metrics, qido, query_tags, rendered, stow, wado
 from app.api.audit_middleware import AuditMiddleware
 from app.api.request_log import RequestLogMiddleware
 from app.api.route_templates import RouteTemplates
@@ -47,6 +47,7 @@ ROUTERS = (
     (admin.router, ""),
     (metrics.router, ""),
     (audit.router, ""),
+    (query_tags.router, ""),
 )
 
 

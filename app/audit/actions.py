@@ -25,6 +25,7 @@ class Action(StrEnum):
     RENDER = "render"  # rendered images and thumbnails
     DELETE = "delete"  # no deletion route yet; recorded once one exists
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
+    CONFIGURE = "configure"  # declaring or removing an extended query tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,8 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     *_at_levels("/rendered", Action.RENDER, (*_LEVELS, _FRAMES)),
     *_at_levels("/thumbnail", Action.RENDER, (*_LEVELS, _FRAMES)),
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
+    AuditedRoute("POST", "/admin/query-tags", Action.CONFIGURE),
+    AuditedRoute("DELETE", "/admin/query-tags/{tag}", Action.CONFIGURE),
 )
 
 

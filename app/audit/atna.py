@@ -45,6 +45,7 @@ MESSAGE_KINDS: dict[Action, AuditMessageKind] = {
     Action.RENDER: _SENT_TO_CLIENT,
     Action.DELETE: AuditMessageKind(Code("110105", "DICOM Study Deleted"), "D", None),
     Action.READ_AUDIT: AuditMessageKind(Code("110101", "Audit Log Used"), "R", None),
+    Action.CONFIGURE: AuditMessageKind(Code("110131", "Software Configuration"), "U", None),
 }
 
 MACHINE_NAME, IP_ADDRESS = "1", "2"  # NetworkAccessPointTypeCode

@@ -180,7 +180,8 @@ def _match(path: tuple[int, ...], vr: str, value: str, multiple: bool) -> Match:
         low, high = _split_range(name, value, vr)
         if not low and not high:
             raise BadRequest(f"{name}={value}: a range needs at least one end")
-        if low and high and _comparable(low, vr) > _comparable(high, vr):
+        # A time range may end before it starts when its date's range spans days (checked on combining).
+        if low and high and vr != "TM" and _comparable(low, vr) > _comparable(high, vr):
             raise BadRequest(f"{name}={value}: the range ends before it starts")
         return Match(path, vr, MatchKind.RANGE, (low, high))
     if vr == "CS" and ("," in value or "\\" in value):  # CS values never hold either character
@@ -223,9 +224,15 @@ def _with_date_times_combined(matches: Mapping[tuple[int, ...], Match]) -> tuple
             continue
         date_low, date_high = _ends(date)
         time_low, time_high = _ends(time)
-        values = (date_low, time_low, date_high, time_high)
-        combined[date_path] = Match(date_path, date.vr, MatchKind.DATE_TIME_RANGE, values, time_path)
-        combined[time_path] = Match(time_path, time.vr, MatchKind.UNIVERSAL)
+        if not (date_low and date_low == date_high):  # spanning days: 2300-0100 is a night
+            values = (date_low, time_low, date_high, time_high)
+            combined[date_path] = Match(date_path, date.vr, MatchKind.DATE_TIME_RANGE, values, time_path)
+            combined[time_path] = Match(time_path, time.vr, MatchKind.UNIVERSAL)
+    for match in combined.values():
+        if match.kind is MatchKind.RANGE and match.vr == "TM" and all(match.values):
+            low, high = match.values
+            if _comparable(low, "TM") > _comparable(high, "TM"):
+                raise BadRequest(f"{_name_of(match.path)}={low}-{high}: the range ends before it starts")
     return tuple(combined.values())
 
 

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, Table, delete, func, insert, select, update
 
 from app.dicomweb.person_names import fold_case
 from app.dicomweb.query_keys import KEYS, QueryKey, QueryLevel, Source
@@ -129,13 +129,13 @@ def parse_declaration(
 
 def declared_tags(connection: Connection) -> list[ExtendedKey]:
     """Every declared tag, in the order declared."""
-    rows = connection.execute(select(QueryTag).order_by(QueryTag.pk)).scalars().all()
+    rows = connection.execute(_select_tags().order_by(QueryTag.pk)).all()
     return [_extended_key(row) for row in rows]
 
 
 def find_tag(connection: Connection, attribute: str) -> ExtendedKey | None:
     tag = _tag_of(attribute)
-    row = connection.execute(select(QueryTag).where(QueryTag.tag == tag)).scalar_one_or_none()
+    row = connection.execute(_select_tags().where(QueryTag.tag == tag)).one_or_none()
     return None if row is None else _extended_key(row)
 
 
@@ -147,7 +147,7 @@ def declare(engine: Engine, declaration: Declaration) -> ExtendedKey:
     """
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        row = connection.execute(select(QueryTag).where(QueryTag.tag == declaration.tag)).scalar_one_or_none()
+        row = connection.execute(_select_tags().where(QueryTag.tag == declaration.tag)).one_or_none()
         if row is not None:
             existing = _extended_key(row)
             same = (existing.key.level, existing.key.vr, existing.private_creator) == (
@@ -173,7 +173,7 @@ def declare(engine: Engine, declaration: Declaration) -> ExtendedKey:
                 updated_at=now,
             )
         )
-        row = connection.execute(select(QueryTag).where(QueryTag.tag == declaration.tag)).scalar_one()
+        row = connection.execute(_select_tags().where(QueryTag.tag == declaration.tag)).one()
         return _extended_key(row)
 
 
@@ -216,7 +216,7 @@ def backfill(
             .where(QueryTag.pk == key.pk)
             .values(state=READY, instances_done=done, instances_total=done, updated_at=datetime.now(UTC))
         )
-        row = connection.execute(select(QueryTag).where(QueryTag.pk == key.pk)).scalar_one()
+        row = connection.execute(_select_tags().where(QueryTag.pk == key.pk)).one()
         return _extended_key(row)
 
 
@@ -235,7 +235,7 @@ def index_instance_values(
     connection: Connection, instance_pk: int, series_pk: int, study_pk: int, metadata_json: bytes
 ) -> None:
     """At ingest, in the instance's transaction: the values of every declared tag (none: one cheap read)."""
-    keys = [_extended_key(row) for row in connection.execute(select(QueryTag)).scalars()]
+    keys = [_extended_key(row) for row in connection.execute(_select_tags())]
     if not keys:
         return
     dataset = orjson.loads(metadata_json)
@@ -363,7 +363,11 @@ def _indexed_value(key: ExtendedKey, item: Any) -> str | float | None:
     return text if text and len(text) <= MAX_VALUE_LENGTH else None
 
 
-def _extended_key(row: QueryTag) -> ExtendedKey:
+def _select_tags() -> Select[Any]:
+    return select(*cast(Table, QueryTag.__table__).columns)
+
+
+def _extended_key(row: Any) -> ExtendedKey:
     path = (int(row.tag),)
     key = QueryKey(
         row.keyword or f"{row.tag:08X}",

@@ -19,6 +19,8 @@ NOT_PATIENT_DATA = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/dicom-web/openapi.json"),
+    ("GET", "/admin/query-tags"),  # the declared tags: configuration, no patient data
+    ("GET", "/admin/query-tags/{tag}"),
 }
 
 
