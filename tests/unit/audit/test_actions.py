@@ -69,6 +69,8 @@ def test_no_route_is_listed_twice() -> None:
         ("GET", "/dicom-web/studies/1/series/2/thumbnail", Action.RENDER, None),
         ("GET", "/dicom-web/studies/1/series/2/instances/3/frames/1/rendered", Action.RENDER, None),
         ("GET", "/admin/audit", Action.READ_AUDIT, {}),
+        ("POST", "/admin/query-tags", Action.CONFIGURE, {}),
+        ("DELETE", "/admin/query-tags/00101030", Action.CONFIGURE, {"tag": "00101030"}),
     ],
 )
 def test_requests_are_named_by_their_route(
@@ -85,6 +87,7 @@ def test_requests_are_named_by_their_route(
     ("method", "path"),
     [
         ("GET", "/health"),
+        ("GET", "/admin/query-tags"),  # configuration, no patient data
         ("GET", "/dicom-web/no-such-thing"),
         ("DELETE", "/dicom-web/studies/1.2.3"),  # no deletion route yet
         ("OPTIONS", "/dicom-web/studies"),
