@@ -33,6 +33,9 @@ router = APIRouter(tags=["admin"])
 log = logging.getLogger(__name__)
 PATH = "/admin/query-tags"
 _FIELDS = frozenset({"tag", "level", "vr", "privateCreator"})
+# The tags this process is back-filling: declaring one again while it runs starts no second back-fill.
+_running: set[int] = set()
+_running_lock = threading.Lock()
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -67,7 +70,12 @@ async def add_query_tag(request: Request) -> Response:
     headers = {"Location": f"{PATH}/{key.key.tag:08X}"}
     if key.state == READY:
         return _json(key.describe(), 200, headers)
-    threading.Thread(target=_backfill, args=(services, key), name="query-tag-backfill", daemon=True).start()
+    with _running_lock:
+        if key.pk not in _running:
+            _running.add(key.pk)
+            threading.Thread(
+                target=_backfill, args=(services, key), name="query-tag-backfill", daemon=True
+            ).start()
     return _json(key.describe(), 202, headers)
 
 
@@ -123,4 +131,6 @@ def _backfill(services: Services, key: ExtendedKey) -> None:
     except Exception:  # the tag stays "backfilling"; declaring it again resumes
         log.exception("back-fill of extended query tag %s stopped", key.name)
     finally:
+        with _running_lock:
+            _running.discard(key.pk)
         services.query_tags.forget()
