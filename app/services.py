@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from app.imaging.codec_pool import CodecLimits, CodecPool
 from app.metrics import watch_connection_pool
+from app.readiness import ReadinessMemo
 from app.settings import Settings
 from app.store.blobs import BlobStore
 from app.store.cache import TranscodedFrameCache
@@ -66,6 +67,7 @@ class Services:
     rendered_images: TranscodedFrameCache[RenderedImage] = field(
         default_factory=lambda: rendered_image_cache(64)
     )
+    readiness: ReadinessMemo = field(default_factory=ReadinessMemo)
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
     query_tags: QueryTagCache = field(init=False)  # the searchable extended query tags
 

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         2.0, gt=0, description="Seconds /readyz (and /health) waits for the index and the blob store"
     )
+    readiness_cache_s: float = Field(
+        1.0, ge=0, description="Seconds a successful /readyz (and /health) check is reused (0: never)"
+    )
     retry_after_s: int = Field(
         5, ge=0, description="Retry-After (seconds) of a 503 answered while the index or blob store is down"
     )

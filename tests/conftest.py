@@ -150,6 +150,7 @@ class Backend:
             "s3_access_key_id": "testing" if self.s3_endpoint else None,
             "s3_secret_access_key": "testing" if self.s3_endpoint else None,
             "auto_migrate": False,
+            "readiness_cache_s": 0.0,  # outage tests expect each probe to look afresh
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -4,11 +4,16 @@ Why two: an orchestrator restarts a process whose liveness probe fails, and only
 to one whose readiness probe fails. An outage of the database or the object store is not cured by a
 restart, so liveness touches nothing but the event loop, and readiness checks the index (reachable,
 schema at the newest migration) and the blob store, each within `FOVEA_READINESS_TIMEOUT_S`.
+
+A successful check is reused for `FOVEA_READINESS_CACHE_S` (a failure never is), and probes arriving
+while a check runs wait for that one: a load balancer probing every few hundred milliseconds costs
+the index one query per interval, and `/health` answers without a thread hop most of the time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 
 from fastapi import APIRouter
@@ -40,16 +45,30 @@ async def health(services: ServicesDep) -> JSONResponse:
 
 
 async def _readiness(services: Services) -> JSONResponse:
+    memo = services.readiness
+    if time.monotonic() - memo.ok_at < services.settings.readiness_cache_s:
+        return JSONResponse({"status": "ok", "version": __version__})
+    if memo.running is None:
+        memo.running = asyncio.ensure_future(_problems(services))
+        memo.running.add_done_callback(lambda _: setattr(memo, "running", None))
+    problems = await asyncio.shield(memo.running)
+    if problems:
+        headers = {"Retry-After": str(services.settings.retry_after_s)}
+        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503, headers=headers)
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def _problems(services: Services) -> dict[str, str]:
+    started = time.monotonic()
     timeout = services.settings.readiness_timeout_s
     checks = {"index": _check_index, "blobs": _check_blobs}
     results = await asyncio.gather(
         *(_within(timeout, services.run_blocking(check, services)) for check in checks.values())
     )
     problems = {name: problem for name, problem in zip(checks, results, strict=True) if problem}
-    if problems:
-        headers = {"Retry-After": str(services.settings.retry_after_s)}
-        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503, headers=headers)
-    return JSONResponse({"status": "ok", "version": __version__})
+    if not problems:
+        services.readiness.ok_at = started
+    return problems
 
 
 async def _within(timeout: float, check: Awaitable[str | None]) -> str | None:

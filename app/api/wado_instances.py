@@ -4,7 +4,8 @@ Each instance goes out as stored when the negotiated syntax is its stored one (a
 blob as received); else rewritten as Explicit VR Little Endian, streamed, its pixels decoded or
 byte-swapped frame by frame (PS3.18 8.7.3.4: Implicit VR and Big Endian never go on the wire); or,
 for `transfer-syntax=` an encapsulated syntax, re-encoded into it (`iter_encapsulated`: one fragment
-per frame, a new offset table, Photometric Interpretation and lossy bookkeeping made true), where
+per frame, each sent as soon as it is encoded under an empty Basic Offset Table unless the encoding
+is lossy, Photometric Interpretation and lossy bookkeeping made true), where
 `instance_producer` says every frame can be. Bulk-data part types
 (`type="application/octet-stream"`) answer as the scope's bulkdata resource (Table 10.4.4-1).
 """
@@ -159,6 +160,7 @@ def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
             pixels=source.encoded_pixels(target) if source else None,
             transfer_syntax_uid=target,
             spool_dir=str(services.blobs.spool_directory),
+            streamed=True,
         )
 
 

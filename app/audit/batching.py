@@ -2,7 +2,9 @@
 
 Why: a request only puts its event on a queue (well under a microsecond); the thread takes everything
 queued, up to a batch, and writes it with one commit or one `write`, so under load many requests share
-the cost. `flush` waits for what was queued before it; `close` writes everything still queued.
+the cost. After the first event it lingers up to LINGER_SECONDS for more, so that even sequential
+requests share one commit instead of paying a database commit (and the GIL it holds) each.
+`flush` waits for what was queued before it; `close` writes everything still queued.
 
 A subclass says how to write a batch and whether a failure is worth retrying (an outage) or not. Events
 that cannot be written yet wait in memory, retried with growing pauses, up to `max_backlog` (the oldest
@@ -14,12 +16,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from app.audit.events import AuditEvent
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+LINGER_SECONDS = 0.05  # how long a batch waits for company; `flush` and `close` never wait for it
 MAX_BACKLOG = 100_000
 _RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -86,21 +90,37 @@ class BatchingSink:
 
     def _take(self, pending: list[AuditEvent], wait: float | None) -> tuple[bool, list[threading.Event]]:
         """Move queued events into `pending` (waiting for the first up to `wait`; None: for ever)."""
-        stop, flushed = False, []
+        stop, flushed = False, list[threading.Event]()
         try:
             item = self._queue.get(timeout=wait)
-            while True:
+        except queue.Empty:
+            return stop, flushed
+        linger_until = time.monotonic() + LINGER_SECONDS
+        while True:
+            if isinstance(item, AuditEvent):
+                pending.append(item)
+            elif isinstance(item, threading.Event):
+                flushed.append(item)
+            else:
+                stop = True
+            if len(pending) >= BATCH_SIZE or flushed or stop:
+                break
+            try:
+                item = self._queue.get(timeout=max(0.0, linger_until - time.monotonic()))
+            except queue.Empty:
+                break
+        if flushed or stop:  # take what else is queued now, without waiting
+            while len(pending) < BATCH_SIZE:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
                 if isinstance(item, AuditEvent):
                     pending.append(item)
                 elif isinstance(item, threading.Event):
                     flushed.append(item)
                 else:
                     stop = True
-                if len(pending) >= BATCH_SIZE and not flushed and not stop:
-                    break
-                item = self._queue.get_nowait()
-        except queue.Empty:
-            pass
         return stop, flushed
 
     def _write_pending(self, pending: list[AuditEvent]) -> bool:

@@ -170,6 +170,7 @@ def iter_encapsulated(
     pixels: EncodedPixels | None,
     transfer_syntax_uid: str | None = None,
     spool_dir: str | None = None,
+    streamed: bool = False,
 ) -> Iterator[bytes]:
     """The Part 10 bytes of the instance in `source` re-encoded into an encapsulated syntax, in chunks.
 
@@ -191,6 +192,12 @@ def iter_encapsulated(
     `_COPY_CHUNK` bytes, so memory stays flat however many frames there are. The spool is closed
     (and its file removed) when the generator finishes or is closed.
 
+    `streamed` (for a response, where the first byte matters more than the offsets): unless this
+    encoding is lossy (whose compression ratio, written before Pixel Data, needs every frame's
+    length), the Basic Offset Table is left empty, as PS3.5 A.4 allows, and each frame goes out as
+    soon as it is encoded: the first chunk after one frame, nothing spooled. A bad frame after the
+    first can then only end the output early (the ValueError is raised on iteration).
+
     Lossy bookkeeping (PS3.3 C.7.6.1.1.5): Lossy Image Compression becomes 01 when the source was
     lossy or this encoding is (never back to 00); a lossy encoding appends one value to Lossy
     Image Compression Ratio (native bytes / encoded bytes, all frames) and one to Lossy Image
@@ -203,6 +210,9 @@ def iter_encapsulated(
     ds = _data_set_without_pixels(source, big_endian=big_endian)
     if pixels is None:
         yield _encode(ds, target)
+        return
+    if streamed and not pixels.lossy_method:
+        yield from _streamed_items(ds, pixels, target)
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, dir=spool_dir) as spool:
         lengths = _spool_frames(pixels, spool)
@@ -244,15 +254,33 @@ def _spool_frames(pixels: EncodedPixels, spool: IO[bytes]) -> list[int]:
     """Write every encoded frame to `spool`, in order; their lengths (checked even and non-zero)."""
     lengths = []
     for number in range(1, pixels.number_of_frames + 1):
-        data = pixels.frame(number)
-        if not data or len(data) % 2:
-            raise ValueError(
-                f"encoded frame {number} has {len(data)} bytes; a fragment needs an even, non-zero length"
-            )
+        data = _checked_frame(pixels, number)
         spool.write(data)
         lengths.append(len(data))
         del data
     return lengths
+
+
+def _streamed_items(ds: Dataset, pixels: EncodedPixels, target: str) -> Iterator[bytes]:
+    """The data set, an empty Basic Offset Table and each frame's item as soon as it is encoded."""
+    _describe_pixels(ds, pixels, [])
+    first = _checked_frame(pixels, 1)  # before any output: a first frame that fails is still an error
+    head = _encode(ds, target) + _PIXEL_DATA_UNDEFINED + _ITEM.pack(0xFFFE, 0xE000, 0)
+    yield head + _ITEM.pack(0xFFFE, 0xE000, len(first)) + first
+    del first
+    for number in range(2, pixels.number_of_frames + 1):
+        data = _checked_frame(pixels, number)
+        yield _ITEM.pack(0xFFFE, 0xE000, len(data)) + data
+    yield _SEQUENCE_DELIMITER
+
+
+def _checked_frame(pixels: EncodedPixels, number: int) -> bytes:
+    data = pixels.frame(number)
+    if not data or len(data) % 2:
+        raise ValueError(
+            f"encoded frame {number} has {len(data)} bytes; a fragment needs an even, non-zero length"
+        )
+    return data
 
 
 def _item_offsets(lengths: list[int]) -> list[int]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from app import __version__
-from tests.conftest import Backend, LiveServer
+from app.imaging.codec_pool import CodecPool
+from tests.conftest import Backend, LiveServer, start_live_server
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite-file", "postgres-s3"], indirect=True)
 
@@ -25,6 +28,12 @@ def test_livez_and_readyz_answer_200(live_server: LiveServer) -> None:
 
 @pytest.fixture
 def schema_behind(backend: Backend) -> Iterator[None]:
+    with _schema_behind(backend):
+        yield
+
+
+@contextmanager
+def _schema_behind(backend: Backend) -> Iterator[None]:
     """The index claims an older migration for the duration (as a forgotten `fovea migrate` would)."""
     with backend.engine.begin() as connection:
         current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
@@ -48,3 +57,16 @@ def test_readyz_is_503_while_the_schema_is_not_at_the_newest_migration(
         "problems": {"index": "schema is not at the newest migration: run `fovea migrate`"},
     }
     assert httpx.get(f"{live_server.base_url}/livez").status_code == 200  # liveness does not care
+
+
+def test_a_successful_readiness_check_is_reused_and_a_failure_is_not(
+    backend: Backend, worker_pool: Executor, codec_pool: CodecPool
+) -> None:
+    with start_live_server(backend, worker_pool, codec_pool, readiness_cache_s=600) as server:
+        readyz = f"{server.base_url}/readyz"
+        with _schema_behind(backend):
+            assert httpx.get(readyz).status_code == 503
+        assert httpx.get(readyz).status_code == 200  # the failure was not remembered
+        with _schema_behind(backend):
+            assert httpx.get(readyz).status_code == 200  # the success is
+            assert httpx.get(f"{server.base_url}/health").status_code == 200

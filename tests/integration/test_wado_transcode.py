@@ -88,8 +88,7 @@ def test_a_native_instance_is_re_encoded_bit_exact(
     assert ds.SOPInstanceUID == original.SOPInstanceUID and ds.PatientName == original.PatientName
     frames = list(generate_frames(ds.PixelData, number_of_frames=3))
     assert len(frames) == 3
-    offsets = parse_basic_offsets(ds.PixelData)
-    assert offsets == [0, 8 + len(frames[0]), 16 + len(frames[0]) + len(frames[1])]
+    assert parse_basic_offsets(ds.PixelData) == []  # streamed: each frame sent once encoded
     fmt = FrameFormat(64, 64, 1, 16, 16, 1, "MONOCHROME2", 0)
     for number, frame in enumerate(frames):
         assert decode_to_native(frame, syntax, fmt).data == original.pixel_array[number].tobytes()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import struct
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -468,3 +468,63 @@ def test_dcmtk_and_gdcm_read_the_extended_offset_table(
     assert "(7fe0,0001) OV" in dump and "(7fe0,0002) OV" in dump
     assert_same_pixels(gdcm_decompress(path, tmp_path / "gdcm.dcm"), frames, "gdcmconv")
     assert_same_pixels(dcmtk_decompress("dcmdjpls", path, tmp_path / "dcmtk.dcm"), frames, "dcmdjpls")
+
+
+# --- streamed (as WADO-RS sends it) ----------------------------------------------------------------
+
+
+def streamed_chunks(source: bytes, pixels: EncodedPixels) -> Iterator[bytes]:
+    return iter_encapsulated(io.BytesIO(source), big_endian=False, pixels=pixels, streamed=True)
+
+
+@pytest.mark.parametrize(("syntax", "kind"), CASES)
+def test_streamed_output_has_an_empty_offset_table_and_the_same_frames(syntax: str, kind: str) -> None:
+    frames, bits_stored, ds = instance(kind)
+    data, pixels = encode_all(frames, syntax, bits_stored)
+    source = part10(ds)
+    out = read(b"".join(streamed_chunks(source, pixels)))
+    whole = read(write(source, pixels))
+    table, fragments = items(out.PixelData)
+    assert table == b""
+    assert [fragment for _, fragment in fragments] == data
+    assert out.PhotometricInterpretation == whole.PhotometricInterpretation
+    assert out.get("PlanarConfiguration") == whole.get("PlanarConfiguration")
+    if syntax != DEFLATE:
+        assert np.array_equal(out.pixel_array, frames)
+
+
+def test_streaming_sends_each_frame_as_soon_as_it_is_encoded() -> None:
+    frames = grey16(4)
+    data, _ = encode_all(frames, JPEG_LS, 12)
+    asked: list[int] = []
+
+    def frame(number: int) -> bytes:
+        asked.append(number)
+        return data[number - 1]
+
+    pixels = EncodedPixels(JPEG_LS, 4, frame, "MONOCHROME2", 0, frames[0].nbytes, None, False)
+    chunks = streamed_chunks(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels)
+    first = next(chunks)
+    assert asked == [1] and first.endswith(data[0])
+    assert next(chunks) == struct.pack("<HHI", 0xFFFE, 0xE000, len(data[1])) + data[1]
+    assert asked == [1, 2]
+    assert b"".join(chunks).endswith(SEQUENCE_DELIMITER) and asked == [1, 2, 3, 4]
+
+
+def test_a_lossy_encoding_is_not_streamed_its_ratio_needs_every_frame() -> None:
+    pixels = encoded_pixels([b"\xff\x4f" * 50, b"\xff\x4f" * 75], lossy_method="ISO_15444_1")
+    source = part10(image(grey16(2), bits_stored=12, photometric="MONOCHROME2"))
+    out = read(b"".join(streamed_chunks(source, pixels)))
+    table, _ = items(out.PixelData)
+    assert len(table) == 8 and out.LossyImageCompressionRatio == 8
+    assert out.LossyImageCompressionMethod == "ISO_15444_1"
+
+
+def test_a_bad_first_frame_fails_before_output_a_later_one_ends_it() -> None:
+    source = part10(image(grey16(2), bits_stored=12, photometric="MONOCHROME2"))
+    with pytest.raises(ValueError, match="frame 1 has 1 bytes"):
+        next(streamed_chunks(source, encoded_pixels([b"\x00", b"\x00\x00"], RLE)))
+    chunks = streamed_chunks(source, encoded_pixels([b"\x00\x00", b"\x00"], RLE))
+    assert next(chunks)
+    with pytest.raises(ValueError, match="frame 2 has 1 bytes"):
+        next(chunks)
