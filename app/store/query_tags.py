@@ -207,10 +207,28 @@ def backfill(
             )
         if progress is not None:
             progress(done, total)
+    # The catch-up: recent instances the back-fill may have passed before their store committed. Those
+    # with a value already are indexed; the others are read once more (most lack the attribute).
+    since = _as_aware(created_at) - CATCH_UP_WINDOW
+    indexed = (
+        select(QueryTagValue.pk)
+        .where(QueryTagValue.query_tag_pk == key.pk, QueryTagValue.instance_pk == Instance.pk)
+        .exists()
+    )
+    last_pk = 0
+    while True:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                _instances_with_metadata()
+                .where(Instance.pk > last_pk, Instance.created_at >= since, ~indexed)
+                .order_by(Instance.pk)
+                .limit(BACKFILL_BATCH)
+            ).all()
+            if not rows:
+                break
+            _reindex(connection, key, rows)
+            last_pk = rows[-1].pk
     with engine.begin() as connection:
-        since = _as_aware(created_at) - CATCH_UP_WINDOW
-        recent = connection.execute(_instances_with_metadata().where(Instance.created_at >= since)).all()
-        _reindex(connection, key, recent)
         connection.execute(
             update(QueryTag)
             .where(QueryTag.pk == key.pk)
