@@ -112,6 +112,7 @@ _VALUE_OWNERS: Mapping[QueryLevel, tuple[Column, Column]] = {
     QueryLevel.SERIES: (Series.pk, QueryTagValue.series_pk),
     QueryLevel.INSTANCE: (Instance.pk, QueryTagValue.instance_pk),
 }
+_INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL", "SV", "UV"})
 ONLINE = "ONLINE"
 
 
@@ -168,7 +169,7 @@ def search(
     results = [_result(row, levels, wanted) for row in rows]
     if results:
         _add_computed(connection, level, rows, results, wanted)
-        _add_from_stored_metadata(connection, level, rows, results, wanted)
+        _add_from_stored_metadata(connection, level, rows, results, wanted, extended)
     return SearchPage(results, has_more, limit)
 
 
@@ -490,8 +491,10 @@ def _add_from_stored_metadata(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    extended: Sequence[ExtendedKey] = (),
 ) -> None:
-    """Attributes asked for that the index does not hold, from each result's first instance."""
+    """Attributes asked for that the index does not hold, from each result's first instance: extended
+    query tags from their indexed values (but PN, indexed case-folded), the rest from its DICOM JSON."""
     missing = wanted - _HELD
     if not missing:
         return
@@ -499,6 +502,12 @@ def _add_from_stored_metadata(
     owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
     first_instance = _first_instances(connection, level, owner, owner_pks)
+    indexed = {key.key.tag: key for key in extended if key.key.tag in missing and key.key.vr != "PN"}
+    if indexed:
+        _add_indexed_values(connection, indexed, owner_pks, first_instance, results)
+        missing -= set(indexed)
+        if not missing:
+            return
     stored = dict(
         connection.execute(
             select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
@@ -515,6 +524,42 @@ def _add_from_stored_metadata(
         for tag, key in keys.items():
             if key in dataset:
                 result.attributes[tag] = StoredElement(dataset[key])
+
+
+def _add_indexed_values(
+    connection: Connection,
+    keys: Mapping[int, ExtendedKey],
+    owner_pks: list[int],
+    first_instance: Mapping[int, int],
+    results: list[SearchResult],
+) -> None:
+    """Extended query tags' values in each result's first instance, from the value table: one probe
+    of its instance index rather than reading every first instance's DICOM JSON."""
+    by_pk = {key.pk: key for key in keys.values()}
+    values: dict[tuple[int, int], list[Any]] = defaultdict(list)
+    for value_instance_pk, tag_pk, text, number in connection.execute(
+        select(
+            QueryTagValue.instance_pk,
+            QueryTagValue.query_tag_pk,
+            QueryTagValue.text_value,
+            QueryTagValue.number_value,
+        )
+        .where(
+            QueryTagValue.instance_pk.in_(set(first_instance.values())),
+            QueryTagValue.query_tag_pk.in_(by_pk),
+        )
+        .order_by(QueryTagValue.pk)
+    ):
+        numeric = by_pk[tag_pk].numeric
+        integer = by_pk[tag_pk].key.vr in _INTEGER_VRS
+        value = int(number) if numeric and integer and number is not None else number if numeric else text
+        values[(value_instance_pk, tag_pk)].append(value)
+    for pk, result in zip(owner_pks, results, strict=True):
+        first = first_instance.get(pk)
+        for key in keys.values():
+            found = values.get((first, key.pk)) if first is not None else None
+            if found:
+                result.attributes[key.key.tag] = StoredElement({"vr": key.key.vr, "Value": found})
 
 
 def _first_instances(

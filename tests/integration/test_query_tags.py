@@ -163,6 +163,8 @@ def test_numbers_person_names_and_private_attributes_follow_their_vr(
         return _uids(_search(live_server, "/instances", params), "00080018")
 
     assert studies({"PatientWeight": "72.5"}) == {STUDY_X}
+    (study,) = _search(live_server, "/studies", {"PatientWeight": "72.5"}).json()
+    assert study["00101030"] == {"vr": "DS", "Value": [72.5]}  # returned, from the index
     assert studies({"PatientWeight": "72.50"}) == {STUDY_X}  # equal as numbers
     assert studies({"PatientWeight": "80"}) == {STUDY_Y}
     assert studies({"PatientWeight": "81"}) == set()
@@ -178,6 +180,11 @@ def test_numbers_person_names_and_private_attributes_follow_their_vr(
 
     # The private creator's block is found in each data set: X2's value sits at (0009,1110).
     assert instances({"00091010": "secret-2"}) == {stored["x2"]}
+    (instance,) = _search(live_server, "/instances", {"00091010": "secret-2"}).json()
+    assert instance["00091010"] == {"vr": "LO", "Value": ["secret-2"]}  # under the declared tag
+    (instance,) = _search(live_server, "/instances", {"OperatorsName": "jones^kim"}).json()
+    operators = instance["00081070"]["Value"]  # PN: as stored, from the metadata
+    assert operators == [{"Alphabetic": "Smith^Jo"}, {"Alphabetic": "Jones^Kim"}]
     assert instances({"00091010": "secret-*"}) == {stored["x1"], stored["x2"]}
 
 
