@@ -147,6 +147,7 @@ bench: install
 	$(BIN)/python bench/bench_transcode.py
 	$(BIN)/python bench/bench_instance_stream.py
 	$(BIN)/python bench/bench_qido.py
+	$(BIN)/python bench/bench_query_tags.py
 	$(BIN)/python bench/bench_rendered.py
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_audit.py

@@ -1,5 +1,5 @@
-"""The `fovea` command: serve, import, migrate, transcode, gc, verify, audit, export, api-key, share,
-config check.
+"""The `fovea` command: serve, import, migrate, transcode, gc, verify, audit, export, api-key,
+query-tags, share, config check.
 
 Settings come from FOVEA_* environment variables; command-line flags override them. A bad setting is one
 line naming the variable, never a traceback.
@@ -604,6 +604,76 @@ def api_key_revoke(
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"API key {name!r} revoked")
+
+
+query_tags_cli = typer.Typer(no_args_is_help=True, help="Extended query tags: more QIDO-RS matching keys.")
+cli.add_typer(query_tags_cli, name="query-tags")
+
+
+@query_tags_cli.command("add")
+def query_tags_add(
+    attribute: Annotated[str, typer.Argument(help="Keyword or tag: PatientWeight, 00101030, (0009,1010)")],
+    level: Annotated[str, typer.Option("--level", help="study, series or instance")] = "instance",
+    vr: Annotated[str | None, typer.Option("--vr", help="Needed for a private attribute")] = None,
+    private_creator: Annotated[
+        str | None, typer.Option("--private-creator", help="The private creator of a private attribute")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Declare an attribute matchable in QIDO-RS and index it in every stored instance (resumable)."""
+    from rich.progress import Progress
+
+    from app.store.query_tags import QueryTagError, backfill, declare, parse_declaration
+
+    try:
+        declaration = parse_declaration(attribute, level, vr, private_creator)
+        with _index(data_dir) as engine:
+            key = declare(engine, declaration)
+            with Progress(transient=True) as progress:
+                task = progress.add_task(f"indexing {key.name}", total=key.instances_total or None)
+                key = backfill(
+                    engine, key, lambda done, total: progress.update(task, completed=done, total=total)
+                )
+    except QueryTagError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"{key.name} ({key.key.vr}) is a {key.key.level} matching key; {key.instances_done} instances indexed"
+    )
+
+
+@query_tags_cli.command("list")
+def query_tags_list(data_dir: DataDirOption = None) -> None:
+    """Every declared tag: tag, keyword, private creator, VR, level, state, instances indexed."""
+    from app.store.query_tags import declared_tags
+
+    with _index(data_dir) as engine, engine.connect() as connection:
+        keys = declared_tags(connection)
+    for key in keys:
+        d = key.describe()
+        typer.echo(
+            f"{d['tag']}\t{d['keyword'] or '-'}\t{d['privateCreator'] or '-'}\t{d['vr']}\t{d['level']}\t"
+            f"{d['state']}\t{d['instancesDone']}/{d['instancesTotal']}"
+        )
+
+
+@query_tags_cli.command("remove")
+def query_tags_remove(
+    attribute: Annotated[str, typer.Argument(help="The tag's keyword or tag")], data_dir: DataDirOption = None
+) -> None:
+    """Forget a tag and drop its index; QIDO-RS refuses it as a matching key again."""
+    from app.store.query_tags import QueryTagError, remove
+
+    try:
+        with _index(data_dir) as engine:
+            removed = remove(engine, attribute)
+    except QueryTagError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=2) from None
+    if not removed:
+        typer.echo(f"{attribute} is not an extended query tag", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"{attribute} removed")
 
 
 @cli.command()

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, contract, delete, metrics, qido, rendered, stow, wado
+from app.api import admin, audit, contract, delete, metrics, qido, query_tags, rendered, stow, wado
 from app.api.audit_middleware import AuditMiddleware
 from app.api.capabilities import add_capabilities_routes
 from app.api.request_log import RequestLogMiddleware
@@ -49,6 +49,7 @@ ROUTERS = (
     (admin.router, ""),
     (metrics.router, ""),
     (audit.router, ""),
+    (query_tags.router, ""),
 )
 
 

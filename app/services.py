@@ -26,6 +26,7 @@ from app.store.frame_source import MadeFrame, dump_made_frame, load_made_frame, 
 from app.store.frame_table_cache import FrameTableCache
 from app.store.garbage import BlobCollector
 from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.query_tags import QueryTagCache
 from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
 from app.store.verification_job import FixityVerifier
 
@@ -106,6 +107,10 @@ class Services:
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
     shared_cache: RedisDerivativeStore | None = None  # behind both caches above, when configured
     verifier: FixityVerifier | None = None  # started by `open_services` when FOVEA_VERIFY_INTERVAL_S is set
+    query_tags: QueryTagCache = field(init=False)  # the searchable extended query tags
+
+    def __post_init__(self) -> None:
+        self.query_tags = QueryTagCache(self.engine)
 
     async def run_blocking(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """Run a blocking retrieval step in the retrieval threads and wait for it.

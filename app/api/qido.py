@@ -24,12 +24,14 @@ from app.dicomweb.errors import Forbidden
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.metadata import with_absolute_bulkdata_uris
 from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
-from app.dicomweb.query import QueryLevel, SearchQuery, parse_search
+from app.dicomweb.query import SearchQuery, parse_search
+from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
 from app.dicomweb.uids import require_valid_uid
 from app.security.principal import Scope, anonymous, principal_of
 from app.services import Services
+from app.store.query_tags import ExtendedKey
 from app.store.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
 
 router = APIRouter(tags=["QIDO-RS"])
@@ -55,19 +57,22 @@ class SearchRequest:
 
     query: SearchQuery
     scope: SearchScope
+    extended: tuple[ExtendedKey, ...]  # the extended query tags it was parsed with
     media_type: str  # DICOM JSON, or multipart/related; type="application/dicom+xml"
     base_url: str
     coding: Coding | None
 
     @classmethod
-    def read(cls, request: Request, services: Services, level: QueryLevel) -> SearchRequest:
+    def read(
+        cls, request: Request, services: Services, level: QueryLevel, extended: tuple[ExtendedKey, ...] = ()
+    ) -> SearchRequest:
         params = request.path_params
         scope = SearchScope(params.get("study_instance_uid"), params.get("series_instance_uid"))
         if scope.study_instance_uid is not None:
             require_valid_uid(scope.study_instance_uid, "Study Instance UID")
         if scope.series_instance_uid is not None:
             require_valid_uid(scope.series_instance_uid, "Series Instance UID")
-        query = parse_search(request.query_params.multi_items(), level)
+        query = parse_search(request.query_params.multi_items(), level, (key.key for key in extended))
         if query.include_rejected:
             _require_admin(request)
         media_type = negotiate_metadata_media_type(*accept_lists_of(request))
@@ -75,7 +80,7 @@ class SearchRequest:
         if media_type == DICOM_JSON:
             coding = choose_coding(request.headers.get("accept-encoding"), brotli_allowed=True)
         base_url = dicomweb_base_url(request, services.settings.public_base_url)
-        return cls(query, scope, media_type, base_url, coding)
+        return cls(query, scope, extended, media_type, base_url, coding)
 
 
 def _require_admin(request: Request) -> None:
@@ -95,6 +100,7 @@ def answer_search(
             search_request.query,
             search_request.scope,
             max_results=services.settings.qido_max_results,
+            extended=search_request.extended,
         )
     if audited is not None:
         audited.add(studies=(result.study_instance_uid for result in page.results))
@@ -141,7 +147,10 @@ def _more_results_warning(page: SearchPage, query: SearchQuery) -> str:
 def _search_endpoint(level: QueryLevel) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         services = get_services(request)
-        search_request = SearchRequest.read(request, services, level)
+        extended = services.query_tags.fresh()
+        if extended is None:
+            extended = await services.run_blocking(services.query_tags.load)
+        search_request = SearchRequest.read(request, services, level, extended)
         return await services.run_blocking(answer_search, services, search_request, audited_uids(request))
 
     return endpoint

@@ -27,6 +27,7 @@ class Action(StrEnum):
     REJECT = "reject"  # instances an IHE IOCM rejection note, stored through STOW-RS, rejected
     READ_AUDIT = "read-audit"  # reading the audit trail is itself recorded
     EXPORT = "export"  # `fovea export`: studies written to files (no route: recorded by the command)
+    CONFIGURE = "configure"  # declaring or removing an extended query tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,8 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     *_at_levels("/thumbnail", Action.RENDER, (*_LEVELS, _FRAMES)),
     *(AuditedRoute("DELETE", level, Action.DELETE) for level in _LEVELS),
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
+    AuditedRoute("POST", "/admin/query-tags", Action.CONFIGURE),
+    AuditedRoute("DELETE", "/admin/query-tags/{tag}", Action.CONFIGURE),
 )
 
 

@@ -48,6 +48,7 @@ MESSAGE_KINDS: dict[Action, AuditMessageKind] = {
     Action.REJECT: AuditMessageKind(Code("110103", "DICOM Instances Accessed"), "U", SOURCE_ROLE),
     Action.READ_AUDIT: AuditMessageKind(Code("110101", "Audit Log Used"), "R", None),
     Action.EXPORT: AuditMessageKind(Code("110106", "Export"), "R", SOURCE_ROLE),
+    Action.CONFIGURE: AuditMessageKind(Code("110131", "Software Configuration"), "U", None),
 }
 
 MACHINE_NAME, IP_ADDRESS = "1", "2"  # NetworkAccessPointTypeCode

@@ -24,22 +24,17 @@ ones it does.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
 
-from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.datadict import keyword_for_tag, tag_for_keyword
 
 from app.dicomweb.errors import BadRequest
+from app.dicomweb.query_keys import DATE_TIME_PAIRS, KEYS, LEVELS_SEARCHED, QueryKey, QueryLevel
 from app.dicomweb.uids import is_valid_uid
-
-
-class QueryLevel(StrEnum):
-    STUDY = "study"
-    SERIES = "series"
-    INSTANCE = "instance"
 
 
 class MatchKind(StrEnum):
@@ -51,6 +46,12 @@ class MatchKind(StrEnum):
     )
     WILDCARD = "wildcard"  # `*` any run, `?` any one character
     RANGE = "range"  # DA, TM, DT: low and/or high, inclusive
+    # Multiple Value Matching (PS3.4 C.2.2.2.8; `multiplevaluematching=true`, values split at `\`):
+    # every value must be among the entity's values.
+    ALL_VALUES = "all-values"
+    # A date and its time as one range (PS3.4 C.2.2.2.5.1): values (low date, low time, high date,
+    # high time), "" where open; `time_path` names the time attribute.
+    DATE_TIME_RANGE = "date-time-range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class Match:
     vr: str
     kind: MatchKind
     values: tuple[str, ...] = ()  # SINGLE, WILDCARD: one; UID_LIST: several; RANGE: (low, high), "" open
+    time_path: tuple[int, ...] = ()  # DATE_TIME_RANGE: the time attribute combined with this date
 
     @property
     def tag(self) -> int:
@@ -75,48 +77,10 @@ class SearchQuery:
     limit: int | None = None
     offset: int = 0
     empty_value_matching: bool = False
-    multiple_value_matching: bool = True
+    multiple_value_matching: bool = False  # PS3.18 8.3.4.6: "false" when absent
     include_rejected: bool = False  # Fovea's `includerejected`: instances rejection notes hid (admin)
 
 
-# Table 10.6.1-5: the matching keys an origin server supports at each level (plus the patient keys
-# at study level), as (path, vr) by keyword.
-_KEYS_BY_LEVEL: Mapping[QueryLevel, tuple[str, ...]] = MappingProxyType(
-    {
-        QueryLevel.STUDY: (
-            "StudyDate",
-            "StudyTime",
-            "AccessionNumber",
-            "ModalitiesInStudy",
-            "ReferringPhysicianName",
-            "PatientName",
-            "PatientID",
-            "PatientBirthDate",
-            "PatientSex",
-            "StudyInstanceUID",
-            "StudyID",
-            "StudyDescription",
-        ),
-        QueryLevel.SERIES: (
-            "Modality",
-            "SeriesInstanceUID",
-            "SeriesNumber",
-            "SeriesDescription",
-            "PerformedProcedureStepStartDate",
-            "PerformedProcedureStepStartTime",
-            "RequestAttributesSequence.ScheduledProcedureStepID",
-            "RequestAttributesSequence.RequestedProcedureID",
-        ),
-        QueryLevel.INSTANCE: ("SOPClassUID", "SOPInstanceUID", "InstanceNumber"),
-    }
-)
-_LEVELS_SEARCHED: Mapping[QueryLevel, tuple[QueryLevel, ...]] = MappingProxyType(
-    {
-        QueryLevel.STUDY: (QueryLevel.STUDY,),
-        QueryLevel.SERIES: (QueryLevel.STUDY, QueryLevel.SERIES),
-        QueryLevel.INSTANCE: (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE),
-    }
-)
 _OPTIONS = frozenset(
     {
         "fuzzymatching",
@@ -129,10 +93,15 @@ _OPTIONS = frozenset(
 )
 _WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 _RANGE_VRS = frozenset({"DA", "TM", "DT"})
+# PS3.4 C.2.2.2.8: the VRs Multiple Value Matching applies to.
+_MULTIPLE_VALUE_VRS = frozenset({"AE", "AS", "AT", "CS", "LO", "PN", "SH", "UC"})
 _DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 _DATE_TIME = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?")
 _INTEGER = re.compile(r"[+-]?\d{1,12}")
+_DECIMAL = re.compile(r"[+-]?(\d{1,16}(\.\d{0,16})?|\.\d{1,16})([eE][+-]?\d{1,3})?")
+_PATTERNS = {"DA": _DATE, "TM": _TIME, "DT": _DATE_TIME, "DS": _DECIMAL, "FL": _DECIMAL, "FD": _DECIMAL}
+_PATTERNS.update(dict.fromkeys(("IS", "US", "UL", "SS", "SL", "SV", "UV"), _INTEGER))
 # Largest `limit` or `offset`: it must fit every SQL integer type (a 32-bit INTEGER on PostgreSQL, and
 # SQLite's 64-bit one refuses anything past 2**63 with an OverflowError).
 MAX_PAGING_VALUE = 2**31 - 1
@@ -155,21 +124,22 @@ _KEYWORD_ALIASES: Mapping[str, str] = MappingProxyType(
 )
 
 
-def searchable_paths(level: QueryLevel) -> dict[tuple[int, ...], str]:
-    """Every attribute path a search at `level` matches on, with its VR."""
-    paths = {}
-    for searched in _LEVELS_SEARCHED[level]:
-        for name in _KEYS_BY_LEVEL[searched]:
-            path = _path_of(name)
-            assert path is not None, name
-            paths[path] = _vr_of(path[-1])
-    return paths
+def searchable_paths(level: QueryLevel, extended: Iterable[QueryKey] = ()) -> dict[tuple[int, ...], str]:
+    """Every attribute path a search at `level` matches on (the built-in keys of the level and those
+    above it, and any `extended` ones of those levels), with its VR."""
+    levels = LEVELS_SEARCHED[level]
+    return {key.path: key.vr for key in (*KEYS, *extended) if key.matched and key.level in levels}
 
 
-def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> SearchQuery:
-    """The query the parameters of a QIDO-RS request at `level` ask for; BadRequest naming the fault."""
-    searchable = searchable_paths(level)
-    matches: dict[tuple[int, ...], Match] = {}
+def parse_search(
+    parameters: Sequence[tuple[str, str]], level: QueryLevel, extended: Iterable[QueryKey] = ()
+) -> SearchQuery:
+    """The query the parameters of a QIDO-RS request at `level` ask for; BadRequest naming the fault.
+
+    `extended` are the extended query tags declared (app/store/query_tags.py).
+    """
+    searchable = searchable_paths(level, extended)
+    values: dict[tuple[int, ...], str] = {}
     include: set[tuple[int, ...]] = set()
     include_all = False
     options: dict[str, str] = {}
@@ -197,26 +167,28 @@ def parse_search(parameters: Sequence[tuple[str, str]], level: QueryLevel) -> Se
         if path not in searchable:
             supported = ", ".join(sorted(_name_of(p) for p in searchable))
             raise BadRequest(f"{_name_of(path)} is not matched at {level} level; supported: {supported}")
-        if path in matches:
+        if path in values:
             raise BadRequest(f"{_name_of(path)} is matched more than once")
-        matches[path] = _match(path, searchable[path], value)
+        values[path] = value
     if include_all and include:
         raise BadRequest("includefield=all leaves no room for other includefield values")
+    multiple = _boolean(options, "multiplevaluematching", default=False)
+    matches = {path: _match(path, searchable[path], value, multiple) for path, value in values.items()}
     return SearchQuery(
         level,
-        tuple(matches.values()),
+        _with_date_times_combined(matches),
         include_all,
         frozenset(include),
         _boolean(options, "fuzzymatching", default=False),
         _integer(options, "limit"),
         _integer(options, "offset") or 0,
         _boolean(options, "emptyvaluematching", default=False),
-        _boolean(options, "multiplevaluematching", default=True),
+        multiple,
         _boolean(options, "includerejected", default=False),
     )
 
 
-def _match(path: tuple[int, ...], vr: str, value: str) -> Match:
+def _match(path: tuple[int, ...], vr: str, value: str, multiple: bool) -> Match:
     name = _name_of(path)
     if value in ("", "*"):
         return Match(path, vr, MatchKind.UNIVERSAL)
@@ -226,11 +198,14 @@ def _match(path: tuple[int, ...], vr: str, value: str) -> Match:
         if bad:
             raise BadRequest(f"{name}={value}: {bad[0]!r} is not a UID")
         return Match(path, vr, MatchKind.UID_LIST if len(uids) > 1 else MatchKind.SINGLE, uids)
+    if multiple and vr in _MULTIPLE_VALUE_VRS and "\\" in value:
+        return _all_values(path, vr, value)
     if vr in _RANGE_VRS and "-" in value and not (vr == "DT" and _DATE_TIME.fullmatch(value)):
         low, high = _split_range(name, value, vr)
         if not low and not high:
             raise BadRequest(f"{name}={value}: a range needs at least one end")
-        if low and high and _comparable(low, vr) > _comparable(high, vr):
+        # A time range may end before it starts when its date's range spans days (checked on combining).
+        if low and high and vr != "TM" and _comparable(low, vr) > _comparable(high, vr):
             raise BadRequest(f"{name}={value}: the range ends before it starts")
         return Match(path, vr, MatchKind.RANGE, (low, high))
     if vr == "CS" and ("," in value or "\\" in value):  # CS values never hold either character
@@ -240,6 +215,57 @@ def _match(path: tuple[int, ...], vr: str, value: str) -> Match:
         return Match(path, vr, MatchKind.WILDCARD, (value,))
     _check_value(name, vr, value)
     return Match(path, vr, MatchKind.SINGLE, (value,))
+
+
+def _all_values(path: tuple[int, ...], vr: str, value: str) -> Match:
+    """`a\\b`: an entity matches when it has every one of the values (PS3.4 C.2.2.2.8)."""
+    name = _name_of(path)
+    if "*" in value or "?" in value:
+        raise BadRequest(f"{name}={value}: Multiple Value Matching takes no wildcards")
+    if vr == "CS" and "," in value:
+        raise BadRequest(f"{name}={value}: either a list (,) or multiple values (\\), not both")
+    parts = tuple(dict.fromkeys(part.strip() for part in value.split("\\") if part.strip()))
+    if not parts:
+        raise BadRequest(f"{name}={value}: no values")
+    for part in parts:
+        _check_value(name, vr, part)
+    return Match(path, vr, MatchKind.ALL_VALUES, parts)
+
+
+def _with_date_times_combined(matches: Mapping[tuple[int, ...], Match]) -> tuple[Match, ...]:
+    """The matches, a date and its time (PS3.4 C.2.2.2.5.1) made one range when either is a range.
+
+    The time's own match becomes universal (it is still returned); `d1-d2` with `t1-t2` is the range
+    from d1 at t1 to d2 at t2, a single date or time being both ends of its part.
+    """
+    combined = dict(matches)
+    for date_path, time_path in DATE_TIME_PAIRS:
+        date, time = matches.get(date_path), matches.get(time_path)
+        if date is None or time is None:
+            continue
+        kinds = {date.kind, time.kind}
+        if not kinds <= {MatchKind.SINGLE, MatchKind.RANGE} or MatchKind.RANGE not in kinds:
+            continue
+        date_low, date_high = _ends(date)
+        time_low, time_high = _ends(time)
+        if not (date_low and date_low == date_high):  # spanning days: 2300-0100 is a night
+            values = (date_low, time_low, date_high, time_high)
+            combined[date_path] = Match(date_path, date.vr, MatchKind.DATE_TIME_RANGE, values, time_path)
+            combined[time_path] = Match(time_path, time.vr, MatchKind.UNIVERSAL)
+    for match in combined.values():
+        if match.kind is MatchKind.RANGE and match.vr == "TM" and all(match.values):
+            low, high = match.values
+            if _comparable(low, "TM") > _comparable(high, "TM"):
+                raise BadRequest(f"{_name_of(match.path)}={low}-{high}: the range ends before it starts")
+    return tuple(combined.values())
+
+
+def _ends(match: Match) -> tuple[str, str]:
+    return (
+        (match.values[0], match.values[0])
+        if match.kind is MatchKind.SINGLE
+        else (match.values[0], match.values[1])
+    )
 
 
 def _split_range(name: str, value: str, vr: str) -> tuple[str, str]:
@@ -257,7 +283,7 @@ def _comparable(value: str, vr: str) -> str:
 
 
 def _valid(vr: str, value: str) -> bool:
-    pattern = {"DA": _DATE, "TM": _TIME, "DT": _DATE_TIME, "IS": _INTEGER}.get(vr)
+    pattern = _PATTERNS.get(vr)
     if pattern is None:
         return True
     if pattern.fullmatch(value) is None:
@@ -293,13 +319,6 @@ def _path_of(name: str) -> tuple[int, ...] | None:
             tag = found
         path.append(tag)
     return tuple(path)
-
-
-def _vr_of(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag))
-    except KeyError:
-        return "UN"
 
 
 def _name_of(path: tuple[int, ...]) -> str:

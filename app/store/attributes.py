@@ -1,12 +1,13 @@
 """The index attributes of an instance: the QIDO-RS matching and return keys kept as columns.
 
-Why apart from parsing: which attributes the index holds is a fact of PS3.18 section 10.6 (digest
-section 6), and it will grow with QIDO-RS; reading them tolerantly (a malformed value becomes empty or
-None, never a failed store, since the DICOM JSON keeps the original) is the same rule for all of them.
+Why apart from parsing: which attributes the index holds is a fact of PS3.18 section 10.6, kept as
+rows of the key table (app/dicomweb/query_keys.py); reading them tolerantly (a malformed value becomes
+empty or None, never a failed store, since the DICOM JSON keeps the original) is the same rule for all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from app.dicomweb.person_names import fold_case, fuzzy_key
+from app.dicomweb.query_keys import KEYS, QueryKey, ingested_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +56,7 @@ def text_value(ds: Dataset, keyword: str) -> str:
 
 
 def patient_attributes(ds: Dataset) -> PatientAttributes:
-    return PatientAttributes(
-        patient_id=text_value(ds, "PatientID"),
-        issuer_of_patient_id=text_value(ds, "IssuerOfPatientID"),
-        patient_name=text_value(ds, "PatientName"),
-        patient_birth_date=text_value(ds, "PatientBirthDate"),
-        patient_sex=text_value(ds, "PatientSex"),
-    )
+    return PatientAttributes(**{column: text_value(ds, key.keyword) for column, key in _PATIENT.items()})
 
 
 def person_name_search_forms(prefix: str, name: str) -> dict[str, str]:
@@ -68,42 +64,45 @@ def person_name_search_forms(prefix: str, name: str) -> dict[str, str]:
     return {f"{prefix}_folded": fold_case(name), f"{prefix}_fuzzy": fuzzy_key(name)}
 
 
-def study_attributes(ds: Dataset) -> dict[str, str]:
-    return {
-        "study_date": text_value(ds, "StudyDate"),
-        "study_time": text_value(ds, "StudyTime"),
-        "accession_number": text_value(ds, "AccessionNumber"),
-        "referring_physician_name": text_value(ds, "ReferringPhysicianName"),
-        "study_id": text_value(ds, "StudyID"),
-        "study_description": text_value(ds, "StudyDescription"),
-        "timezone_offset_from_utc": text_value(ds, "TimezoneOffsetFromUTC"),
-    }
+def study_attributes(ds: Dataset) -> dict[str, Any]:
+    return _read(ds, _STUDY)
 
 
 def series_attributes(ds: Dataset) -> dict[str, Any]:
-    return {
-        "modality": text_value(ds, "Modality"),
-        "series_number": int_value(ds, "SeriesNumber"),
-        "series_description": text_value(ds, "SeriesDescription"),
-        "performed_procedure_step_start_date": text_value(ds, "PerformedProcedureStepStartDate"),
-        "performed_procedure_step_start_time": text_value(ds, "PerformedProcedureStepStartTime"),
-        "timezone_offset_from_utc": text_value(ds, "TimezoneOffsetFromUTC"),
-    }
+    return _read(ds, _SERIES)
 
 
 def instance_attributes(ds: Dataset) -> dict[str, Any]:
-    return {
-        "instance_number": int_value(ds, "InstanceNumber"),
-        "timezone_offset_from_utc": text_value(ds, "TimezoneOffsetFromUTC"),
-    }
+    return _read(ds, _INSTANCE)
 
 
-def request_attributes(ds: Dataset) -> list[tuple[str, str]]:
+def request_attributes(ds: Dataset) -> list[dict[str, str]]:
+    """One row of `request_attribute` columns per item of Request Attributes Sequence."""
     try:
         items = ds.get("RequestAttributesSequence") or []
     except (ValueError, TypeError):
         return []
     return [
-        (text_value(item, "ScheduledProcedureStepID"), text_value(item, "RequestedProcedureID"))
+        {column: text_value(item, key.keyword.split(".")[-1]) for column, key in _REQUEST_ITEM.items()}
         for item in items
     ]
+
+
+def _read(ds: Dataset, columns: Mapping[str, QueryKey]) -> dict[str, Any]:
+    """The columns' values, read tolerantly: IS as an integer (None when unreadable), text otherwise."""
+    return {
+        column: int_value(ds, key.keyword) if key.vr == "IS" else text_value(ds, key.keyword)
+        for column, key in columns.items()
+    }
+
+
+# The columns each table takes from the data set (app/dicomweb/query_keys.py), by column name.
+_PATIENT = {
+    key.column_name: key for key in KEYS if key.table == "patient" and key.column_name and not key.in_sequence
+}
+_STUDY, _SERIES, _INSTANCE = (
+    ingested_columns("study"),
+    ingested_columns("series"),
+    ingested_columns("instance"),
+)
+_REQUEST_ITEM = ingested_columns("request_attribute")

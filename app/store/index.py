@@ -1,9 +1,9 @@
 """The SQL index: patients, studies, series, instances, their frame tables and bulk-data locations.
 
-Why: everything a later request needs is recorded here at ingest (ARCHITECTURE.md "parse once"): QIDO
-matching and return keys (digest section 6) as columns, the DICOM JSON ready to serve, and for every frame
-the byte ranges inside the stored blob. The schema itself is created by alembic (migrations/); a test
-keeps these models and the migrations identical.
+Why: everything a later request needs is recorded here at ingest, parsed once: the QIDO matching and
+return keys as columns (the rows of app/dicomweb/query_keys.py name them), extended query tag values,
+the DICOM JSON ready to serve, and for every frame the byte ranges inside the stored blob. The schema
+itself is created by alembic (migrations/); a test keeps these models and the migrations identical.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -274,6 +275,51 @@ Index(
     sqlite_where=Instance.rejected == true(),
     postgresql_where=Instance.rejected == true(),
 )
+
+
+class QueryTag(Base):
+    """An extended query tag: an attribute an administrator declared matchable (app/store/query_tags.py).
+
+    `tag` is the attribute's tag as QIDO-RS names it; for a private attribute, the element's low byte
+    counts within the block `private_creator` reserves in each data set. Searches use it once `state`
+    is "ready", after the back-fill of the instances stored before it was declared.
+    """
+
+    __tablename__ = "query_tag"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    tag: Mapped[int] = mapped_column(BigInteger, unique=True)
+    keyword: Mapped[str] = mapped_column(String(64), default="")
+    private_creator: Mapped[str] = mapped_column(String(64), default="")
+    vr: Mapped[str] = mapped_column(String(2))
+    level: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    instances_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    instances_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class QueryTagValue(Base):
+    """One value of an extended query tag in one instance (a multi-valued attribute has several rows).
+
+    The instance's series and study are kept beside it so that a study or series search probes this
+    table's index once rather than joining through every instance.
+    """
+
+    __tablename__ = "query_tag_value"
+
+    pk: Mapped[int] = mapped_column(PrimaryKey, primary_key=True)
+    query_tag_pk: Mapped[int] = mapped_column(ForeignKey("query_tag.pk", ondelete="CASCADE"))
+    instance_pk: Mapped[int] = mapped_column(ForeignKey("instance.pk", ondelete="CASCADE"), index=True)
+    series_pk: Mapped[int] = mapped_column(BigInteger)
+    study_pk: Mapped[int] = mapped_column(BigInteger)
+    text_value: Mapped[str | None] = mapped_column(FoldedText, nullable=True)
+    number_value: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+Index("ix_query_tag_value_text", QueryTagValue.query_tag_pk, QueryTagValue.text_value)
+Index("ix_query_tag_value_number", QueryTagValue.query_tag_pk, QueryTagValue.number_value)
 
 
 class ApiKey(Base):

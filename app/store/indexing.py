@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
+from app.dicomweb.query_keys import ingested_columns, person_name_form_columns
 from app.settings import DuplicatePolicy, PatientMismatchPolicy
 from app.store.attributes import person_name_search_forms
 from app.store.index import (
@@ -38,33 +39,12 @@ from app.store.index import (
 )
 from app.store.parse import InstanceProblem, ParsedInstance, Problem
 from app.store.patient_identity import PatientIdentity, conflicting_attributes
+from app.store.query_tags import index_instance_values
 
-_STUDY_FIELDS = (
-    "study_date",
-    "study_time",
-    "accession_number",
-    "referring_physician_name",
-    "study_id",
-    "study_description",
-    "timezone_offset_from_utc",
-    "referring_physician_name_folded",
-    "referring_physician_name_fuzzy",
-)
-_SERIES_FIELDS = (
-    "modality",
-    "series_number",
-    "series_description",
-    "performed_procedure_step_start_date",
-    "performed_procedure_step_start_time",
-    "timezone_offset_from_utc",
-)
-_PATIENT_DEMOGRAPHICS = (
-    "patient_name",
-    "patient_name_folded",
-    "patient_name_fuzzy",
-    "patient_birth_date",
-    "patient_sex",
-)
+# The columns an instance updates (app/dicomweb/query_keys.py), with the matching forms of PN values.
+_STUDY_FIELDS = (*ingested_columns("study"), *person_name_form_columns("study"))
+_SERIES_FIELDS = tuple(ingested_columns("series"))
+_PATIENT_DEMOGRAPHICS = (*ingested_columns("patient"), *person_name_form_columns("patient"))
 REPEATED_IN_BATCH = "SOP Instance UID repeated in this request or import run"
 ALREADY_STORED = "SOP Instance UID is already stored"
 
@@ -185,6 +165,7 @@ def write_instance(
     instance_values = _instance_values(parsed, blobs, series_pk, batch_id, now)
     instance_pk = connection.execute(_INSERT_INSTANCE, instance_values).scalar_one()
     connection.execute(_INSERT_METADATA, {"instance_pk": instance_pk, "dicom_json": parsed.metadata_json})
+    index_instance_values(connection, instance_pk, series_pk, study_pk, parsed.metadata_json)
     if parsed.frames:
         connection.execute(
             _INSERT_FRAMES,
@@ -463,14 +444,7 @@ def _upsert_series(connection: Connection, parsed: ParsedInstance, study_pk: int
         connection.execute(delete(_requests).where(_requests.c.series_pk == series_pk))
         connection.execute(
             insert(_requests),
-            [
-                {
-                    "series_pk": series_pk,
-                    "scheduled_procedure_step_id": step,
-                    "requested_procedure_id": procedure,
-                }
-                for step, procedure in parsed.request_attributes
-            ],
+            [{"series_pk": series_pk, **item} for item in parsed.request_attributes],
         )
     return series_pk
 

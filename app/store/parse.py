@@ -111,7 +111,7 @@ class ParsedInstance:
     study: dict[str, str]
     series: dict[str, Any]
     instance: dict[str, Any]
-    request_attributes: list[tuple[str, str]]
+    request_attributes: list[dict[str, str]]  # `request_attribute` columns, one per item
     pixel: PixelDescription | None
     metadata_json: bytes
     bulkdata: tuple[BulkDataLocation, ...]

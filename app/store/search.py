@@ -27,7 +27,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -45,137 +45,79 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.dicomweb.person_names import fold_case, fuzzy_words
-from app.dicomweb.query import Match, MatchKind, QueryLevel, SearchQuery
+from app.dicomweb.query import Match, MatchKind, SearchQuery
+from app.dicomweb.query_keys import KEYS, LEVELS, QueryLevel, Source, held_columns, keys_at
 from app.dicomweb.search_results import StoredElement
-from app.store.index import Instance, InstanceMetadata, Patient, RequestAttribute, Series, Study
+from app.store.index import (
+    Base,
+    Instance,
+    InstanceMetadata,
+    Patient,
+    QueryTagValue,
+    RequestAttribute,
+    Series,
+    Study,
+)
+from app.store.query_tags import ExtendedKey
 from app.store.visibility import ANY_REJECTED, REJECTED, SERIES_VISIBLE, STUDY_VISIBLE, VISIBLE
 
-# Tags (PS3.6) the index answers for, by level.
-STUDY_DATE, STUDY_TIME, ACCESSION_NUMBER = 0x00080020, 0x00080030, 0x00080050
-INSTANCE_AVAILABILITY, MODALITIES_IN_STUDY, REFERRING_PHYSICIAN = 0x00080056, 0x00080061, 0x00080090
-TIMEZONE_OFFSET, STUDY_DESCRIPTION, RETRIEVE_URL = 0x00080201, 0x00081030, 0x00081190
-PATIENT_NAME, PATIENT_ID, ISSUER_OF_PATIENT_ID = 0x00100010, 0x00100020, 0x00100021
-PATIENT_BIRTH_DATE, PATIENT_SEX = 0x00100030, 0x00100040
-STUDY_UID, STUDY_ID = 0x0020000D, 0x00200010
+# Tags (PS3.6) the search treats by name: computed keys, the hierarchy's UIDs, RetrieveURL.
+STUDY_UID, SERIES_UID = 0x0020000D, 0x0020000E
+INSTANCE_AVAILABILITY, MODALITIES_IN_STUDY, RETRIEVE_URL = 0x00080056, 0x00080061, 0x00081190
 STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES, SERIES_RELATED_INSTANCES = 0x00201206, 0x00201208, 0x00201209
-MODALITY, SERIES_DESCRIPTION, SERIES_UID, SERIES_NUMBER = 0x00080060, 0x0008103E, 0x0020000E, 0x00200011
-PPS_START_DATE, PPS_START_TIME = 0x00400244, 0x00400245
-REQUEST_ATTRIBUTES, SCHEDULED_STEP_ID, REQUESTED_PROCEDURE_ID = 0x00400275, 0x00400009, 0x00401001
-SOP_CLASS_UID, SOP_INSTANCE_UID, INSTANCE_NUMBER = 0x00080016, 0x00080018, 0x00200013
-AVAILABLE_TRANSFER_SYNTAX = 0x00083002
-SAMPLES_PER_PIXEL, PHOTOMETRIC, NUMBER_OF_FRAMES = 0x00280002, 0x00280004, 0x00280008
-ROWS, COLUMNS, BITS_ALLOCATED, BITS_STORED = 0x00280010, 0x00280011, 0x00280100, 0x00280101
+REQUEST_ATTRIBUTES = 0x00400275
 
 Column = InstrumentedAttribute[Any]
 
+_MODELS: Mapping[str, type[Base]] = {
+    "patient": Patient,
+    "study": Study,
+    "series": Series,
+    "instance": Instance,
+    "request_attribute": RequestAttribute,
+}
+
+
+def model_column(name: str) -> Column:
+    """The index column a key names as "table.column"."""
+    table, column = name.split(".")
+    return cast(Column, getattr(_MODELS[table], column))
+
+
+# Everything below is derived from the key table (app/dicomweb/query_keys.py).
 # The attributes each level's rows hold as columns (a PN column is matched through its folded forms).
 _COLUMNS: Mapping[QueryLevel, Mapping[int, Column]] = {
-    QueryLevel.STUDY: {
-        STUDY_DATE: Study.study_date,
-        STUDY_TIME: Study.study_time,
-        ACCESSION_NUMBER: Study.accession_number,
-        REFERRING_PHYSICIAN: Study.referring_physician_name,
-        TIMEZONE_OFFSET: Study.timezone_offset_from_utc,
-        STUDY_DESCRIPTION: Study.study_description,
-        PATIENT_NAME: Patient.patient_name,
-        PATIENT_ID: Patient.patient_id,
-        ISSUER_OF_PATIENT_ID: Patient.issuer_of_patient_id,
-        PATIENT_BIRTH_DATE: Patient.patient_birth_date,
-        PATIENT_SEX: Patient.patient_sex,
-        STUDY_UID: Study.study_instance_uid,
-        STUDY_ID: Study.study_id,
-    },
-    QueryLevel.SERIES: {
-        MODALITY: Series.modality,
-        SERIES_DESCRIPTION: Series.series_description,
-        SERIES_UID: Series.series_instance_uid,
-        SERIES_NUMBER: Series.series_number,
-        PPS_START_DATE: Series.performed_procedure_step_start_date,
-        PPS_START_TIME: Series.performed_procedure_step_start_time,
-        TIMEZONE_OFFSET: Series.timezone_offset_from_utc,
-    },
-    QueryLevel.INSTANCE: {
-        SOP_CLASS_UID: Instance.sop_class_uid,
-        SOP_INSTANCE_UID: Instance.sop_instance_uid,
-        INSTANCE_NUMBER: Instance.instance_number,
-        TIMEZONE_OFFSET: Instance.timezone_offset_from_utc,
-        AVAILABLE_TRANSFER_SYNTAX: Instance.transfer_syntax_uid,
-        ROWS: Instance.rows,
-        COLUMNS: Instance.columns,
-        BITS_ALLOCATED: Instance.bits_allocated,
-        BITS_STORED: Instance.bits_stored,
-        SAMPLES_PER_PIXEL: Instance.samples_per_pixel,
-        PHOTOMETRIC: Instance.photometric_interpretation,
-        NUMBER_OF_FRAMES: Instance.number_of_frames,
-    },
+    level: {key.tag: model_column(key.column) for key in held_columns(level) if key.column}
+    for level in LEVELS
 }
 # Attributes made from other rows than the level's own (counted or collected over the page).
 _COMPUTED: Mapping[QueryLevel, frozenset[int]] = {
-    QueryLevel.STUDY: frozenset(
-        {MODALITIES_IN_STUDY, STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES, INSTANCE_AVAILABILITY}
-    ),
-    QueryLevel.SERIES: frozenset({SERIES_RELATED_INSTANCES, REQUEST_ATTRIBUTES}),
-    QueryLevel.INSTANCE: frozenset({INSTANCE_AVAILABILITY}),
+    level: frozenset(key.tag for key in keys_at(level) if key.source is Source.COMPUTED) for level in LEVELS
 }
-# What a result carries unasked (PS3.18 Tables 10.6.3-3 to -5), besides the matched keys.
+# What a result carries unasked, besides the matched keys.
 _RETURNED: Mapping[QueryLevel, frozenset[int]] = {
-    QueryLevel.STUDY: frozenset(
-        {
-            STUDY_DATE,
-            STUDY_TIME,
-            ACCESSION_NUMBER,
-            INSTANCE_AVAILABILITY,
-            MODALITIES_IN_STUDY,
-            REFERRING_PHYSICIAN,
-            TIMEZONE_OFFSET,
-            STUDY_DESCRIPTION,
-            PATIENT_NAME,
-            PATIENT_ID,
-            PATIENT_BIRTH_DATE,
-            PATIENT_SEX,
-            STUDY_UID,
-            STUDY_ID,
-            STUDY_RELATED_SERIES,
-            STUDY_RELATED_INSTANCES,
-        }
-    ),
-    QueryLevel.SERIES: frozenset(
-        {
-            MODALITY,
-            TIMEZONE_OFFSET,
-            SERIES_DESCRIPTION,
-            SERIES_UID,
-            SERIES_NUMBER,
-            SERIES_RELATED_INSTANCES,
-            PPS_START_DATE,
-            PPS_START_TIME,
-            REQUEST_ATTRIBUTES,
-        }
-    ),
-    QueryLevel.INSTANCE: frozenset(
-        {
-            SOP_CLASS_UID,
-            SOP_INSTANCE_UID,
-            INSTANCE_AVAILABILITY,
-            TIMEZONE_OFFSET,
-            INSTANCE_NUMBER,
-            ROWS,
-            COLUMNS,
-            BITS_ALLOCATED,
-            NUMBER_OF_FRAMES,
-        }
-    ),
+    level: frozenset(key.tag for key in keys_at(level) if key.returned) for level in LEVELS
 }
-_LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE)
+_LEVELS = LEVELS
 _HELD = frozenset().union(*(set(_COLUMNS[lv]) | _COMPUTED[lv] | _RETURNED[lv] for lv in _LEVELS))
 _PERSON_NAME_FORMS: Mapping[int, tuple[Column, Column]] = {
-    PATIENT_NAME: (Patient.patient_name_folded, Patient.patient_name_fuzzy),
-    REFERRING_PHYSICIAN: (Study.referring_physician_name_folded, Study.referring_physician_name_fuzzy),
+    key.tag: (model_column(f"{key.column}_folded"), model_column(f"{key.column}_fuzzy"))
+    for key in KEYS
+    if key.vr == "PN" and key.column and key.source is not Source.COMPUTED
 }
+# Keys inside Request Attributes Sequence items, one row of `request_attribute` per item.
 _REQUEST_ATTRIBUTE_COLUMNS: Mapping[int, Column] = {
-    SCHEDULED_STEP_ID: RequestAttribute.scheduled_procedure_step_id,
-    REQUESTED_PROCEDURE_ID: RequestAttribute.requested_procedure_id,
+    key.path[-1]: model_column(key.column)
+    for key in KEYS
+    if key.tag == REQUEST_ATTRIBUTES and key.in_sequence and key.column
 }
+# Extended query tag values: the row a level's search filters, and the value column naming it.
+_VALUE_OWNERS: Mapping[QueryLevel, tuple[Column, Column]] = {
+    QueryLevel.STUDY: (Study.pk, QueryTagValue.study_pk),
+    QueryLevel.SERIES: (Series.pk, QueryTagValue.series_pk),
+    QueryLevel.INSTANCE: (Instance.pk, QueryTagValue.instance_pk),
+}
+_INTEGER_VRS = frozenset({"IS", "US", "UL", "SS", "SL", "SV", "UV"})
 ONLINE = "ONLINE"
 
 
@@ -204,8 +146,16 @@ class SearchPage:
     limit: int  # the page size applied (the client's limit, or the server's maximum)
 
 
-def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, max_results: int) -> SearchPage:
-    """One page of what `query` matches within `scope`, at most `max_results` long."""
+def search(
+    connection: Connection,
+    query: SearchQuery,
+    scope: SearchScope,
+    *,
+    max_results: int,
+    extended: Sequence[ExtendedKey] = (),
+) -> SearchPage:
+    """One page of what `query` matches within `scope`, at most `max_results` long; `extended` are the
+    extended query tags the query was parsed with."""
     level = query.level
     limit = min(query.limit if query.limit is not None else max_results, max_results)
     levels = _LEVELS[: _LEVELS.index(level) + 1]
@@ -214,7 +164,10 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     # Last, after the columns `_result` reads: whether anything is hidden at all.
     hiding = false() if query.include_rejected else ANY_REJECTED
     statement = _joined(select(*keys, *columns, hiding.label("any_hidden")), level)
-    statement = statement.where(*_scope_conditions(scope), *_match_conditions(query, connection))
+    statement = statement.where(
+        *_scope_conditions(scope),
+        *_match_conditions(query, connection, {key.key.path: key for key in extended}),
+    )
     if not query.include_rejected:
         statement = statement.where(_visible_at(level))
     statement = statement.order_by(*_order(level, scope)).limit(limit + 1).offset(query.offset)
@@ -226,7 +179,9 @@ def search(connection: Connection, query: SearchQuery, scope: SearchScope, *, ma
     if results:
         shown = not rows[0].any_hidden  # nothing rejected, or asked to show it
         _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
-        _add_from_stored_metadata(connection, level, rows, results, wanted, shown_rejected=shown)
+        _add_from_stored_metadata(
+            connection, level, rows, results, wanted, extended, shown_rejected=shown
+        )
     return SearchPage(results, has_more, limit)
 
 
@@ -278,31 +233,60 @@ def _order(level: QueryLevel, scope: SearchScope) -> list[Any]:
 # --- Matching ---
 
 
-def _match_conditions(query: SearchQuery, connection: Connection) -> list[ColumnElement[bool]]:
+def _match_conditions(
+    query: SearchQuery, connection: Connection, extended: Mapping[tuple[int, ...], ExtendedKey]
+) -> list[ColumnElement[bool]]:
     dialect = connection.dialect.name
     conditions = []
+    item_matches = []
     for match in query.matches:
         if match.kind is MatchKind.UNIVERSAL:
+            continue
+        if match.path[0] == REQUEST_ATTRIBUTES:
+            item_matches.append(match)  # matched together, item by item
+            continue
+        if match.path in extended:
+            conditions.append(_extended_condition(extended[match.path], match, query, dialect))
             continue
         condition = _condition(match, query, dialect)
         if query.empty_value_matching and match.vr != "UI":
             condition = or_(condition, _is_empty(match))
         conditions.append(condition)
+    if item_matches:
+        conditions.append(_request_item_condition(item_matches, query, dialect))
     return conditions
+
+
+def _request_item_condition(matches: list[Match], query: SearchQuery, dialect: str) -> ColumnElement[bool]:
+    """Sequence Matching (PS3.4 C.2.2.2.6): one item of the series' Request Attributes Sequence
+    matches every item key; with `emptyvaluematching`, an empty item value or no item at all does too."""
+    conditions = []
+    for match in matches:
+        column = _REQUEST_ATTRIBUTE_COLUMNS[match.tag]
+        condition = _value_condition(column, match, dialect)
+        conditions.append(or_(condition, column == "") if query.empty_value_matching else condition)
+    found = exists().where(RequestAttribute.series_pk == Series.pk, *conditions)
+    if query.empty_value_matching:
+        return or_(found, ~exists().where(RequestAttribute.series_pk == Series.pk))
+    return found
 
 
 def _condition(match: Match, query: SearchQuery, dialect: str) -> ColumnElement[bool]:
     tag = match.path[0]
     if tag == MODALITIES_IN_STUDY:
-        conditions = [Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect)]
-        if not query.include_rejected:
-            conditions.append(SERIES_VISIBLE)
-        return exists().where(*conditions)
-    if tag == REQUEST_ATTRIBUTES:
-        column = _REQUEST_ATTRIBUTE_COLUMNS[match.tag]
+        visible = [] if query.include_rejected else [SERIES_VISIBLE]
+        if match.kind is MatchKind.ALL_VALUES:  # a series of each modality
+            return and_(
+                *(
+                    exists().where(Series.study_pk == Study.pk, Series.modality == value, *visible)
+                    for value in match.values
+                )
+            )
         return exists().where(
-            RequestAttribute.series_pk == Series.pk, _value_condition(column, match, dialect)
+            Series.study_pk == Study.pk, _value_condition(Series.modality, match, dialect), *visible
         )
+    if match.kind is MatchKind.DATE_TIME_RANGE:
+        return _date_time_condition(match)
     if tag in _PERSON_NAME_FORMS:
         folded, fuzzy = _PERSON_NAME_FORMS[tag]
         if query.fuzzy:
@@ -311,6 +295,51 @@ def _condition(match: Match, query: SearchQuery, dialect: str) -> ColumnElement[
         folded_match = Match(match.path, match.vr, match.kind, tuple(fold_case(v) for v in match.values))
         return _value_condition(folded, folded_match, dialect)
     return _value_condition(_column_of(tag), match, dialect)
+
+
+def _date_time_condition(match: Match) -> ColumnElement[bool]:
+    """A date and its time as one range (PS3.4 C.2.2.2.5.1): from the low date at the low time to the
+    high date at the high time. A value with a date and no time is matched by its date alone."""
+    date, time = _column_of(match.path[0]), _column_of(match.time_path[0])
+    date_low, time_low, date_high, time_high = match.values
+    bounds = [date != ""]
+    if date_low:
+        bounds.append(date >= date_low)
+        if time_low:
+            bounds.append(or_(date != date_low, time == "", time >= time_low))
+    if date_high:
+        bounds.append(date <= date_high)
+        if time_high:
+            bounds.append(
+                or_(date != date_high, time == "", time <= _last_value_starting_with(time_high, "TM"))
+            )
+    return and_(*bounds)
+
+
+def _extended_condition(
+    key: ExtendedKey, match: Match, query: SearchQuery, dialect: str
+) -> ColumnElement[bool]:
+    """An extended query tag's match: the study, series or instance has a value row that matches."""
+    owner, value_owner = _VALUE_OWNERS[key.key.level]
+
+    def having(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+        return owner.in_(select(value_owner).where(QueryTagValue.query_tag_pk == key.pk, *conditions))
+
+    if key.numeric:
+        column: Column = QueryTagValue.number_value
+        values: tuple[Any, ...] = tuple(float(value) for value in match.values)
+    else:
+        column = QueryTagValue.text_value
+        values = tuple(fold_case(v) for v in match.values) if match.vr == "PN" else match.values
+    if match.kind is MatchKind.ALL_VALUES:
+        condition = and_(*(having(column == value) for value in values))
+    elif key.numeric:
+        condition = having(column.in_(values))
+    else:
+        condition = having(_value_condition(column, Match(match.path, "", match.kind, values), dialect))
+    if query.empty_value_matching:
+        return or_(condition, ~having())
+    return condition
 
 
 def _column_of(tag: int) -> Column:
@@ -326,6 +355,8 @@ def _value_condition(column: Column, match: Match, dialect: str) -> ColumnElemen
         return column == int(values[0])
     if kind in (MatchKind.UID_LIST, MatchKind.VALUE_LIST):
         return column.in_(values)
+    if kind is MatchKind.ALL_VALUES:  # a single-valued column holds them all only if they are one
+        return and_(*(column == value for value in values))
     if kind is MatchKind.WILDCARD:
         return _wildcard(column, values[0], dialect)
     if kind is MatchKind.RANGE:
@@ -366,8 +397,6 @@ def _is_empty(match: Match) -> ColumnElement[bool]:
     tag = match.path[0]
     if tag == MODALITIES_IN_STUDY:
         return ~exists().where(Series.study_pk == Study.pk, Series.modality != "")
-    if tag == REQUEST_ATTRIBUTES:
-        return ~exists().where(RequestAttribute.series_pk == Series.pk)
     if tag in _PERSON_NAME_FORMS:
         return _PERSON_NAME_FORMS[tag][0] == ""
     column = _column_of(tag)
@@ -473,16 +502,12 @@ def _add_computed(
             result.attributes[SERIES_RELATED_INSTANCES] = counts_by_series.get(pk, 0) - rejected.get(pk, 0)
     if REQUEST_ATTRIBUTES in wanted:
         items: dict[int, list[dict[int, str]]] = defaultdict(list)
-        for pk, step, procedure in connection.execute(
-            select(
-                RequestAttribute.series_pk,
-                RequestAttribute.scheduled_procedure_step_id,
-                RequestAttribute.requested_procedure_id,
-            )
+        for pk, *values in connection.execute(
+            select(RequestAttribute.series_pk, *_REQUEST_ATTRIBUTE_COLUMNS.values())
             .where(RequestAttribute.series_pk.in_(set(series_pks)))
             .order_by(RequestAttribute.pk)
         ):
-            items[pk].append({SCHEDULED_STEP_ID: step, REQUESTED_PROCEDURE_ID: procedure})
+            items[pk].append(dict(zip(_REQUEST_ATTRIBUTE_COLUMNS, values, strict=True)))
         for pk, result in zip(series_pks, results, strict=True):
             result.attributes[REQUEST_ATTRIBUTES] = items.get(pk, [])
 
@@ -514,10 +539,12 @@ def _add_from_stored_metadata(
     rows: Sequence[Any],
     results: list[SearchResult],
     wanted: frozenset[int],
+    extended: Sequence[ExtendedKey] = (),
     *,
     shown_rejected: bool,
 ) -> None:
-    """Attributes asked for that the index does not hold, from each result's first instance."""
+    """Attributes asked for that the index does not hold, from each result's first instance: extended
+    query tags from their indexed values (but PN, indexed case-folded), the rest from its DICOM JSON."""
     missing = wanted - _HELD
     if not missing:
         return
@@ -525,6 +552,12 @@ def _add_from_stored_metadata(
     owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
     first_instance = _first_instances(connection, level, owner, owner_pks, shown_rejected=shown_rejected)
+    indexed = {key.key.tag: key for key in extended if key.key.tag in missing and key.key.vr != "PN"}
+    if indexed:
+        _add_indexed_values(connection, indexed, owner_pks, first_instance, results)
+        missing -= set(indexed)
+        if not missing:
+            return
     stored = dict(
         connection.execute(
             select(InstanceMetadata.instance_pk, InstanceMetadata.dicom_json).where(
@@ -541,6 +574,42 @@ def _add_from_stored_metadata(
         for tag, key in keys.items():
             if key in dataset:
                 result.attributes[tag] = StoredElement(dataset[key])
+
+
+def _add_indexed_values(
+    connection: Connection,
+    keys: Mapping[int, ExtendedKey],
+    owner_pks: list[int],
+    first_instance: Mapping[int, int],
+    results: list[SearchResult],
+) -> None:
+    """Extended query tags' values in each result's first instance, from the value table: one probe
+    of its instance index rather than reading every first instance's DICOM JSON."""
+    by_pk = {key.pk: key for key in keys.values()}
+    values: dict[tuple[int, int], list[Any]] = defaultdict(list)
+    for value_instance_pk, tag_pk, text, number in connection.execute(
+        select(
+            QueryTagValue.instance_pk,
+            QueryTagValue.query_tag_pk,
+            QueryTagValue.text_value,
+            QueryTagValue.number_value,
+        )
+        .where(
+            QueryTagValue.instance_pk.in_(set(first_instance.values())),
+            QueryTagValue.query_tag_pk.in_(by_pk),
+        )
+        .order_by(QueryTagValue.pk)
+    ):
+        numeric = by_pk[tag_pk].numeric
+        integer = by_pk[tag_pk].key.vr in _INTEGER_VRS
+        value = int(number) if numeric and integer and number is not None else number if numeric else text
+        values[(value_instance_pk, tag_pk)].append(value)
+    for pk, result in zip(owner_pks, results, strict=True):
+        first = first_instance.get(pk)
+        for key in keys.values():
+            found = values.get((first, key.pk)) if first is not None else None
+            if found:
+                result.attributes[key.key.tag] = StoredElement({"vr": key.key.vr, "Value": found})
 
 
 def _first_instances(

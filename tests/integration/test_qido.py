@@ -52,10 +52,13 @@ def _instance(study: str, series: str, number: int, attributes: dict[str, Any]) 
     return buffer.getvalue()
 
 
-def _request_attributes(step: str, procedure: str) -> list[Dataset]:
-    item = Dataset()
-    item.ScheduledProcedureStepID, item.RequestedProcedureID = step, procedure
-    return [item]
+def _request_attributes(*items: tuple[str, str]) -> list[Dataset]:
+    datasets = []
+    for step, procedure in items:
+        item = Dataset()
+        item.ScheduledProcedureStepID, item.RequestedProcedureID = step, procedure
+        datasets.append(item)
+    return datasets
 
 
 # Studies A to D; series A1, A2, B1, C1, D1; the instance counts of each series.
@@ -90,11 +93,18 @@ SERIES: dict[str, tuple[dict[str, Any], int]] = {
             "SeriesNumber": 1,
             "SeriesDescription": "Axial",
             "SliceThickness": "1.25",
-            "RequestAttributesSequence": _request_attributes("SPS-7", "RP-1"),
+            "RequestAttributesSequence": _request_attributes(("SPS-7", "RP-1")),
         },
         3,
     ),
-    "A2": ({"Modality": "MR", "SeriesNumber": 2}, 2),
+    "A2": (
+        {
+            "Modality": "MR",
+            "SeriesNumber": 2,
+            "RequestAttributesSequence": _request_attributes(("STEP-8", "PROC-8"), ("STEP-9", "PROC-9")),
+        },
+        2,
+    ),
     "B1": ({"Modality": "MR", "SeriesNumber": 1}, 1),
     "C1": ({"Modality": "CR", "SeriesNumber": 1}, 1),
     "D1": ({"Modality": "US", "SeriesNumber": 1}, 1),
@@ -177,11 +187,28 @@ STUDY_CASES = [
     ({"StudyTime": "1000-1100"}, ["A"]),
     ({"StudyTime": "-0800"}, ["C"]),
     ({"StudyTime": "-08"}, ["C"]),  # the upper end covers the whole hour
+    # StudyDate with StudyTime: one range from the first date at the first time (PS3.4 C.2.2.2.5.1).
+    ({"StudyDate": "20240101-20250310", "StudyTime": "2300-1100"}, ["A", "B"]),
+    ({"StudyDate": "20240101-20250310", "StudyTime": "2300-1000"}, ["B"]),  # A is at 10:15
+    ({"StudyDate": "20240102-20260615", "StudyTime": "-0800"}, ["A", "C"]),
+    ({"StudyDate": "20240101-", "StudyTime": "235959-"}, ["A", "B", "C"]),
+    ({"StudyDate": "-20250310", "StudyTime": "-09"}, ["B"]),  # the upper end: 09:59:59 on 2025-03-10
+    ({"StudyDate": "-20250310", "StudyTime": "-1015"}, ["A", "B"]),
+    ({"StudyDate": "20250310", "StudyTime": "1000-1100"}, ["A"]),
+    ({"StudyDate": "20250310", "StudyTime": "1100-"}, []),
+    ({"StudyDate": "20240101-20250310", "StudyTime": "101500"}, ["A", "B"]),  # B: 23:59:59 on day one
     ({"AccessionNumber": "ACC-1"}, ["A"]),
     ({"AccessionNumber": "ACC-*"}, ["A", "B"]),
     ({"ModalitiesInStudy": "MR"}, ["A", "B"]),
     ({"ModalitiesInStudy": "CT,US"}, ["A", "D"]),
     ({"ModalitiesInStudy": "C*"}, ["A", "C"]),
+    # Multiple Value Matching (PS3.4 C.2.2.2.8): every value; without it, any.
+    ({"ModalitiesInStudy": "CT\\MR", "multiplevaluematching": "true"}, ["A"]),
+    ({"ModalitiesInStudy": "MR\\CT", "multiplevaluematching": "true"}, ["A"]),
+    ({"ModalitiesInStudy": "MR\\US", "multiplevaluematching": "true"}, []),
+    ({"ModalitiesInStudy": "MR", "multiplevaluematching": "true"}, ["A", "B"]),
+    ({"ModalitiesInStudy": "CT\\MR", "multiplevaluematching": "false"}, ["A", "B"]),
+    ({"ModalitiesInStudy": "CT\\MR"}, ["A", "B"]),
     ({"ReferringPhysicianName": "house*"}, ["A"]),
     ({"ReferringPhysicianName": "greg", "fuzzymatching": "true"}, ["A"]),
     ({"StudyID": "S1"}, ["A"]),
@@ -294,6 +321,32 @@ SERIES_CASES = [
     ("/series", {"RequestAttributeSequence.ScheduledProcedureStepID": "SPS-7"}, ["A1"]),
     ("/series", {"00400275.00401001": "RP-*"}, ["A1"]),
     ("/series", {"RequestAttributesSequence.RequestedProcedureID": "RP-2"}, []),
+    # Sequence Matching (PS3.4 C.2.2.2.6): the item keys match within one item.
+    ("/series", {"RequestAttributeSequence.ScheduledProcedureStepID": "STEP-8"}, ["A2"]),
+    (
+        "/series",
+        {
+            "RequestAttributeSequence.ScheduledProcedureStepID": "STEP-9",
+            "RequestAttributeSequence.RequestedProcedureID": "PROC-9",
+        },
+        ["A2"],
+    ),
+    (
+        "/series",
+        {
+            "RequestAttributeSequence.ScheduledProcedureStepID": "STEP-8",
+            "RequestAttributeSequence.RequestedProcedureID": "PROC-9",
+        },
+        [],
+    ),
+    (
+        "/series",
+        {
+            "RequestAttributeSequence.ScheduledProcedureStepID": "STEP-*",
+            "RequestAttributeSequence.RequestedProcedureID": "PROC-9",
+        },
+        ["A2"],
+    ),
     ("/studies/{A}/series", {}, ["A1", "A2"]),
     ("/studies/{A}/series", {"Modality": "CT"}, ["A1"]),
     ("/studies/{B}/series", {"Modality": "CT"}, []),
@@ -319,7 +372,10 @@ def test_series_results_carry_every_required_key(live_server: LiveServer, archiv
     assert second["00201209"] == {"vr": "IS", "Value": [2]}
     (item,) = first["00400275"]["Value"]
     assert _value(item, "00400009") == "SPS-7" and _value(item, "00401001") == "RP-1"
-    assert second["00400275"] == {"vr": "SQ"}
+    steps = [(_value(i, "00400009"), _value(i, "00401001")) for i in second["00400275"]["Value"]]
+    assert steps == [("STEP-8", "PROC-8"), ("STEP-9", "PROC-9")]  # every item, in stored order
+    (other,) = _search(live_server, f"/studies/{archive.uids['B']}/series").json()
+    assert other["00400275"] == {"vr": "SQ"}  # no items: present, empty
     assert "00400244" in first and "00400245" in first
     assert _value(first, "00081190") == f"{live_server.dicomweb}/studies/{study}/series/{archive.uids['A1']}"
     assert "00100010" not in first  # the study is named by the URL: its keys are not repeated

@@ -19,6 +19,8 @@ NOT_PATIENT_DATA = {
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/dicom-web/openapi.json"),
+    ("GET", "/admin/query-tags"),  # the declared tags: configuration, no patient data
+    ("GET", "/admin/query-tags/{tag}"),
 }
 
 
@@ -75,6 +77,8 @@ def test_no_route_is_listed_twice() -> None:
             Action.DELETE,
             {"study_instance_uid": "1", "series_instance_uid": "2", "sop_instance_uid": "3"},
         ),
+        ("POST", "/admin/query-tags", Action.CONFIGURE, {}),
+        ("DELETE", "/admin/query-tags/00101030", Action.CONFIGURE, {"tag": "00101030"}),
     ],
 )
 def test_requests_are_named_by_their_route(
@@ -91,6 +95,7 @@ def test_requests_are_named_by_their_route(
     ("method", "path"),
     [
         ("GET", "/health"),
+        ("GET", "/admin/query-tags"),  # configuration, no patient data
         ("GET", "/dicom-web/no-such-thing"),
         ("DELETE", "/dicom-web/studies"),  # deletion exists for a study, series or instance only
         ("DELETE", "/dicom-web/studies/1/metadata"),

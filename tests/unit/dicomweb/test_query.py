@@ -145,3 +145,46 @@ def test_code_lists_match_any_code() -> None:
     assert (match.kind, match.values) == (MatchKind.VALUE_LIST, ("CT", "MR"))
     (match,) = parse_search([("Modality", "CT\\PT")], QueryLevel.SERIES).matches
     assert (match.kind, match.values) == (MatchKind.VALUE_LIST, ("CT", "PT"))
+
+
+def test_multiple_value_matching_takes_every_value_only_when_asked() -> None:
+    parameters = [("ModalitiesInStudy", "CT\\MR\\CT"), ("multiplevaluematching", "true")]
+    query = parse_search(parameters, QueryLevel.STUDY)
+    assert query.multiple_value_matching
+    (match,) = query.matches
+    assert (match.kind, match.values) == (MatchKind.ALL_VALUES, ("CT", "MR"))
+    (match,) = parse_search([("ModalitiesInStudy", "CT\\MR")], QueryLevel.STUDY).matches
+    assert (match.kind, match.values) == (MatchKind.VALUE_LIST, ("CT", "MR"))
+    assert not parse_search([], QueryLevel.STUDY).multiple_value_matching  # PS3.18 8.3.4.6: false
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("CT\\M*", "no wildcards"), ("CT,MR\\PT", "not both")],
+)
+def test_multiple_value_matching_faults(value: str, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        parse_search([("ModalitiesInStudy", value), ("multiplevaluematching", "true")], QueryLevel.STUDY)
+
+
+def test_a_date_range_and_a_time_become_one_date_time_range() -> None:
+    query = parse_search([("StudyDate", "20250101-20250105"), ("StudyTime", "2300-0100")], STUDY)
+    by_kind = {match.kind: match for match in query.matches}
+    combined = by_kind[MatchKind.DATE_TIME_RANGE]
+    assert combined.values == ("20250101", "2300", "20250105", "0100")
+    assert combined.time_path == (0x00080030,)
+    assert by_kind[MatchKind.UNIVERSAL].path == (0x00080030,)  # still returned
+
+
+def test_a_single_date_keeps_its_time_range_apart_and_in_order() -> None:
+    query = parse_search([("StudyDate", "20250101"), ("StudyTime", "0800-0900")], STUDY)
+    assert {match.kind for match in query.matches} == {MatchKind.SINGLE, MatchKind.RANGE}
+    with pytest.raises(BadRequest, match="ends before it starts"):
+        parse_search([("StudyDate", "20250101"), ("StudyTime", "0900-0800")], STUDY)
+    with pytest.raises(BadRequest, match="ends before it starts"):
+        parse_search([("StudyTime", "0900-0800")], STUDY)
+
+
+def test_numbers_are_checked_against_their_vr() -> None:
+    with pytest.raises(BadRequest, match="not a valid IS"):
+        parse_search([("InstanceNumber", "1.5")], QueryLevel.INSTANCE)

@@ -25,6 +25,8 @@ INSTANCE = f"{STUDY}/series/4.5/instances/6.7"
         ("DELETE", STUDY, Scope.DELETE),
         ("DELETE", INSTANCE, Scope.DELETE),
         ("GET", "/admin/audit", Scope.ADMIN),
+        ("POST", "/admin/query-tags", Scope.ADMIN),
+        ("DELETE", "/admin/query-tags/PatientWeight", Scope.ADMIN),
         ("POST", "/dicom-web/studies/1.2.3/series", Scope.ADMIN),  # no such route: deny by default
         ("GET", "/somewhere/else", Scope.ADMIN),
     ],
