@@ -100,11 +100,12 @@ def test_a_resource_describes_itself_and_what_is_below_it(live_server: LiveServe
     response = describe(live_server, "/studies/1.2.3")
     document = capabilities(live_server, "/studies/1.2.3")
 
-    assert response.headers["allow"] == "GET, OPTIONS, POST"
+    assert response.headers["allow"] == "DELETE, GET, OPTIONS, POST"
     paths = set(methods_by_path(document))
     assert "studies/{study_instance_uid}" in paths
     assert "studies/{study_instance_uid}/series/{series_instance_uid}/metadata" in paths
     assert all(path.startswith("studies/{study_instance_uid}") for path in paths)
+    assert "DELETE" in methods_by_path(document)["studies/{study_instance_uid}"]
     frames = describe(live_server, "/studies/1/series/2/instances/3/frames/1,2")
     assert frames.status_code == 200 and frames.headers["allow"] == "GET, HEAD, OPTIONS"
 
