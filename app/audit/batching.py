@@ -32,6 +32,19 @@ class _Stop:
     """Queued by `close`: write what is queued, then end the thread."""
 
 
+def _sorted_into(
+    item: AuditEvent | threading.Event | _Stop, pending: list[AuditEvent], flushed: list[threading.Event]
+) -> bool:
+    """Put a queued item where it belongs; True when it asks the thread to stop."""
+    if isinstance(item, AuditEvent):
+        pending.append(item)
+    elif isinstance(item, threading.Event):
+        flushed.append(item)
+    else:
+        return True
+    return False
+
+
 class BatchingSink:
     """The queue and writer thread of a sink; subclasses implement `write_batch`."""
 
@@ -97,12 +110,7 @@ class BatchingSink:
             return stop, flushed
         linger_until = time.monotonic() + LINGER_SECONDS
         while True:
-            if isinstance(item, AuditEvent):
-                pending.append(item)
-            elif isinstance(item, threading.Event):
-                flushed.append(item)
-            else:
-                stop = True
+            stop = _sorted_into(item, pending, flushed) or stop
             if len(pending) >= BATCH_SIZE or flushed or stop:
                 break
             try:
@@ -115,12 +123,7 @@ class BatchingSink:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, AuditEvent):
-                    pending.append(item)
-                elif isinstance(item, threading.Event):
-                    flushed.append(item)
-                else:
-                    stop = True
+                stop = _sorted_into(item, pending, flushed) or stop
         return stop, flushed
 
     def _write_pending(self, pending: list[AuditEvent]) -> bool:
