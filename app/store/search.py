@@ -584,7 +584,11 @@ def _add_indexed_values(
     results: list[SearchResult],
 ) -> None:
     """Extended query tags' values in each result's first instance, from the value table: one probe
-    of its instance index rather than reading every first instance's DICOM JSON."""
+    of its instance index rather than reading every first instance's DICOM JSON.
+
+    Only the instance keys are in the SQL: given the tag keys as well, SQLite (no statistics) walks a
+    (tag, value) index over every value of the tag, 100,000 rows for a tag of 100,000 instances. An
+    instance has one row per declared tag and value, so the others are few and skipped here."""
     by_pk = {key.pk: key for key in keys.values()}
     values: dict[tuple[int, int], list[Any]] = defaultdict(list)
     for value_instance_pk, tag_pk, text, number in connection.execute(
@@ -594,12 +598,11 @@ def _add_indexed_values(
             QueryTagValue.text_value,
             QueryTagValue.number_value,
         )
-        .where(
-            QueryTagValue.instance_pk.in_(set(first_instance.values())),
-            QueryTagValue.query_tag_pk.in_(by_pk),
-        )
+        .where(QueryTagValue.instance_pk.in_(set(first_instance.values())))
         .order_by(QueryTagValue.pk)
     ):
+        if tag_pk not in by_pk:
+            continue
         numeric = by_pk[tag_pk].numeric
         integer = by_pk[tag_pk].key.vr in _INTEGER_VRS
         value = int(number) if numeric and integer and number is not None else number if numeric else text

@@ -130,5 +130,9 @@ def assert_store_consistent(server: FuzzServer) -> None:
     with Session(backend.engine) as session:
         rows = session.execute(select(Instance.blob_key, Instance.data_blob_key)).all()
     indexed = {key for row in rows for key in row if key}
-    assert blob_keys(backend) == indexed, "blob store and index disagree"
+    stored = blob_keys(backend)
+    assert stored == indexed, (
+        f"blob store and index disagree: blobs no row names {sorted(stored - indexed)}, "
+        f"rows whose blob is missing {sorted(indexed - stored)}"
+    )
     assert backend.spool_files() == [], "a spooled part was left behind"
