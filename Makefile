@@ -153,5 +153,13 @@ bench: install
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_shared_cache.py
 
+# Side by side with Orthanc, alternating runs (bench/README.md, "Against Orthanc"): needs root, and the
+# workplace's comparison harness beside this checkout; writes bench/results/vs-orthanc/cmp.md (committed).
+PEER_HARNESS ?= ../shared/peers/orthanc/compare.sh
+.PHONY: bench-vs-orthanc
+bench-vs-orthanc: install
+	@test -x $(PEER_HARNESS) || { echo "no comparison harness at $(PEER_HARNESS) (set PEER_HARNESS=...)"; exit 2; }
+	$(PEER_HARNESS) .
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE) .lock-tools

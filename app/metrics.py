@@ -102,7 +102,7 @@ def exposition() -> tuple[bytes, str]:
     """The metrics of this process, or of every process in multiprocess mode, and their media type."""
     if os.environ.get(MULTIPROCESS_DIRECTORY):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -110,4 +110,4 @@ def exposition() -> tuple[bytes, str]:
 def mark_process_dead(pid: int) -> None:
     """Forget a finished worker's live gauges (its counters stay in the totals)."""
     if os.environ.get(MULTIPROCESS_DIRECTORY):
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

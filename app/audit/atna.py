@@ -112,4 +112,5 @@ def audit_message(event: AuditEvent, *, source_id: str, server_address: str) -> 
             },
         )
         _coded(study_object, "ParticipantObjectIDTypeCode", STUDY_INSTANCE_UID)
-    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    message: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return message

@@ -36,7 +36,8 @@ from app.dicomweb.negotiation import (
     ordered_by_preference,
     parse_accept,
 )
-from app.dicomweb.query import SEARCH_PARAMETERS, QueryLevel, searchable_paths
+from app.dicomweb.query import SEARCH_PARAMETERS, searchable_paths
+from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.rendering import RENDER_PARAMETERS
 from app.imaging.render import ImageFormat
 
@@ -215,7 +216,8 @@ def capabilities_wadl(base_url: str, resources: Sequence[Resource]) -> bytes:
         element = ElementTree.SubElement(root, _wadl("resource"), path=item.path)
         for method in item.methods:
             _wadl_method(element, method)
-    return ElementTree.tostring(application, encoding="utf-8", xml_declaration=True)
+    document: bytes = ElementTree.tostring(application, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _wadl_method(parent: ElementTree.Element, method: Method) -> None:

@@ -182,7 +182,8 @@ def dicom_json_to_xml(dataset: dict[str, Any]) -> bytes:
     """
     root = ElementTree.Element("NativeDicomModel", xmlns=NATIVE_DICOM_NAMESPACE)
     _append_attributes(root, dataset)
-    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _append_attributes(parent: ElementTree.Element, dataset: dict[str, Any]) -> None:

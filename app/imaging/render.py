@@ -337,7 +337,8 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
         out = (values > c - np.float32(0.5)).astype(np.float32)
     else:  # LINEAR: the half-pixel offsets of C.11.2.1.2.1, clipping at c - 0.5 -/+ (w - 1) / 2
         out = ((values - (c - np.float32(0.5))) / (w - np.float32(1.0))) + np.float32(0.5)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    clipped: np.ndarray = np.clip(out, 0.0, 1.0).astype(np.float32)
+    return clipped
 
 
 def _to_8_bits(samples: np.ndarray, bits: int) -> np.ndarray:
@@ -345,7 +346,8 @@ def _to_8_bits(samples: np.ndarray, bits: int) -> np.ndarray:
     if bits == 8 and samples.dtype == np.uint8:
         return samples
     top = float((1 << bits) - 1)
-    return np.rint(samples.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
+    scaled: np.ndarray = np.rint(samples.astype(np.float32) * (255.0 / top)).clip(0, 255).astype(np.uint8)
+    return scaled
 
 
 # --- Viewport ---
@@ -370,7 +372,8 @@ def _shrink_before_lookup(values: np.ndarray, options: RenderOptions) -> np.ndar
         return values
     rows, columns = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
     blocks = values[:rows, :columns].reshape(rows // factor, factor, columns // factor, factor)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    means: np.ndarray = blocks.mean(axis=(1, 3), dtype=np.float32)
+    return means
 
 
 def _target_size(columns: int, rows: int, options: RenderOptions) -> tuple[int, int]:

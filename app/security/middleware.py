@@ -64,7 +64,8 @@ def _engine(scope: Scope) -> Engine:
 
 def take_token(scope: Scope) -> str | None:
     """The bearer token or API key the request presents; a `token` query parameter is removed."""
-    authorization = x_api_key = None
+    authorization: str | None = None
+    x_api_key: str | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
