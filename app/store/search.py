@@ -178,9 +178,16 @@ def search(
     results = [_result(row, levels, wanted) for row in rows]
     if results:
         shown = not rows[0].any_hidden  # nothing rejected, or asked to show it
-        _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
+        first_instances = _add_computed(connection, level, rows, results, wanted, shown_rejected=shown)
         _add_from_stored_metadata(
-            connection, level, rows, results, wanted, extended, shown_rejected=shown
+            connection,
+            level,
+            rows,
+            results,
+            wanted,
+            extended,
+            shown_rejected=shown,
+            known_first=first_instances,
         )
     return SearchPage(results, has_more, limit)
 
@@ -455,23 +462,32 @@ def _add_computed(
     wanted: frozenset[int],
     *,
     shown_rejected: bool,
-) -> None:
+) -> dict[int, int] | None:
+    """Counts and modalities of the page's studies, counts and request attributes of its series.
+
+    Returns each study's first instance when the counts gave it for free (study level, nothing hidden):
+    the same pass over the studies' instances, which `_first_instances` would otherwise make again."""
     study_pks = [row[0] for row in rows]
     series_shown = [] if shown_rejected else [SERIES_VISIBLE]
+    first_instances: dict[int, int] | None = None
     if wanted & {STUDY_RELATED_SERIES, STUDY_RELATED_INSTANCES}:
         in_studies = Series.study_pk.in_(set(study_pks))
         counts: dict[int, tuple[int, int]] = defaultdict(lambda: (0, 0))
         rejected = {} if shown_rejected else _rejected_counts(connection, in_studies)
-        for series_pk, study_pk, instances in connection.execute(
-            select(Series.pk, Series.study_pk, func.count(Instance.pk))
+        first: dict[int, int] = {}
+        for series_pk, study_pk, instances, first_pk in connection.execute(
+            select(Series.pk, Series.study_pk, func.count(Instance.pk), func.min(Instance.pk))
             .join(Instance, Instance.series_pk == Series.pk)
             .where(in_studies)
             .group_by(Series.pk, Series.study_pk)
         ):
+            first[study_pk] = min(first.get(study_pk, first_pk), first_pk)
             shown = instances - rejected.get(series_pk, 0)
             if shown:
                 series, total = counts[study_pk]
                 counts[study_pk] = (series + 1, total + shown)
+        if shown_rejected and level is QueryLevel.STUDY:
+            first_instances = first
         for pk, result in zip(study_pks, results, strict=True):
             series, instances = counts.get(pk, (0, 0))
             _set_if_wanted(result, wanted, STUDY_RELATED_SERIES, series)
@@ -487,7 +503,7 @@ def _add_computed(
         for pk, result in zip(study_pks, results, strict=True):
             result.attributes[MODALITIES_IN_STUDY] = sorted(modalities[pk])
     if level is QueryLevel.STUDY:
-        return
+        return first_instances
     series_pks = [row[1] for row in rows]
     if SERIES_RELATED_INSTANCES in wanted:
         counts_by_series = dict(
@@ -510,6 +526,7 @@ def _add_computed(
             items[pk].append(dict(zip(_REQUEST_ATTRIBUTE_COLUMNS, values, strict=True)))
         for pk, result in zip(series_pks, results, strict=True):
             result.attributes[REQUEST_ATTRIBUTES] = items.get(pk, [])
+    return None
 
 
 def _rejected_counts(connection: Connection, series_condition: ColumnElement[bool]) -> dict[int, int]:
@@ -542,16 +559,22 @@ def _add_from_stored_metadata(
     extended: Sequence[ExtendedKey] = (),
     *,
     shown_rejected: bool,
+    known_first: Mapping[int, int] | None = None,
 ) -> None:
     """Attributes asked for that the index does not hold, from each result's first instance: extended
-    query tags from their indexed values (but PN, indexed case-folded), the rest from its DICOM JSON."""
+    query tags from their indexed values (but PN, indexed case-folded), the rest from its DICOM JSON.
+    `known_first`: the first instances when already read (`_add_computed`)."""
     missing = wanted - _HELD
     if not missing:
         return
     position = _LEVELS.index(level)
     owner = (Series.study_pk, Instance.series_pk, Instance.pk)[position]
     owner_pks = [row[position] for row in rows]
-    first_instance = _first_instances(connection, level, owner, owner_pks, shown_rejected=shown_rejected)
+    first_instance = (
+        known_first
+        if known_first is not None
+        else _first_instances(connection, level, owner, owner_pks, shown_rejected=shown_rejected)
+    )
     indexed = {key.key.tag: key for key in extended if key.key.tag in missing and key.key.vr != "PN"}
     if indexed:
         _add_indexed_values(connection, indexed, owner_pks, first_instance, results)
