@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from app.imaging.codecs import deflate, htj2k, jpeg, jpeg2000, jpegls, jpegxl, rle, uncompressed, video
+from app.imaging.codecs import deflate, htj2k, jpeg, jpeg2000, jpegls, jpegxl, native, rle, video
 from app.imaging.codecs.family import CodecFamily
 from app.imaging.syntaxes import TransferSyntax
 
@@ -18,7 +18,7 @@ CODEC_FAMILIES: Mapping[str, CodecFamily] = MappingProxyType(
     {
         family.name: family
         for family in (
-            uncompressed.FAMILY,
+            native.FAMILY,
             deflate.FAMILY,
             rle.FAMILY,
             jpeg.FAMILY,
