@@ -41,7 +41,7 @@ class TransferSyntax:
     name: str
     lossless: bool | None  # None: the syntax allows either (the stream decides; treat as lossy)
     frames: FrameLayout
-    codec: str  # codec family in imaging/codecs; "native" for uncompressed
+    codec: str  # codec family: its entry in imaging/codecs/registry.py; "native" for uncompressed
     big_endian: bool = False
     implicit_vr: bool = False
     deflated_dataset: bool = False  # whole data set deflated (1.2.840.10008.1.2.1.99)
