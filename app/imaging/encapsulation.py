@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO
 
+from app.imaging.codecs.registry import CODEC_FAMILIES
 from app.imaging.syntaxes import FrameLayout, TransferSyntax
 
 ITEM_TAG = 0xFFFEE000
@@ -30,17 +31,9 @@ ITEM_HEADER_LENGTH = 8  # tag (group, element) and a 4-byte length, PS3.5 7.5
 
 _ITEM_HEADER = struct.Struct("<HHI")
 
-# First bytes of a frame's codestream per codec family, consulted only when no offset table says
-# where frames start. JPEG, JPEG-LS: SOI; JPEG 2000, HTJ2K: SOC then SIZ; JPEG XL: the naked
-# codestream signature or the container's signature box (ISO/IEC 18181-2).
-_FRAME_START_MARKERS: dict[str, tuple[bytes, ...]] = {
-    "jpeg": (b"\xff\xd8",),
-    "jpegls": (b"\xff\xd8",),
-    "jpeg2000": (b"\xff\x4f\xff\x51",),
-    "htj2k": (b"\xff\x4f\xff\x51",),
-    "jpegxl": (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n"),
-}
-_MARKER_PEEK = max(len(m) for markers in _FRAME_START_MARKERS.values() for m in markers)
+# Bytes to peek at the start of a fragment: enough for every family's codestream start marker
+# (consulted only when no offset table says where frames start).
+_MARKER_PEEK = max(len(m) for family in CODEC_FAMILIES.values() for m in family.start_markers)
 
 
 class EncapsulationError(ValueError):
@@ -246,8 +239,8 @@ def _marker_starts(
     Why: with no usable offset table and more fragments than frames, a fragment opening a
     codestream is the only evidence of a frame start (PS3.5 A.4: no fragment spans two frames).
     """
-    markers = _FRAME_START_MARKERS.get(syntax.codec)
-    if markers is None:
+    markers = CODEC_FAMILIES[syntax.codec].start_markers
+    if not markers:
         raise EncapsulationError(
             f"{len(items)} fragments for {frames} frames with {bot_problem}, and codec "
             f"{syntax.codec!r} has no known codestream start marker"

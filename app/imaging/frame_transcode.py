@@ -18,20 +18,16 @@ from dataclasses import replace
 
 from app.imaging.codecs.decode import FrameFormat, NativeFrame, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
+from app.imaging.codecs.registry import family_of
 from app.imaging.syntaxes import find_transfer_syntax
-
-# Codec families (TransferSyntax.codec) whose Python binding holds the GIL long enough for a process
-# hand-off to pay (RLE decoding holds it too, but briefly: see the module docstring).
-_DECODERS_HOLDING_GIL = frozenset({"jpeg", "jpeg2000", "htj2k"})
-_ENCODERS_HOLDING_GIL = frozenset({"rle", "jpegls"})
 
 
 def runs_in_process(source_uid: str | None, target_uid: str | None) -> bool:
     """True when decoding from `source_uid` or encoding into `target_uid` holds the GIL (None: no step)."""
     source = find_transfer_syntax(source_uid) if source_uid else None
     target = find_transfer_syntax(target_uid) if target_uid else None
-    decode_holds = source is not None and source.encapsulated and source.codec in _DECODERS_HOLDING_GIL
-    encode_holds = target is not None and target.encapsulated and target.codec in _ENCODERS_HOLDING_GIL
+    decode_holds = source is not None and source.encapsulated and family_of(source).decode_in_process
+    encode_holds = target is not None and target.encapsulated and family_of(target).encode_in_process
     return decode_holds or encode_holds
 
 

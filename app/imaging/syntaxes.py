@@ -15,6 +15,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from pydicom._uid_dict import UID_dictionary
+from pydicom.uid import UID
+
+# Syntax UIDs pydicom.uid 3.0.2 has no names for, named as pydicom would name them.
+EncapsulatedUncompressedExplicitVRLittleEndian = UID("1.2.840.10008.1.2.1.98")
+DeflatedImageFrameCompression = UID("1.2.840.10008.1.2.8.1")
+JPEGXLLossless = UID("1.2.840.10008.1.2.4.110")
+JPEGXLJPEGRecompression = UID("1.2.840.10008.1.2.4.111")
+JPEGXL = UID("1.2.840.10008.1.2.4.112")
 
 
 class FrameLayout(StrEnum):
@@ -33,7 +41,7 @@ class TransferSyntax:
     name: str
     lossless: bool | None  # None: the syntax allows either (the stream decides; treat as lossy)
     frames: FrameLayout
-    codec: str  # codec family in imaging/codecs; "native" for uncompressed
+    codec: str  # codec family: its entry in imaging/codecs/registry.py; "native" for uncompressed
     big_endian: bool = False
     implicit_vr: bool = False
     deflated_dataset: bool = False  # whole data set deflated (1.2.840.10008.1.2.1.99)
@@ -256,12 +264,7 @@ TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (
 _BY_UID: dict[str, TransferSyntax] = {ts.uid: ts for ts in TRANSFER_SYNTAXES}
 
 # Syntaxes pydicom 3.0.2 does not define; registered by `register_with_pydicom`.
-_MISSING_FROM_PYDICOM = (
-    "1.2.840.10008.1.2.8.1",
-    "1.2.840.10008.1.2.4.110",
-    "1.2.840.10008.1.2.4.111",
-    "1.2.840.10008.1.2.4.112",
-)
+_MISSING_FROM_PYDICOM = (DeflatedImageFrameCompression, JPEGXLLossless, JPEGXLJPEGRecompression, JPEGXL)
 
 
 def find_transfer_syntax(uid: str) -> TransferSyntax | None:

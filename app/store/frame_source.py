@@ -16,6 +16,7 @@ from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool,
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode, decode_to_native
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
+from app.imaging.codecs.registry import family_of
 from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
@@ -109,7 +110,7 @@ def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferS
 def _keeps_stored_layout(syntax: TransferSyntax) -> bool:
     """Native syntaxes, Encapsulated Uncompressed and Deflated Image Frame Compression give back the
     stored bytes' layout (4:2:2 and planar included); the image codecs give interleaved pixels."""
-    return syntax.codec in ("native", "deflate")
+    return family_of(syntax).keeps_stored_layout
 
 
 def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
@@ -120,12 +121,11 @@ def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
     if _keeps_stored_layout(syntax) or fmt.samples_per_pixel == 1:
         return fmt
     photometric = fmt.photometric_interpretation
-    if syntax.uid in _YCBCR_CODECS or photometric in _DECODED_AS_RGB:
+    if syntax.uid in family_of(syntax).ycbcr_decoded_as_rgb or photometric in _DECODED_AS_RGB:
         photometric = "RGB"
     return replace(fmt, photometric_interpretation=photometric, planar_configuration=0)
 
 
-_YCBCR_CODECS = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 _DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
 
 

@@ -1,18 +1,29 @@
-"""Inflate one Deflated Image Frame Compression frame (1.2.840.10008.1.2.8.1, PS3.5 8.2.16, A.4.13).
+"""The Deflated Image Frame Compression family (1.2.840.10008.1.2.8.1, PS3.5 8.2.16, A.4.13).
 
 Why: each frame is a raw RFC 1951 stream (no zlib header or Adler-32 trailer) of the native frame,
 so inflating it is the whole decode. libdeflate is the fast path, as the frame's size is known in
 advance; zlib is the slow path that says why a stream is bad, and copes with one that inflates to
 more than the frame needs (the excess is dropped, as trailing padding is for native values).
+
+Encoding is libdeflate, raw RFC 1951, of the native bytes as given, in any layout (so Photometric
+Interpretation and Planar Configuration stay as stored); libdeflate releases the GIL.
 """
 
 from __future__ import annotations
 
 import zlib
+from types import MappingProxyType
 
 import deflate
+import numpy as np
+
+from app.imaging.codecs.family import CodecFamily, Decoder, Encoder
+from app.imaging.codecs.frame import DecoderRefused, FrameFormat, NativeFrame
+from app.imaging.codecs.layouts import any_layout
+from app.imaging.syntaxes import DeflatedImageFrameCompression, TransferSyntax
 
 _RAW_DEFLATE = -15  # zlib wbits: no header, no trailer, 32 KiB window
+_DEFLATE_LEVEL = 6  # libdeflate's default: about zlib -9's ratio at several times its speed
 
 
 class InflateError(ValueError):
@@ -48,3 +59,24 @@ def _inflate_with_zlib(data: bytes, size: int) -> bytes:
             f"{size} the frame needs, and its final block is missing"
         )
     return inflated
+
+
+def _inflate(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
+    try:
+        data = inflate_frame(frame, fmt.frame_bytes)
+    except InflateError as exc:
+        raise DecoderRefused(str(exc)) from exc
+    return NativeFrame(data, fmt.photometric_interpretation, fmt.planar_configuration)
+
+
+def _deflate(native: np.ndarray, fmt: FrameFormat) -> bytes:
+    """Raw RFC 1951 (libdeflate writes neither zlib header nor Adler-32), PS3.5 A.4.13."""
+    return bytes(deflate.deflate_compress(native.tobytes(), _DEFLATE_LEVEL))
+
+
+FAMILY: CodecFamily = CodecFamily(
+    name="deflate",
+    decoders=(Decoder("libdeflate", _inflate),),
+    encoders=MappingProxyType({DeflatedImageFrameCompression: Encoder(any_layout, _deflate)}),
+    keeps_stored_layout=True,  # the native frame, deflated: its layout is the stored one
+)

@@ -5,9 +5,9 @@ whose header claims 16000x16000 behind a data set saying 512x512 makes the decod
 work for minutes; so the header is read (a few bytes of well-defined markers) and compared with the
 Image Pixel attributes before any decoder runs: at ingest, and again before every decode.
 
-Each codec family has one header reader, `(prefix, frame_length) -> CodestreamHeader` (the
-registry row of issue 14 can point to it): `jpeg_header`, `jpegls_header`, `j2k_header` (JPEG 2000
-and HTJ2K), `jpegxl_header`, `rle_header`. A reader raises `HeaderTruncated` when the header runs
+Each codec family's registry entry names its header reader, `(prefix, frame_length) ->
+CodestreamHeader`: `jpeg_header`, `jpegls_header`, `j2k_header` (JPEG 2000 and HTJ2K),
+`jpegxl_header`, `rle_header`. A reader raises `HeaderTruncated` when the header runs
 past `prefix`, so a caller holding only the first bytes of a frame can read more and retry.
 
 What is compared, and why it is not stricter:
@@ -31,10 +31,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-from app.imaging.codecs.j2k_header import j2k_header
-from app.imaging.codecs.jpeg_header import jpeg_header, jpegls_header
-from app.imaging.codecs.jpegxl_header import jpegxl_header
-from app.imaging.codecs.rle_header import rle_header
+from app.imaging.codecs.family import HeaderReader
+from app.imaging.codecs.registry import CODEC_FAMILIES
 from app.imaging.codecs.stream_header import CodestreamHeader, HeaderError, HeaderTruncated
 
 __all__ = [
@@ -51,21 +49,13 @@ __all__ = [
     "header_mismatch",
 ]
 
-HeaderReader = Callable[[bytes, int], CodestreamHeader]
 FIRST_READ = 4096  # bytes of a stored frame read first to find its header
 
-# Keyed by `TransferSyntax.codec`; a family not listed (native, deflate, video) has no header to read
-# (native and deflated frames are sized by the data set alone; a deflated frame is inflated to at most
-# the frame's size).
+# Keyed by `TransferSyntax.codec`, read from the registry; a family not listed (native, deflate,
+# video) has no header to read (native and deflated frames are sized by the data set alone; a
+# deflated frame is inflated to at most the frame's size).
 HEADER_READERS: Mapping[str, HeaderReader] = MappingProxyType(
-    {
-        "jpeg": jpeg_header,
-        "jpegls": jpegls_header,
-        "jpeg2000": j2k_header,
-        "htj2k": j2k_header,
-        "jpegxl": jpegxl_header,
-        "rle": rle_header,
-    }
+    {name: family.header_reader for name, family in CODEC_FAMILIES.items() if family.header_reader}
 )
 
 

@@ -1,4 +1,7 @@
-"""HTJ2K encoders (PS3.5 8.2.15; ISO/IEC 15444-15): OpenJPH through imagecodecs, any precision.
+"""The HTJ2K family (PS3.5 8.2.15; ISO/IEC 15444-15): .201, .202 (RPCL) and .203 (lossy).
+
+Decoding: pydicom's plugins (pylibjpeg-openjpeg holds the GIL: decodes run in a process).
+Encoding: OpenJPH through imagecodecs (releases the GIL), any precision, as follows.
 
 Why this module: imagecodecs' `htj2k_encode` takes no bit depth or sign; OpenJPH declares the array's
 container (8 or 16 bits, the sign of its dtype) as the precision. A 12-bit CT frame declared as 16
@@ -28,11 +31,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import MappingProxyType
 
 import imagecodecs
 import numpy as np
+from pydicom.uid import HTJ2K, HTJ2KLossless, HTJ2KLosslessRPCL
 
-from app.imaging.codecs.decode import FrameFormat
+from app.imaging.codecs.family import CodecFamily, Encoder
+from app.imaging.codecs.frame import FrameFormat
+from app.imaging.codecs.j2k_header import j2k_header
+from app.imaging.codecs.jpeg2000 import CODESTREAM_START, jpeg2k_layout
+from app.imaging.codecs.layouts import intensities
+from app.imaging.codecs.pydicom_decoding import pydicom_decoder
 
 QSTEP = 0.006  # lossy base quantisation step, a fraction of the range the frame's samples span
 _DEFAULT_DECOMPOSITIONS = 5  # OpenJPH's default, kept unless a frame needs more
@@ -49,6 +59,7 @@ _QCC = 0xFF5D
 _SIZ_FIXED = 38  # Lsiz through Csiz, then 3 bytes per component
 _QCD_NO_QUANTISATION = 0  # Sqcd style: one byte per subband, exponent in bits 3-7
 _QCD_SCALAR = (1, 2)  # derived and expounded: two bytes per subband, exponent in bits 11-15
+_ISO_15444_15 = "ISO_15444_15"  # the Lossy Image Compression Method
 
 
 class PrecisionError(ValueError):
@@ -234,3 +245,27 @@ def _fill_openjph_tables() -> None:
                     imagecodecs.htj2k_encode(ramp.astype(dtype), level=0, reversible=True)
                 imagecodecs.htj2k_encode(ramp.astype(np.uint16), level=0.01, reversible=False)
                 _openjph_tables_filled = True
+
+
+def _htj2k_layout(fmt: FrameFormat) -> bool:
+    return jpeg2k_layout(fmt) and holds_precision(fmt)
+
+
+def _htj2k_lossy_layout(fmt: FrameFormat) -> bool:
+    return _htj2k_layout(fmt) and intensities(fmt)
+
+
+FAMILY: CodecFamily = CodecFamily(
+    name="htj2k",
+    decoders=(pydicom_decoder(),),
+    encoders=MappingProxyType(
+        {
+            HTJ2KLossless: Encoder(_htj2k_layout, encode_lossless),
+            HTJ2KLosslessRPCL: Encoder(_htj2k_layout, encode_lossless_rpcl),
+            HTJ2K: Encoder(_htj2k_lossy_layout, encode_lossy, method=_ISO_15444_15, colour="YBR_ICT"),
+        }
+    ),
+    decode_in_process=True,
+    start_markers=(CODESTREAM_START,),
+    header_reader=j2k_header,
+)
