@@ -159,4 +159,5 @@ def unsigned_pattern(samples: np.ndarray, fmt: FrameFormat) -> np.ndarray:
     if not fmt.pixel_representation:
         return samples
     unsigned = samples.view(f"<u{samples.itemsize}")
-    return unsigned & np.array((1 << fmt.bits_stored) - 1, unsigned.dtype)
+    pattern: np.ndarray = unsigned & np.array((1 << fmt.bits_stored) - 1, unsigned.dtype)
+    return pattern

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
 from pydicom.pixels.decoders.base import Decoder as PydicomDecoder
+from pydicom.pixels.decoders.base import get_decoder
 
 from app.imaging.codecs.family import Decoder
 from app.imaging.codecs.frame import DecoderRefused, FrameFormat, NativeFrame, to_native
