@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bench_frames import OCTET_STREAM, check_frame, part10, store
+from bench_frames import check_frame, part10, store
 from bench_stow import ct_dataset, random_frames
 from common import (
     BenchFailure,
@@ -59,7 +59,10 @@ def smaps_kb(pid: int) -> dict[str, int]:
                     fields[name] = int(rest.split()[0])
     except (OSError, ValueError, IndexError):
         pass
-    return {"pss": fields.get("Pss", 0), "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)}
+    return {
+        "pss": fields.get("Pss", 0),
+        "uss": fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0),
+    }
 
 
 def command_line(pid: int) -> str:
@@ -140,7 +143,9 @@ def run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
         time.sleep(idle_s)
         snapshots.append(snapshot(server, "idle"))
         store(client, server.base_url, [part10(small)])
-        url = instance_url(server.base_url, small.StudyInstanceUID, small.SeriesInstanceUID, small.SOPInstanceUID)
+        url = instance_url(
+            server.base_url, small.StudyInstanceUID, small.SeriesInstanceUID, small.SOPInstanceUID
+        )
         check_frame(client, f"{url}/frames/1", small.PixelData)
         time.sleep(idle_s)
         snapshots.append(snapshot(server, "after_small_stow"))
