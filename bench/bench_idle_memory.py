@@ -4,7 +4,9 @@ Why: a small installation (a laptop, a modality's side box) runs `make run` and 
 the day; the whole process tree should stay under 150 MB RSS there (issue 16). Worker processes are
 started on first use, so this also reports what each kind of work adds once it has been asked for:
 one small STOW (ingested inline, in the server's threads), one STOW larger than FOVEA_INGEST_INLINE_KB
-(ingest worker processes), and one frame transcoded by a codec that runs in worker processes.
+(ingest worker processes), and one frame transcoded by a codec that runs in worker processes. Last, the
+server is restarted on the same data folder and measured idle again: the first start migrated a new
+index (alembic stays loaded), a restart finds it current.
 
 Reads VmRSS (/proc/PID/status) and Pss, USS (/proc/PID/smaps_rollup) of every process in the server's
 tree. RSS counts shared pages (the Python runtime, libraries) once per process; PSS divides them among
@@ -158,6 +160,11 @@ def run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             raise BenchFailure(f"transcoded frame: {response.status_code} {response.text[:300]}")
         time.sleep(idle_s)
         snapshots.append(snapshot(server, "after_transcoded_frame"))
+    # the same data folder again: no migration to run this time (a server restarted, the usual case)
+    with FoveaServer(root / "data", server_arguments(args)) as server, httpx.Client(timeout=120) as client:
+        wait_ready(client, server.base_url)
+        time.sleep(idle_s)
+        snapshots.append(snapshot(server, "idle_after_restart"))
     facts = {
         "idle_s": idle_s,
         "small_instance_bytes": len(part10(small)),
