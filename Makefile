@@ -152,6 +152,7 @@ bench: install
 	$(BIN)/python bench/bench_auth.py
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_shared_cache.py
+	$(BIN)/python bench/bench_idle_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE) .lock-tools
