@@ -295,14 +295,29 @@ class IngestPool:
         self, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str
     ) -> list[IngestResult]:
         loop = asyncio.get_running_loop()
-        executor = self._pool()
-        jobs = [
-            loop.run_in_executor(executor, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id)
-            for chunk in self._chunks(paths)
-        ]
+        first, *rest = self._chunks(paths)
+        for attempt in (1, 2):
+            executor = self._pool()
+            try:
+                started = loop.run_in_executor(
+                    executor, ingest_in_worker, self.target, first, expected_study_uid, batch_id
+                )
+                break
+            except BrokenProcessPool:
+                # A worker died while idle (the memory killer, say) and nothing of this request was
+                # handed over yet: once, a fresh pool takes it.
+                self._forget_broken(executor)
+                if attempt == 2 or not self._owns_executor:
+                    raise
         try:
+            jobs = [started]
+            for chunk in rest:
+                job = (self.target, chunk, expected_study_uid, batch_id)
+                jobs.append(loop.run_in_executor(executor, ingest_in_worker, *job))
             return [result for chunk_results in await asyncio.gather(*jobs) for result in chunk_results]
         except BrokenProcessPool:
+            # A worker died during this request: it fails (what was stored stays stored), the next
+            # request gets a fresh pool.
             self._forget_broken(executor)
             raise
 

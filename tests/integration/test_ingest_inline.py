@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import struct
+import time
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -218,3 +219,30 @@ def test_nothing_is_stored_inline_when_pixels_are_converted_at_ingest(tmp_path: 
     assert pool.inline_bytes == 0
     assert not pool.processes_started
     pool.close()
+
+
+def test_a_worker_that_died_while_idle_is_replaced_for_the_next_instance(tmp_path: Path) -> None:
+    target, engine = embedded_target(tmp_path / "store")
+    pool = IngestPool(target, 1, inline_bytes=0)  # its own worker processes, started on first use
+
+    async def store(data: bytes) -> Outcome:
+        path = spooled(target, f"{generate_uid()}.dcm", data)
+        (result,) = await pool.ingest([path], expected_study_uid=None, batch_id=generate_uid()[-32:])
+        return result.outcome
+
+    try:
+        assert asyncio.run(store(make_instance(seed=1))) is Outcome.STORED
+        broken = pool._executor
+        workers = list(getattr(broken, "_processes", {}).values())
+        assert workers, "the first instance started a worker process"
+        for worker in workers:
+            worker.kill()  # as the memory killer would, between two requests
+        deadline = time.monotonic() + 30
+        while not getattr(broken, "_broken", False):  # the pool has noticed
+            assert time.monotonic() < deadline, "the pool never noticed its worker died"
+            time.sleep(0.01)
+        assert asyncio.run(store(make_instance(seed=2))) is Outcome.STORED
+        assert pool._executor is not broken
+    finally:
+        pool.close()
+        engine.dispose()
