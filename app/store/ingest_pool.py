@@ -163,6 +163,14 @@ def ingest_in_worker(
     return results
 
 
+def _close_ingestor(target: IngestTarget) -> None:
+    """Close this process's connections for `target` (a later use would open new ones)."""
+    with _ingestors_lock:
+        ingestor = _ingestors.pop(target, None)
+    if ingestor is not None:
+        ingestor.engine.dispose()
+
+
 def _open_inline_ingestor(target: IngestTarget) -> None:
     """Open the server process's own ingestor, for the instances it stores inline."""
     with _ingestor_for(target).engine.connect():
@@ -328,3 +336,5 @@ class IngestPool:
             self._executor = None if self._owns_executor else self._executor
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+        if self.inline_bytes > 0:
+            _close_ingestor(self.target)
