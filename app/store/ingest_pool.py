@@ -8,9 +8,10 @@ threads or locks.
 
 The worker processes start on the first instance that needs them, not with the server: an idle
 server is one process (the fork server, the resource tracker and the workers cost about 300 MB RSS).
-Small instances (at most `inline_bytes`, FOVEA_INGEST_INLINE_KB) are parsed and stored in one of the
-server's threads instead, through the same `ingest_in_worker`: a process hand-off costs more than
-their parse, and most STOW traffic is small. docs/deployment.md "Memory" has the trade-off.
+Small instances (at most `inline_bytes`, FOVEA_INGEST_INLINE_KB) are parsed and stored in the
+server's threads instead, through the same `ingest_in_worker`: the process hand-off costs more than
+their parse, and an installation that only receives small instances never needs the workers.
+docs/deployment.md "Memory" has the trade-off.
 """
 
 from __future__ import annotations
