@@ -171,7 +171,11 @@ def open_services(settings: Settings) -> Services:
         blobs=blobs,
         collector=collector,
         verifier=verifier,
-        ingest=IngestPool(target, settings.ingest_workers or os.cpu_count() or 1),
+        ingest=IngestPool(
+            target,
+            settings.ingest_workers or os.cpu_count() or 1,
+            inline_bytes=settings.ingest_inline_kb * 1024,
+        ),
         codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb, shared),
         rendered_images=rendered_image_cache(settings.rendered_cache_mb, shared),

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(
         0, ge=0, description="Worker processes parsing and storing instances; 0: one per CPU core"
     )
+    ingest_inline_kb: int = Field(
+        2048,
+        ge=0,
+        description="Instances of at most this many KiB are parsed and stored in the server process, "
+        "not in an ingest worker process (none while a storage transfer syntax is set); 0: never",
+    )
     accepted_transfer_syntaxes: str = Field(
         "",
         description="Comma-separated UIDs or keywords STOW-RS and import accept; others fail with "

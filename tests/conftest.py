@@ -26,11 +26,12 @@ from app.imaging.codec_pool import CodecPool
 from app.main import create_app
 from app.services import Services, transcoded_frame_cache
 from app.settings import DuplicatePolicy, Settings
-from app.store.blobs import BlobStore, FileBlobStore, S3BlobStore
+from app.store.blobs import BlobStore, FileBlobStore
 from app.store.db import create_index_engine, migrate
 from app.store.index import Base
 from app.store.ingest import Ingestor
 from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
+from app.store.s3_blobs import S3BlobStore
 from app.store.shared_cache import RedisDerivativeStore
 from app.store.spool import LOCK_NAME
 

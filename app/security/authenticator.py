@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import jwt
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -72,6 +71,8 @@ class Authenticator:
     async def _verify(self, token: str, engine: Engine) -> tuple[Principal, float]:
         if looks_like_api_key(token):
             return await self._verify_api_key(token, engine)
+        import jwt  # on the first JWT: cryptography costs about 10 MB resident
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -16,13 +16,14 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from app.security.errors import InvalidToken, ProviderUnavailable
 from app.security.principal import ALL_SCOPES, Principal, PrincipalKind
+
+if TYPE_CHECKING:  # jwt (cryptography) and httpx are imported on the first token: about 14 MB resident
+    import httpx
+    import jwt
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class OidcVerifier:
             raise InvalidToken(f"token algorithm {algorithm!r} is not accepted")
         kid = header.get("kid")
         key = await self._key_for(kid if isinstance(kid, str) else None, str(algorithm))
+        import jwt
+
         try:
             claims = jwt.decode(
                 token,
@@ -141,6 +144,8 @@ class OidcVerifier:
         cache_key = (str(raw.get("kid", "")), algorithm)
         jwk = self._jwks.get(cache_key)
         if jwk is None:
+            import jwt
+
             try:
                 jwk = jwt.PyJWK(raw, algorithm=raw.get("alg") or algorithm)
             except jwt.PyJWTError as exc:
@@ -164,6 +169,8 @@ class OidcVerifier:
             if now - self._last_attempt < gap:
                 return
             self._last_attempt = now
+            import httpx
+
             try:
                 keys = await asyncio.wait_for(self._fetch_keys(), timeout=self.config.timeout_seconds)
             except (TimeoutError, httpx.HTTPError, ValueError) as exc:
@@ -177,6 +184,8 @@ class OidcVerifier:
             self._loaded_at = time.monotonic()
 
     async def _fetch_keys(self) -> dict[str, dict[str, Any]]:
+        import httpx
+
         timeout = httpx.Timeout(self.config.timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             if self._jwks_uri is None:

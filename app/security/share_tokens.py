@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jwt
-
 from app.security.errors import InvalidToken
 from app.security.principal import Principal, PrincipalKind, Scope
 
@@ -59,6 +57,8 @@ def issue_share_token(secrets_list: list[str], study_uid: str, lifetime: timedel
     }
     secret = secrets_list[0]
     headers = {"kid": _fingerprint(secret), "typ": SHARE_TYPE}
+    import jwt  # here, not at the top: a server that never sees a share token does without it
+
     token = jwt.encode(claims, secret, algorithm=_ALGORITHM, headers=headers)
     return ShareToken(token, token_id, study_uid, expires)
 
@@ -78,6 +78,8 @@ class ShareTokenVerifier:
         secret = self._by_kid.get(str(header.get("kid", "")))
         if secret is None:
             raise InvalidToken("share token signed with an unknown or retired secret")
+        import jwt
+
         try:
             claims = jwt.decode(
                 token,

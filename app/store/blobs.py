@@ -11,7 +11,6 @@ part) upload completed. Keys are generated here, never taken from client-supplie
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
@@ -22,19 +21,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
-
-import boto3
-from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 
 from app.store.spool import SpoolSession
 
+if TYPE_CHECKING:
+    from botocore.config import Config as BotoConfig
+
 SPOOL_FOLDER = ".spool"  # the folder store's spool, inside its root (a rename publishes a file)
-_SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
+SAFE_KEY = re.compile(r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*")
 READ_CHUNK = 1024 * 1024
 
 
@@ -59,6 +55,8 @@ class S3Timeouts:
     max_attempts: int = 2  # the first attempt included
 
     def boto_config(self) -> BotoConfig:
+        from botocore.config import Config as BotoConfig  # botocore only where S3 is used
+
         return BotoConfig(
             max_pool_connections=32,
             connect_timeout=self.connect_s,
@@ -75,7 +73,7 @@ def new_blob_key(suffix: str = ".dcm") -> str:
 
 def check_key(key: str) -> str:
     """Refuse anything but the keys `new_blob_key` makes (no '..', no absolute paths)."""
-    if not _SAFE_KEY.fullmatch(key) or ".." in key:
+    if not SAFE_KEY.fullmatch(key) or ".." in key:
         raise ValueError(f"unsafe blob key: {key!r}")
     return key
 
@@ -236,7 +234,7 @@ class FileBlobStore:
             for name in files:
                 path = Path(folder, name)
                 key = path.relative_to(self.root).as_posix()
-                if not _SAFE_KEY.fullmatch(key):  # a copy being staged (`.NAME.part`), not a blob
+                if not SAFE_KEY.fullmatch(key):  # a copy being staged (`.NAME.part`), not a blob
                     continue
                 try:
                     stat = path.stat()
@@ -249,105 +247,6 @@ class FileBlobStore:
     def check(self) -> None:
         if not (self.root.is_dir() and os.access(self.root, os.W_OK)):
             raise BlobStoreError(f"blob folder {self.root} is not a writable directory")
-
-
-class S3BlobStore:
-    """Blobs as objects `prefix + key` in an S3 bucket (AWS, MinIO or any S3-compatible store)."""
-
-    def __init__(self, client: Any, bucket: str, prefix: str, spool_directory: Path) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self._spool = SpoolSession(spool_directory)
-        self._transfer = TransferConfig(
-            multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
-        )
-
-    @property
-    def spool_directory(self) -> Path:
-        return self._spool.directory
-
-    @property
-    def spool_root(self) -> Path:
-        return self._spool.root
-
-    def _name(self, key: str) -> str:
-        return self.prefix + check_key(key)
-
-    def start_sync(self, path: Path) -> Future[None]:
-        done: Future[None] = Future()
-        done.set_result(None)  # the upload reads the file; nothing to flush locally
-        return done
-
-    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
-        try:
-            self.client.upload_file(str(path), self.bucket, self._name(key), Config=self._transfer)
-        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
-            raise BlobStoreError(f"S3 upload of {key} failed: {exc}") from exc
-        finally:
-            path.unlink(missing_ok=True)
-
-    def read_range(self, key: str, offset: int, length: int) -> bytes:
-        if length <= 0:
-            return b""
-        return b"".join(self.iter_range(key, offset, length))
-
-    def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]:
-        if length <= 0:
-            return
-        try:
-            response = self.client.get_object(
-                Bucket=self.bucket,
-                Key=self._name(key),
-                Range=f"bytes={offset}-{offset + length - 1}",
-            )
-            body = response["Body"]
-            with contextlib.closing(body):
-                yield from body.iter_chunks(READ_CHUNK)
-        except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
-                raise BlobNotFound(key) from exc
-            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
-        except BotoCoreError as exc:  # timeouts (also while streaming the body), refused connections
-            raise BlobStoreError(f"S3 read of {key} failed: {exc}") from exc
-
-    def size(self, key: str) -> int:
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
-                raise BlobNotFound(key) from exc
-            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
-        except BotoCoreError as exc:
-            raise BlobStoreError(f"S3 HEAD of {key} failed: {exc}") from exc
-        return int(head["ContentLength"])
-
-    def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise BlobStoreError(f"S3 delete of {key} failed: {exc}") from exc
-
-    def iter_blobs(self) -> Iterator[StoredBlob]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
-        try:
-            for page in pages:
-                for item in page.get("Contents", []):
-                    key = item["Key"][len(self.prefix) :]
-                    if _SAFE_KEY.fullmatch(key):  # anything else in the bucket is not Fovea's
-                        yield StoredBlob(key, int(item["Size"]), item["LastModified"].astimezone(UTC))
-        except (BotoCoreError, ClientError) as exc:
-            raise BlobStoreError(f"S3 listing of {self.bucket} failed: {exc}") from exc
-
-    def check(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise BlobStoreError(f"S3 bucket {self.bucket} is not reachable: {exc}") from exc
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def open_blob_store(
@@ -365,15 +264,19 @@ def open_blob_store(
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise ValueError(f"storage URL {url!r} names no bucket")
-        client = boto3.client(
-            "s3",
+        # boto3 and botocore (about 7 MB) are imported only by a server that uses S3
+        from app.store.s3_blobs import open_s3_blob_store
+
+        return open_s3_blob_store(
+            parsed.netloc,
+            parsed.path,
+            spool_directory,
             endpoint_url=s3_endpoint_url,
-            region_name=s3_region,
-            aws_access_key_id=s3_access_key_id,
-            aws_secret_access_key=s3_secret_access_key,
-            config=(s3_timeouts or S3Timeouts()).boto_config(),
+            region=s3_region,
+            access_key_id=s3_access_key_id,
+            secret_access_key=s3_secret_access_key,
+            timeouts=s3_timeouts or S3Timeouts(),
         )
-        return S3BlobStore(client, parsed.netloc, parsed.path, spool_directory)
     if parsed.scheme == "file":
         return FileBlobStore(Path(parsed.path))
     if parsed.scheme == "":

@@ -7,10 +7,15 @@ needs nothing special. Both get their schema only from the migrations.
 Timeouts (`DatabaseTimeouts`, docs/deployment.md "Limits and timeouts"): a server's engine never waits
 on the database for longer than a few seconds, so an outage is answered 503 rather than waited on.
 Migrations run on an engine without a statement timeout: building an index may take long.
+
+alembic (about 7 MB resident, with mako) is imported only to migrate: whether the schema is current
+(start-up, readiness) is read from the alembic_version table and the migration scripts' revision
+lines, so a server started on an up-to-date index never loads it.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import os
 import threading
@@ -19,17 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from app.store.statement_watchdog import GRACE_S, watch_round_trips
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,8 @@ def migrations_directory() -> Path:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_directory()))
     config.attributes["engine"] = engine
@@ -155,27 +161,65 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Upgrade the index schema to the newest revision."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
 @cache
-def _migration_heads() -> frozenset[str]:
-    config = Config()
-    config.set_main_option("script_location", str(migrations_directory()))
-    return frozenset(ScriptDirectory.from_config(config).get_heads())
+def migration_heads() -> frozenset[str]:
+    """The newest revisions of the migration scripts: those no other script names as its parent.
+
+    Read from each script's `revision = ...` and `down_revision = ...` literals (alembic's own format,
+    migrations/script.py.mako) rather than through alembic's ScriptDirectory, which loads every script
+    and mako; tests/integration/test_migrations.py checks both agree.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_directory() / "versions").glob("*.py"):
+        values = _revision_literals(script)
+        if "revision" in values:
+            revisions.add(str(values["revision"]))
+            down = values.get("down_revision")
+            parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return frozenset(revisions - parents)
+
+
+def _revision_literals(script: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for statement in ast.parse(script.read_text()).body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, value = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, value = statement.target, statement.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            values[target.id] = ast.literal_eval(value)
+    return values
+
+
+def current_revisions(connection: Connection) -> frozenset[str]:
+    """The revisions the database is at (alembic's alembic_version table; none before the first).
+
+    The table is looked for first, as alembic does: a failed SELECT would spoil a PostgreSQL
+    transaction.
+    """
+    if not connection.dialect.has_table(connection, "alembic_version"):
+        return frozenset()
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return frozenset(str(row) for row in rows)
 
 
 def schema_is_current(connection: Connection) -> bool:
     """True when the database behind `connection` is at the newest migration (readiness)."""
-    return set(MigrationContext.configure(connection).get_current_heads()) == _migration_heads()
+    return current_revisions(connection) == migration_heads()
 
 
 def is_up_to_date(engine: Engine) -> bool:
     """True when the database is at the newest migration (start-up check when not migrating)."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+        return schema_is_current(connection)
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -185,6 +229,8 @@ class SchemaOutOfDate(RuntimeError):
 def prepare_index(engine: Engine, settings: Settings) -> None:
     """Migrate the index when the settings say so; otherwise refuse an out-of-date schema."""
     if settings.migrate_at_startup:
+        if is_up_to_date(engine):
+            return  # nothing to do, and alembic stays unloaded
         migration_engine = create_index_engine(engine.url)  # no statement timeout
         try:
             migrate(migration_engine)

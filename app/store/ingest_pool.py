@@ -5,6 +5,13 @@ would leave all but one core idle. Each worker process keeps one `Ingestor` (its
 store) per `IngestTarget`, built on first use. Workers are forked from a clean fork server that has
 already imported the heavy modules, so starting one is cheap and never inherits a running server's
 threads or locks.
+
+The worker processes start on the first instance that needs them, not with the server: an idle
+server is one process (the fork server, the resource tracker and the workers cost about 300 MB RSS).
+Small instances (at most `inline_bytes`, FOVEA_INGEST_INLINE_KB) are parsed and stored in the
+server's threads instead, through the same `ingest_in_worker`: the process hand-off costs more than
+their parse, and an installation that only receives small instances never needs the workers.
+docs/deployment.md "Memory" has the trade-off.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,33 +108,38 @@ class IngestTarget:
         )
 
 
-_ingestors: dict[IngestTarget, Ingestor] = {}  # per worker process, oldest first
+_ingestors: dict[IngestTarget, Ingestor] = {}  # per process, oldest first
+_ingestors_lock = threading.Lock()  # the server process ingests small instances in several threads
 _MAX_TARGETS = 8  # a server has one target; a shared pool (tests, tools) may see several
 
 
 def _ingestor_for(target: IngestTarget) -> Ingestor:
-    ingestor = _ingestors.get(target)
-    if ingestor is None:
-        if len(_ingestors) >= _MAX_TARGETS:
-            oldest = next(iter(_ingestors))
-            _ingestors.pop(oldest).engine.dispose()
-        engine = create_index_engine(target.database_url, target.database_timeouts)
-        policy = storage_policy(
-            target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
-        )
-        ingestor = Ingestor(
-            engine,
-            target.open_blob_store(),
-            target.duplicate_policy,
-            policy,
-            max_inflated_bytes=target.max_inflated_bytes,
-            deletion_grace_s=target.blob_deletion_grace_s,
-            orphan_grace_s=target.orphan_grace_s,
-            patient_policy=target.patient_mismatch,
-            rejected_restore=target.rejected_restore,
-            delete_rejected_at_once=target.delete_rejected_at_once,
-        )
-        _ingestors[target] = ingestor
+    with _ingestors_lock:
+        return _ingestors.get(target) or _open_ingestor(target)
+
+
+def _open_ingestor(target: IngestTarget) -> Ingestor:
+    """A new ingestor for `target`, the oldest dropped beyond _MAX_TARGETS (under _ingestors_lock)."""
+    if len(_ingestors) >= _MAX_TARGETS:
+        oldest = next(iter(_ingestors))
+        _ingestors.pop(oldest).engine.dispose()
+    engine = create_index_engine(target.database_url, target.database_timeouts)
+    policy = storage_policy(
+        target.accepted_syntaxes, target.storage_syntax, decode_limit_bytes=target.codec_memory_bytes
+    )
+    ingestor = Ingestor(
+        engine,
+        target.open_blob_store(),
+        target.duplicate_policy,
+        policy,
+        max_inflated_bytes=target.max_inflated_bytes,
+        deletion_grace_s=target.blob_deletion_grace_s,
+        orphan_grace_s=target.orphan_grace_s,
+        patient_policy=target.patient_mismatch,
+        rejected_restore=target.rejected_restore,
+        delete_rejected_at_once=target.delete_rejected_at_once,
+    )
+    _ingestors[target] = ingestor
     return ingestor
 
 
@@ -151,12 +164,18 @@ def ingest_in_worker(
     return results
 
 
-def _warm_worker(target: IngestTarget) -> None:
-    """Open this worker's ingestor (imports, engine, blob store) before the first instance arrives."""
-    ingestor = _ingestor_for(target)
-    with ingestor.engine.connect():
+def _close_ingestor(target: IngestTarget) -> None:
+    """Close this process's connections for `target` (a later use would open new ones)."""
+    with _ingestors_lock:
+        ingestor = _ingestors.pop(target, None)
+    if ingestor is not None:
+        ingestor.engine.dispose()
+
+
+def _open_inline_ingestor(target: IngestTarget) -> None:
+    """Open the server process's own ingestor, for the instances it stores inline."""
+    with _ingestor_for(target).engine.connect():
         pass
-    time.sleep(0.05)  # hold the worker briefly so each warm-up job lands on a different one
 
 
 def ingest_copy_in_worker(
@@ -185,45 +204,138 @@ def start_worker_pool(workers: int) -> Executor:
 
 
 class IngestPool:
-    """Stores spooled STOW-RS parts in worker processes; awaitable from the event loop.
+    """Stores spooled STOW-RS parts, in worker processes or inline; awaitable from the event loop.
 
-    It starts its own worker processes, or uses a given executor (one pool shared by several apps),
-    which it then leaves running on `close`.
+    It starts its own worker processes on first use, or uses a given executor (one pool shared by
+    several apps), which it then leaves running on `close`. A file of at most `inline_bytes` is
+    stored in a thread of this process instead (0: never), unless the target converts pixels at
+    ingest (a storage transfer syntax: codec work, which belongs in the worker processes).
     """
 
-    def __init__(self, target: IngestTarget, workers: int, *, executor: Executor | None = None) -> None:
+    def __init__(
+        self,
+        target: IngestTarget,
+        workers: int,
+        *,
+        executor: Executor | None = None,
+        inline_bytes: int = 0,
+    ) -> None:
         self.target = target
         self._owns_executor = executor is None
         self._workers = max(1, workers)
-        self._executor = executor or start_worker_pool(workers)
+        self._executor = executor
+        self._lock = threading.Lock()
+        self._closed = False
+        self.inline_bytes = inline_bytes if target.storage_syntax is None else 0
+
+    @property
+    def processes_started(self) -> bool:
+        """Whether worker processes exist (or were given): False until an instance needed them."""
+        return self._executor is not None
+
+    def _pool(self) -> Executor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the ingest pool is closed")
+            if self._executor is None:
+                self._executor = start_worker_pool(self._workers)
+            return self._executor
+
+    def _forget_broken(self, broken: Executor) -> None:
+        """A worker process died (the memory killer, a crash in native code): the next use starts a
+        fresh pool rather than failing for the rest of the server's life."""
+        with self._lock:
+            if self._owns_executor and self._executor is broken:
+                self._executor = None
+        if self._owns_executor:
+            broken.shutdown(wait=False, cancel_futures=True)
 
     async def warm_up(self) -> None:
-        """Start every worker process and open its ingestor, so the first request is not slow."""
-        loop = asyncio.get_running_loop()
-        jobs = [loop.run_in_executor(self._executor, _warm_worker, self.target) for _ in range(self._workers)]
-        await asyncio.gather(*jobs)
+        """Open this process's ingestor (engine, blob store), so the first small instance is not slow.
+
+        Worker processes are not started here: that waits for the first instance too large to be
+        stored inline (or for any instance, when nothing is stored inline).
+        """
+        if self.inline_bytes > 0:
+            await asyncio.get_running_loop().run_in_executor(None, _open_inline_ingestor, self.target)
 
     async def ingest(
         self, paths: Sequence[Path], *, expected_study_uid: str | None, batch_id: str
     ) -> list[IngestResult]:
         """Store the spooled files (each consumed); the results come back in the same order.
 
-        The files are dealt out in one contiguous chunk per worker: one hand-off per chunk rather than
-        per file keeps the cost of crossing processes small next to the work itself.
+        Files are dealt out in one contiguous chunk per worker: one hand-off per chunk rather than
+        per file keeps the cost of crossing processes small next to the work itself. Small files go to
+        threads of this process the same way (their blob fsync and index commit overlap; their parse
+        shares the GIL), the others to the worker processes.
         """
         if not paths:
             return []
+        inline = [path for path in paths if self._fits_inline(path)]
+        small = set(inline)
+        pooled = [path for path in paths if path not in small]
         loop = asyncio.get_running_loop()
-        size = -(-len(paths) // self._workers)  # ceiling division
-        chunks = [paths[start : start + size] for start in range(0, len(paths), size)]
-        jobs = [
-            loop.run_in_executor(
-                self._executor, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id
-            )
-            for chunk in chunks
+        jobs: list[Awaitable[list[IngestResult]]] = [
+            loop.run_in_executor(None, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id)
+            for chunk in self._chunks(inline)
         ]
-        return [result for chunk_results in await asyncio.gather(*jobs) for result in chunk_results]
+        if pooled:
+            jobs.append(self._ingest_in_processes(pooled, expected_study_uid, batch_id))
+        done = await asyncio.gather(*jobs)
+        by_path = dict(zip(inline + pooled, [result for results in done for result in results], strict=True))
+        return [by_path[path] for path in paths]
+
+    def _chunks(self, paths: Sequence[Path]) -> list[Sequence[Path]]:
+        """`paths` in at most one contiguous chunk per worker, in order (none for no paths)."""
+        if not paths:
+            return []
+        size = -(-len(paths) // self._workers)  # ceiling division
+        return [paths[start : start + size] for start in range(0, len(paths), size)]
+
+    def _fits_inline(self, path: Path) -> bool:
+        if self.inline_bytes <= 0:
+            return False
+        try:
+            return path.stat().st_size <= self.inline_bytes
+        except OSError:
+            return True  # gone already: ingest reports it the same way wherever it runs
+
+    async def _ingest_in_processes(
+        self, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str
+    ) -> list[IngestResult]:
+        loop = asyncio.get_running_loop()
+        first, *rest = self._chunks(paths)
+        for attempt in (1, 2):
+            executor = self._pool()
+            try:
+                started = loop.run_in_executor(
+                    executor, ingest_in_worker, self.target, first, expected_study_uid, batch_id
+                )
+                break
+            except BrokenProcessPool:
+                # A worker died while idle (the memory killer, say) and nothing of this request was
+                # handed over yet: once, a fresh pool takes it.
+                self._forget_broken(executor)
+                if attempt == 2 or not self._owns_executor:
+                    raise
+        try:
+            jobs = [started]
+            for chunk in rest:
+                job = (self.target, chunk, expected_study_uid, batch_id)
+                jobs.append(loop.run_in_executor(executor, ingest_in_worker, *job))
+            return [result for chunk_results in await asyncio.gather(*jobs) for result in chunk_results]
+        except BrokenProcessPool:
+            # A worker died during this request: it fails (what was stored stays stored), the next
+            # request gets a fresh pool.
+            self._forget_broken(executor)
+            raise
 
     def close(self) -> None:
-        if self._owns_executor:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            executor = self._executor if self._owns_executor else None
+            self._executor = None if self._owns_executor else self._executor
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if self.inline_bytes > 0:
+            _close_ingestor(self.target)

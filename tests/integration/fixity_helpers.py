@@ -6,9 +6,10 @@ import uuid
 
 from sqlalchemy import select
 
-from app.store.blobs import FileBlobStore, S3BlobStore
+from app.store.blobs import FileBlobStore
 from app.store.index import Instance
 from app.store.ingest import Ingestor, Outcome
+from app.store.s3_blobs import S3BlobStore
 from tests.conftest import Backend
 
 

@@ -9,7 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.store.db import create_index_engine, is_up_to_date, migrate
+from app.store.db import (
+    create_index_engine,
+    current_revisions,
+    is_up_to_date,
+    migrate,
+    migration_heads,
+    migrations_directory,
+    schema_is_current,
+)
 from app.store.index import Base
 from tests.conftest import Backend
 
@@ -109,4 +117,25 @@ def test_migration_0002_fills_the_name_forms_of_names_already_indexed(tmp_path: 
         ).one()
     assert [tuple(row) for row in patients] == [("müller^jürgen", " muller jurgen "), ("", "")]
     assert tuple(study) == ("house^gregory", " house gregory ")
+    engine.dispose()
+
+
+def test_heads_read_from_the_scripts_are_alembics(tmp_path: Path) -> None:
+    """Start-up and readiness read the heads without alembic; they must be the ones alembic migrates to."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    assert migration_heads() == frozenset(ScriptDirectory.from_config(config).get_heads())
+    engine = create_index_engine(f"sqlite:///{tmp_path}/heads.db")
+    with engine.connect() as connection:
+        assert current_revisions(connection) == frozenset()  # no alembic_version table yet
+    migrate(engine)
+    with engine.connect() as connection:
+        assert current_revisions(connection) == migration_heads()
+        context = MigrationContext.configure(connection)
+        assert current_revisions(connection) == frozenset(context.get_current_heads())
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+        assert not schema_is_current(connection)
     engine.dispose()
