@@ -31,6 +31,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.store.blob_timing import measured_blob_calls
 from app.store.spool import SpoolSession
 
 SPOOL_FOLDER = ".spool"  # the folder store's spool, inside its root (a rename publishes a file)
@@ -148,6 +149,7 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+@measured_blob_calls("file")
 class FileBlobStore:
     """Blobs as files under `root` (keys become relative paths)."""
 
@@ -251,6 +253,7 @@ class FileBlobStore:
             raise BlobStoreError(f"blob folder {self.root} is not a writable directory")
 
 
+@measured_blob_calls("s3")
 class S3BlobStore:
     """Blobs as objects `prefix + key` in an S3 bucket (AWS, MinIO or any S3-compatible store)."""
 
