@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from app.log_setup import LoggingConfiguration, configure_worker_logging, logging_configuration
-from app.metrics import CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
 from app.worker_signals import ignore_interrupts
 
 _P = ParamSpec("_P")
@@ -93,6 +92,11 @@ class CodecPool:
         self._lock = threading.Lock()
         self._closed = False
         self.replaced = 0  # process pools replaced so far (crash, timeout, memory)
+        # Imported here, in the server: a worker process unpickles this module for its initializer,
+        # and starts faster without prometheus-client and SQLAlchemy.
+        from app.metrics import CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
+
+        self._waiting, self._busy = CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
 
     def check_budget(self, needed_bytes: int, what: str) -> None:
         """Refuse, before any work, a job that needs more memory than a worker may have."""
@@ -112,7 +116,7 @@ class CodecPool:
         """
         slots = self._process_slots if in_process else self._thread_slots
         runner = "process" if in_process else "thread"
-        waiting, busy = CODEC_JOBS_WAITING.labels(runner), CODEC_WORKERS_BUSY.labels(runner)
+        waiting, busy = self._waiting.labels(runner), self._busy.labels(runner)
         for attempt in (1, 2):
             waiting.inc()
             try:
