@@ -135,14 +135,15 @@ class Ingestor:
         *,
         expected_study_uid: str | None = None,
         batch_id: str | None = None,
+        source: str | None = None,
     ) -> IngestResult:
         """Store the file at `path` (consumed: moved into the blob store or deleted).
 
         `batch_id` names the STOW-RS request or import run: a SOP Instance UID already stored by the
         same batch is refused as repeated rather than replaced. What pydicom warns about while the
-        file is read is logged as one record naming the instance.
+        file is read is logged as one record naming the instance and `source` (default: the file name).
         """
-        with reading_instance(path.name) as warned:
+        with reading_instance(source or path.name) as warned:
             result = self._ingest(path, expected_study_uid, batch_id)
             warned.sop_instance_uid = result.sop_instance_uid
         return result

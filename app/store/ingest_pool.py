@@ -175,7 +175,7 @@ def ingest_copy_in_worker(
         failure = IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM, message=f"cannot read file: {exc}")
         return source, 0, failure
     size = copy.stat().st_size
-    return source, size, ingestor.ingest(copy, batch_id=batch_id)
+    return source, size, ingestor.ingest(copy, batch_id=batch_id, source=str(source))
 
 
 def start_worker_pool(workers: int) -> Executor:
