@@ -173,6 +173,7 @@ def import_command(
     from app.store.bulk_import import run_import
 
     settings = _settings(data_dir)
+    configure_logging(settings.log_format, settings.log_level)  # in the worker processes too
     summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
     raise typer.Exit(code=0 if not summary.failed else 1)
 

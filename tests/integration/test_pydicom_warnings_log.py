@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -18,6 +21,7 @@ from app.pydicom_warnings import reading_instance
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.test_request_log import serving
 
+FOVEA = [sys.executable, "-c", "from app.cli import main; main()"]
 BAD_UID = "1.2.3.abc"  # letters: an invalid UI value pydicom warns about when it reads the element
 
 
@@ -57,6 +61,29 @@ def test_stored_instance_warnings_become_one_json_line_with_its_uid(tmp_path: Pa
     assert any("exceeds the maximum length of 64" in message for message in record["warnings"])
     assert sop_uid in record["message"]
     assert not [r for r in records if r["logger"] == "pydicom"]  # collected, not logged again
+
+
+def test_imported_file_warnings_name_the_file_and_the_instance(tmp_path: Path) -> None:
+    sop_uid = generate_uid()
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    imported = folder / "odd.dcm"
+    imported.write_bytes(instance_with_invalid_values(sop_uid))
+    result = subprocess.run(
+        [*FOVEA, "import", str(folder), "--data-dir", str(tmp_path / "data"), "--jobs", "1"],
+        env={**os.environ, "FOVEA_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "UserWarning" not in result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    [record] = [r for r in records if r["logger"] == "app.pydicom_warnings"]
+    assert record["sop_instance_uid"] == sop_uid
+    assert record["source"] == str(imported)  # the user's file, not its spool copy
+    assert any(BAD_UID in message for message in record["warnings"])
 
 
 def test_instances_read_at_once_in_threads_keep_their_own_warnings(
