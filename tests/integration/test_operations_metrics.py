@@ -40,6 +40,13 @@ def test_codec_steps_blob_reads_and_pool_load_are_measured(live_server: LiveServ
         frame_url, headers={"Accept": 'multipart/related; type="application/octet-stream"'}, timeout=60
     )
     assert as_native.status_code == 200
+    instance_url = frame_url.removesuffix("/frames/1")
+    whole = httpx.get(
+        instance_url,
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        timeout=60,
+    )
+    assert whole.status_code == 200
     after = samples(live_server.base_url)
 
     def grew(name: str, **labels: str) -> float:
@@ -52,6 +59,9 @@ def test_codec_steps_blob_reads_and_pool_load_are_measured(live_server: LiveServ
     assert grew("fovea_codec_seconds_count", operation="encode", codec="rle") == 0
     store = "s3" if backend.storage_url.startswith("s3://") else "file"
     assert grew("fovea_blob_seconds_count", operation="get", store=store) >= 2  # each frame read
+    # the instance as stored, streamed: one ranged stream (an S3 get, which reads through a stream
+    # itself, is not counted as a stream as well)
+    assert grew("fovea_blob_seconds_count", operation="range", store=store) == 1
     for runner in ("thread", "process"):  # both runners were used, and are idle again
         assert ("fovea_codec_workers_busy", frozenset({("runner", runner)})) in after
         assert ("fovea_codec_jobs_waiting", frozenset({("runner", runner)})) in after
