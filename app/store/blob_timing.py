@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from prometheus_client import Histogram
+
 from app.metrics import BLOB_SECONDS
 
 _S = TypeVar("_S", bound=type)
@@ -36,6 +38,12 @@ def measured_blob_calls(store: str) -> Callable[[_S], _S]:
     return decorate
 
 
+@functools.cache
+def _histogram(operation: str, store: str) -> Histogram:
+    """The labelled histogram, looked up once (`labels` takes a lock and builds a key each call)."""
+    return BLOB_SECONDS.labels(operation, store)
+
+
 def _timed_call(method: Callable[..., Any], operation: str, store: str) -> Callable[..., Any]:
     @functools.wraps(method)
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +55,7 @@ def _timed_call(method: Callable[..., Any], operation: str, store: str) -> Calla
             return method(*args, **kwargs)
         finally:
             _timing.active = False
-            BLOB_SECONDS.labels(operation, store).observe(time.perf_counter() - started)
+            _histogram(operation, store).observe(time.perf_counter() - started)
 
     return timed
 
@@ -68,7 +76,7 @@ def _until_first_chunk(chunks: Iterator[bytes], operation: str, store: str) -> I
     try:
         first = next(chunks, None)
     finally:
-        BLOB_SECONDS.labels(operation, store).observe(time.perf_counter() - started)
+        _histogram(operation, store).observe(time.perf_counter() - started)
     if first is None:
         return
     yield first
