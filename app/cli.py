@@ -28,6 +28,7 @@ from app.metrics import MULTIPROCESS_DIRECTORY
 from app.security.startup import startup_refusal
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
+from app.tracing import missing_tracing_packages
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -102,7 +103,7 @@ def serve(
     from app.store.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
-    refusal = startup_refusal(settings)
+    refusal = startup_refusal(settings) or (missing_tracing_packages() if settings.otel_enabled else None)
     if refusal:
         typer.echo(refusal, err=True)
         raise typer.Exit(code=2)
@@ -172,6 +173,7 @@ def import_command(
     from app.store.bulk_import import run_import
 
     settings = _settings(data_dir)
+    configure_logging(settings.log_format, settings.log_level)  # in the worker processes too
     summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
     raise typer.Exit(code=0 if not summary.failed else 1)
 

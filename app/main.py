@@ -74,6 +74,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
+            tracer_provider = getattr(app.state, "tracer_provider", None)
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # sends the spans still queued
 
     app = FastAPI(
         title="Fovea",
@@ -124,6 +127,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         add_cors(app, settings.cors_origin_list)
     # Last added, outermost: it sees every answer, preflights too.
     app.add_middleware(RequestLogMiddleware, templates=RouteTemplates.of(ROUTERS))
+    if settings.otel_enabled:  # the packages are imported only then (app/tracing.py)
+        from app.tracing import trace_requests
+
+        app.state.tracer_provider = trace_requests(app)
     return app
 
 

@@ -256,6 +256,11 @@ class Settings(BaseSettings):
         pattern=r"(?i)^(debug|info|warning|error|critical)$",
         description="Least severe level logged: debug, info (one line per request), warning, error",
     )
+    otel_enabled: bool = Field(
+        False,
+        description="Trace each HTTP request with OpenTelemetry (the `otel` extra); OTEL_* variables "
+        "say where the spans go",
+    )
     shutdown_grace_seconds: int = Field(
         30,
         ge=0,
