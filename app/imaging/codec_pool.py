@@ -2,7 +2,7 @@
 
 Why: a transcode is 5 to 100 ms of CPU. Run in the request's own thread, 32 retrieval threads could
 all be encoding at once (memory and thrashing), and codecs that hold the GIL would use one core
-whatever the machine has. Both pools are sized to the cores (ARCHITECTURE principle 5), so codec
+whatever the machine has. Both pools are sized to the cores (docs/architecture.md, "Principles"), so codec
 work never has more runners than there are cores to run it.
 
 Limits (`CodecLimits`), enforced here, where the codecs run:

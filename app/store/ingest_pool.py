@@ -1,4 +1,4 @@
-"""Ingest in worker processes, so parsing and indexing use every core (ARCHITECTURE principle 5).
+"""Ingest in worker processes, so parsing and indexing use every core (docs/architecture.md, "Principles").
 
 Why processes: parsing a data set and building its DICOM JSON is Python work under the GIL; threads
 would leave all but one core idle. Each worker process keeps one `Ingestor` (its own engine and blob
