@@ -17,6 +17,7 @@ class Scope(StrEnum):
     """Fovea's scope names; a route needs one of them (see the route table of the security layer)."""
 
     READ = "dicom.read"  # WADO-RS, QIDO-RS, rendered, thumbnails
+    READ_DEIDENTIFIED = "dicom.read-deidentified"  # the de-identified rendition (/dicom-web/deidentified)
     WRITE = "dicom.write"  # STOW-RS
     DELETE = "dicom.delete"  # deletion
     ADMIN = "admin"  # key management, audit queries
@@ -38,7 +39,8 @@ class Principal:
 
     `name` identifies it in the audit trail and logs: the API key's name, the OIDC `sub`, the share
     token's id, or "anonymous". `username` is OIDC's `preferred_username` where there is one.
-    `study_uid` binds a share token to the one study it may read.
+    `study_uid` binds a share token to the one study it may read (for a de-identified token, the
+    study's replacement UID: the original never travels in the token).
     """
 
     kind: PrincipalKind
@@ -48,7 +50,15 @@ class Principal:
     study_uid: str | None = None
 
     def holds(self, scope: str) -> bool:
+        # An administrator may read any study; de-identified is less than that, so `admin` implies it.
+        if scope == Scope.READ_DEIDENTIFIED and Scope.ADMIN in self.scopes:
+            return True
         return scope in self.scopes
+
+    @property
+    def deidentified_only(self) -> bool:
+        """A share token issued de-identified: it reads its study through the de-identified root only."""
+        return self.kind is PrincipalKind.SHARE_TOKEN and Scope.READ_DEIDENTIFIED in self.scopes
 
 
 def anonymous(scopes: frozenset[str] = ALL_SCOPES) -> Principal:

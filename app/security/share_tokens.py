@@ -4,6 +4,9 @@ A token is a JWT signed with HMAC-SHA256 under one of FOVEA_SHARE_SECRETS. Why H
 provider tokens: Fovea both signs and verifies these, with a secret only it holds. The header's `kid` is
 a fingerprint of the signing secret, so a verifier picks the right one of several (rotation: list the
 new secret first, keep the old one until its tokens have expired).
+
+A token issued de-identified (claim `deid`: "basic") names its study by the replacement UID, since a
+JWT's claims are readable by whoever holds it, and grants only the de-identified rendition of it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from app.security.principal import Principal, PrincipalKind, Scope
 
 SHARE_ISSUER = "fovea-share"
 SHARE_TYPE = "fovea-share+jwt"
+DEIDENTIFIED_PROFILE = "basic"  # the `deid` claim: PS3.15 Annex E Basic Profile, options FOVEA_DEID_*
 _ALGORITHM = "HS256"
 
 
@@ -38,9 +42,14 @@ class ShareToken:
     token_id: str
     study_uid: str
     expires_at: datetime
+    deidentified: bool = False
 
 
-def issue_share_token(secrets_list: list[str], study_uid: str, lifetime: timedelta) -> ShareToken:
+def issue_share_token(
+    secrets_list: list[str], study_uid: str, lifetime: timedelta, *, deidentified: bool = False
+) -> ShareToken:
+    """A token reading `study_uid`; `deidentified`: `study_uid` is the study's replacement UID, and the
+    token reads the de-identified rendition only."""
     if not secrets_list:
         raise ShareSecretMissing(
             "no share secret configured: set FOVEA_SHARE_SECRETS (e.g. `openssl rand -hex 32`)"
@@ -53,14 +62,16 @@ def issue_share_token(secrets_list: list[str], study_uid: str, lifetime: timedel
         "sub": f"share:{token_id}",
         "jti": token_id,
         "study": study_uid,
-        "scope": Scope.READ.value,
+        "scope": (Scope.READ_DEIDENTIFIED if deidentified else Scope.READ).value,
         "iat": int(now.timestamp()),
         "exp": int(expires.timestamp()),
     }
+    if deidentified:
+        claims["deid"] = DEIDENTIFIED_PROFILE
     secret = secrets_list[0]
     headers = {"kid": _fingerprint(secret), "typ": SHARE_TYPE}
     token = jwt.encode(claims, secret, algorithm=_ALGORITHM, headers=headers)
-    return ShareToken(token, token_id, study_uid, expires)
+    return ShareToken(token, token_id, study_uid, expires, deidentified)
 
 
 def is_share_token_header(header: dict[str, Any]) -> bool:
@@ -93,10 +104,14 @@ class ShareTokenVerifier:
         study = claims["study"]
         if not isinstance(study, str) or not study:
             raise InvalidToken("share token names no study")
+        deid = claims.get("deid")
+        if deid is not None and deid != DEIDENTIFIED_PROFILE:
+            raise InvalidToken(f"share token asks for an unknown de-identification {deid!r}")
+        scope = Scope.READ if deid is None else Scope.READ_DEIDENTIFIED
         principal = Principal(
             PrincipalKind.SHARE_TOKEN,
             f"share:{claims['jti']}",
-            frozenset({Scope.READ.value}),
+            frozenset({scope.value}),
             study_uid=study,
         )
         return principal, float(claims["exp"])

@@ -1,5 +1,8 @@
 """What a study share token may reach: its study's resources, and searches narrowed to that study.
 
+A de-identified share token reaches its study under the de-identified root only, where the path names
+the study by its replacement UID, as the token does.
+
 Why rewrite the search rather than filter its results: the search then runs as `/studies/{uid}/series`
 or with `StudyInstanceUID={uid}`, which QIDO-RS already answers exactly, paging and counts included.
 """
@@ -14,13 +17,21 @@ from starlette.types import Scope
 from app.security.errors import InsufficientScope
 
 _STUDY_RESOURCE = re.compile(r"/dicom-web/studies/([^/]+)(/.*)?")
+_DEIDENTIFIED_STUDY_RESOURCE = re.compile(r"/dicom-web/deidentified/studies/([^/]+)(/.*)?")
 _ROOT_SEARCHES = ("/dicom-web/series", "/dicom-web/instances")
 _STUDY_UID_KEYS = frozenset({"studyinstanceuid", "0020000d"})
 
 
-def confine_to_study(scope: Scope, study_uid: str) -> None:
+def confine_to_study(scope: Scope, study_uid: str, *, deidentified: bool = False) -> None:
     """Let the request through narrowed to `study_uid`, or raise InsufficientScope."""
     path: str = scope["path"]
+    if deidentified:
+        match = _DEIDENTIFIED_STUDY_RESOURCE.fullmatch(path)
+        if match is None or match.group(1) != study_uid:
+            raise InsufficientScope(
+                f"this share token reads the de-identified study {study_uid} only", "dicom.read-deidentified"
+            )
+        return
     if path == "/dicom-web/studies":
         query = [
             (key, value)
