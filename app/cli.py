@@ -680,24 +680,48 @@ def query_tags_remove(
 def share(
     study_instance_uid: Annotated[str, typer.Argument(help="The study to share")],
     expires: Annotated[str, typer.Option("--expires", help="Lifetime: 1h, 7d")] = "1h",
+    deidentified: Annotated[
+        bool,
+        typer.Option(
+            "--deidentified", help="Read the de-identified rendition only (FOVEA_DEID_*), under new UIDs"
+        ),
+    ] = False,
 ) -> None:
     """Print a token that reads one study only (a share link's ?token=), alone on the last line."""
     from app.dicomweb.uids import is_valid_uid
+    from app.lifecycle.rendition import configured_rendition
     from app.security.durations import parse_duration
     from app.security.share_tokens import ShareSecretMissing, issue_share_token
 
+    settings = _settings()
     try:
         if not is_valid_uid(study_instance_uid):
             raise ValueError(f"{study_instance_uid!r} is not a UID")
         lifetime = parse_duration(expires)
-        issued = issue_share_token(_settings().share_secret_list, study_instance_uid, lifetime)
+        shared_uid = study_instance_uid
+        if deidentified:
+            rendition = configured_rendition(settings)
+            if rendition is None:
+                raise ValueError(
+                    "--deidentified needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs"
+                )
+            shared_uid = rendition.replacement_uid(study_instance_uid)
+        issued = issue_share_token(
+            settings.share_secret_list, shared_uid, lifetime, deidentified=deidentified
+        )
     except (ShareSecretMissing, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(
-        f"read-only access to study {issued.study_uid} until "
-        f"{issued.expires_at.isoformat(timespec='seconds')} (token id {issued.token_id}):"
-    )
+    until = issued.expires_at.isoformat(timespec="seconds")
+    if deidentified:
+        typer.echo(
+            f"de-identified read-only access to study {study_instance_uid} as "
+            f"/dicom-web/deidentified/studies/{issued.study_uid} until {until} (token id {issued.token_id}):"
+        )
+    else:
+        typer.echo(
+            f"read-only access to study {issued.study_uid} until {until} (token id {issued.token_id}):"
+        )
     typer.echo(issued.token)
 
 

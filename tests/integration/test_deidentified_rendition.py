@@ -10,9 +10,11 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -23,6 +25,7 @@ from app.security.share_tokens import issue_share_token
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import corpus_file, multipart_body, stow_content_type
 from tests.integration.auth_helpers import bearer, new_key
+from tests.integration.test_cli import run_fovea
 from tests.integration.test_wado_instances import multipart_parts
 
 SHARE_SECRET, DEID_SECRET = "s" * 40, "d" * 40
@@ -295,3 +298,25 @@ def test_an_admin_reads_any_study_others_are_refused_and_reads_are_audited(rendi
     assert ("read-metadata", "admin", route, 200) in events
     deidentified = [e for e in audit.json() if e["route"] == route and e["status"] == 200]
     assert all(e["studies"] == [o.study] for e in deidentified)  # the original, never the replacement
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_fovea_share_deidentified_prints_a_token_for_the_rendition(
+    rendition: Rendition, tmp_path: Path
+) -> None:
+    o = rendition.original
+    env = {"FOVEA_DATA_DIR": str(tmp_path), "FOVEA_SHARE_SECRETS": SHARE_SECRET}
+    refused = run_fovea("share", o.study, "--deidentified", env=env)
+    assert refused.returncode == 2 and "FOVEA_DEID_SECRET" in refused.stderr
+    made = run_fovea("share", o.study, "--deidentified", env={**env, "FOVEA_DEID_SECRET": DEID_SECRET})
+    assert made.returncode == 0, made.stderr
+    assert f"/dicom-web/deidentified/studies/{new(o.study)}" in made.stdout
+    token = made.stdout.strip().splitlines()[-1]
+    claims = jwt.decode(token, options={"verify_signature": False})  # readable by whoever holds the link
+    assert claims["study"] == new(o.study) and claims["deid"] == "basic"
+    assert o.study not in str(claims)
+    assert rendition.get(f"{rendition.study_path}/metadata", headers=bearer(token)).status_code == 200
+    real = httpx.get(
+        f"{rendition.server.dicomweb}/studies/{o.study}/metadata", headers=bearer(token), timeout=30
+    )
+    assert real.status_code == 403
