@@ -21,7 +21,9 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import get_services
 from app.api.multipart import OutgoingPart
+from app.api.qido import more_results_warning
 from app.api.rendered import answer_rendered
+from app.api.urls import dicomweb_base_url
 from app.api.wado_pixels import retrieve_bulkdata_value, retrieve_frames
 from app.api.wado_request import VARY, WadoRequest, accept_lists_of, multipart_response, not_found_message
 from app.audit.notes import AuditedUids, audited_uids
@@ -35,7 +37,7 @@ from app.dicomweb.negotiation import (
     negotiate_instance_media_type,
     negotiate_metadata_media_type,
 )
-from app.dicomweb.query import parse_search
+from app.dicomweb.query import SearchQuery, parse_search
 from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
 from app.dicomweb.responses import dicom_json_to_xml
@@ -43,7 +45,7 @@ from app.dicomweb.search_results import result_to_dicom_json
 from app.lifecycle.rendition import Rendition, StudyMap, configured_rendition
 from app.services import Services
 from app.store.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
-from app.store.search import RETRIEVE_URL, SearchScope, search
+from app.store.search import RETRIEVE_URL, SearchPage, SearchScope, search
 
 router = APIRouter(tags=["De-identified rendition"])
 
@@ -59,6 +61,8 @@ _UID_KEYS = {"seriesinstanceuid": "SeriesInstanceUID", "0020000e": "SeriesInstan
     "sopinstanceuid": "SOPInstanceUID",
     "00080018": "SOPInstanceUID",
 }
+_STUDY_UID_KEYS = frozenset({"studyinstanceuid", "0020000d"})
+_PAGING_KEYS = frozenset({"includefield", "limit", "offset"})
 _OTHER_KEYS = frozenset(
     {
         "modality",
@@ -72,6 +76,10 @@ _OTHER_KEYS = frozenset(
     }
     | {"includefield", "limit", "offset"}
 )
+
+
+def _no_location(_item: dict[str, Any]) -> str:  # search parts have no URL
+    return ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,9 +194,14 @@ def _url_of(wado: WadoRequest, item: dict[str, Any]) -> str:
 
 
 def _json_or_xml(
-    items: list[dict[str, Any]], media_type: str, location: Callable[[dict[str, Any]], str]
+    items: list[dict[str, Any]],
+    media_type: str,
+    location: Callable[[dict[str, Any]], str],
+    warning: str | None = None,
 ) -> Response:
     headers = {"Vary": VARY, "Cache-Control": "private"}
+    if warning is not None:  # a search page cut short (PS3.18 8.3.4.4)
+        headers["Warning"] = warning
     if media_type == METADATA_XML:
         parts = (OutgoingPart(DICOM_XML, location(item), dicom_json_to_xml(item)) for item in items)
         response = multipart_response(parts, METADATA_XML, None)
@@ -319,7 +332,7 @@ def _search(level: QueryLevel) -> Answer:
         media_type = negotiate_metadata_media_type(*accept_lists_of(wado.request))
         parameters = _original_parameters(wado.request.query_params.multi_items(), study)
         if parameters is None:  # a UID that is no replacement of this study matches nothing
-            return _json_or_xml([], media_type, lambda _item: "")
+            return _json_or_xml([], media_type, _no_location)
         query = parse_search(parameters, level)
         scope = SearchScope(wado.scope.study_instance_uid, wado.scope.series_instance_uid)
         with services.engine.connect() as connection:
@@ -332,13 +345,67 @@ def _search(level: QueryLevel) -> Answer:
                     continue
             elif not any(series == result.series_instance_uid for series, _sop in served):
                 continue
-            item = rendition.dicom_json(result_to_dicom_json(result.attributes), wado.base_url)
             original = Scope(result.study_instance_uid, result.series_instance_uid, result.sop_instance_uid)
-            item[_RETRIEVE_URL_KEY] = {"vr": "UR", "Value": [wado.url_of(original)]}
-            items.append(dict(sorted(item.items())))
-        return _json_or_xml(items, media_type, lambda _item: "")
+            items.append(_search_item(rendition, result.attributes, wado.base_url, wado.url_of(original)))
+        return _json_or_xml(items, media_type, _no_location, _more_warning(page, query))
 
     return answer
+
+
+def _search_item(rendition: Rendition, attributes: dict[int, Any], base_url: str, url: str) -> dict[str, Any]:
+    item = rendition.dicom_json(result_to_dicom_json(attributes), base_url)
+    item[_RETRIEVE_URL_KEY] = {"vr": "UR", "Value": [url]}
+    return dict(sorted(item.items()))
+
+
+def _more_warning(page: SearchPage, query: SearchQuery) -> str | None:
+    return more_results_warning(page, query) if page.has_more else None
+
+
+def _search_studies(
+    services: Services, rendition: Rendition, request: Request, audited: AuditedUids
+) -> Response:
+    """Studies named by replacement Study Instance UIDs (the rendition lists no other way)."""
+    media_type = negotiate_metadata_media_type(*accept_lists_of(request))
+    base_url = dicomweb_base_url(request, services.settings.public_base_url) + ROOT
+    named: list[str] = []
+    others = []
+    for key, value in request.query_params.multi_items():
+        if key.lower() in _STUDY_UID_KEYS:
+            named += [uid.strip() for uid in value.replace("\\", ",").split(",") if uid.strip()]
+        elif key.lower() in _PAGING_KEYS:
+            others.append((key, value))
+        else:
+            raise BadRequest(f"{key}: the de-identified rendition searches studies by StudyInstanceUID only")
+    if not named:
+        raise BadRequest("the de-identified rendition searches named studies only: give StudyInstanceUID")
+    maps = {}
+    for replacement in dict.fromkeys(named):
+        study = rendition.study(services.engine, replacement)
+        if study is not None and study.served(Scope(study.study_instance_uid)):
+            maps[study.study_instance_uid] = study
+    if not maps:
+        return _json_or_xml([], media_type, _no_location)
+    query = parse_search([("StudyInstanceUID", ",".join(maps)), *others], QueryLevel.STUDY)
+    with services.engine.connect() as connection:
+        page = search(connection, query, SearchScope(), max_results=services.settings.qido_max_results)
+    audited.add(studies=(result.study_instance_uid for result in page.results))
+    items = [
+        _search_item(
+            rendition,
+            result.attributes,
+            base_url,
+            f"{base_url}/studies/{maps[result.study_instance_uid].replacement_study_uid}",
+        )
+        for result in page.results
+    ]
+    return _json_or_xml(items, media_type, _no_location, _more_warning(page, query))
+
+
+async def search_studies(request: Request) -> Response:
+    services = get_services(request)
+    rendition = _rendition(request, services)
+    return await services.run_blocking(_search_studies, services, rendition, request, audited_uids(request))
 
 
 def _original_parameters(parameters: list[tuple[str, str]], study: StudyMap) -> list[tuple[str, str]] | None:
@@ -383,6 +450,13 @@ _ROUTES: list[tuple[str, Answer, str]] = [
         for level, path in (*_LEVELS, ("frames", FRAMES))
     ),
 ]
+router.add_api_route(
+    ROOT + "/studies",
+    search_studies,
+    methods=["GET"],
+    summary="Search named studies, de-identified",
+    name="deidentified_studies",
+)
 for _path, _answer, _summary in _ROUTES:
     router.add_api_route(
         _path,

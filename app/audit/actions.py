@@ -100,6 +100,7 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     *(
         AuditedRoute("GET", path, Action.SEARCH)
         for path in (
+            _DICOMWEB + "/deidentified/studies",
             _DEID_STUDY + "/series",
             *(level + "/instances" for level in (_DEID_STUDY, _DEID_SERIES)),
         )

@@ -26,6 +26,9 @@ def confine_to_study(scope: Scope, study_uid: str, *, deidentified: bool = False
     """Let the request through narrowed to `study_uid`, or raise InsufficientScope."""
     path: str = scope["path"]
     if deidentified:
+        if path == "/dicom-web/deidentified/studies":
+            _search_only(scope, study_uid)
+            return
         match = _DEIDENTIFIED_STUDY_RESOURCE.fullmatch(path)
         if match is None or match.group(1) != study_uid:
             raise InsufficientScope(
@@ -33,13 +36,7 @@ def confine_to_study(scope: Scope, study_uid: str, *, deidentified: bool = False
             )
         return
     if path == "/dicom-web/studies":
-        query = [
-            (key, value)
-            for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-            if key.lower() not in _STUDY_UID_KEYS
-        ]
-        query.append(("StudyInstanceUID", study_uid))
-        scope["query_string"] = urlencode(query).encode("latin-1")
+        _search_only(scope, study_uid)
         return
     if path in _ROOT_SEARCHES:
         _set_path(scope, f"/dicom-web/studies/{study_uid}{path.removeprefix('/dicom-web')}")
@@ -47,6 +44,17 @@ def confine_to_study(scope: Scope, study_uid: str, *, deidentified: bool = False
     match = _STUDY_RESOURCE.fullmatch(path)
     if match is None or match.group(1) != study_uid:
         raise InsufficientScope(f"this share token reads study {study_uid} only", "dicom.read")
+
+
+def _search_only(scope: Scope, study_uid: str) -> None:
+    """A study search's query with `StudyInstanceUID={study_uid}` as its only UID key."""
+    query = [
+        (key, value)
+        for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        if key.lower() not in _STUDY_UID_KEYS
+    ]
+    query.append(("StudyInstanceUID", study_uid))
+    scope["query_string"] = urlencode(query).encode("latin-1")
 
 
 def _set_path(scope: Scope, path: str) -> None:

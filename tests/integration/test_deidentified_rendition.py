@@ -320,3 +320,24 @@ def test_fovea_share_deidentified_prints_a_token_for_the_rendition(
         f"{rendition.server.dicomweb}/studies/{o.study}/metadata", headers=bearer(token), timeout=30
     )
     assert real.status_code == 403
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_study_search_names_studies_by_replacement_uid(rendition: Rendition) -> None:
+    o = rendition.original
+    [mine] = rendition.get("/studies").json()  # the token's search is narrowed to its study
+    assert first(mine, STUDY_UID) == new(o.study)
+    assert first(mine, RETRIEVE_URL) == f"{rendition.root}{rendition.study_path}"
+    assert "Value" not in mine.get("00100010", {})
+    other = new(generate_uid())
+    assert [first(i, STUDY_UID) for i in rendition.get("/studies", StudyInstanceUID=other).json()] == [
+        new(o.study)
+    ]
+    by_admin = rendition.get("/studies", headers=rendition.admin, StudyInstanceUID=f"{new(o.study)},{other}")
+    assert [first(i, STUDY_UID) for i in by_admin.json()] == [new(o.study)]
+    rendition.assert_no_original(by_admin.text)
+    assert rendition.get("/studies", headers=rendition.admin).status_code == 400  # no listing of every study
+    by_original = rendition.get("/studies", headers=rendition.admin, StudyInstanceUID=o.study)
+    assert by_original.json() == []
+    by_name = rendition.get("/studies", headers=rendition.admin, PatientName="*")
+    assert by_name.status_code == 400
