@@ -48,6 +48,7 @@ STUDY_MAP_SECONDS = 30.0  # how long a study's members are kept (new instances s
 STUDY_MAPS_KEPT = 256
 STUDY_INDEX_REFRESH_SECONDS = 1.0  # unknown replacement study UIDs re-read the study list at most this often
 _BULK_MARK = b"\0fovea-bulkdata\0"  # a BulkDataURI carried through de-identification as a binary value
+_UID_TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)+")  # a whole UID in running text
 _BULK_URI = re.compile(r"(?:^|/)studies/([^/]+)/series/([^/]+)/instances/([^/]+)/bulkdata/(.+)")
 
 
@@ -128,14 +129,17 @@ class StudyMap:
         return self.replacements.get(original, original)
 
     def scrub(self, text: str) -> str:
-        """`text` (an error message) with every original UID of the study replaced."""
-        for original, new in (
-            *self.replacements.items(),
-            (self.study_instance_uid, self.replacement_study_uid),
-        ):
-            if original in text:
-                text = text.replace(original, new)
-        return text
+        """`text` (an error message) with every original UID of the study replaced, whole UIDs only."""
+
+        def replaced(match: re.Match[str]) -> str:
+            uid = match.group(0)
+            return (
+                self.replacement_study_uid
+                if uid == self.study_instance_uid
+                else self.replacements.get(uid, uid)
+            )
+
+        return _UID_TOKEN.sub(replaced, text)
 
 
 class Rendition:
