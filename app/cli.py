@@ -468,23 +468,14 @@ def export(
         raise typer.Exit(code=2) from None
     deidentifier = None
     if deidentify is not None:
-        from app.lifecycle.confidentiality_profile import ProfileOptions
-        from app.lifecycle.deidentify import Deidentifier
-        from app.lifecycle.pseudonyms import Pseudonyms
+        from app.lifecycle.rendition import configured_deidentifier
 
-        if not settings.deid_secret:
+        deidentifier = configured_deidentifier(settings)
+        if deidentifier is None:
             typer.echo(
                 "de-identification needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs", err=True
             )
             raise typer.Exit(code=2)
-        deidentifier = Deidentifier(
-            Pseudonyms(settings.deid_secret),
-            ProfileOptions(
-                dates=settings.deid_dates,
-                retain_uids=settings.deid_retain_uids,
-                retain_safe_private=settings.deid_retain_safe_private,
-            ),
-        )
     options = ExportOptions(
         output=out,
         image_format=ExportFormat(output_format.value),

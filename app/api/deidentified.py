@@ -74,7 +74,7 @@ _OTHER_KEYS = frozenset(
         "sopclassuid",
         "00080016",
     }
-    | {"includefield", "limit", "offset"}
+    | _PAGING_KEYS
 )
 
 
@@ -174,6 +174,8 @@ def _metadata(services: Services, rendition: Rendition, resolved: Resolved) -> R
         dataset = orjson.loads(item)
         if _first_value(dataset, "00080018") in served:
             items.append(rendition.dicom_json(dataset, wado.base_url))
+    if not items:  # deleted since the study was mapped
+        raise NotFound(not_found_message(wado.scope))
     return _json_or_xml(items, media_type, lambda item: f"{_url_of(wado, item)}/metadata")
 
 
