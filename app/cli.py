@@ -689,16 +689,16 @@ def share(
         if not is_valid_uid(study_instance_uid):
             raise ValueError(f"{study_instance_uid!r} is not a UID")
         lifetime = parse_duration(expires)
-        shared_uid = study_instance_uid
+        shared_uid, key = study_instance_uid, None
         if deidentified:
             rendition = configured_rendition(settings)
             if rendition is None:
                 raise ValueError(
                     "--deidentified needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs"
                 )
-            shared_uid = rendition.replacement_uid(study_instance_uid)
+            shared_uid, key = rendition.replacement_uid(study_instance_uid), _study_key(study_instance_uid)
         issued = issue_share_token(
-            settings.share_secret_list, shared_uid, lifetime, deidentified=deidentified
+            settings.share_secret_list, shared_uid, lifetime, deidentified=deidentified, study_key=key
         )
     except (ShareSecretMissing, ValueError) as exc:
         typer.echo(str(exc), err=True)
@@ -714,6 +714,17 @@ def share(
             f"read-only access to study {issued.study_uid} until {until} (token id {issued.token_id}):"
         )
     typer.echo(issued.token)
+
+
+def _study_key(study_instance_uid: str) -> int:
+    """The stored study's index key (a de-identified token's hint); ValueError when it is not stored."""
+    from app.store.rendition_index import study_key
+
+    with _index(None) as engine, engine.connect() as connection:
+        key = study_key(connection, study_instance_uid)
+    if key is None:
+        raise ValueError(f"study {study_instance_uid} is not stored")
+    return key
 
 
 def main() -> None:

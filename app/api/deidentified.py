@@ -43,6 +43,7 @@ from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_o
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
 from app.lifecycle.rendition import Rendition, StudyMap, configured_rendition
+from app.security.principal import principal_of
 from app.services import Services
 from app.store.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
 from app.store.search import RETRIEVE_URL, SearchPage, SearchScope, search
@@ -107,10 +108,19 @@ def _requested_scope(request: Request) -> Scope:
     return Scope(params["study"], params.get("series"), params.get("instance"))
 
 
+def _study_key(request: Request, replacement: str) -> int | None:
+    """The index key a de-identified share token gives for its study (None for anyone else)."""
+    principal = principal_of(request)
+    if principal is None or principal.study_uid != replacement:
+        return None
+    return principal.study_key
+
+
 def _resolve(services: Services, rendition: Rendition, wado: WadoRequest, audited: AuditedUids) -> Resolved:
     """The original scope of the request's replacement UIDs; 404 (naming the replacements) when none."""
     requested = wado.scope
-    study = rendition.study(services.engine, requested.study_instance_uid)
+    replacement = requested.study_instance_uid
+    study = rendition.study(services.engine, replacement, _study_key(wado.request, replacement))
     original = None
     if study is not None:
         original = study.original_scope(requested.series_instance_uid, requested.sop_instance_uid)
@@ -383,7 +393,7 @@ def _search_studies(
         raise BadRequest("the de-identified rendition searches named studies only: give StudyInstanceUID")
     maps = {}
     for replacement in dict.fromkeys(named):
-        study = rendition.study(services.engine, replacement)
+        study = rendition.study(services.engine, replacement, _study_key(request, replacement))
         if study is not None and study.served(Scope(study.study_instance_uid)):
             maps[study.study_instance_uid] = study
     if not maps:

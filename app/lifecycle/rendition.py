@@ -32,7 +32,7 @@ from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.pseudonyms import Pseudonyms
 from app.settings import Settings
 from app.store.blobs import BlobStore, open_blob
-from app.store.rendition_index import StudyMember, study_instance_uids, study_members
+from app.store.rendition_index import StudyMember, study_instance_uids, study_members, study_uid_of_key
 from app.store.retrieval import Scope, StoredInstance
 
 SECONDARY_CAPTURE_CLASSES = frozenset(
@@ -154,6 +154,12 @@ class Rendition:
         self._studies_read_at = -STUDY_INDEX_REFRESH_SECONDS
         self._maps: OrderedDict[str, tuple[float, StudyMap]] = OrderedDict()
 
+    @property
+    def mapped_studies(self) -> int:
+        """How many stored studies have been mapped forward (by searches for unknown replacements)."""
+        with self._lock:
+            return len(self._mapped)
+
     def replacement_uid(self, original: str) -> str:
         if self.deidentifier.options.retain_uids:
             return original
@@ -161,8 +167,14 @@ class Rendition:
 
     # --- Finding the originals ---
 
-    def original_study(self, engine: Engine, replacement: str) -> str | None:
-        """The original of a replacement study UID; None when no stored study maps to it."""
+    def original_study(self, engine: Engine, replacement: str, key: int | None = None) -> str | None:
+        """The original of a replacement study UID; None when no stored study maps to it. `key`: the
+        index key a de-identified share token names, tried first (checked: it must map to `replacement`)."""
+        if key is not None:
+            with engine.connect() as connection:
+                hinted = study_uid_of_key(connection, key)
+            if hinted is not None and self.replacement_uid(hinted) == replacement:
+                return hinted
         with self._lock:
             found = self._studies.get(replacement)
             if found is not None or time.monotonic() - self._studies_read_at < STUDY_INDEX_REFRESH_SECONDS:
@@ -176,9 +188,9 @@ class Rendition:
             self._mapped.update(new.values())
             return self._studies.get(replacement)
 
-    def study(self, engine: Engine, replacement: str) -> StudyMap | None:
+    def study(self, engine: Engine, replacement: str, key: int | None = None) -> StudyMap | None:
         """The map of the study a replacement study UID names; None when there is none."""
-        original = self.original_study(engine, replacement)
+        original = self.original_study(engine, replacement, key)
         if original is None:
             return None
         now = time.monotonic()

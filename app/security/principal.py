@@ -40,7 +40,8 @@ class Principal:
     `name` identifies it in the audit trail and logs: the API key's name, the OIDC `sub`, the share
     token's id, or "anonymous". `username` is OIDC's `preferred_username` where there is one.
     `study_uid` binds a share token to the one study it may read (for a de-identified token, the
-    study's replacement UID: the original never travels in the token).
+    study's replacement UID: the original never travels in the token); `study_key`, a de-identified
+    token's hint where the original is in the index (so the rendition need not search for it).
     """
 
     kind: PrincipalKind
@@ -48,6 +49,7 @@ class Principal:
     scopes: frozenset[str]
     username: str | None = None
     study_uid: str | None = None
+    study_key: int | None = None
 
     def holds(self, scope: str) -> bool:
         # An administrator may read any study; de-identified is less than that, so `admin` implies it.

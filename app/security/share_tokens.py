@@ -6,7 +6,9 @@ a fingerprint of the signing secret, so a verifier picks the right one of severa
 new secret first, keep the old one until its tokens have expired).
 
 A token issued de-identified (claim `deid`: "basic") names its study by the replacement UID, since a
-JWT's claims are readable by whoever holds it, and grants only the de-identified rendition of it.
+JWT's claims are readable by whoever holds it, and grants only the de-identified rendition of it; its
+claim `key` is the study's index key, which identifies nobody and spares the rendition a search for
+the original (replacements are one-way).
 """
 
 from __future__ import annotations
@@ -46,10 +48,15 @@ class ShareToken:
 
 
 def issue_share_token(
-    secrets_list: list[str], study_uid: str, lifetime: timedelta, *, deidentified: bool = False
+    secrets_list: list[str],
+    study_uid: str,
+    lifetime: timedelta,
+    *,
+    deidentified: bool = False,
+    study_key: int | None = None,
 ) -> ShareToken:
-    """A token reading `study_uid`; `deidentified`: `study_uid` is the study's replacement UID, and the
-    token reads the de-identified rendition only."""
+    """A token reading `study_uid`; `deidentified`: `study_uid` is the study's replacement UID (and
+    `study_key` its index key, when known), and the token reads the de-identified rendition only."""
     if not secrets_list:
         raise ShareSecretMissing(
             "no share secret configured: set FOVEA_SHARE_SECRETS (e.g. `openssl rand -hex 32`)"
@@ -68,6 +75,8 @@ def issue_share_token(
     }
     if deidentified:
         claims["deid"] = DEIDENTIFIED_PROFILE
+        if study_key is not None:
+            claims["key"] = study_key
     secret = secrets_list[0]
     headers = {"kid": _fingerprint(secret), "typ": SHARE_TYPE}
     token = jwt.encode(claims, secret, algorithm=_ALGORITHM, headers=headers)
@@ -76,6 +85,11 @@ def issue_share_token(
 
 def is_share_token_header(header: dict[str, Any]) -> bool:
     return header.get("typ") == SHARE_TYPE
+
+
+def _study_key(claims: dict[str, Any]) -> int | None:
+    key = claims.get("key")
+    return key if isinstance(key, int) and not isinstance(key, bool) else None
 
 
 class ShareTokenVerifier:
@@ -113,5 +127,6 @@ class ShareTokenVerifier:
             f"share:{claims['jti']}",
             frozenset({scope.value}),
             study_uid=study,
+            study_key=_study_key(claims) if deid is not None else None,
         )
         return principal, float(claims["exp"])

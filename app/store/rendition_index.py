@@ -67,6 +67,16 @@ def _burned_in_annotation(stored: bytes) -> str:
     return str(values[0] or "").strip().upper()
 
 
+def study_key(connection: Connection, study_instance_uid: str) -> int | None:
+    """The index key of a stored study (a de-identified share token's hint), None when not stored."""
+    query = select(Study.pk).where(Study.study_instance_uid == study_instance_uid)
+    return connection.execute(query).scalar_one_or_none()
+
+
+def study_uid_of_key(connection: Connection, key: int) -> str | None:
+    return connection.execute(select(Study.study_instance_uid).where(Study.pk == key)).scalar_one_or_none()
+
+
 def study_instance_uids(connection: Connection) -> list[str]:
     """Every stored study's UID (to find the original of a replacement study UID)."""
     return list(connection.execute(select(Study.study_instance_uid)).scalars())

@@ -21,7 +21,9 @@ from pydicom.uid import generate_uid
 
 from app.imaging.codec_pool import CodecPool
 from app.lifecycle.pseudonyms import Pseudonyms
+from app.lifecycle.rendition import configured_rendition
 from app.security.share_tokens import issue_share_token
+from app.store.rendition_index import study_key
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import corpus_file, multipart_body, stow_content_type
 from tests.integration.auth_helpers import bearer, new_key
@@ -302,10 +304,14 @@ def test_an_admin_reads_any_study_others_are_refused_and_reads_are_audited(rendi
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 def test_fovea_share_deidentified_prints_a_token_for_the_rendition(
-    rendition: Rendition, tmp_path: Path
+    rendition: Rendition, backend: Backend, tmp_path: Path
 ) -> None:
     o = rendition.original
-    env = {"FOVEA_DATA_DIR": str(tmp_path), "FOVEA_SHARE_SECRETS": SHARE_SECRET}
+    env = {
+        "FOVEA_DATA_DIR": str(tmp_path),
+        "FOVEA_DATABASE_URL": backend.database_url,
+        "FOVEA_SHARE_SECRETS": SHARE_SECRET,
+    }
     refused = run_fovea("share", o.study, "--deidentified", env=env)
     assert refused.returncode == 2 and "FOVEA_DEID_SECRET" in refused.stderr
     made = run_fovea("share", o.study, "--deidentified", env={**env, "FOVEA_DEID_SECRET": DEID_SECRET})
@@ -314,12 +320,37 @@ def test_fovea_share_deidentified_prints_a_token_for_the_rendition(
     token = made.stdout.strip().splitlines()[-1]
     claims = jwt.decode(token, options={"verify_signature": False})  # readable by whoever holds the link
     assert claims["study"] == new(o.study) and claims["deid"] == "basic"
+    with backend.engine.connect() as connection:
+        assert claims["key"] == study_key(connection, o.study)  # the hint: an index key, no UID
     assert o.study not in str(claims)
     assert rendition.get(f"{rendition.study_path}/metadata", headers=bearer(token)).status_code == 200
     real = httpx.get(
         f"{rendition.server.dicomweb}/studies/{o.study}/metadata", headers=bearer(token), timeout=30
     )
     assert real.status_code == 403
+    deid_env = {**env, "FOVEA_DEID_SECRET": DEID_SECRET}
+    not_stored = run_fovea("share", generate_uid(), "--deidentified", env=deid_env)
+    assert not_stored.returncode == 2 and "is not stored" in not_stored.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_a_token_key_finds_the_study_without_mapping_every_study(
+    rendition: Rendition, backend: Backend
+) -> None:
+    o = rendition.original
+    with backend.engine.connect() as connection:
+        key = study_key(connection, o.study)
+    assert key is not None
+    hinted = configured_rendition(backend.settings(deid_secret=DEID_SECRET))
+    assert hinted is not None
+    assert hinted.original_study(backend.engine, new(o.study), key) == o.study
+    assert hinted.mapped_studies == 0  # no search through the study list
+    assert hinted.original_study(backend.engine, new(o.study), key + 1) == o.study  # a wrong key: searched
+    assert hinted.mapped_studies == 1
+    wrong_key = issue_share_token(
+        [SHARE_SECRET], new(o.study), timedelta(hours=1), deidentified=True, study_key=key + 1
+    ).token
+    assert rendition.get(f"{rendition.study_path}/metadata", headers=bearer(wrong_key)).status_code == 200
 
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)

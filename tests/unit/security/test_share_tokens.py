@@ -50,3 +50,12 @@ def test_admin_implies_the_rendition_and_nothing_else_does() -> None:
     assert admin.holds(Scope.READ_DEIDENTIFIED) and not admin.holds(Scope.READ)
     assert not reader.holds(Scope.READ_DEIDENTIFIED)
     assert not admin.deidentified_only  # an API key is not confined
+
+
+def test_a_deidentified_token_carries_its_study_key_as_a_hint() -> None:
+    issued = issue_share_token([SECRET], REPLACEMENT, timedelta(hours=1), deidentified=True, study_key=42)
+    assert verified(issued.token).study_key == 42
+    assert (
+        verified(issue_share_token([SECRET], "1.2.3", timedelta(hours=1), study_key=42).token).study_key
+        is None
+    )
