@@ -29,7 +29,7 @@ from app.api.wado_request import VARY, WadoRequest, accept_lists_of, multipart_r
 from app.audit.notes import AuditedUids, audited_uids
 from app.dicomweb.errors import BadRequest, DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import parse_frame_list
-from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, EXPLICIT_VR_LITTLE_ENDIAN
 from app.dicomweb.negotiation import (
     METADATA_XML,
     InstanceSelection,
@@ -42,7 +42,7 @@ from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
-from app.lifecycle.rendition import Rendition, StudyMap, configured_rendition
+from app.lifecycle.rendition import REWRITTEN_AS_EXPLICIT, Rendition, StudyMap, configured_rendition
 from app.security.principal import principal_of
 from app.services import Services
 from app.store.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
@@ -226,7 +226,8 @@ def _json_or_xml(
 
 
 def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> Response:
-    """Part 10, de-identified, in the stored transfer syntax (the rendition does not transcode)."""
+    """Part 10, de-identified, in the stored transfer syntax (Implicit VR and Deflated Explicit VR Little
+    Endian also as Explicit VR Little Endian: the data set is written again anyway)."""
     wado, study = resolved.wado, resolved.study
     with services.engine.connect() as connection:
         instances = [
@@ -242,7 +243,7 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
     selections = [_selection(wado, instance) for instance in available]
     first = selections[0]
     if not first.multipart:
-        body = rendition.part10_of(services.blobs, available[0])
+        body = rendition.part10_of(services.blobs, available[0], first.transfer_syntax)
         headers = {
             "Vary": VARY,
             "Cache-Control": "private",
@@ -251,7 +252,9 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
         return Response(body, media_type=first.part_content_type, headers=headers)
     parts = (
         OutgoingPart(
-            selection.part_content_type, wado.instance_url(instance), _part10(services, rendition, instance)
+            selection.part_content_type,
+            wado.instance_url(instance),
+            _part10(services, rendition, instance, selection),
         )
         for instance, selection in zip(available, selections, strict=True)
     )
@@ -263,22 +266,28 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
 
 def _selection(wado: WadoRequest, instance: StoredInstance) -> InstanceSelection:
     stored = instance.transfer_syntax_uid
+
+    def can_produce(syntax: str) -> bool:
+        return syntax == stored or (syntax == EXPLICIT_VR_LITTLE_ENDIAN and stored in REWRITTEN_AS_EXPLICIT)
+
     selection = negotiate_instance_media_type(
         *wado.accept_lists,
         stored_syntax=stored,
-        can_produce=lambda syntax: syntax == stored,
+        can_produce=can_produce,
         single_part_allowed=wado.scope.sop_instance_uid is not None,
     )
-    if selection.category is not ResourceCategory.INSTANCE or selection.transcode:
+    if selection.category is not ResourceCategory.INSTANCE:
         raise NotAcceptable(
-            "the de-identified rendition serves instances as Part 10 in their stored transfer syntax only "
-            "(transfer-syntax=*); frames and pixel data have resources of their own"
+            "the de-identified rendition serves instances as Part 10 only; frames and pixel data have "
+            "resources of their own"
         )
     return selection
 
 
-def _part10(services: Services, rendition: Rendition, instance: StoredInstance) -> Iterator[bytes]:
-    yield rendition.part10_of(services.blobs, instance)
+def _part10(
+    services: Services, rendition: Rendition, instance: StoredInstance, selection: InstanceSelection
+) -> Iterator[bytes]:
+    yield rendition.part10_of(services.blobs, instance, selection.transfer_syntax)
 
 
 # --- Frames and bulk data: the stored bytes, under the rendition's URLs ---

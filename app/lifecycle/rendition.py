@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from sqlalchemy import Engine
 
 from app.lifecycle.confidentiality_profile import ProfileOptions
@@ -44,6 +45,10 @@ SECONDARY_CAPTURE_CLASSES = frozenset(
         "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color SC
     }
 )
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+# Stored in these, an instance is also written in Explicit VR Little Endian: the same pixel bytes, each
+# value's VR from the dictionary (big endian would need its values swapped: not offered).
+REWRITTEN_AS_EXPLICIT = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99"})
 STUDY_MAP_SECONDS = 30.0  # how long a study's members are kept (new instances show after this at most)
 STUDY_MAPS_KEPT = 256
 STUDY_INDEX_REFRESH_SECONDS = 1.0  # unknown replacement study UIDs re-read the study list at most this often
@@ -245,15 +250,23 @@ class Rendition:
             f"{base_url}/studies/{new(study)}/series/{new(series)}/instances/{new(instance)}/bulkdata/{path}"
         )
 
-    def part10_of(self, blobs: BlobStore, instance: StoredInstance) -> bytes:
+    def part10_of(self, blobs: BlobStore, instance: StoredInstance, transfer_syntax: str) -> bytes:
         """The instance's stored file, de-identified (read whole: pydicom writes a data set at once)."""
         with open_blob(blobs, instance.blob_key, instance.blob_size) as stream:
-            return self.part10(stream)
+            return self.part10(stream, transfer_syntax)
 
-    def part10(self, stored: BinaryIO) -> bytes:
-        """A stored Part 10 file de-identified; pixel data and transfer syntax as they were."""
+    def part10(self, stored: BinaryIO, transfer_syntax: str) -> bytes:
+        """A stored Part 10 file de-identified, pixel data as it was; in `transfer_syntax`, which is the
+        stored one or, from one of REWRITTEN_AS_EXPLICIT, Explicit VR Little Endian (same pixel bytes)."""
         ds = pydicom.dcmread(stored)
         self.deidentifier.deidentify(ds)
+        if transfer_syntax != ds.file_meta.TransferSyntaxUID:
+            if (
+                ds.file_meta.TransferSyntaxUID not in REWRITTEN_AS_EXPLICIT
+                or transfer_syntax != EXPLICIT_VR_LE
+            ):
+                raise ValueError(f"not written in {transfer_syntax}")
+            ds.file_meta.TransferSyntaxUID = UID(EXPLICIT_VR_LE)
         buffer = BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()

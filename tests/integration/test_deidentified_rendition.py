@@ -25,7 +25,7 @@ from app.lifecycle.rendition import configured_rendition
 from app.security.share_tokens import issue_share_token
 from app.store.rendition_index import study_key
 from tests.conftest import Backend, LiveServer, start_live_server
-from tests.dicom_files import corpus_file, multipart_body, stow_content_type
+from tests.dicom_files import corpus_file, corpus_files, multipart_body, stow_content_type
 from tests.integration.auth_helpers import bearer, new_key
 from tests.integration.test_cli import run_fovea
 from tests.integration.test_wado_instances import multipart_parts
@@ -372,3 +372,38 @@ def test_study_search_names_studies_by_replacement_uid(rendition: Rendition) -> 
     assert by_original.json() == []
     by_name = rendition.get("/studies", headers=rendition.admin, PatientName="*")
     assert by_name.status_code == 400
+
+
+@pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+def test_every_corpus_study_is_served_de_identified(
+    backend: Backend, worker_pool: Executor, codec_pool: CodecPool
+) -> None:
+    with running(backend, worker_pool, codec_pool, deid_allow_burned_in=True) as rendition:
+        writer = bearer(new_key(backend, "corpus-writer", "dicom.write"))
+        for corpus in corpus_files():  # one at a time: a file refused (another patient) refuses no other
+            httpx.post(
+                f"{rendition.server.dicomweb}/studies",
+                content=multipart_body([corpus.path.read_bytes()]),
+                headers={"Content-Type": stow_content_type(), "Accept": "application/dicom+json", **writer},
+                timeout=60,
+            )
+        names = {
+            str(pydicom.dcmread(c.path, stop_before_pixels=True).get("PatientName", ""))
+            for c in corpus_files()
+        }
+        for study in sorted({corpus.study_instance_uid for corpus in corpus_files()}):
+            path = f"/studies/{new(study)}"
+            metadata = rendition.get(f"{path}/metadata", headers=rendition.admin)
+            instances = rendition.get(path, headers={**rendition.admin, "Accept": ANY_SYNTAX})
+            assert metadata.status_code in (200, 404), (study, metadata.text)
+            if instances.status_code == 406:  # the retired big endian syntax is not converted here
+                assert "1.2.840.10008.1.2.2" in instances.text and metadata.status_code == 200
+                continue
+            assert instances.status_code == metadata.status_code, (study, instances.text)
+            if metadata.status_code == 200:
+                assert study not in metadata.text
+                leaked = {name for name in names if len(name) > 3 and name in metadata.text} - {"Anonymized"}
+                assert not leaked, study
+                for _headers, body in multipart_parts(instances):
+                    ds = pydicom.dcmread(io.BytesIO(body))
+                    assert ds.StudyInstanceUID == new(study) and ds.PatientIdentityRemoved == "YES"
