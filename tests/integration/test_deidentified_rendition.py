@@ -209,6 +209,14 @@ def test_the_same_original_has_the_same_replacement_in_search_metadata_and_part1
     assert str(ds.PatientName) != o.patient_name and ds.PatientIdentityRemoved == "YES"
     assert ds.PixelData == o.pixel_data  # pixels untouched
     rendition.assert_no_original(body.decode("latin-1"))
+    xml = rendition.get(
+        f"{rendition.study_path}/metadata", accept='multipart/related; type="application/dicom+xml"'
+    )
+    assert xml.status_code == 200
+    [(xml_headers, xml_body)] = multipart_parts(xml)
+    assert xml_headers["content-location"] == f"{rendition.root}{rendition.instance_path}/metadata"
+    assert new(o.sop).encode() in xml_body
+    rendition.assert_no_original(xml.text)
 
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
