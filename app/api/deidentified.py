@@ -229,10 +229,10 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
     """Part 10, de-identified, in the stored transfer syntax (Implicit VR and Deflated Explicit VR Little
     Endian also as Explicit VR Little Endian: the data set is written again anyway)."""
     wado, study = resolved.wado, resolved.study
+    # Only what the study map serves: an instance stored since it was made is not judged yet.
+    served = {member.sop_instance_uid for member in study.served(wado.scope)}
     with services.engine.connect() as connection:
-        instances = [
-            i for i in stored_instances(connection, wado.scope) if i.sop_instance_uid not in study.withheld
-        ]
+        instances = [i for i in stored_instances(connection, wado.scope) if i.sop_instance_uid in served]
     available = [instance for instance in instances if instance.unavailable_reason is None]
     if not available:
         raise (
@@ -240,7 +240,12 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
             if instances
             else NotFound(not_found_message(wado.scope))
         )
-    selections = [_selection(wado, instance) for instance in available]
+    chosen = [(instance, _selection(wado, instance)) for instance in available]
+    acceptable = [(i, selection) for i, selection in chosen if isinstance(selection, InstanceSelection)]
+    if not acceptable:  # none can be had in an acceptable form: the first refusal says why
+        raise next(selection for _i, selection in chosen if isinstance(selection, NotAcceptable))
+    available = [instance for instance, _selection in acceptable]
+    selections = [selection for _instance, selection in acceptable]
     first = selections[0]
     if not first.multipart:
         body = rendition.part10_of(services.blobs, available[0], first.transfer_syntax)
@@ -258,26 +263,30 @@ def _instances(services: Services, rendition: Rendition, resolved: Resolved) -> 
         )
         for instance, selection in zip(available, selections, strict=True)
     )
-    status = 200 if len(available) == len(instances) else 206
+    status = 200 if len(available) == len(instances) else 206  # some unavailable or not acceptable
     response = multipart_response(parts, first.content_type, None, status_code=status)
     response.headers["Cache-Control"] = "private"
     return response
 
 
-def _selection(wado: WadoRequest, instance: StoredInstance) -> InstanceSelection:
+def _selection(wado: WadoRequest, instance: StoredInstance) -> InstanceSelection | NotAcceptable:
+    """How the instance is sent, or why it cannot be in an acceptable form."""
     stored = instance.transfer_syntax_uid
 
     def can_produce(syntax: str) -> bool:
         return syntax == stored or (syntax == EXPLICIT_VR_LITTLE_ENDIAN and stored in REWRITTEN_AS_EXPLICIT)
 
-    selection = negotiate_instance_media_type(
-        *wado.accept_lists,
-        stored_syntax=stored,
-        can_produce=can_produce,
-        single_part_allowed=wado.scope.sop_instance_uid is not None,
-    )
+    try:
+        selection = negotiate_instance_media_type(
+            *wado.accept_lists,
+            stored_syntax=stored,
+            can_produce=can_produce,
+            single_part_allowed=wado.scope.sop_instance_uid is not None,
+        )
+    except NotAcceptable as refusal:
+        return refusal
     if selection.category is not ResourceCategory.INSTANCE:
-        raise NotAcceptable(
+        return NotAcceptable(
             "the de-identified rendition serves instances as Part 10 only; frames and pixel data have "
             "resources of their own"
         )
@@ -303,8 +312,10 @@ def _bulkdata(services: Services, rendition: Rendition, resolved: Resolved) -> R
     wado = resolved.wado
     path = wado.request.path_params["bulkdata_path"]
     with services.engine.connect() as connection:
-        (stored,) = stored_metadata(connection, wado.scope)
-    metadata = orjson.dumps(rendition.dicom_json(orjson.loads(stored), wado.base_url))
+        stored = stored_metadata(connection, wado.scope)
+    if not stored:  # deleted since the study was mapped
+        raise NotFound(not_found_message(wado.scope))
+    metadata = orjson.dumps(rendition.dicom_json(orjson.loads(stored[0]), wado.base_url))
     if f'/bulkdata/{path}"'.encode() not in metadata:
         raise NotFound(f"{wado.url_of(wado.scope)}/bulkdata/{path} is not part of the de-identified instance")
     return retrieve_bulkdata_value(services, wado, path)

@@ -103,6 +103,7 @@ class Rendition:
     token: str  # a de-identified share token for the study
     admin: dict[str, str]
     reader: dict[str, str]  # dicom.read only
+    writer: dict[str, str]
 
     @property
     def root(self) -> str:
@@ -138,7 +139,7 @@ def running(backend: Backend, pool: Executor, codecs: CodecPool, **overrides: ob
     ) as server:
         original = store_corpus_study(server, bearer(writer))
         token = issue_share_token([SHARE_SECRET], new(original.study), timedelta(hours=1), deidentified=True)
-        yield Rendition(server, original, token.token, bearer(admin), bearer(reader))
+        yield Rendition(server, original, token.token, bearer(admin), bearer(reader), bearer(writer))
 
 
 @pytest.fixture
@@ -275,6 +276,22 @@ def test_burned_in_and_secondary_capture_instances_are_withheld(rendition: Rendi
     listed = rendition.get(f"{rendition.study_path}/instances").json()
     assert [first(item, SOP_UID) for item in listed] == [new(o.sop)]
 
+    # Stored after the study was mapped: not served, whether the map is still the old one or made again.
+    late = pydicom.dcmread(corpus_file("CT_small.dcm").path)
+    late.SOPInstanceUID = late.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    late.BurnedInAnnotation = "YES"
+    stored = httpx.post(
+        f"{rendition.server.dicomweb}/studies",
+        content=multipart_body([_part10(late)]),
+        headers={"Content-Type": stow_content_type(), **rendition.writer},
+        timeout=30,
+    )
+    assert stored.status_code == 200
+    whole = rendition.get(rendition.study_path, headers={**bearer(rendition.token), "Accept": ANY_SYNTAX})
+    assert whole.status_code == 200
+    served = [pydicom.dcmread(io.BytesIO(body)).SOPInstanceUID for _headers, body in multipart_parts(whole)]
+    assert served == [new(o.sop)]
+
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 def test_the_setting_serves_withheld_instances(
@@ -404,10 +421,11 @@ def test_every_corpus_study_is_served_de_identified(
             metadata = rendition.get(f"{path}/metadata", headers=rendition.admin)
             instances = rendition.get(path, headers={**rendition.admin, "Accept": ANY_SYNTAX})
             assert metadata.status_code in (200, 404), (study, metadata.text)
-            if instances.status_code == 406:  # the retired big endian syntax is not converted here
+            if instances.status_code == 406:  # the retired big endian syntax is not converted here: all are
                 assert "1.2.840.10008.1.2.2" in instances.text and metadata.status_code == 200
                 continue
-            assert instances.status_code == metadata.status_code, (study, instances.text)
+            partial = instances.status_code == 206 and metadata.status_code == 200  # some big endian
+            assert partial or instances.status_code == metadata.status_code, (study, instances.status_code)
             if metadata.status_code == 200:
                 assert study not in metadata.text
                 leaked = {name for name in names if len(name) > 3 and name in metadata.text} - {"Anonymized"}
