@@ -237,6 +237,10 @@ def test_frames_and_rendered_images_are_the_originals_bytes(rendition: Rendition
     thumbnail = rendition.get(f"{rendition.study_path}/thumbnail")
     assert thumbnail.status_code == 200 and plain.status_code == 200
     assert thumbnail.content == plain.content
+    by_link = rendition.get(
+        f"{rendition.study_path}/thumbnail", headers={}, token=rendition.token
+    )  # <img src>
+    assert by_link.status_code == 200 and by_link.content == plain.content
     assert rendition.get(f"{rendition.instance_path}/rendered", annotation="patient").status_code == 400
     missing = rendition.get(f"{rendition.instance_path}/frames/7")
     assert missing.status_code == 404
