@@ -234,7 +234,8 @@ class Rendition:
     def dicom_json(self, item: dict[str, Any], base_url: str) -> dict[str, Any]:
         """A DICOM JSON object de-identified; its BulkDataURIs (relative, as stored, or absolute under
         the plain root) point at the rendition under `base_url` (the rendition's root)."""
-        ds = Dataset.from_json(item, bulk_data_uri_handler=lambda _tag, _vr, uri: _BULK_MARK + uri.encode())
+        drop_private = not self.deidentifier.options.retain_safe_private
+        ds = Dataset.from_json(_prepared(item, drop_private=drop_private))
         self.deidentifier.deidentify(ds)
         result: dict[str, Any] = ds.to_json_dict(bulk_data_threshold=1 << 62)
         _restore_bulk_uris(result, lambda uri: self._bulk_url(uri, base_url))
@@ -270,6 +271,27 @@ class Rendition:
         buffer = BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         return buffer.getvalue()
+
+
+def _prepared(node: dict[str, Any], *, drop_private: bool) -> dict[str, Any]:
+    """A copy of a DICOM JSON object for the profile: BulkDataURIs carried as marked binary values, and,
+    when the profile removes them all anyway, without private attributes (the bulk of many data sets,
+    and most of the cost of reading JSON into pydicom)."""
+    prepared: dict[str, Any] = {}
+    for tag, element in node.items():
+        if drop_private and int(tag[3], 16) % 2:  # an odd group: private
+            continue
+        if not isinstance(element, dict):
+            prepared[tag] = element
+        elif "BulkDataURI" in element:
+            marked = _BULK_MARK + str(element["BulkDataURI"]).encode()
+            prepared[tag] = {"vr": element.get("vr"), "InlineBinary": base64.b64encode(marked).decode()}
+        elif element.get("vr") == "SQ" and element.get("Value"):
+            items = [_prepared(item, drop_private=drop_private) for item in element["Value"]]
+            prepared[tag] = {**element, "Value": items}
+        else:
+            prepared[tag] = element
+    return prepared
 
 
 def _restore_bulk_uris(node: dict[str, Any], url_of: Callable[[str], str | None]) -> None:
