@@ -107,3 +107,17 @@ def test_dicom_json_is_de_identified_with_bulk_data_uris_under_the_rendition() -
 def test_retain_uids_keeps_the_originals_as_the_replacements() -> None:
     assert rendition(retain_uids=True).replacement_uid("1.2.3") == "1.2.3"
     assert rendition().replacement_uid("1.2.3") == PSEUDONYMS.uid("1.2.3")
+
+
+@pytest.mark.parametrize("retain_safe_private", [False, True])
+def test_safe_private_attributes_follow_the_option(retain_safe_private: bool) -> None:
+    stored = {
+        "00190010": {"vr": "LO", "Value": ["SIEMENS MR HEADER"]},
+        "0019100C": {"vr": "IS", "Value": [1000]},  # B_value: safe
+        "00191008": {"vr": "CS", "Value": ["IMAGE NUM 4"]},  # not on the safe list
+        "00081140": {"vr": "SQ", "Value": [{"00291010": {"vr": "OB", "InlineBinary": "AAAA"}}]},
+    }
+    result = rendition(retain_safe_private=retain_safe_private).dicom_json(stored, BASE)
+    kept = {tag for tag in result if int(tag[3], 16) % 2}
+    assert kept == ({"00190010", "0019100C"} if retain_safe_private else set())
+    assert all(int(tag[3], 16) % 2 == 0 for item in result["00081140"]["Value"] for tag in item)
