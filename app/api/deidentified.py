@@ -29,11 +29,10 @@ from app.api.wado_request import VARY, WadoRequest, accept_lists_of, multipart_r
 from app.audit.notes import AuditedUids, audited_uids
 from app.dicomweb.errors import BadRequest, DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import parse_frame_list
-from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, EXPLICIT_VR_LITTLE_ENDIAN
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import (
     METADATA_XML,
     InstanceSelection,
-    ResourceCategory,
     negotiate_instance_media_type,
     negotiate_metadata_media_type,
 )
