@@ -16,7 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, contract, delete, metrics, qido, query_tags, rendered, stow, wado
+from app.api import (
+    admin,
+    audit,
+    contract,
+    deidentified,
+    delete,
+    metrics,
+    qido,
+    query_tags,
+    rendered,
+    stow,
+    wado,
+)
 from app.api.audit_middleware import AuditMiddleware
 from app.api.capabilities import add_capabilities_routes
 from app.api.request_log import RequestLogMiddleware
@@ -44,6 +56,7 @@ ROUTERS = (
     (wado.router, DICOMWEB_PREFIX),
     (qido.router, DICOMWEB_PREFIX),
     (rendered.router, DICOMWEB_PREFIX),
+    (deidentified.router, DICOMWEB_PREFIX),
     (contract.router, DICOMWEB_PREFIX),
     (delete.router, DICOMWEB_PREFIX),
     (admin.router, ""),

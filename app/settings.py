@@ -362,6 +362,11 @@ class Settings(BaseSettings):
     deid_retain_safe_private: bool = Field(
         False, description="De-identification keeps safe private attributes (Retain Safe Private Option)"
     )
+    deid_allow_burned_in: bool = Field(
+        False,
+        description="The de-identified rendition also serves instances that may show identifying text in "
+        "their pixels (Burned In Annotation YES, Secondary Capture without it NO)",
+    )
     trusted_proxies: str = Field(
         "",
         description="Addresses or CIDRs of reverse proxies whose X-Forwarded-* headers are honoured; "
