@@ -20,12 +20,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-import uvicorn
 
 from app import __version__
 from app.log_setup import configure_logging
-from app.metrics import MULTIPROCESS_DIRECTORY
-from app.security.startup import startup_refusal
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 
@@ -98,7 +95,11 @@ def serve(
     log_level: Annotated[str | None, typer.Option(help="Least severe level logged (FOVEA_LOG_LEVEL)")] = None,
 ) -> None:
     """Serve DICOMweb on http://HOST:PORT/dicom-web."""
+    import uvicorn  # here, not at the top: the other commands start without the server's modules
+
     from app.main import create_app
+    from app.metrics import MULTIPROCESS_DIRECTORY
+    from app.security.startup import startup_refusal
     from app.store.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
@@ -169,10 +170,17 @@ def import_command(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes")] = 0,
 ) -> None:
     """Store DICOM files from folders through the ingest pipeline (not over HTTP)."""
-    from app.store.bulk_import import run_import
+    from rich.console import Console
+
+    from app.cli_progress import ImportProgress, print_import_summary
 
     settings = _settings(data_dir)
-    summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
+    console = Console(stderr=True)
+    with ImportProgress(console) as progress:  # drawn before the ingest modules are even loaded
+        from app.store.bulk_import import run_import
+
+        summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)
+    print_import_summary(console, summary)
     raise typer.Exit(code=0 if not summary.failed else 1)
 
 

@@ -164,7 +164,7 @@ def ingest_in_worker(
     return results
 
 
-def _close_ingestor(target: IngestTarget) -> None:
+def close_ingestor(target: IngestTarget) -> None:
     """Close this process's connections for `target` (a later use would open new ones)."""
     with _ingestors_lock:
         ingestor = _ingestors.pop(target, None)
@@ -338,4 +338,4 @@ class IngestPool:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         if self.inline_bytes > 0:
-            _close_ingestor(self.target)
+            close_ingestor(self.target)
