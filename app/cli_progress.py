@@ -8,6 +8,7 @@ start or a slow stretch does not weigh on the figure for the rest of the run.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from types import TracebackType
@@ -17,13 +18,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from app.store.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
 
@@ -31,26 +35,43 @@ RATE_WINDOW_S = 5.0
 
 
 class SlidingRate:
-    """Events per second over the last `window_s` seconds (or since the first event, if sooner)."""
+    """Events per second over the last `window_s` seconds (or since the first event, if sooner).
+
+    Added to by the import's thread, read by rich's refresh thread: hence the lock.
+    """
 
     def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
         self.window_s = window_s
         self._times: deque[float] = deque()
         self._started: float | None = None
+        self._lock = threading.Lock()
 
     def add(self, now: float) -> None:
-        if self._started is None:
-            self._started = now
-        self._times.append(now)
-        while self._times and self._times[0] < now - self.window_s:
-            self._times.popleft()
+        with self._lock:
+            if self._started is None:
+                self._started = now
+            self._times.append(now)
+            while self._times[0] < now - self.window_s:
+                self._times.popleft()
 
     def per_second(self, now: float) -> float:
-        if self._started is None:
-            return 0.0
-        span = min(self.window_s, now - self._started)
-        recent = sum(1 for moment in self._times if moment >= now - self.window_s)
+        with self._lock:
+            if self._started is None:
+                return 0.0
+            span = min(self.window_s, now - self._started)
+            recent = sum(1 for moment in self._times if moment >= now - self.window_s)
         return recent / span if span > 0 else 0.0
+
+
+class CurrentRateColumn(ProgressColumn):
+    """Files per second now, worked out at each refresh, so a stall shows as the rate falling."""
+
+    def __init__(self, rate: SlidingRate) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{self.rate.per_second(time.monotonic()):.1f} files/s")
 
 
 class ImportProgress:
@@ -63,7 +84,7 @@ class ImportProgress:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} files/s"),
+            CurrentRateColumn(self.rate),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -81,15 +102,12 @@ class ImportProgress:
             self.progress.update(self.task, total=event.total, description="importing")
             self.progress.refresh()
         elif isinstance(event, FileDone):
-            now = time.monotonic()
-            self.rate.add(now)
-            self.progress.update(
-                self.task, advance=1, description="importing", rate=self.rate.per_second(now)
-            )
+            self.rate.add(time.monotonic())
+            self.progress.update(self.task, advance=1, description="importing")
 
     def __enter__(self) -> ImportProgress:
         self.progress.start()  # draws the first line at once
-        self.task = self.progress.add_task("starting", total=None, rate=0.0)
+        self.task = self.progress.add_task("starting", total=None)
         self.progress.refresh()
         return self
 
