@@ -201,8 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         for case, env in cases.items():
             record = run_import_case(case, folder, files, payload, args.jobs, work, env)
-            record["target"] = {"files_per_s": stow["files_per_s"]}  # at least STOW-RS's rate
-            record["meets_target"] = record["files_per_s"] >= stow["files_per_s"]
+            # At least STOW-RS's rate once storing: STOW-RS is timed on a started, warm server, so
+            # the import's own start-up (first_file_s) is reported beside the rate, not in it.
+            record["target"] = {"after_first_files_per_s": stow["files_per_s"]}
+            record["meets_target"] = (record["after_first_files_per_s"] or 0) >= stow["files_per_s"]
             emit({**record, "instance_bytes": len(instances[0]), **common_fields}, results)
             if record["stored"] != files:
                 raise BenchFailure(f"{case}: {record['stored']} of {files} files stored")
