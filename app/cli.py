@@ -197,6 +197,7 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
+    from app.cli_progress import transcode_report
     from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
 
@@ -208,9 +209,7 @@ def transcode(
     if source.is_dir() and destination.exists() and not destination.is_dir():
         typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
         raise typer.Exit(code=2)
-    summary = transcode_paths(
-        source, destination, target.uid, overwrite=overwrite, report=lambda line: typer.echo(line, err=True)
-    )
+    summary = transcode_paths(source, destination, target.uid, overwrite=overwrite, on_event=transcode_report)
     typer.echo(
         f"{summary.converted} converted to {target.name} ({target.uid}), "
         f"{summary.skipped} skipped, {len(summary.failed)} failed"

@@ -1,6 +1,7 @@
-"""What `fovea import` shows on stderr: a live line from the first moment, then a summary table.
+"""What `fovea import` and `fovea transcode` show on stderr, from the plain events store/ reports.
 
-store/bulk_import.py reports plain events; this module alone draws them (rich). The line names the
+`fovea import`: a live line from the first moment, then a summary table. store/bulk_import.py reports
+plain events; this module alone draws them (rich). The line names the
 step under way while nothing is stored yet (checking the index, finding files, starting worker
 processes), then counts files with the current rate: files over the last few seconds, so a slow
 start or a slow stretch does not weigh on the figure for the rest of the run.
@@ -8,10 +9,12 @@ start or a slow stretch does not weigh on the figure for the rest of the run.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -30,6 +33,9 @@ from rich.table import Table
 from rich.text import Text
 
 from app.store.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
+
+if TYPE_CHECKING:
+    from app.store.batch_transcode import TranscodeEvent
 
 RATE_WINDOW_S = 5.0
 
@@ -134,3 +140,13 @@ def print_import_summary(console: Console, summary: ImportSummary) -> None:
         for path, reason in summary.failed:
             failures.add_row(str(path), reason)
         console.print(failures)
+
+
+def transcode_report(event: TranscodeEvent) -> None:
+    """One stderr line per file `fovea transcode` did not convert; converted files are only counted."""
+    from app.store.batch_transcode import Failed, Skipped  # not for `fovea import`: codec modules
+
+    if isinstance(event, Skipped):
+        print(f"skipped {event.source}: {event.output} exists (use --overwrite)", file=sys.stderr)
+    elif isinstance(event, Failed):
+        print(f"failed {event.source}: {event.reason}", file=sys.stderr)
