@@ -181,7 +181,10 @@ def _open_inline_ingestor(target: IngestTarget) -> None:
 def ingest_copy_in_worker(
     target: IngestTarget, source: Path, batch_id: str
 ) -> tuple[Path, int, IngestResult]:
-    """Copy a file the user owns into the spool, then store the copy (the original is never moved)."""
+    """Copy a file the user owns into the spool, then store the copy (the original is never moved).
+
+    `fovea import` runs it in its worker processes or, for small files, in its own threads.
+    """
     ingestor = _ingestor_for(target)
     handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
     os.close(handle)
