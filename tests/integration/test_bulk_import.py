@@ -11,9 +11,11 @@ import pty
 import subprocess
 from pathlib import Path
 
+import pytest
 from pydicom.uid import generate_uid
 
 from app.settings import Settings
+from app.store import bulk_import
 from app.store.bulk_import import run_import
 from app.store.import_events import FileDone, FilesFound, ImportEvent, Phase
 from tests.dicom_files import make_instance
@@ -70,6 +72,24 @@ def test_files_above_the_inline_size_are_stored_by_worker_processes(tmp_path: Pa
     assert sorted(event.path for event in events if isinstance(event, FileDone)) == paths
     assert summary.outcomes["stored"] == 4 and not summary.failed
     assert count_instances(data_dir) == 4
+    spool = data_dir / "blobs" / ".spool"
+    assert [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"] == []
+
+
+def test_a_long_run_on_more_cores_than_threads_stores_everything_with_workers_started_beside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 5 jobs: one more than the threads; a threshold of 1 file per job makes 10 files a long run, so
+    # the worker processes start in the background while the threads store (which lane stores which
+    # file depends on timing: only the outcome is asserted, and that the run ends with nothing left)
+    monkeypatch.setattr(bulk_import, "FILES_PER_EXTRA_JOB", 1)
+    write_instances(tmp_path / "incoming", [16] * 10)
+    data_dir = tmp_path / "data"
+
+    summary = run_import(Settings(data_dir=data_dir), [tmp_path / "incoming"], jobs=5)
+
+    assert summary.outcomes["stored"] == 10 and not summary.failed
+    assert count_instances(data_dir) == 10
     spool = data_dir / "blobs" / ".spool"
     assert [p for p in spool.rglob("*") if p.is_file() and p.name != ".lock"] == []
 
