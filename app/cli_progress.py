@@ -137,7 +137,7 @@ def print_import_summary(console: Console, summary: ImportSummary) -> None:
         failures = Table(title="failed files")
         failures.add_column("file")
         failures.add_column("reason")
-        for path, reason in summary.failed:
+        for path, reason in sorted(summary.failed):  # files finish in any order; listed by path
             failures.add_row(str(path), reason)
         console.print(failures)
 

@@ -4,7 +4,8 @@ The originals are never moved: each file is copied into the store's spool folder
 what ingest consumes. One run is one batch: a SOP Instance UID found twice in it is reported, not
 replaced. Small files (FOVEA_INGEST_INLINE_KB, as for STOW-RS) are stored by threads of this process,
 the others by worker processes (store/ingest_pool.py) started only once such a file comes up: their
-start costs seconds, which a run of small files never pays. Nothing here draws on the terminal: the
+start costs seconds, which a run of small files never pays (unless it is long enough, on more cores
+than the threads can use, for the processes to share it: `_Lanes`). Nothing here draws on the terminal: the
 run reports `ImportEvent`s to a callback, and the command line renders them (app/cli_progress.py).
 """
 
