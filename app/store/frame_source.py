@@ -13,19 +13,21 @@ from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool, CodecWorkerCrashed
-from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode, decode_to_native
+from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
 from app.imaging.codecs.registry import family_of
-from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
+from app.imaging.frame_transcode import runs_in_process
 from app.imaging.frames import read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+from app.imaging.timed_codecs import Timed, timed_decode, timed_encode, timed_transcode
 from app.imaging.transcode import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     MAX_DEFINED_LENGTH,
     EncodedPixels,
     NativePixels,
 )
+from app.metrics import record_codec_steps
 from app.store.cache import TranscodedFrameCache
 from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 from app.store.shared_cache import dump_labelled, load_labelled
@@ -296,7 +298,7 @@ class FrameSource:
         self._check_budget(number)
         return self._run(
             runs_in_process(self.syntax.uid, None),
-            decode_to_native,
+            timed_decode,
             self.stored(number),
             self.syntax.uid,
             self.format,
@@ -310,15 +312,15 @@ class FrameSource:
             stored = self.stored(number)
             in_process = runs_in_process(self.syntax.uid, target_uid)
             return self._run(
-                in_process, transcode_frame, stored, self.syntax.uid, self.format, native_fmt, target_uid
+                in_process, timed_transcode, stored, self.syntax.uid, self.format, native_fmt, target_uid
             )
         native = self.native(number)
-        return self._run(runs_in_process(None, target_uid), encode_frame, native, target_uid, native_fmt)
+        return self._run(runs_in_process(None, target_uid), timed_encode, native, target_uid, native_fmt)
 
-    def _run(self, in_process: bool, function: Callable[..., _T], *args: object) -> _T:
-        if self.codecs is None:
-            return function(*args)
-        return self.codecs.run(in_process, function, *args)
+    def _run(self, in_process: bool, function: Callable[..., Timed[_T]], *args: object) -> _T:
+        timed = function(*args) if self.codecs is None else self.codecs.run(in_process, function, *args)
+        record_codec_steps(timed.steps)
+        return timed.value
 
     def encoded_pixels(self, transfer_syntax_uid: str) -> EncodedPixels:
         """Every frame encoded into `transfer_syntax_uid`, for a whole re-encoded instance.
