@@ -176,9 +176,11 @@ def import_command(
     from app.cli_progress import ImportProgress, print_import_summary
 
     settings = _settings(data_dir)
-    configure_logging(settings.log_format, settings.log_level)  # in the worker processes too
     console = Console(stderr=True)
     with ImportProgress(console) as progress:  # drawn before the ingest modules are even loaded
+        # Configured once the line is live: on a terminal, records then print above it (rich
+        # redirects stderr meanwhile) rather than through it. In the worker processes too.
+        configure_logging(settings.log_format, settings.log_level)
         from app.store.bulk_import import run_import
 
         summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)

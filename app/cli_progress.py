@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from app.store.batch_transcode import TranscodeEvent
 
 RATE_WINDOW_S = 5.0
+MIN_RATE_SPAN_S = 1.0
 
 
 class SlidingRate:
@@ -64,7 +65,8 @@ class SlidingRate:
         with self._lock:
             if self._started is None:
                 return 0.0
-            span = min(self.window_s, now - self._started)
+            # at least a second: two files a millisecond apart are not a rate of 2,000 a second
+            span = min(self.window_s, max(now - self._started, MIN_RATE_SPAN_S))
             recent = sum(1 for moment in self._times if moment >= now - self.window_s)
         return recent / span if span > 0 else 0.0
 

@@ -31,3 +31,10 @@ def test_a_stall_brings_the_rate_down_to_zero() -> None:
     for second in range(10):
         rate.add(float(second))
     assert rate.per_second(20.0) == 0.0
+
+
+def test_the_first_files_do_not_make_a_rate_of_their_own_moment() -> None:
+    rate = SlidingRate(window_s=5.0)
+    rate.add(10.0)
+    rate.add(10.001)
+    assert rate.per_second(10.002) == 2.0  # over the first second, not 2 files in 2 ms
