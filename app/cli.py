@@ -168,7 +168,9 @@ def migrate(data_dir: DataDirOption = None) -> None:
 def import_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to import", exists=True)],
     data_dir: DataDirOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes")] = 0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Worker processes (small files: up to 4 threads)")
+    ] = 0,
 ) -> None:
     """Store DICOM files from folders through the ingest pipeline (not over HTTP)."""
     from rich.console import Console
