@@ -20,12 +20,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-import uvicorn
 
 from app import __version__
 from app.log_setup import configure_logging
-from app.metrics import MULTIPROCESS_DIRECTORY
-from app.security.startup import startup_refusal
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
 from app.tracing import missing_tracing_packages
@@ -99,7 +96,11 @@ def serve(
     log_level: Annotated[str | None, typer.Option(help="Least severe level logged (FOVEA_LOG_LEVEL)")] = None,
 ) -> None:
     """Serve DICOMweb on http://HOST:PORT/dicom-web."""
+    import uvicorn  # here, not at the top: the other commands start without the server's modules
+
     from app.main import create_app
+    from app.metrics import MULTIPROCESS_DIRECTORY
+    from app.security.startup import startup_refusal
     from app.store.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
@@ -167,14 +168,25 @@ def migrate(data_dir: DataDirOption = None) -> None:
 def import_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to import", exists=True)],
     data_dir: DataDirOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes")] = 0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Worker processes (small files: up to 4 threads)")
+    ] = 0,
 ) -> None:
     """Store DICOM files from folders through the ingest pipeline (not over HTTP)."""
-    from app.store.bulk_import import run_import
+    from rich.console import Console
+
+    from app.cli_progress import ImportProgress, print_import_summary
 
     settings = _settings(data_dir)
-    configure_logging(settings.log_format, settings.log_level)  # in the worker processes too
-    summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
+    console = Console(stderr=True)
+    with ImportProgress(console) as progress:  # drawn before the ingest modules are even loaded
+        # Configured once the line is live: on a terminal, records then print above it (rich
+        # redirects stderr meanwhile) rather than through it. In the worker processes too.
+        configure_logging(settings.log_format, settings.log_level)
+        from app.store.bulk_import import run_import
+
+        summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)
+    print_import_summary(console, summary)
     raise typer.Exit(code=0 if not summary.failed else 1)
 
 
@@ -191,6 +203,7 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
+    from app.cli_progress import transcode_report
     from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
 
@@ -202,9 +215,7 @@ def transcode(
     if source.is_dir() and destination.exists() and not destination.is_dir():
         typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
         raise typer.Exit(code=2)
-    summary = transcode_paths(
-        source, destination, target.uid, overwrite=overwrite, report=lambda line: typer.echo(line, err=True)
-    )
+    summary = transcode_paths(source, destination, target.uid, overwrite=overwrite, on_event=transcode_report)
     typer.echo(
         f"{summary.converted} converted to {target.name} ({target.uid}), "
         f"{summary.skipped} skipped, {len(summary.failed)} failed"

@@ -165,7 +165,7 @@ def ingest_in_worker(
     return results
 
 
-def _close_ingestor(target: IngestTarget) -> None:
+def close_ingestor(target: IngestTarget) -> None:
     """Close this process's connections for `target` (a later use would open new ones)."""
     with _ingestors_lock:
         ingestor = _ingestors.pop(target, None)
@@ -182,7 +182,10 @@ def _open_inline_ingestor(target: IngestTarget) -> None:
 def ingest_copy_in_worker(
     target: IngestTarget, source: Path, batch_id: str
 ) -> tuple[Path, int, IngestResult]:
-    """Copy a file the user owns into the spool, then store the copy (the original is never moved)."""
+    """Copy a file the user owns into the spool, then store the copy (the original is never moved).
+
+    `fovea import` runs it in its worker processes or, for small files, in its own threads.
+    """
     ingestor = _ingestor_for(target)
     handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
     os.close(handle)
@@ -351,4 +354,4 @@ class IngestPool:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         if self.inline_bytes > 0:
-            _close_ingestor(self.target)
+            close_ingestor(self.target)
