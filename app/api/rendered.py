@@ -50,7 +50,7 @@ from app.imaging.render import (
     srgb_profile,
 )
 from app.services import RenderedImage, Services
-from app.store.frame_source import FRAME_CONVERSION_ERRORS, native_format
+from app.store.frame_source import FRAME_CONVERSION_ERRORS
 from app.store.retrieval import (
     Scope,
     StoredInstance,
@@ -165,7 +165,7 @@ def _render(
     source = frame_source(services, frames)
     if source.syntax.is_video:  # one stream holds every frame: there is no frame to decode alone
         raise NotAcceptable(f"instance {instance.sop_instance_uid} is a video: it cannot be rendered")
-    fmt = native_format(frames.pixels, source.syntax)
+    fmt = frames.pixels.native_format
     (stored,) = stored_metadata(connection, instance.scope)
     metadata = orjson.loads(stored)
     display = {tag: value for tag, value in metadata.items() if tag in _DISPLAY_TAGS}

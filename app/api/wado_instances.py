@@ -6,7 +6,7 @@ byte-swapped frame by frame (PS3.18 8.7.3.4: Implicit VR and Big Endian never go
 for `transfer-syntax=` an encapsulated syntax, re-encoded into it (`iter_encapsulated`: one fragment
 per frame, each sent as soon as it is encoded under an empty Basic Offset Table unless the encoding
 is lossy, Photometric Interpretation and lossy bookkeeping made true), where
-`instance_producer` says every frame can be. Bulk-data part types
+`can_rewrite_instance_in` says every frame can be. Bulk-data part types
 (`type="application/octet-stream"`) answer as the scope's bulkdata resource (Table 10.4.4-1).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from fastapi import Response
 from fastapi.responses import StreamingResponse
@@ -34,6 +35,7 @@ from app.api.wado_request import (
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
+from app.imaging.pixel_description import can_rewrite_instance_in, stored_syntax
 from app.imaging.transcode import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
     iter_encapsulated,
@@ -41,7 +43,7 @@ from app.imaging.transcode import (
 )
 from app.services import Services
 from app.store.blobs import open_blob
-from app.store.frame_source import FRAME_CONVERSION_ERRORS, instance_producer, stored_syntax
+from app.store.frame_source import FRAME_CONVERSION_ERRORS
 from app.store.retrieval import StoredInstance, frames_of, stored_instances
 
 
@@ -62,7 +64,7 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
     for instance in instances:
         if instance.unavailable_reason is not None:  # a flagged file: left out, as one not acceptable
             continue
-        can_produce = instance_producer(instance)
+        can_produce = partial(can_rewrite_instance_in, instance.pixels)
         key = _production_key(instance)
         if key not in chosen:
             try:
@@ -84,7 +86,7 @@ def _negotiate(wado: WadoRequest, instances: list[StoredInstance]) -> list[_Plan
 
 
 def _production_key(instance: StoredInstance) -> tuple[object, ...]:
-    """Instances alike in all that `instance_producer` reads negotiate alike (a series is one or two)."""
+    """Instances alike in all that `can_rewrite_instance_in` reads negotiate alike (a series: one or two)."""
     return (
         instance.transfer_syntax_uid,
         instance.pixels,

@@ -8,7 +8,7 @@ Octet-stream frames are native little-endian pixels: the stored bytes for native
 Endian swapped), decoded pixels for compressed ones (colour sample-interleaved, JPEG YCbCr as RGB,
 as pydicom decodes). Compressed frames in their stored syntax go out as stored, never decoded; in
 another (lossless) syntax they are decoded and encoded (`FrameSource.encoded`), which negotiation
-offers only where `frame_producer` says an encoder can.
+offers only where `PixelDescription.can_make_frames_in` says an encoder can.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.metrics import FRAMES_SERVED, syntax_label
 from app.services import Services
 from app.store.blobs import BlobNotFound
-from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource, frame_producer, stored_syntax
+from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource
 from app.store.retrieval import (
     InstanceChanged,
     NoPixelData,
@@ -69,7 +69,14 @@ def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool
     """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache;
     `may_be_stale` when the frame table came from the frame-table cache."""
     return FrameSource(
-        services.blobs, frames, services.codecs, services.transcoded_frames, may_be_stale=may_be_stale
+        services.blobs,
+        frames.data_blob_key,
+        frames.fragments,
+        frames.pixels,
+        pixel_vr=frames.pixel_vr,
+        codecs=services.codecs,
+        cache=services.transcoded_frames,
+        may_be_stale=may_be_stale,
     )
 
 
@@ -151,7 +158,7 @@ def _frames_response(
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)
-    selection = _select_frames(wado, source.syntax.uid, frame_producer(frames.instance), len(numbers) == 1)
+    selection = _select_frames(wado, source.syntax.uid, frames.pixels.can_make_frames_in, len(numbers) == 1)
     gzip = _gzip_frames(wado, selection)
     validators = make_validators(
         "frames",
@@ -204,14 +211,15 @@ def _plan_pixel_parts(wado: WadoRequest, instances: Sequence[StoredInstance]) ->
         if instance.unavailable_reason is not None:
             refusals.append(Gone(instance.unavailable_reason))
             continue
-        syntax = stored_syntax(instance.transfer_syntax_uid)
+        assert instance.pixels is not None
+        syntax = instance.pixels.syntax
         if syntax.is_video:
             refusals.append(
                 NotAcceptable(f"instance {instance.sop_instance_uid} is a video: its frames are one stream")
             )
             continue
         try:
-            selection = _select_frames(wado, syntax.uid, frame_producer(instance), single)
+            selection = _select_frames(wado, syntax.uid, instance.pixels.can_make_frames_in, single)
         except NotAcceptable as refusal:
             refusals.append(refusal)
             continue
@@ -249,10 +257,10 @@ def _current_frames(
                 frames = None
     if frames is None:
         raise NotFound(f"instance {plan.instance.sop_instance_uid} was removed while it was being retrieved")
-    syntax = stored_syntax(frames.transfer_syntax_uid)
+    syntax = frames.pixels.syntax
     if syntax.is_video:
         raise NotAcceptable(f"instance {plan.instance.sop_instance_uid} was replaced by a video")
-    return frames, _select_frames(wado, syntax.uid, frame_producer(frames.instance), False)
+    return frames, _select_frames(wado, syntax.uid, frames.pixels.can_make_frames_in, False)
 
 
 @answered_again_if_changed
