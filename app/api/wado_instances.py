@@ -3,7 +3,7 @@
 Each instance goes out as stored when the negotiated syntax is its stored one (a ranged read of the
 blob as received); else rewritten as Explicit VR Little Endian, streamed, its pixels decoded or
 byte-swapped frame by frame (PS3.18 8.7.3.4: Implicit VR and Big Endian never go on the wire); or,
-for `transfer-syntax=` an encapsulated syntax, re-encoded into it (`iter_encapsulated`: one fragment
+for `transfer-syntax=` an encapsulated syntax, re-encoded into it (`iter_rewritten`: one fragment
 per frame, each sent as soon as it is encoded under an empty Basic Offset Table unless the encoding
 is lossy, Photometric Interpretation and lossy bookkeeping made true), where
 `can_rewrite_instance_in` says every frame can be. Bulk-data part types
@@ -33,17 +33,13 @@ from app.api.wado_request import (
     refuse_if_unavailable,
 )
 from app.dicomweb.errors import NotAcceptable
-from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
+from app.dicomweb.mediatypes import ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
 from app.imaging.pixel_description import can_rewrite_instance_in, stored_syntax
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    iter_encapsulated,
-    iter_explicit_vr_little_endian,
-)
 from app.services import Services
 from app.store.blobs import open_blob
 from app.store.frame_source import FRAME_CONVERSION_ERRORS
+from app.store.part10_rewrite import iter_rewritten
 from app.store.retrieval import StoredInstance, frames_of, stored_instances
 
 
@@ -151,21 +147,13 @@ def _instance_chunks(services: Services, plan: _Plan) -> Iterator[bytes]:
             source = frame_source(services, frames_of(connection, instance))
     key = instance.data_blob_key
     with open_blob(services.blobs, key, services.blobs.size(key)) as stored:
-        if target in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
-            pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
-            yield from iter_explicit_vr_little_endian(
-                stored,
-                big_endian=syntax.big_endian,
-                pixels=pixels,
-                deflated=target == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-            )
-            return
-        yield from iter_encapsulated(
+        yield from iter_rewritten(
             stored,
-            big_endian=syntax.big_endian,
-            pixels=source.encoded_pixels(target) if source else None,
-            transfer_syntax_uid=target,
-            spool_dir=str(services.blobs.spool_directory),
+            syntax,
+            target,
+            source,
+            instance.pixel_data_tag or 0,
+            spool_directory=str(services.blobs.spool_directory),
             streamed=True,
         )
 

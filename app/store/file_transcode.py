@@ -3,7 +3,7 @@
 Why: `fovea transcode` and the ingest storage policy convert whole files, and must do exactly what a
 retrieval with `application/dicom; transfer-syntax=UID` does: the same parse (frame table), the same
 frame reader (`FrameSource`, decode and encode per frame, in the codec pool when given), the same
-writers (`iter_explicit_vr_little_endian`, `iter_encapsulated`) and the same rules about what can
+rewrite (`part10_rewrite.iter_rewritten`) and the same rules about what can
 be produced (`can_rewrite_instance_in`: a lossy original never gets a lossless image codec's syntax).
 The file is read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
 """
@@ -27,14 +27,10 @@ from app.imaging.pixel_description import (
     went_through_lossy_step,
 )
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    iter_encapsulated,
-    iter_explicit_vr_little_endian,
-)
+from app.imaging.transcode import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN
 from app.store.frame_source import FrameSource
 from app.store.parse import ParsedInstance, parse_instance
+from app.store.part10_rewrite import iter_rewritten
 
 
 class CannotTranscode(ValueError):
@@ -121,23 +117,10 @@ def iter_transcoded(
         with open(parsed_file.path, "rb") as unchanged:
             yield from _copy(unchanged)
         return
+    tag = parsed_file.parsed.pixel.tag if parsed_file.parsed.pixel else 0
+    spool = str(spool_directory) if spool_directory else None
     with open(parsed_file.data_path, "rb") as stored:
-        if target.uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
-            tag = parsed_file.parsed.pixel.tag if parsed_file.parsed.pixel else 0
-            yield from iter_explicit_vr_little_endian(
-                stored,
-                big_endian=syntax.big_endian,
-                pixels=source.native_pixels(tag) if source else None,
-                deflated=target.uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-            )
-        else:
-            yield from iter_encapsulated(
-                stored,
-                big_endian=syntax.big_endian,
-                pixels=source.encoded_pixels(target.uid) if source else None,
-                transfer_syntax_uid=target.uid,
-                spool_dir=str(spool_directory) if spool_directory else None,
-            )
+        yield from iter_rewritten(stored, syntax, target.uid, source, tag, spool_directory=spool)
 
 
 def write_transcoded(
