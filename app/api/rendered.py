@@ -25,7 +25,6 @@ from sqlalchemy import Connection
 from app.api.conditional import make_validators
 from app.api.deps import get_services
 from app.api.rendered_documents import answer_rendered_document
-from app.api.wado_pixels import bulk_value, frame_source
 from app.api.wado_request import (
     VARY,
     WadoRequest,
@@ -49,6 +48,7 @@ from app.imaging.render import (
     render_memory_bytes,
     srgb_profile,
 )
+from app.retrieve.pixels import bulk_value, frame_source
 from app.services import RenderedImage, Services
 from app.store.frame_source import FRAME_CONVERSION_ERRORS
 from app.store.retrieval import (

@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
-from app.api.wado_pixels import frame_source, retrieve_scope_bulkdata
+from app.api.wado_pixels import retrieve_scope_bulkdata
 from app.api.wado_request import (
     CHANGED_SINCE_LOOKUP,
     VARY,
@@ -36,6 +36,7 @@ from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import ResourceCategory
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
 from app.imaging.pixel_description import can_rewrite_instance_in, stored_syntax
+from app.retrieve.pixels import frame_source
 from app.services import Services
 from app.store.blobs import open_blob
 from app.store.frame_source import FRAME_CONVERSION_ERRORS
