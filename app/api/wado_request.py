@@ -23,14 +23,13 @@ from app.api.urls import dicomweb_base_url
 from app.dicomweb.errors import NotFound
 from app.dicomweb.negotiation import MediaRange, parse_accept
 from app.dicomweb.uids import require_valid_uid
+from app.retrieve.scopes import CHANGED_SINCE_LOOKUP as CHANGED_SINCE_LOOKUP
 from app.retrieve.scopes import not_found_message as not_found_message
 from app.retrieve.scopes import refuse_if_unavailable as refuse_if_unavailable
 from app.retrieve.scopes import scope_description as scope_description
 from app.services import Services
 from app.settings import Settings
-from app.store.blobs import BlobNotFound
 from app.store.retrieval import (
-    InstanceChanged,
     Scope,
     ScopeVersion,
     StoredInstance,
@@ -39,9 +38,6 @@ from app.store.retrieval import (
 
 VARY = "Accept, Accept-Encoding"
 _P = ParamSpec("_P")
-# What a read meets when a writer replaced an instance after the read looked it up: the frame table is
-# gone at once; the blob only after the deletion grace period, so a slow read may still meet that.
-CHANGED_SINCE_LOOKUP = (InstanceChanged, BlobNotFound)
 
 
 def answered_again_if_changed(answer: Callable[_P, Response]) -> Callable[_P, Response]:

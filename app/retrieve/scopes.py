@@ -1,11 +1,17 @@
-"""What a retrieval says about a scope it cannot serve: its description, 404 and 410 messages."""
+"""What a retrieval says about a scope it cannot serve (its description, 404 and 410 messages), and
+what it meets when the scope changed under it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from app.dicomweb.errors import Gone
-from app.store.retrieval import Scope, StoredInstance
+from app.store.blobs import BlobNotFound
+from app.store.retrieval import InstanceChanged, Scope, StoredInstance
+
+# What a read meets when a writer replaced an instance after the read looked it up: the frame table is
+# gone at once; the blob only after the deletion grace period, so a slow read may still meet that.
+CHANGED_SINCE_LOOKUP = (InstanceChanged, BlobNotFound)
 
 
 def refuse_if_unavailable(instances: Iterable[StoredInstance]) -> None:
