@@ -143,6 +143,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_stow.py
+	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_frames.py
 	$(BIN)/python bench/bench_transcode.py
 	$(BIN)/python bench/bench_instance_stream.py

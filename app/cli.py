@@ -20,14 +20,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-import uvicorn
 
 from app import __version__
 from app.log_setup import configure_logging
-from app.metrics import MULTIPROCESS_DIRECTORY
-from app.security.startup import startup_refusal
 from app.settings import Settings
 from app.settings_check import SettingsError, effective_settings, load_settings, unknown_variables
+from app.tracing import missing_tracing_packages
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -98,11 +96,15 @@ def serve(
     log_level: Annotated[str | None, typer.Option(help="Least severe level logged (FOVEA_LOG_LEVEL)")] = None,
 ) -> None:
     """Serve DICOMweb on http://HOST:PORT/dicom-web."""
+    import uvicorn  # here, not at the top: the other commands start without the server's modules
+
     from app.main import create_app
+    from app.metrics import MULTIPROCESS_DIRECTORY
+    from app.security.startup import startup_refusal
     from app.store.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
-    refusal = startup_refusal(settings)
+    refusal = startup_refusal(settings) or (missing_tracing_packages() if settings.otel_enabled else None)
     if refusal:
         typer.echo(refusal, err=True)
         raise typer.Exit(code=2)
@@ -166,13 +168,25 @@ def migrate(data_dir: DataDirOption = None) -> None:
 def import_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to import", exists=True)],
     data_dir: DataDirOption = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes")] = 0,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", help="Worker processes (small files: up to 4 threads)")
+    ] = 0,
 ) -> None:
     """Store DICOM files from folders through the ingest pipeline (not over HTTP)."""
-    from app.store.bulk_import import run_import
+    from rich.console import Console
+
+    from app.cli_progress import ImportProgress, print_import_summary
 
     settings = _settings(data_dir)
-    summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1))
+    console = Console(stderr=True)
+    with ImportProgress(console) as progress:  # drawn before the ingest modules are even loaded
+        # Configured once the line is live: on a terminal, records then print above it (rich
+        # redirects stderr meanwhile) rather than through it. In the worker processes too.
+        configure_logging(settings.log_format, settings.log_level)
+        from app.store.bulk_import import run_import
+
+        summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)
+    print_import_summary(console, summary)
     raise typer.Exit(code=0 if not summary.failed else 1)
 
 
@@ -189,6 +203,7 @@ def transcode(
 
     Exit status: 0 all converted (or skipped), 1 some failed, 2 bad arguments.
     """
+    from app.cli_progress import transcode_report
     from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
     from app.store.batch_transcode import transcode_paths
 
@@ -200,9 +215,7 @@ def transcode(
     if source.is_dir() and destination.exists() and not destination.is_dir():
         typer.echo(f"{destination} is a file; a folder is converted into a folder", err=True)
         raise typer.Exit(code=2)
-    summary = transcode_paths(
-        source, destination, target.uid, overwrite=overwrite, report=lambda line: typer.echo(line, err=True)
-    )
+    summary = transcode_paths(source, destination, target.uid, overwrite=overwrite, on_event=transcode_report)
     typer.echo(
         f"{summary.converted} converted to {target.name} ({target.uid}), "
         f"{summary.skipped} skipped, {len(summary.failed)} failed"
@@ -468,23 +481,14 @@ def export(
         raise typer.Exit(code=2) from None
     deidentifier = None
     if deidentify is not None:
-        from app.lifecycle.confidentiality_profile import ProfileOptions
-        from app.lifecycle.deidentify import Deidentifier
-        from app.lifecycle.pseudonyms import Pseudonyms
+        from app.lifecycle.rendition import configured_deidentifier
 
-        if not settings.deid_secret:
+        deidentifier = configured_deidentifier(settings)
+        if deidentifier is None:
             typer.echo(
                 "de-identification needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs", err=True
             )
             raise typer.Exit(code=2)
-        deidentifier = Deidentifier(
-            Pseudonyms(settings.deid_secret),
-            ProfileOptions(
-                dates=settings.deid_dates,
-                retain_uids=settings.deid_retain_uids,
-                retain_safe_private=settings.deid_retain_safe_private,
-            ),
-        )
     options = ExportOptions(
         output=out,
         image_format=ExportFormat(output_format.value),
@@ -680,25 +684,60 @@ def query_tags_remove(
 def share(
     study_instance_uid: Annotated[str, typer.Argument(help="The study to share")],
     expires: Annotated[str, typer.Option("--expires", help="Lifetime: 1h, 7d")] = "1h",
+    deidentified: Annotated[
+        bool,
+        typer.Option(
+            "--deidentified", help="Read the de-identified rendition only (FOVEA_DEID_*), under new UIDs"
+        ),
+    ] = False,
 ) -> None:
     """Print a token that reads one study only (a share link's ?token=), alone on the last line."""
     from app.dicomweb.uids import is_valid_uid
+    from app.lifecycle.rendition import configured_rendition
     from app.security.durations import parse_duration
     from app.security.share_tokens import ShareSecretMissing, issue_share_token
 
+    settings = _settings()
     try:
         if not is_valid_uid(study_instance_uid):
             raise ValueError(f"{study_instance_uid!r} is not a UID")
         lifetime = parse_duration(expires)
-        issued = issue_share_token(_settings().share_secret_list, study_instance_uid, lifetime)
+        shared_uid, key = study_instance_uid, None
+        if deidentified:
+            rendition = configured_rendition(settings)
+            if rendition is None:
+                raise ValueError(
+                    "--deidentified needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs"
+                )
+            shared_uid, key = rendition.replacement_uid(study_instance_uid), _study_key(study_instance_uid)
+        issued = issue_share_token(
+            settings.share_secret_list, shared_uid, lifetime, deidentified=deidentified, study_key=key
+        )
     except (ShareSecretMissing, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(
-        f"read-only access to study {issued.study_uid} until "
-        f"{issued.expires_at.isoformat(timespec='seconds')} (token id {issued.token_id}):"
-    )
+    until = issued.expires_at.isoformat(timespec="seconds")
+    if deidentified:
+        typer.echo(
+            f"de-identified read-only access to study {study_instance_uid} as "
+            f"/dicom-web/deidentified/studies/{issued.study_uid} until {until} (token id {issued.token_id}):"
+        )
+    else:
+        typer.echo(
+            f"read-only access to study {issued.study_uid} until {until} (token id {issued.token_id}):"
+        )
     typer.echo(issued.token)
+
+
+def _study_key(study_instance_uid: str) -> int:
+    """The stored study's index key (a de-identified token's hint); ValueError when it is not stored."""
+    from app.store.rendition_index import study_key
+
+    with _index(None) as engine, engine.connect() as connection:
+        key = study_key(connection, study_instance_uid)
+    if key is None:
+        raise ValueError(f"study {study_instance_uid} is not stored")
+    return key
 
 
 def main() -> None:

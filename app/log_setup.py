@@ -12,6 +12,7 @@ import atexit
 import contextvars
 import logging
 import logging.handlers
+import multiprocessing.util
 import queue
 import sys
 import time
@@ -25,7 +26,11 @@ current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "fovea_request_id", default=None
 )
 REQUEST_FIELDS = "request"  # the `extra` key of the one line per request (see api/request_log.py)
+EXTRA_FIELDS = "fields"  # an `extra` key whose dict becomes fields of the JSON line (any record)
 _listener: logging.handlers.QueueListener | None = None
+# What `configure_logging` was last called with in this process: worker pools pass it to their workers.
+LoggingConfiguration = tuple[str, str]
+_configured: LoggingConfiguration | None = None
 
 
 class LogFormat(StrEnum):
@@ -62,9 +67,10 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
-        fields = getattr(record, REQUEST_FIELDS, None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        for key in (REQUEST_FIELDS, EXTRA_FIELDS):
+            fields = getattr(record, key, None)
+            if isinstance(fields, dict):
+                entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
@@ -89,7 +95,8 @@ def _utc(created: float) -> str:
 
 def configure_logging(log_format: LogFormat | str = LogFormat.CONSOLE, level: str = "info") -> None:
     """Route every logger of this process through one queue to stderr in `log_format`."""
-    global _listener
+    global _listener, _configured
+    _configured = (str(log_format), level)
     formatter: logging.Formatter = (
         JsonFormatter() if LogFormat(log_format) is LogFormat.JSON else ConsoleFormatter()
     )
@@ -117,8 +124,24 @@ def configure_logging(log_format: LogFormat | str = LogFormat.CONSOLE, level: st
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
-    # pydicom's warnings (a value it had to guess at) become log records, not raw stderr text.
-    logging.captureWarnings(True)
+    # pydicom's warnings (a value it had to guess at) become log records, not raw stderr text, and
+    # name the instance they are about (app/pydicom_warnings.py).
+    from app.pydicom_warnings import capture_warnings
+
+    capture_warnings()
+
+
+def logging_configuration() -> LoggingConfiguration | None:
+    """This process's logging settings, for a worker process to apply (None: never configured)."""
+    return _configured
+
+
+def configure_worker_logging(configuration: LoggingConfiguration | None) -> None:
+    """In a pool's worker process: log as the process that started the pool does (when it was set)."""
+    if configuration is not None:
+        configure_logging(*configuration)
+        # a pool worker ends through multiprocessing's exit, which skips atexit but runs these
+        multiprocessing.util.Finalize(None, _stop_listener, exitpriority=0)
 
 
 def _stop_listener() -> None:

@@ -16,7 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import admin, audit, contract, delete, metrics, qido, query_tags, rendered, stow, wado
+from app.api import (
+    admin,
+    audit,
+    contract,
+    deidentified,
+    delete,
+    metrics,
+    qido,
+    query_tags,
+    rendered,
+    stow,
+    wado,
+)
 from app.api.audit_middleware import AuditMiddleware
 from app.api.capabilities import add_capabilities_routes
 from app.api.request_log import RequestLogMiddleware
@@ -44,6 +56,7 @@ ROUTERS = (
     (wado.router, DICOMWEB_PREFIX),
     (qido.router, DICOMWEB_PREFIX),
     (rendered.router, DICOMWEB_PREFIX),
+    (deidentified.router, DICOMWEB_PREFIX),
     (contract.router, DICOMWEB_PREFIX),
     (delete.router, DICOMWEB_PREFIX),
     (admin.router, ""),
@@ -74,6 +87,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
                 audit_trail.close()  # writes what is queued, while the engine is still open
             if owned:
                 app.state.services.close()
+            tracer_provider = getattr(app.state, "tracer_provider", None)
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # sends the spans still queued
 
     app = FastAPI(
         title="Fovea",
@@ -124,6 +140,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         add_cors(app, settings.cors_origin_list)
     # Last added, outermost: it sees every answer, preflights too.
     app.add_middleware(RequestLogMiddleware, templates=RouteTemplates.of(ROUTERS))
+    if settings.otel_enabled:  # the packages are imported only then (app/tracing.py)
+        from app.tracing import trace_requests
+
+        app.state.tracer_provider = trace_requests(app)
     return app
 
 

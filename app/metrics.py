@@ -9,6 +9,7 @@ docs/operations.md lists each metric and its labels.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,6 +80,34 @@ SHARED_CACHE_ERRORS = Counter(
     "Shared derivative cache calls that failed (served without it), by operation",
     ["operation"],
 )
+# Codec steps: an RLE decode of a small frame (well under a millisecond) to a large JPEG 2000 encode.
+_CODEC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Blob calls: a page-cache read (tens of microseconds) to an S3 call waiting out its timeouts.
+_BLOB_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15)
+CODEC_SECONDS = Histogram(
+    "fovea_codec_seconds",
+    "Time a codec spent on one frame, by step and codec family, measured where the codec ran",
+    ["operation", "codec"],
+    buckets=_CODEC_BUCKETS,
+)
+CODEC_JOBS_WAITING = Gauge(
+    "fovea_codec_jobs_waiting",
+    "Codec jobs waiting for a free worker, summed over live processes",
+    ["runner"],
+    multiprocess_mode="livesum",
+)
+CODEC_WORKERS_BUSY = Gauge(
+    "fovea_codec_workers_busy",
+    "Codec workers running a job, summed over live processes",
+    ["runner"],
+    multiprocess_mode="livesum",
+)
+BLOB_SECONDS = Histogram(
+    "fovea_blob_seconds",
+    "Time of one blob store call, by operation and store kind (a ranged stream: until its first bytes)",
+    ["operation", "store"],
+    buckets=_BLOB_BUCKETS,
+)
 DB_CONNECTIONS_IN_USE = Gauge(
     "fovea_db_connections_in_use",
     "Index database connections checked out of the pool, summed over live processes",
@@ -90,6 +119,12 @@ def syntax_label(uid: str) -> str:
     """A transfer syntax as a label: its keyword, or the UID for one Fovea does not name."""
     syntax = find_transfer_syntax(uid)
     return syntax.keyword if syntax is not None and syntax.keyword else uid
+
+
+def record_codec_steps(steps: Iterable[tuple[str, str, float]]) -> None:
+    """Record codec steps, each (operation, codec family, seconds), in `fovea_codec_seconds`."""
+    for operation, codec, seconds in steps:
+        CODEC_SECONDS.labels(operation, codec).observe(seconds)
 
 
 def watch_connection_pool(engine: Engine) -> None:

@@ -256,6 +256,11 @@ class Settings(BaseSettings):
         pattern=r"(?i)^(debug|info|warning|error|critical)$",
         description="Least severe level logged: debug, info (one line per request), warning, error",
     )
+    otel_enabled: bool = Field(
+        False,
+        description="Trace each HTTP request with OpenTelemetry (the `otel` extra); OTEL_* variables "
+        "say where the spans go",
+    )
     shutdown_grace_seconds: int = Field(
         30,
         ge=0,
@@ -356,6 +361,11 @@ class Settings(BaseSettings):
     deid_retain_uids: bool = Field(False, description="De-identification keeps UIDs (Retain UIDs Option)")
     deid_retain_safe_private: bool = Field(
         False, description="De-identification keeps safe private attributes (Retain Safe Private Option)"
+    )
+    deid_allow_burned_in: bool = Field(
+        False,
+        description="The de-identified rendition also serves instances that may show identifying text in "
+        "their pixels (Burned In Annotation YES, Secondary Capture without it NO)",
     )
     trusted_proxies: str = Field(
         "",

@@ -2,7 +2,7 @@
 and the metadata of a 500-instance series, from one live server.
 
 Why: a frame must cost an index lookup and one ranged read wherever it lies in the instance, never a
-parse of the file (PS3.18 10.4.1.1.4; STYLE.md item 9), and series metadata must come from the DICOM JSON
+parse of the file (PS3.18 10.4.1.1.4), and series metadata must come from the DICOM JSON
 stored at ingest (PS3.18 10.4.1.1.2). The test data is stored through STOW-RS before any timing. Prints
 one JSON line per case and writes them to bench/results/frames.json. `--quick` shrinks every size so the
 smoke test runs it in seconds.

@@ -115,9 +115,11 @@ def main() -> None:
     ds.PixelData = b"".join(stored)
     workers = os.cpu_count() or 1  # the server's codec pool: one worker per core
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as work, FoveaServer(
-        Path(work) / "data", server_arguments(args)
-    ) as server, httpx.Client(timeout=600.0) as client:
+    with (
+        tempfile.TemporaryDirectory(dir=args.tmp_dir) as work,
+        FoveaServer(Path(work) / "data", server_arguments(args)) as server,
+        httpx.Client(timeout=600.0) as client,
+    ):
         store(client, server.base_url, [part10(ds)])
         url = instance_url(server.base_url, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
         for name, syntax in TARGETS.items():

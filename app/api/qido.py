@@ -111,7 +111,7 @@ def answer_search(
     ]
     headers = {"Vary": VARY}
     if page.has_more:
-        headers["Warning"] = _more_results_warning(page, search_request.query)
+        headers["Warning"] = more_results_warning(page, search_request.query)
     if search_request.media_type == METADATA_XML:
         parts = (OutgoingPart(DICOM_XML, "", dicom_json_to_xml(orjson.loads(item))) for item in encoded)
         response = multipart_response(parts, METADATA_XML, None)
@@ -135,7 +135,7 @@ def _dataset(result: SearchResult, base_url: str) -> dict[str, object]:
     return result_to_dicom_json({**result.attributes, RETRIEVE_URL: url})
 
 
-def _more_results_warning(page: SearchPage, query: SearchQuery) -> str:
+def more_results_warning(page: SearchPage, query: SearchQuery) -> str:
     """PS3.18 8.3.4.4: a Warning (299) that the response holds only part of the matches."""
     next_offset = query.offset + len(page.results)
     return (

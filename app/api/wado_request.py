@@ -74,6 +74,8 @@ class WadoRequest:
     base_url: str  # the DICOMweb root as the client sees it
     request: Request
     gzip_frames: bool  # FOVEA_GZIP_FRAMES
+    # The UIDs a URL shows for a stored scope: the replacement UIDs in the de-identified rendition.
+    shown_as: Callable[[Scope], Scope] | None = None
 
     @classmethod
     def read(cls, request: Request, settings: Settings, scope: Scope) -> WadoRequest:
@@ -100,6 +102,8 @@ class WadoRequest:
 
     def url_of(self, scope: Scope) -> str:
         """The absolute URL of a study, series or instance resource."""
+        if self.shown_as is not None:
+            scope = self.shown_as(scope)
         url = f"{self.base_url}/studies/{scope.study_instance_uid}"
         if scope.series_instance_uid is not None:
             url += f"/series/{scope.series_instance_uid}"

@@ -63,6 +63,13 @@ _SERIES = _STUDY + "/series/{series_instance_uid}"
 _INSTANCE = _SERIES + "/instances/{sop_instance_uid}"
 _FRAMES = _INSTANCE + "/frames/{frame_list}"
 _LEVELS = (_STUDY, _SERIES, _INSTANCE)
+# The de-identified rendition: its own templates (so an auditor sees it was de-identified), the original
+# UIDs noted by its handlers (the path holds only replacements, which are not recorded).
+_DEID_STUDY = _DICOMWEB + "/deidentified/studies/{study}"
+_DEID_SERIES = _DEID_STUDY + "/series/{series}"
+_DEID_INSTANCE = _DEID_SERIES + "/instances/{instance}"
+_DEID_FRAMES = _DEID_INSTANCE + "/frames/{frame_list}"
+_DEID_LEVELS = (_DEID_STUDY, _DEID_SERIES, _DEID_INSTANCE)
 _SEARCHES = (
     _DICOMWEB + "/studies",
     _DICOMWEB + "/series",
@@ -90,6 +97,20 @@ AUDITED_ROUTES: tuple[AuditedRoute, ...] = (
     *_at_levels("/rendered", Action.RENDER, (*_LEVELS, _FRAMES)),
     *_at_levels("/thumbnail", Action.RENDER, (*_LEVELS, _FRAMES)),
     *(AuditedRoute("DELETE", level, Action.DELETE) for level in _LEVELS),
+    *(
+        AuditedRoute("GET", path, Action.SEARCH)
+        for path in (
+            _DICOMWEB + "/deidentified/studies",
+            _DEID_STUDY + "/series",
+            *(level + "/instances" for level in (_DEID_STUDY, _DEID_SERIES)),
+        )
+    ),
+    *_at_levels("", Action.READ_INSTANCES, _DEID_LEVELS),
+    *_at_levels("/metadata", Action.READ_METADATA, _DEID_LEVELS),
+    AuditedRoute("GET", _DEID_FRAMES, Action.READ_FRAMES),
+    AuditedRoute("GET", _DEID_INSTANCE + "/bulkdata/{bulkdata_path:path}", Action.READ_BULKDATA),
+    *_at_levels("/rendered", Action.RENDER, (*_DEID_LEVELS, _DEID_FRAMES)),
+    *_at_levels("/thumbnail", Action.RENDER, (*_DEID_LEVELS, _DEID_FRAMES)),
     AuditedRoute("GET", "/admin/audit", Action.READ_AUDIT),
     AuditedRoute("POST", "/admin/query-tags", Action.CONFIGURE),
     AuditedRoute("DELETE", "/admin/query-tags/{tag}", Action.CONFIGURE),

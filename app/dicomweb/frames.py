@@ -1,4 +1,4 @@
-"""Frame numbers in WADO-RS frame URLs (PS3.18 10.4.1.1.4, digest section 4).
+"""Frame numbers in WADO-RS frame URLs (PS3.18 10.4.1.1.4).
 
 Why strict: `…/frames/1,3,5` is a list of 1-based frame numbers in any order. A malformed list, a zero
 or a repeated number is the client's error (400); a number beyond the last frame is a missing target

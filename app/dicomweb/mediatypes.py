@@ -8,7 +8,7 @@ only name a syntax Fovea knows.
 Implicit VR Little Endian and Explicit VR Big Endian appear in no row: PS3.18 8.7.3 forbids them in
 every web service. Deflated Image Frame Compression (1.2.840.10008.1.2.8.1, Sup 244) is labelled
 `application/x-deflate`, the only name attributed to the published Table 8.7.3-5; the draft-era name
-`application/vnd.dicom-deflate` is accepted as an alias on input and never emitted (digest section 1).
+`application/vnd.dicom-deflate` is accepted as an alias on input and never emitted.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ MEDIA_TYPE_ROWS: tuple[MediaTypeRow, ...] = (
     *COMPRESSED_BULK_MEDIA_TYPES,
 )
 
-# Table 10.4.4-1 and digest example e: what `*/*` means for each category.
+# PS3.18 Table 10.4.4-1: what `*/*` means for each category.
 CATEGORY_DEFAULTS: Mapping[ResourceCategory, DefaultMediaType] = MappingProxyType(
     {
         ResourceCategory.INSTANCE: DefaultMediaType(APPLICATION_DICOM, multipart=True),

@@ -346,7 +346,7 @@ def _best_offer(media_range: MediaRange, request: _Request, zero: Sequence[Media
 def _part_pattern(media_range: MediaRange) -> str:
     """The media type, maybe a wildcard, of the parts (or single body) a range asks for.
 
-    `multipart/related` without `type` means the category default, like `*/*` (digest 3.7). A bare
+    `multipart/related` without `type` means the category default, like `*/*` (conformance, section 9). A bare
     `type/*` is read as parts of that type in the default multipart body: a lenient reading, as PS3.18
     defines wildcards only through the category default (8.7.7).
     """

@@ -2,7 +2,7 @@
 
 Why: a transcode is 5 to 100 ms of CPU. Run in the request's own thread, 32 retrieval threads could
 all be encoding at once (memory and thrashing), and codecs that hold the GIL would use one core
-whatever the machine has. Both pools are sized to the cores (ARCHITECTURE principle 5), so codec
+whatever the machine has. Both pools are sized to the cores (docs/architecture.md, "Principles"), so codec
 work never has more runners than there are cores to run it.
 
 Limits (`CodecLimits`), enforced here, where the codecs run:
@@ -40,11 +40,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from app.log_setup import LoggingConfiguration, configure_worker_logging, logging_configuration
 from app.worker_signals import ignore_interrupts
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-_PRELOAD = ["app.imaging.frame_transcode"]
+_PRELOAD = ["app.imaging.frame_transcode", "app.imaging.timed_codecs"]
 MIB = 1024 * 1024
 # A decode holds the codec's output, its conversion to the frame's sample type and the bytes handed
 # back: about three frames at once, beside the worker's own code and libraries.
@@ -91,6 +92,11 @@ class CodecPool:
         self._lock = threading.Lock()
         self._closed = False
         self.replaced = 0  # process pools replaced so far (crash, timeout, memory)
+        # Imported here, in the server: a worker process unpickles this module for its initializer,
+        # and starts faster without prometheus-client and SQLAlchemy.
+        from app.metrics import CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
+
+        self._waiting, self._busy = CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
 
     def check_budget(self, needed_bytes: int, what: str) -> None:
         """Refuse, before any work, a job that needs more memory than a worker may have."""
@@ -109,15 +115,27 @@ class CodecPool:
         own running time, not its place in the queue.
         """
         slots = self._process_slots if in_process else self._thread_slots
+        runner = "process" if in_process else "thread"
+        waiting, busy = self._waiting.labels(runner), self._busy.labels(runner)
         for attempt in (1, 2):
-            self._take(slots)
+            waiting.inc()
+            try:
+                self._take(slots)
+            finally:
+                waiting.dec()
+            busy.inc()
+
+            def free_slot(_: object) -> None:
+                slots.release()
+                busy.dec()
+
             try:
                 executor: Executor = self._process_pool() if in_process else self._threads
                 future = executor.submit(function, *args, **kwargs)
             except BaseException:
-                slots.release()
+                free_slot(None)
                 raise
-            future.add_done_callback(lambda _: slots.release())  # a stuck thread keeps its slot
+            future.add_done_callback(free_slot)  # a stuck thread keeps its slot, and counts as busy
             try:
                 return self._wait(future, executor if isinstance(executor, ProcessPoolExecutor) else None)
             except BrokenProcessPool as exc:
@@ -162,7 +180,7 @@ class CodecPool:
                     self.workers,
                     mp_context=context,
                     initializer=start_codec_worker,
-                    initargs=(self.limits.memory_bytes,),
+                    initargs=(self.limits.memory_bytes, logging_configuration()),
                 )
             return self._processes
 
@@ -195,9 +213,11 @@ class CodecPool:
             processes.shutdown(wait=True, cancel_futures=True)
 
 
-def start_codec_worker(limit_bytes: int) -> None:
-    """Worker initializer: SIGINT is left to the server process; the address space is capped."""
+def start_codec_worker(limit_bytes: int, logging_settings: LoggingConfiguration | None = None) -> None:
+    """Worker initializer: SIGINT is left to the server process; the address space is capped; records
+    and warnings are logged in the server's format."""
     ignore_interrupts()
+    configure_worker_logging(logging_settings)
     limit_address_space(limit_bytes)
 
 

@@ -43,6 +43,7 @@ from pydicom.uid import UID
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.codecs.native import BINARY_WORD_BYTES, little_endian_value
 from app.imaging.syntaxes import find_transfer_syntax
+from app.pydicom_warnings import reading_instance
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
@@ -341,7 +342,9 @@ def _ds_number(value: float) -> str:
 def _data_set_without_pixels(source: BinaryIO, *, big_endian: bool) -> Dataset:
     """The stored data set up to Pixel Data, less the old encapsulation's elements, binary values
     little-endian."""
-    ds = dcmread(source, stop_before_pixels=True, force=True)
+    with reading_instance(f"stored file {getattr(source, 'name', '')}".rstrip()) as warned:
+        ds = dcmread(source, stop_before_pixels=True, force=True)
+        warned.sop_instance_uid = str(ds.get("SOPInstanceUID", ""))
     for tag in _ENCAPSULATION_TAGS:
         if tag in ds:
             del ds[tag]

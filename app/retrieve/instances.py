@@ -42,7 +42,7 @@ def plan_instances(
     """One selection per instance (parts may differ in syntax), leaving out those that cannot be had.
 
     PS3.18 10.4.3: 206 when only some instances can be returned, 406 when none can. Single-part
-    `application/dicom` is only for the instance resource (digest example d).
+    `application/dicom` is only for the instance resource (conformance statement, section 11).
     """
     chosen: dict[tuple[object, ...], InstanceSelection | NotAcceptable] = {}
     plans = []

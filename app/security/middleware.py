@@ -100,7 +100,7 @@ def authorize(scope: Scope, principal: Principal, needed: str) -> None:
             )
         raise InsufficientScope(f"{principal.kind} {principal.name!r} does not hold {needed}", needed)
     if principal.study_uid is not None:
-        confine_to_study(scope, principal.study_uid)
+        confine_to_study(scope, principal.study_uid, deidentified=principal.deidentified_only)
 
 
 def _quoted(text: str) -> str:

@@ -32,6 +32,8 @@ ROUTE_SCOPES: tuple[RouteRule, ...] = (
     _rule(READ_METHODS, r"/dicom-web/openapi\.json", None),
     _rule(frozenset({"POST"}), r"/dicom-web/studies(/[^/]+)?", Scope.WRITE),  # STOW-RS
     _rule(frozenset({"DELETE"}), r"/dicom-web/studies/.+", Scope.DELETE),
+    # The de-identified rendition: administrators and de-identified share tokens (confined to their study).
+    _rule(READ_METHODS, r"/dicom-web/deidentified(/.*)?", Scope.READ_DEIDENTIFIED),
     _rule(READ_METHODS, r"/dicom-web/.*", Scope.READ),  # WADO-RS, QIDO-RS, rendered, thumbnails
     _rule(frozenset({"GET", "HEAD", "POST", "DELETE"}), r"/admin(/.*)?", Scope.ADMIN),  # keys, audit
 )

@@ -4,6 +4,11 @@ A token is a JWT signed with HMAC-SHA256 under one of FOVEA_SHARE_SECRETS. Why H
 provider tokens: Fovea both signs and verifies these, with a secret only it holds. The header's `kid` is
 a fingerprint of the signing secret, so a verifier picks the right one of several (rotation: list the
 new secret first, keep the old one until its tokens have expired).
+
+A token issued de-identified (claim `deid`: "basic") names its study by the replacement UID, since a
+JWT's claims are readable by whoever holds it, and grants only the de-identified rendition of it; its
+claim `key` is the study's index key, which identifies nobody and spares the rendition a search for
+the original (replacements are one-way).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from app.security.principal import Principal, PrincipalKind, Scope
 
 SHARE_ISSUER = "fovea-share"
 SHARE_TYPE = "fovea-share+jwt"
+DEIDENTIFIED_PROFILE = "basic"  # the `deid` claim: PS3.15 Annex E Basic Profile, options FOVEA_DEID_*
 _ALGORITHM = "HS256"
 
 
@@ -36,9 +42,19 @@ class ShareToken:
     token_id: str
     study_uid: str
     expires_at: datetime
+    deidentified: bool = False
 
 
-def issue_share_token(secrets_list: list[str], study_uid: str, lifetime: timedelta) -> ShareToken:
+def issue_share_token(
+    secrets_list: list[str],
+    study_uid: str,
+    lifetime: timedelta,
+    *,
+    deidentified: bool = False,
+    study_key: int | None = None,
+) -> ShareToken:
+    """A token reading `study_uid`; `deidentified`: `study_uid` is the study's replacement UID (and
+    `study_key` its index key, when known), and the token reads the de-identified rendition only."""
     if not secrets_list:
         raise ShareSecretMissing(
             "no share secret configured: set FOVEA_SHARE_SECRETS (e.g. `openssl rand -hex 32`)"
@@ -51,20 +67,29 @@ def issue_share_token(secrets_list: list[str], study_uid: str, lifetime: timedel
         "sub": f"share:{token_id}",
         "jti": token_id,
         "study": study_uid,
-        "scope": Scope.READ.value,
+        "scope": (Scope.READ_DEIDENTIFIED if deidentified else Scope.READ).value,
         "iat": int(now.timestamp()),
         "exp": int(expires.timestamp()),
     }
+    if deidentified:
+        claims["deid"] = DEIDENTIFIED_PROFILE
+        if study_key is not None:
+            claims["key"] = study_key
     secret = secrets_list[0]
     headers = {"kid": _fingerprint(secret), "typ": SHARE_TYPE}
     import jwt  # here, not at the top: a server that never sees a share token does without it
 
     token = jwt.encode(claims, secret, algorithm=_ALGORITHM, headers=headers)
-    return ShareToken(token, token_id, study_uid, expires)
+    return ShareToken(token, token_id, study_uid, expires, deidentified)
 
 
 def is_share_token_header(header: dict[str, Any]) -> bool:
     return header.get("typ") == SHARE_TYPE
+
+
+def _study_key(claims: dict[str, Any]) -> int | None:
+    key = claims.get("key")
+    return key if isinstance(key, int) and not isinstance(key, bool) else None
 
 
 class ShareTokenVerifier:
@@ -95,10 +120,15 @@ class ShareTokenVerifier:
         study = claims["study"]
         if not isinstance(study, str) or not study:
             raise InvalidToken("share token names no study")
+        deid = claims.get("deid")
+        if deid is not None and deid != DEIDENTIFIED_PROFILE:
+            raise InvalidToken(f"share token asks for an unknown de-identification {deid!r}")
+        scope = Scope.READ if deid is None else Scope.READ_DEIDENTIFIED
         principal = Principal(
             PrincipalKind.SHARE_TOKEN,
             f"share:{claims['jti']}",
-            frozenset({Scope.READ.value}),
+            frozenset({scope.value}),
             study_uid=study,
+            study_key=_study_key(claims) if deid is not None else None,
         )
         return principal, float(claims["exp"])

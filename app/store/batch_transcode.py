@@ -3,7 +3,8 @@
 Why a module: the command walks folders, decides each output path, writes atomically and reports
 per file; the conversion itself is `file_transcode`. An output is written to a temporary file beside
 its destination and renamed into place only once complete, so an interrupted run never leaves a
-half-written DICOM file under the real name; an existing output is kept unless `overwrite`.
+half-written DICOM file under the real name; an existing output is kept unless `overwrite`. Each
+file's fate is reported to a callback as a `TranscodeEvent`; the command line words it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,33 @@ from app.store.file_transcode import CannotTranscode, parse_file, write_transcod
 from app.store.parse import InstanceProblem
 
 
+@dataclass(frozen=True, slots=True)
+class Converted:
+    source: Path
+    output: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """The output exists and overwriting was not asked: it is kept."""
+
+    source: Path
+    output: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    source: Path
+    reason: str
+
+
+TranscodeEvent = Converted | Skipped | Failed
+
+
+def _ignore(_event: TranscodeEvent) -> None:
+    pass
+
+
 @dataclass
 class TranscodeSummary:
     converted: int = 0
@@ -32,26 +60,28 @@ def transcode_paths(
     target_uid: str,
     *,
     overwrite: bool = False,
-    report: Callable[[str], None] = print,
+    on_event: Callable[[TranscodeEvent], None] = _ignore,
     codecs: CodecPool | None = None,
 ) -> TranscodeSummary:
     """Convert `source` (a file, or every file under a folder) into `destination` (a file, or the
-    same tree under a folder). Failures are reported and counted; the run goes on."""
+    same tree under a folder). Each file is reported to `on_event` and counted; a failure does not
+    stop the run."""
     summary = TranscodeSummary()
     pool = codecs or CodecPool()
     try:
         for path, out in _pairs(source, destination):
             if out.exists() and not overwrite:
                 summary.skipped += 1
-                report(f"skipped {path}: {out} exists (use --overwrite)")
+                on_event(Skipped(path, out))
                 continue
             try:
                 _convert(path, out, target_uid, pool)
             except (CannotTranscode, InstanceProblem, OSError, ValueError) as exc:
                 summary.failed.append((path, str(exc)))
-                report(f"failed {path}: {exc}")
+                on_event(Failed(path, str(exc)))
                 continue
             summary.converted += 1
+            on_event(Converted(path, out))
     finally:
         if codecs is None:
             pool.close()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from app.store.blob_timing import measured_blob_calls
 from app.store.spool import SpoolSession
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+@measured_blob_calls("file")
 class FileBlobStore:
     """Blobs as files under `root` (keys become relative paths)."""
 

@@ -13,14 +13,16 @@ from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool, CodecWorkerCrashed
-from app.imaging.codecs.decode import FrameDecodeError, NativeFrame, decode_to_native
+from app.imaging.codecs.decode import FrameDecodeError, NativeFrame
 from app.imaging.codecs.encode import FrameEncodeError, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
-from app.imaging.frame_transcode import encode_frame, runs_in_process, transcode_frame
+from app.imaging.frame_transcode import runs_in_process
 from app.imaging.frames import FrameFragment, read_frame
 from app.imaging.pixel_description import PixelDescription
 from app.imaging.syntaxes import TransferSyntax
+from app.imaging.timed_codecs import Timed, timed_decode, timed_encode, timed_transcode
 from app.imaging.transcode import EXPLICIT_VR_LITTLE_ENDIAN, EncodedPixels, NativePixels
+from app.metrics import record_codec_steps
 from app.store.cache import TranscodedFrameCache
 from app.store.shared_cache import dump_labelled, load_labelled
 
@@ -160,7 +162,7 @@ class FrameSource:
         self._check_budget(number)
         uid = self.pixels.syntax.uid
         return self._run(
-            runs_in_process(uid, None), decode_to_native, self.stored(number), uid, self.pixels.stored_format
+            runs_in_process(uid, None), timed_decode, self.stored(number), uid, self.pixels.stored_format
         )
 
     def _encode(self, number: int, target_uid: str) -> bytes:
@@ -173,7 +175,7 @@ class FrameSource:
             in_process = runs_in_process(pixels.syntax.uid, target_uid)
             return self._run(
                 in_process,
-                transcode_frame,
+                timed_transcode,
                 stored,
                 pixels.syntax.uid,
                 pixels.stored_format,
@@ -181,12 +183,12 @@ class FrameSource:
                 target_uid,
             )
         native = self.native(number)
-        return self._run(runs_in_process(None, target_uid), encode_frame, native, target_uid, native_fmt)
+        return self._run(runs_in_process(None, target_uid), timed_encode, native, target_uid, native_fmt)
 
-    def _run(self, in_process: bool, function: Callable[..., _T], *args: object) -> _T:
-        if self.codecs is None:
-            return function(*args)
-        return self.codecs.run(in_process, function, *args)
+    def _run(self, in_process: bool, function: Callable[..., Timed[_T]], *args: object) -> _T:
+        timed = function(*args) if self.codecs is None else self.codecs.run(in_process, function, *args)
+        record_codec_steps(timed.steps)
+        return timed.value
 
     def encoded_pixels(self, transfer_syntax_uid: str) -> EncodedPixels:
         """Every frame encoded into `transfer_syntax_uid`, for a whole re-encoded instance.

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from app.pydicom_warnings import reading_instance
 from app.settings import (
     DEFAULT_BLOB_DELETION_GRACE_S,
     DEFAULT_ORPHAN_GRACE_S,
@@ -134,12 +135,20 @@ class Ingestor:
         *,
         expected_study_uid: str | None = None,
         batch_id: str | None = None,
+        source: str | None = None,
     ) -> IngestResult:
         """Store the file at `path` (consumed: moved into the blob store or deleted).
 
         `batch_id` names the STOW-RS request or import run: a SOP Instance UID already stored by the
-        same batch is refused as repeated rather than replaced.
+        same batch is refused as repeated rather than replaced. What pydicom warns about while the
+        file is read is logged as one record naming the instance and `source` (default: the file name).
         """
+        with reading_instance(source or path.name) as warned:
+            result = self._ingest(path, expected_study_uid, batch_id)
+            warned.sop_instance_uid = result.sop_instance_uid
+        return result
+
+    def _ingest(self, path: Path, expected_study_uid: str | None, batch_id: str | None) -> IngestResult:
         parsed: ParsedInstance | None = None
         synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
         digest = self._digests.start(path)  # and hashes it

@@ -1,4 +1,4 @@
-"""Ingest in worker processes, so parsing and indexing use every core (ARCHITECTURE principle 5).
+"""Ingest in worker processes, so parsing and indexing use every core (docs/architecture.md, "Principles").
 
 Why processes: parsing a data set and building its DICOM JSON is Python work under the GIL; threads
 would leave all but one core idle. Each worker process keeps one `Ingestor` (its own engine and blob
@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.log_setup import LoggingConfiguration, configure_worker_logging, logging_configuration
 from app.settings import (
     DEFAULT_BLOB_DELETION_GRACE_S,
     DEFAULT_ORPHAN_GRACE_S,
@@ -164,7 +165,7 @@ def ingest_in_worker(
     return results
 
 
-def _close_ingestor(target: IngestTarget) -> None:
+def close_ingestor(target: IngestTarget) -> None:
     """Close this process's connections for `target` (a later use would open new ones)."""
     with _ingestors_lock:
         ingestor = _ingestors.pop(target, None)
@@ -181,7 +182,10 @@ def _open_inline_ingestor(target: IngestTarget) -> None:
 def ingest_copy_in_worker(
     target: IngestTarget, source: Path, batch_id: str
 ) -> tuple[Path, int, IngestResult]:
-    """Copy a file the user owns into the spool, then store the copy (the original is never moved)."""
+    """Copy a file the user owns into the spool, then store the copy (the original is never moved).
+
+    `fovea import` runs it in its worker processes or, for small files, in its own threads.
+    """
     ingestor = _ingestor_for(target)
     handle, name = tempfile.mkstemp(prefix="import-", suffix=".dcm", dir=ingestor.blobs.spool_directory)
     os.close(handle)
@@ -193,14 +197,26 @@ def ingest_copy_in_worker(
         failure = IngestResult(Outcome.FAILED, problem=Problem.NOT_DICOM, message=f"cannot read file: {exc}")
         return source, 0, failure
     size = copy.stat().st_size
-    return source, size, ingestor.ingest(copy, batch_id=batch_id)
+    return source, size, ingestor.ingest(copy, batch_id=batch_id, source=str(source))
 
 
 def start_worker_pool(workers: int) -> Executor:
     """A process pool whose workers come from a fork server with Fovea's ingest modules loaded."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context, initializer=ignore_interrupts)
+    return ProcessPoolExecutor(
+        max_workers=max(1, workers),
+        mp_context=context,
+        initializer=start_ingest_worker,
+        initargs=(logging_configuration(),),
+    )
+
+
+def start_ingest_worker(logging_settings: LoggingConfiguration | None) -> None:
+    """Worker initializer: SIGINT is left to the server process; records and warnings are logged in the
+    server's format."""
+    ignore_interrupts()
+    configure_worker_logging(logging_settings)
 
 
 class IngestPool:
@@ -338,4 +354,4 @@ class IngestPool:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
         if self.inline_bytes > 0:
-            _close_ingestor(self.target)
+            close_ingestor(self.target)

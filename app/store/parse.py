@@ -1,9 +1,9 @@
 """Reading a Part 10 file once, at ingest, into everything later requests need.
 
-Why: ARCHITECTURE.md "parse once": the index attributes, the DICOM JSON with BulkDataURIs and the frame
-table are all derived here from one `dcmread`, which defers large values (pixel data is never loaded into
-memory, whatever its size). Problems are raised as `InstanceProblem` with the kind of failure, so the
-STOW-RS layer can choose the PS3.18 failure reason.
+Why parse once (docs/architecture.md, "Principles"): the index attributes, the DICOM JSON with
+BulkDataURIs and the frame table are all derived here from one `dcmread`, which defers large values
+(pixel data is never loaded into memory, whatever its size). Problems are raised as `InstanceProblem`
+with the kind of failure, so the STOW-RS layer can choose the PS3.18 failure reason.
 
 A Deflated Explicit VR Little Endian file (1.2.840.10008.1.2.1.99) is inflated, as a stream, into a
 sidecar file; the metadata, frame table and bulk-data offsets describe that sidecar, which is stored next

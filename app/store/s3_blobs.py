@@ -18,6 +18,7 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.store.blob_timing import measured_blob_calls
 from app.store.blobs import (
     READ_CHUNK,
     SAFE_KEY,
@@ -30,6 +31,7 @@ from app.store.blobs import (
 from app.store.spool import SpoolSession
 
 
+@measured_blob_calls("s3")
 class S3BlobStore:
     """Blobs as objects `prefix + key` in an S3 bucket (AWS, MinIO or any S3-compatible store)."""
 

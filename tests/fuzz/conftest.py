@@ -88,6 +88,9 @@ def fuzz_backend(request: pytest.FixtureRequest, root: Path) -> Backend:
     return Backend(FUZZ_BACKEND, engine, f"s3://{bucket}", root / "data", endpoint)
 
 
+FUZZ_DEID_SECRET = "f" * 40
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(
     request: pytest.FixtureRequest,
@@ -97,7 +100,8 @@ def fuzz_server(
 ) -> Iterator[FuzzServer]:
     backend = fuzz_backend(request, tmp_path_factory.mktemp("fuzz"))
     try:
-        with start_live_server(backend, worker_pool, codec_pool) as server:
+        # With a de-identification secret, so the de-identified rendition answers rather than 404.
+        with start_live_server(backend, worker_pool, codec_pool, deid_secret=FUZZ_DEID_SECRET) as server:
             yield FuzzServer(server, backend, store_study(server))
     finally:
         backend.engine.dispose()

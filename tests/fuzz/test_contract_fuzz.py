@@ -21,10 +21,11 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from app.lifecycle.pseudonyms import Pseudonyms
 from tests.conformance.test_openapi import CONTRACT_PATH
 from tests.dicom_files import multipart_body, stow_content_type
 from tests.fuzz.budget import fuzz_settings
-from tests.fuzz.conftest import FuzzServer
+from tests.fuzz.conftest import FUZZ_DEID_SECRET, FuzzServer
 
 CHECKS = [
     st_checks.not_a_server_error,
@@ -55,13 +56,14 @@ def as_one_part(_context: Any, value: Any) -> dict[str, Any]:
     }
 
 
-def real_values(server: FuzzServer) -> dict[str, list[str]]:
-    """Values for each path parameter that name something stored."""
+def real_values(server: FuzzServer, path: str) -> dict[str, list[str]]:
+    """Values for each path parameter that name something stored (replacement UIDs in the rendition)."""
     stored = server.stored
+    uid = Pseudonyms(FUZZ_DEID_SECRET).uid if path.startswith("/dicom-web/deidentified/") else str
     return {
-        "StudyInstanceUID": [stored.study],
-        "SeriesInstanceUID": [stored.series],
-        "SOPInstanceUID": list(stored.instances),
+        "StudyInstanceUID": [uid(stored.study)],
+        "SeriesInstanceUID": [uid(stored.series)],
+        "SOPInstanceUID": [uid(instance) for instance in stored.instances],
         "FrameList": ["1", "3", "2,1", "1,2,3"],
         "BulkDataPath": ["7FE00010", "00100010"],
     }
@@ -105,7 +107,7 @@ def test_no_request_gets_a_server_error(
     mode = data.draw(st.sampled_from(GENERATION_MODES), label="mode")
     # DELETE is fuzzed with generated UIDs only: deleting the stored study would leave the operations
     # fuzzed after it nothing real to ask for (test_delete*.py delete real data).
-    stored = {} if method == "DELETE" else real_values(fuzz_server)
+    stored = {} if method == "DELETE" else real_values(fuzz_server, path)
     fixed = stored_path_parameters(path, data, stored)
     operation = contract_schema[path][method]
     case = data.draw(operation.as_strategy(mode, path_parameters=fixed or None), label="case")

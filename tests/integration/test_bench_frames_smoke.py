@@ -1,7 +1,7 @@
 """The WADO-RS retrieval benchmark still runs end to end (`--quick`): every case reported, every answer whole.
 
 Timings are never asserted: only that each case ran against a live server, got a 200 and the expected
-payload for every request, and reported positive figures in the documented JSON shape (STYLE.md item 12).
+payload for every request, and reported positive figures in the documented JSON shape (bench/README.md).
 """
 
 from __future__ import annotations

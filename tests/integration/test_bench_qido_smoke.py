@@ -2,7 +2,7 @@
 
 Timings are never asserted: only that each case ran against a live server on SQLite (and PostgreSQL when
 one answers), got a 200 with the number of results the generated index must give for every request,
-and reported positive figures in the documented JSON shape (STYLE.md item 12).
+and reported positive figures in the documented JSON shape (bench/README.md).
 """
 
 from __future__ import annotations

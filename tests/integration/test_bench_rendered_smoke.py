@@ -3,7 +3,7 @@ JPEG of the expected size.
 
 Timings are never asserted: only that each case ran against a live server, got a 200 and a decodable
 JPEG of the right size for every request (cold and cached), and reported positive figures in the
-documented JSON shape (STYLE.md item 12).
+documented JSON shape (bench/README.md).
 """
 
 from __future__ import annotations

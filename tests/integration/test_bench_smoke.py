@@ -1,7 +1,7 @@
 """The STOW-RS benchmark still runs end to end (`--quick`): every case reported, every request stored.
 
 Timings are never asserted: only that each case ran against a live server, stored what it sent, and
-reported positive figures in the documented JSON shape (STYLE.md item 12).
+reported positive figures in the documented JSON shape (bench/README.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Timings are never asserted: only that each pair ran against a live server, got a 200 and a part in the
 requested transfer syntax for every request (the script fails otherwise), and reported positive figures
-in the documented JSON shape (STYLE.md item 12).
+in the documented JSON shape (bench/README.md).
 """
 
 from __future__ import annotations

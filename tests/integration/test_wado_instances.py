@@ -198,7 +198,7 @@ def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer, 
     post_stow(live_server, [sent])
     ds = read(sent)
     study = httpx.get(f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}", headers={"Accept": DICOM})
-    assert study.status_code == 406  # digest example d: even a study of one instance is a set
+    assert study.status_code == 406  # a study of one instance is still a set (conformance, section 11)
     either = httpx.get(
         f"{live_server.dicomweb}/studies/{ds.StudyInstanceUID}",
         headers={"Accept": f'{DICOM}, multipart/related; type="{DICOM}"; q=0.5'},

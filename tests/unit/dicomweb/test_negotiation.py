@@ -1,4 +1,4 @@
-"""Accept parsing and media-type selection (PS3.18 8.7, RFC 9110 12.5.1; digest section 3)."""
+"""Accept parsing and media-type selection (PS3.18 8.7, RFC 9110 12.5.1)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ OCTET = "application/octet-stream"
 DICOM = "application/dicom"
 JSON = "application/dicom+json"
 
-# The digest's example server: Explicit VR LE, JPEG-LS lossless and JPEG 2000 lossless.
+# An example server: Explicit VR LE, JPEG-LS lossless and JPEG 2000 lossless.
 SERVER = frozenset({ELE, JLS, J2K})
 OHIF = "application/dicom+json, multipart/related; type=application/octet-stream; transfer-syntax=*"
 
@@ -488,7 +488,7 @@ def test_metadata_not_acceptable_names_what_is_offered(accept: str) -> None:
         metadata(accept)
 
 
-# --- the digest's worked examples (section 3, a-g) ---
+# --- worked examples of PS3.18 8.7 negotiation (a-g) ---
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,13 @@ INSTANCE = f"{STUDY}/series/4.5/instances/6.7"
         ("HEAD", f"{INSTANCE}/bulkdata/7FE00010", Scope.READ),
         ("GET", f"{STUDY}/thumbnail", Scope.READ),
         ("GET", f"{INSTANCE}/rendered", Scope.READ),
+        ("GET", "/dicom-web/deidentified/studies", Scope.READ_DEIDENTIFIED),
+        (
+            "GET",
+            "/dicom-web/deidentified/studies/1.2.3/series/4/instances/5/frames/1",
+            Scope.READ_DEIDENTIFIED,
+        ),
+        ("DELETE", "/dicom-web/deidentified/studies/1.2.3", Scope.ADMIN),  # no such route: deny by default
         ("POST", "/dicom-web/studies", Scope.WRITE),
         ("POST", STUDY, Scope.WRITE),
         ("DELETE", STUDY, Scope.DELETE),

@@ -46,3 +46,26 @@ def test_the_study_resources_pass_unchanged() -> None:
 def test_anything_else_is_refused(path: str) -> None:
     with pytest.raises(InsufficientScope, match=r"reads study 1\.2\.3 only"):
         confine_to_study(request(path), STUDY)
+
+
+def test_a_deidentified_token_reaches_its_replacement_study_under_the_rendition_only() -> None:
+    path = f"/dicom-web/deidentified/studies/{STUDY}/series/4/instances/5/frames/1"
+    scope = request(path)
+    confine_to_study(scope, STUDY, deidentified=True)
+    assert scope["path"] == path
+    for refused in (f"/dicom-web/studies/{STUDY}/metadata", "/dicom-web/deidentified/studies/9.9/metadata"):
+        with pytest.raises(InsufficientScope):
+            confine_to_study(request(refused), STUDY, deidentified=True)
+
+
+def test_a_deidentified_token_searches_its_study_only() -> None:
+    scope = request("/dicom-web/deidentified/studies", b"StudyInstanceUID=9.9&limit=2")
+    confine_to_study(scope, STUDY, deidentified=True)
+    assert scope["query_string"] == b"limit=2&StudyInstanceUID=1.2.3"
+    with pytest.raises(InsufficientScope):
+        confine_to_study(request("/dicom-web/studies"), STUDY, deidentified=True)
+
+
+def test_a_plain_token_does_not_reach_the_rendition() -> None:
+    with pytest.raises(InsufficientScope):
+        confine_to_study(request(f"/dicom-web/deidentified/studies/{STUDY}/metadata"), STUDY)
