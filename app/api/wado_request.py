@@ -20,14 +20,16 @@ from app.api.conditional import Validators, is_not_modified, not_modified_respon
 from app.api.content_coding import Coding, choose_coding, compress_frame, iter_gzip
 from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
 from app.api.urls import dicomweb_base_url
-from app.dicomweb.errors import Gone, NotFound
+from app.dicomweb.errors import NotFound
 from app.dicomweb.negotiation import MediaRange, parse_accept
 from app.dicomweb.uids import require_valid_uid
+from app.retrieve.scopes import CHANGED_SINCE_LOOKUP as CHANGED_SINCE_LOOKUP
+from app.retrieve.scopes import not_found_message as not_found_message
+from app.retrieve.scopes import refuse_if_unavailable as refuse_if_unavailable
+from app.retrieve.scopes import scope_description as scope_description
 from app.services import Services
 from app.settings import Settings
-from app.store.blobs import BlobNotFound
 from app.store.retrieval import (
-    InstanceChanged,
     Scope,
     ScopeVersion,
     StoredInstance,
@@ -36,9 +38,6 @@ from app.store.retrieval import (
 
 VARY = "Accept, Accept-Encoding"
 _P = ParamSpec("_P")
-# What a read meets when a writer replaced an instance after the read looked it up: the frame table is
-# gone at once; the blob only after the deletion grace period, so a slow read may still meet that.
-CHANGED_SINCE_LOOKUP = (InstanceChanged, BlobNotFound)
 
 
 def answered_again_if_changed(answer: Callable[_P, Response]) -> Callable[_P, Response]:
@@ -135,26 +134,6 @@ def look_up_scope(services: Services, wado: WadoRequest) -> tuple[list[StoredIns
         raise NotFound(not_found_message(wado.scope))
     refuse_if_unavailable(instances)
     return instances, version
-
-
-def refuse_if_unavailable(instances: Iterable[StoredInstance]) -> None:
-    """410 Gone when every one of `instances` has a flagged file (one instance: when it has)."""
-    reasons = [instance.unavailable_reason for instance in instances]
-    if reasons and all(reasons):
-        raise Gone(str(reasons[0]) if len(reasons) == 1 else f"{len(reasons)} instances: {reasons[0]}")
-
-
-def scope_description(scope: Scope) -> str:
-    """`instance X in series Y`, `series Y in study Z` or `study Z`, for messages."""
-    if scope.sop_instance_uid is not None:
-        return f"instance {scope.sop_instance_uid} in series {scope.series_instance_uid}"
-    if scope.series_instance_uid is not None:
-        return f"series {scope.series_instance_uid} in study {scope.study_instance_uid}"
-    return f"study {scope.study_instance_uid}"
-
-
-def not_found_message(scope: Scope) -> str:
-    return f"no {scope_description(scope)}"
 
 
 # A multipart body up to this size is built whole and sent with a Content-Length: one write instead

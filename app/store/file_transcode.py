@@ -3,9 +3,9 @@
 Why: `fovea transcode` and the ingest storage policy convert whole files, and must do exactly what a
 retrieval with `application/dicom; transfer-syntax=UID` does: the same parse (frame table), the same
 frame reader (`FrameSource`, decode and encode per frame, in the codec pool when given), the same
-writers (`iter_explicit_vr_little_endian`, `iter_encapsulated`) and the same rules about what can
-be produced (`instance_producer`: a lossy original never gets a lossless image codec's syntax). The file is
-read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
+rewrite (`part10_rewrite.iter_rewritten`) and the same rules about what can
+be produced (`can_rewrite_instance_in`: a lossy original never gets a lossless image codec's syntax).
+The file is read through ranged reads, like a blob, so memory stays flat for big multi-frame files.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,22 +20,17 @@ from app.imaging.codec_pool import CodecPool
 from app.imaging.codecs.decode import can_decode
 from app.imaging.codecs.encode import missing_encoder_reason
 from app.imaging.frames import FrameFragment
-from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    iter_encapsulated,
-    iter_explicit_vr_little_endian,
-)
-from app.store.frame_source import (
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    FrameSource,
-    frame_format,
-    instance_producer,
+from app.imaging.pixel_description import (
+    PixelDescription,
+    can_rewrite_instance_in,
     may_carry_lossy_pixels,
     went_through_lossy_step,
 )
+from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+from app.imaging.transcode import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN
+from app.store.frame_source import FrameSource
 from app.store.parse import ParsedInstance, parse_instance
-from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
+from app.store.part10_rewrite import iter_rewritten
 
 
 class CannotTranscode(ValueError):
@@ -45,59 +39,36 @@ class CannotTranscode(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ParsedFile:
-    """A parsed Part 10 file, seen the way the index sees a stored instance."""
+    """A parsed Part 10 file, its pixels described the way a retrieval from the index describes them."""
 
     parsed: ParsedInstance
     path: Path  # the file as given
     data_path: Path  # the file frame offsets point into (the inflated copy of a deflated data set)
+    pixels: PixelDescription | None  # None: no pixel data
 
     @classmethod
     def of(cls, parsed: ParsedInstance, path: Path) -> ParsedFile:
         """`parsed`, read from `path`, whose frames lie in its inflated copy when it has one."""
-        return cls(parsed, path, parsed.inflated_file or path)
+        return cls(parsed, path, parsed.inflated_file or path, parsed.pixel_description())
 
     @property
     def syntax(self) -> TransferSyntax:
         return self.parsed.transfer_syntax
 
-    def instance(self) -> StoredInstance:
-        parsed, pixel = self.parsed, self.parsed.pixel
-        pixels = None
-        if pixel is not None:
-            pixels = PixelFormat(
-                pixel.layout,
-                pixel.bits_stored or pixel.layout.bits_allocated,
-                pixel.pixel_representation or 0,
-                pixel.planar_configuration or 0,
-            )
-        key = str(self.data_path)
-        return StoredInstance(
-            0,
-            parsed.study_instance_uid,
-            parsed.series_instance_uid,
-            parsed.sop_instance_uid,
-            self.syntax.uid,
-            key,
-            key,
-            self.data_path.stat().st_size,
-            datetime.now(UTC),
-            pixels,
-            pixel.tag if pixel is not None else None,
-            parsed.lossy_image_compression,
-        )
-
-    def frames(self) -> StoredFrames | None:
-        instance = self.instance()
-        if instance.pixels is None:
+    def frame_source(self, codecs: CodecPool | None = None) -> FrameSource | None:
+        """The file's frames, read as a stored blob's are; None: no pixel data."""
+        if self.pixels is None:
             return None
         fragments: dict[int, list[FrameFragment]] = {}
         for fragment in self.parsed.frames:
             fragments.setdefault(fragment.frame_number, []).append(fragment)
-        return StoredFrames(
-            instance,
-            instance.pixels,
+        return FrameSource(
+            LocalFile(self.data_path),
+            str(self.data_path),
             {number: tuple(parts) for number, parts in fragments.items()},
-            self._pixel_vr(),
+            self.pixels,
+            pixel_vr=self._pixel_vr(),
+            codecs=codecs,
         )
 
     def _pixel_vr(self) -> str | None:
@@ -138,33 +109,18 @@ def iter_transcoded(
     target = find_transfer_syntax(target_uid)
     if target is None:
         raise CannotTranscode(f"{target_uid} is not a transfer syntax Fovea knows")
-    syntax = parsed_file.syntax
-    instance = parsed_file.instance()
-    if target.uid != syntax.uid and not instance_producer(instance)(target.uid):
-        raise CannotTranscode(_why_not(instance, syntax, target))
-    frames = parsed_file.frames()
-    source = FrameSource(LocalFile(parsed_file.data_path), frames, codecs) if frames else None
+    syntax, pixels = parsed_file.syntax, parsed_file.pixels
+    if target.uid != syntax.uid and not can_rewrite_instance_in(pixels, target.uid):
+        raise CannotTranscode(_why_not(parsed_file, target))
+    source = parsed_file.frame_source(codecs)
     if target.uid == syntax.uid and target.uid != EXPLICIT_VR_LITTLE_ENDIAN:
         with open(parsed_file.path, "rb") as unchanged:
             yield from _copy(unchanged)
         return
+    tag = parsed_file.parsed.pixel.tag if parsed_file.parsed.pixel else 0
+    spool = str(spool_directory) if spool_directory else None
     with open(parsed_file.data_path, "rb") as stored:
-        if target.uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
-            pixels = source.native_pixels(instance.pixel_data_tag or 0) if source else None
-            yield from iter_explicit_vr_little_endian(
-                stored,
-                big_endian=syntax.big_endian,
-                pixels=pixels,
-                deflated=target.uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-            )
-        else:
-            yield from iter_encapsulated(
-                stored,
-                big_endian=syntax.big_endian,
-                pixels=source.encoded_pixels(target.uid) if source else None,
-                transfer_syntax_uid=target.uid,
-                spool_dir=str(spool_directory) if spool_directory else None,
-            )
+        yield from iter_rewritten(stored, syntax, target.uid, source, tag, spool_directory=spool)
 
 
 def write_transcoded(
@@ -184,7 +140,8 @@ def _copy(stored: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
         yield data
 
 
-def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferSyntax) -> str:
+def _why_not(parsed_file: ParsedFile, target: TransferSyntax) -> str:
+    syntax, pixels = parsed_file.syntax, parsed_file.pixels
     if not target.encapsulated and target.uid not in (
         EXPLICIT_VR_LITTLE_ENDIAN,
         DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -192,16 +149,16 @@ def _why_not(instance: StoredInstance, syntax: TransferSyntax, target: TransferS
         return f"{target.label}: Fovea writes (Deflated) Explicit VR Little Endian or an encapsulated syntax"
     if target.is_video:
         return f"{target.label}: video is not encoded"
-    lossy = went_through_lossy_step(instance)
+    lossy = went_through_lossy_step(syntax, parsed_file.parsed.lossy_image_compression)
     if lossy and not may_carry_lossy_pixels(target):
         return f"{target.label} is lossless-only and the pixels already went through a lossy step"
     if syntax.encapsulated and not can_decode(syntax.uid):
         return f"{syntax.label} frames cannot be decoded: no installed decoder reads them"
-    if instance.pixels is None:
+    if pixels is None:
         return f"{target.label}: the instance has no pixel data to convert"
     if target.encapsulated and (reason := missing_encoder_reason(target.uid)):
         return f"{target.label}: {reason}"
-    layout = frame_format(instance.pixels).description
+    layout = pixels.stored_format.description
     if not target.encapsulated:
         return f"{layout} do not fit an Explicit VR Little Endian value (at most 4 GiB)"
     return f"{target.label} cannot hold {layout}"

@@ -7,29 +7,23 @@ readings of a frame: its stored bytes (a ranged read through the frame table) an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool, CodecWorkerCrashed
-from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, NativeFrame, can_decode
-from app.imaging.codecs.encode import FrameEncodeError, can_encode, encoded_photometric, lossy_method
+from app.imaging.codecs.decode import FrameDecodeError, NativeFrame
+from app.imaging.codecs.encode import FrameEncodeError, encoded_photometric, lossy_method
 from app.imaging.codecs.native import little_endian_frame
-from app.imaging.codecs.registry import family_of
 from app.imaging.frame_transcode import runs_in_process
-from app.imaging.frames import read_frame
-from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
+from app.imaging.frames import FrameFragment, read_frame
+from app.imaging.pixel_description import PixelDescription
+from app.imaging.syntaxes import TransferSyntax
 from app.imaging.timed_codecs import Timed, timed_decode, timed_encode, timed_transcode
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    MAX_DEFINED_LENGTH,
-    EncodedPixels,
-    NativePixels,
-)
+from app.imaging.transcode import EXPLICIT_VR_LITTLE_ENDIAN, EncodedPixels, NativePixels
 from app.metrics import record_codec_steps
 from app.store.cache import TranscodedFrameCache
-from app.store.retrieval import PixelFormat, StoredFrames, StoredInstance
 from app.store.shared_cache import dump_labelled, load_labelled
 
 MadeFrame = NativeFrame | bytes  # a frame decoded to native pixels, or encoded into another syntax
@@ -60,145 +54,7 @@ def load_made_frame(value: bytes) -> MadeFrame:
     raise ValueError(f"not a made frame: {label!r}")
 
 
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 _T = TypeVar("_T")
-
-
-def frame_format(pixels: PixelFormat) -> FrameFormat:
-    layout = pixels.layout
-    return FrameFormat(
-        layout.rows,
-        layout.columns,
-        layout.samples_per_pixel,
-        layout.bits_allocated,
-        pixels.bits_stored,
-        pixels.pixel_representation,
-        layout.photometric_interpretation,
-        pixels.planar_configuration,
-    )
-
-
-def stored_syntax(uid: str) -> TransferSyntax:
-    """The registry row of a stored syntax (ingest refuses unknown ones, so the index never holds one)."""
-    syntax = find_transfer_syntax(uid)
-    if syntax is None:
-        raise LookupError(f"unknown stored transfer syntax {uid}")
-    return syntax
-
-
-def can_make_native(syntax: TransferSyntax) -> bool:
-    """True when frames of `syntax` can become native pixels: always if native, else with a decoder."""
-    return not syntax.encapsulated or can_decode(syntax.uid)
-
-
-def native_frame_bits(pixels: PixelFormat, syntax: TransferSyntax) -> int:
-    """Bits of one frame as native pixels (see `native_format`)."""
-    if _keeps_stored_layout(syntax):
-        return pixels.layout.frame_bits
-    fmt = native_format(pixels, syntax)
-    return fmt.rows * fmt.columns * fmt.samples_per_pixel * fmt.bits_allocated
-
-
-def fits_explicit_vr_little_endian(pixels: PixelFormat | None, syntax: TransferSyntax) -> bool:
-    """True when the instance can be written as Explicit VR LE: pixels it can make, in a 32-bit length."""
-    if pixels is None:
-        return True
-    if syntax.is_video or not can_make_native(syntax):
-        return False
-    value_bits = native_frame_bits(pixels, syntax) * pixels.layout.number_of_frames
-    return -(-value_bits // 8) <= MAX_DEFINED_LENGTH
-
-
-def _keeps_stored_layout(syntax: TransferSyntax) -> bool:
-    """Native syntaxes, Encapsulated Uncompressed and Deflated Image Frame Compression give back the
-    stored bytes' layout (4:2:2 and planar included); the image codecs give interleaved pixels."""
-    return family_of(syntax).keeps_stored_layout
-
-
-def native_format(pixels: PixelFormat, syntax: TransferSyntax) -> FrameFormat:
-    """The layout of a frame's native pixels: as stored where the syntax keeps it; an image codec's
-    colour frame decodes sample-interleaved, and to RGB where the codec's own colour transform is
-    undone by the decoder (lossy JPEG's YCbCr, JPEG 2000's YBR_RCT/YBR_ICT); YBR_FULL stays."""
-    fmt = frame_format(pixels)
-    if _keeps_stored_layout(syntax) or fmt.samples_per_pixel == 1:
-        return fmt
-    photometric = fmt.photometric_interpretation
-    if syntax.uid in family_of(syntax).ycbcr_decoded_as_rgb or photometric in _DECODED_AS_RGB:
-        photometric = "RGB"
-    return replace(fmt, photometric_interpretation=photometric, planar_configuration=0)
-
-
-_DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
-
-
-def went_through_lossy_step(instance: StoredInstance) -> bool:
-    """Whether the stored pixels may have lost information: Lossy Image Compression 01, a lossy-only
-    syntax, or a syntax that allows either (.91, .203, .112...) unless the data set says 00.
-
-    Why so strict: such a stream may be irreversible while the attribute is absent, and a lossy image
-    must never be labelled lossless (PS3.3 C.7.6.1.1.5); saying 01 of a lossless one is the safe error.
-    """
-    syntax = stored_syntax(instance.transfer_syntax_uid)
-    if instance.lossy_image_compression == "01" or syntax.lossless is False:
-        return True
-    return syntax.lossless is None and instance.lossy_image_compression != "00"
-
-
-def may_carry_lossy_pixels(target: TransferSyntax) -> bool:
-    """False for a lossless image codec's syntax (labelling lossy pixels lossless); True for the
-    rest, Deflated Image Frame Compression and Encapsulated Uncompressed included (no image codec)."""
-    return target.lossless is not True or _keeps_stored_layout(target)
-
-
-def frame_producer(instance: StoredInstance) -> Callable[[str], bool]:
-    """What the frames of `instance` can be made into besides their stored syntax (for negotiation).
-
-    Native pixels (Explicit VR LE) wherever they can be made; any syntax an encoder can hold the
-    layout in, except that pixels which went through a lossy step are never labelled with a
-    lossless image codec's syntax (PS3.5 8.2). Deflated Image Frame Compression and Encapsulated
-    Uncompressed are no image codec: they carry the native pixels byte for byte, as octet-stream
-    does, so they are offered for lossy pixels too (the metadata keeps Lossy Image Compression 01).
-    A lossy syntax is only ever chosen when the client names it (no media type defaults to one), so
-    nothing is made lossy unasked.
-    """
-    syntax = stored_syntax(instance.transfer_syntax_uid)
-    if instance.pixels is None or syntax.is_video or not can_make_native(syntax):
-        return lambda _uid: False
-    lossy = went_through_lossy_step(instance)
-    fmt = native_format(instance.pixels, syntax)
-
-    def can_produce(uid: str) -> bool:
-        if uid == EXPLICIT_VR_LITTLE_ENDIAN:
-            return True
-        target = find_transfer_syntax(uid)
-        if target is None or (lossy and not may_carry_lossy_pixels(target)):
-            return False
-        return can_encode(uid, fmt)
-
-    return can_produce
-
-
-def instance_producer(instance: StoredInstance) -> Callable[[str], bool]:
-    """What a whole instance can be rewritten into besides its stored syntax (application/dicom).
-
-    Explicit VR LE, or Deflated Explicit VR LE, where the native pixels fit its 32-bit length; an
-    encapsulated syntax where every frame can be made into it (`frame_producer`). An instance without
-    pixel data can be labelled with any encapsulated syntax unchanged (its data set is Explicit VR LE
-    either way); never a video one.
-    """
-    syntax = stored_syntax(instance.transfer_syntax_uid)
-    fits = fits_explicit_vr_little_endian(instance.pixels, syntax)
-    frames = frame_producer(instance)
-
-    def can_produce(uid: str) -> bool:
-        if uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
-            return fits
-        target = find_transfer_syntax(uid)
-        if target is None or not target.encapsulated or target.is_video:
-            return False
-        return instance.pixels is None or frames(uid)
-
-    return can_produce
 
 
 class RangeReader(Protocol):
@@ -208,7 +64,9 @@ class RangeReader(Protocol):
 
 
 class FrameSource:
-    """Reads the frames of `frames` (a frame-table lookup) from `blobs`.
+    """Reads the frames of one stored file, blob `key` of `blobs`, where `fragments` (its frame table)
+    says they lie; `pixels` describes them, `pixel_vr` is the Pixel Data VR where it matters (Big
+    Endian 8-bit OW words are swapped).
 
     Codec work (decoding a compressed frame, encoding into another syntax) runs in `codecs` when
     given, else in the caller's thread; frames made that way are kept in `cache` when given.
@@ -217,28 +75,34 @@ class FrameSource:
     def __init__(
         self,
         blobs: RangeReader,
-        frames: StoredFrames,
+        key: str,
+        fragments: Mapping[int, tuple[FrameFragment, ...]],
+        pixels: PixelDescription,
+        *,
+        pixel_vr: str | None = None,
         codecs: CodecPool | None = None,
         cache: TranscodedFrameCache[MadeFrame] | None = None,
-        *,
         may_be_stale: bool = False,
     ) -> None:
-        self.blobs, self.frames, self.codecs, self.cache = blobs, frames, codecs, cache
+        self.blobs, self.key, self.fragments, self.pixels = blobs, key, fragments, pixels
+        self.pixel_vr, self.codecs, self.cache = pixel_vr, codecs, cache
         # a frame table from the frame-table cache may name a blob a replacement has deleted: a
         # ranged read then fails (BlobNotFound) and the caller looks up again; a frame served from the
         # transcoded-frame cache reads nothing, so the blob is probed once before the first one is
         self._probe_blob = may_be_stale
-        self.syntax = stored_syntax(frames.transfer_syntax_uid)
-        self.format = frame_format(frames.pixels)
+
+    @property
+    def syntax(self) -> TransferSyntax:
+        return self.pixels.syntax
 
     def stored(self, number: int) -> bytes:
         """Frame `number` as stored: a codestream, or native bytes (1-bit frames moved to bit 0)."""
-        key = self.frames.data_blob_key
+        key = self.key
         return read_frame(
             lambda offset, length: self.blobs.read_range(key, offset, length),
-            self.frames.fragments[number],
-            self.frames.layout,
-            encapsulated=self.syntax.encapsulated,
+            self.fragments[number],
+            self.pixels.layout,
+            encapsulated=self.pixels.syntax.encapsulated,
         )
 
     def native(self, number: int, *, cached: bool = True) -> NativeFrame:
@@ -246,25 +110,25 @@ class FrameSource:
 
         `cached=False` for whole-instance work, which would otherwise flush a viewer's frames.
         """
-        fmt = self.format
-        if self.syntax.encapsulated:
+        fmt, syntax = self.pixels.stored_format, self.pixels.syntax
+        if syntax.encapsulated:
             decoded = self._made(number, EXPLICIT_VR_LITTLE_ENDIAN, self._decode, cached=cached)
             assert isinstance(decoded, NativeFrame)
             return decoded
-        if self.syntax.big_endian and fmt.bits_allocated == 8 and self.frames.pixel_vr == "OW":
+        if syntax.big_endian and fmt.bits_allocated == 8 and self.pixel_vr == "OW":
             data = self._big_endian_bytes_in_words(number)
         else:
             data = little_endian_frame(
-                self.stored(number), bits_allocated=fmt.bits_allocated, big_endian=self.syntax.big_endian
+                self.stored(number), bits_allocated=fmt.bits_allocated, big_endian=syntax.big_endian
             )
         return NativeFrame(data, fmt.photometric_interpretation, fmt.planar_configuration)
 
     def _big_endian_bytes_in_words(self, number: int) -> bytes:
         """An 8-bit frame of an OW value in Big Endian: its bytes sit swapped in 16-bit words (PS3.5
         A.3), so an odd-length frame's last byte is the second of its word, where the pad byte is."""
-        [fragment] = self.frames.fragments[number]
+        [fragment] = self.fragments[number]
         length = fragment.length + fragment.length % 2
-        word_aligned = self.blobs.read_range(self.frames.data_blob_key, fragment.offset, length)
+        word_aligned = self.blobs.read_range(self.key, fragment.offset, length)
         swapped = little_endian_frame(word_aligned, bits_allocated=16, big_endian=True)
         return swapped[: fragment.length]
 
@@ -282,37 +146,41 @@ class FrameSource:
         if self.cache is None or not cached:
             return make(number)
         if self._probe_blob:
-            self.blobs.read_range(self.frames.data_blob_key, 0, 1)  # BlobNotFound if replaced
+            self.blobs.read_range(self.key, 0, 1)  # BlobNotFound if replaced
             self._probe_blob = False
-        key = (self.frames.data_blob_key, number, target_uid)
+        key = (self.key, number, target_uid)
         return self.cache.get_or_make(key, lambda: make(number))
 
     def _check_budget(self, number: int) -> None:
         """Refuse, before reading or decoding anything, a frame too large to decode within a worker's
         memory: its native size comes from the data set, which the codestream header must match."""
         if self.codecs is not None:
-            needed = DECODE_COPIES * native_format(self.frames.pixels, self.syntax).frame_bytes
+            needed = DECODE_COPIES * self.pixels.native_format.frame_bytes
             self.codecs.check_budget(needed, f"decoding frame {number}")
 
     def _decode(self, number: int) -> NativeFrame:
         self._check_budget(number)
+        uid = self.pixels.syntax.uid
         return self._run(
-            runs_in_process(self.syntax.uid, None),
-            timed_decode,
-            self.stored(number),
-            self.syntax.uid,
-            self.format,
+            runs_in_process(uid, None), timed_decode, self.stored(number), uid, self.pixels.stored_format
         )
 
     def _encode(self, number: int, target_uid: str) -> bytes:
         """One job in the codec pool: decode and encode together for a compressed frame (one hand-off)."""
-        native_fmt = native_format(self.frames.pixels, self.syntax)
+        pixels = self.pixels
+        native_fmt = pixels.native_format
         self._check_budget(number)
-        if self.syntax.encapsulated:
+        if pixels.syntax.encapsulated:
             stored = self.stored(number)
-            in_process = runs_in_process(self.syntax.uid, target_uid)
+            in_process = runs_in_process(pixels.syntax.uid, target_uid)
             return self._run(
-                in_process, timed_transcode, stored, self.syntax.uid, self.format, native_fmt, target_uid
+                in_process,
+                timed_transcode,
+                stored,
+                pixels.syntax.uid,
+                pixels.stored_format,
+                native_fmt,
+                target_uid,
             )
         native = self.native(number)
         return self._run(runs_in_process(None, target_uid), timed_encode, native, target_uid, native_fmt)
@@ -328,8 +196,8 @@ class FrameSource:
         Needs the frame table of every frame (`frames_of`). Frames are made a few at a time ahead of
         the writer, so every codec worker is busy; none are kept in the frame cache.
         """
-        native_fmt = native_format(self.frames.pixels, self.syntax)
-        if self.syntax.encapsulated and native_fmt.samples_per_pixel == 3:
+        native_fmt = self.pixels.native_format
+        if self.pixels.syntax.encapsulated and native_fmt.samples_per_pixel == 3:
             # what the decoder gives (JPEG YCbCr decodes to RGB), read off the first frame
             first = self.native(1, cached=False)
             native_fmt = replace(
@@ -338,7 +206,7 @@ class FrameSource:
                 planar_configuration=first.planar_configuration,
             )
         photometric, planar = encoded_photometric(transfer_syntax_uid, native_fmt)
-        count = self.frames.layout.number_of_frames
+        count = self.pixels.layout.number_of_frames
         encoded = PrefetchedFrames(
             lambda number: self.encoded(number, transfer_syntax_uid, cached=False),
             count,
@@ -352,7 +220,7 @@ class FrameSource:
             planar,
             native_fmt.frame_bytes,
             lossy_method(transfer_syntax_uid),
-            source_lossy=went_through_lossy_step(self.frames.instance),
+            source_lossy=self.pixels.went_through_lossy_step,
         )
 
     def native_pixels(self, tag: int) -> NativePixels | None:
@@ -360,16 +228,16 @@ class FrameSource:
 
         Needs the frame table of every frame (`frames_of`).
         """
-        if not fits_explicit_vr_little_endian(self.frames.pixels, self.syntax):
+        pixels = self.pixels
+        if not pixels.fits_explicit_vr_little_endian:
             return None
-        layout = self.frames.layout
         return NativePixels(
             tag,
-            layout.number_of_frames,
-            layout.bits_allocated,
-            native_frame_bits(self.frames.pixels, self.syntax),
+            pixels.layout.number_of_frames,
+            pixels.layout.bits_allocated,
+            pixels.native_frame_bits,
             lambda number: self.native(number, cached=False),
-            lossy=went_through_lossy_step(self.frames.instance),
+            lossy=pixels.went_through_lossy_step,
         )
 
 

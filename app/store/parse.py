@@ -42,6 +42,7 @@ from app.dicomweb.dicomjson import (
 from app.dicomweb.uids import is_valid_uid
 from app.imaging.codecs.frame_header import FrameHeaderMismatch, FrameHeaderUnreadable, check_stored_frame
 from app.imaging.frames import FrameFragment, FrameTableError, PixelLayout, build_frame_table
+from app.imaging.pixel_description import PixelDescription
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 from app.store.attributes import (
     PatientAttributes,
@@ -91,7 +92,9 @@ class InstanceProblem(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class PixelDescription:
+class ParsedPixelAttributes:
+    """The Image Pixel attributes as the data set gives them (absent: None), as the index keeps them."""
+
     tag: int
     layout: PixelLayout
     bits_stored: int | None
@@ -112,12 +115,26 @@ class ParsedInstance:
     series: dict[str, Any]
     instance: dict[str, Any]
     request_attributes: list[dict[str, str]]  # `request_attribute` columns, one per item
-    pixel: PixelDescription | None
+    pixel: ParsedPixelAttributes | None
     metadata_json: bytes
     bulkdata: tuple[BulkDataLocation, ...]
     frames: tuple[FrameFragment, ...]
     lossy_image_compression: str = ""
     inflated_file: Path | None = None  # sidecar holding the inflated data set, when there is one
+
+    def pixel_description(self) -> PixelDescription | None:
+        """The pixels described as a retrieval from the index describes them; None: no pixel data."""
+        pixel = self.pixel
+        if pixel is None:
+            return None
+        return PixelDescription.of(
+            pixel.layout,
+            self.transfer_syntax,
+            bits_stored=pixel.bits_stored,
+            pixel_representation=pixel.pixel_representation,
+            planar_configuration=pixel.planar_configuration,
+            lossy_image_compression=self.lossy_image_compression,
+        )
 
 
 def parse_instance(
@@ -352,7 +369,7 @@ def _check_complete(ds: Dataset, file_size: int) -> None:
         )
 
 
-def _describe_pixels(ds: Dataset) -> PixelDescription | None:
+def _describe_pixels(ds: Dataset) -> ParsedPixelAttributes | None:
     # Pixel Data (7FE0,0010) first: it sorts last, and a data set should hold only one of them
     tag = next((t for t in sorted(PIXEL_DATA_TAGS, reverse=True) if t in ds), None)
     if tag is None:
@@ -375,7 +392,7 @@ def _describe_pixels(ds: Dataset) -> PixelDescription | None:
         number_of_frames=frames or 1,
         photometric_interpretation=text_value(ds, "PhotometricInterpretation"),
     )
-    return PixelDescription(
+    return ParsedPixelAttributes(
         tag=tag,
         layout=layout,
         bits_stored=int_value(ds, "BitsStored"),
@@ -400,7 +417,7 @@ def _unpack_64(data: bytes) -> tuple[int, ...]:
 
 
 def _frame_table(
-    handle: BinaryIO, ds: Dataset, pixel: PixelDescription, syntax: TransferSyntax, file_size: int
+    handle: BinaryIO, ds: Dataset, pixel: ParsedPixelAttributes, syntax: TransferSyntax, file_size: int
 ) -> tuple[tuple[FrameFragment, ...], int]:
     raw = ds.get_item(pixel.tag, keep_deferred=True)
     if not isinstance(raw, RawDataElement):  # pydicom only converts it if something asked for it
@@ -468,7 +485,7 @@ def _read_prefix(handle: BinaryIO, parts: Sequence[FrameFragment], size: int) ->
 
 def _complete_bulkdata(
     locations: Sequence[BulkDataLocation],
-    pixel: PixelDescription | None,
+    pixel: ParsedPixelAttributes | None,
     pixel_value_length: int | None,
     file_size: int,
 ) -> tuple[BulkDataLocation, ...]:

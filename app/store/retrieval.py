@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
 from app.imaging.frames import FrameFragment, PixelLayout
+from app.imaging.pixel_description import PixelDescription, stored_syntax
 from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
 from app.store.visibility import VISIBLE
 
@@ -69,7 +70,7 @@ class StoredInstance:
     data_blob_key: str  # the file offsets point into (an inflated copy for a deflated data set)
     blob_size: int
     updated_at: datetime
-    pixels: PixelFormat | None  # None: no pixel data
+    pixels: PixelDescription | None  # None: no pixel data
     pixel_data_tag: int | None
     lossy_image_compression: str
     fixity_problem: str | None = None  # "corrupt", "missing": a fixity check flagged its file
@@ -87,16 +88,6 @@ class StoredInstance:
             f"instance {self.sop_instance_uid} is unavailable: a fixity check found its stored file "
             f"{self.fixity_problem}; it can be stored again, or its file restored and verified"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PixelFormat:
-    """The Image Pixel attributes of a stored instance (PS3.3 C.7.6.3), as the index holds them."""
-
-    layout: PixelLayout
-    bits_stored: int
-    pixel_representation: int
-    planar_configuration: int
 
 
 _INSTANCE_COLUMNS = (
@@ -135,11 +126,13 @@ def _stored_instance(row: Any) -> StoredInstance:
             row.number_of_frames,
             row.photometric_interpretation or "",
         )
-        pixels = PixelFormat(
+        pixels = PixelDescription.of(
             layout,
-            row.bits_stored or row.bits_allocated,
-            row.pixel_representation or 0,
-            row.planar_configuration or 0,
+            stored_syntax(row.transfer_syntax_uid),
+            bits_stored=row.bits_stored,
+            pixel_representation=row.pixel_representation,
+            planar_configuration=row.planar_configuration,
+            lossy_image_compression=row.lossy_image_compression,
         )
     return StoredInstance(
         row.pk,
@@ -310,7 +303,7 @@ class StoredFrames:
     """Where the requested frames of one instance are, and how to read them."""
 
     instance: StoredInstance
-    pixels: PixelFormat
+    pixels: PixelDescription  # the instance's, never None here
     fragments: dict[int, tuple[FrameFragment, ...]]  # requested frame number -> its fragments
     pixel_vr: str | None = None  # read only where it matters: 8-bit OW words are swapped in Big Endian
 

@@ -27,9 +27,9 @@ import numpy as np
 
 from app.imaging.codec_pool import DECODE_COPIES, WORKER_BASELINE_BYTES
 from app.imaging.codecs.decode import NativeFrame
+from app.imaging.pixel_description import can_rewrite_instance_in
 from app.imaging.syntaxes import find_transfer_syntax
-from app.store.file_transcode import LocalFile, ParsedFile, write_transcoded
-from app.store.frame_source import FrameSource, instance_producer, went_through_lossy_step
+from app.store.file_transcode import ParsedFile, write_transcoded
 from app.store.parse import InstanceProblem, ParsedInstance, Problem, parse_instance
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,10 @@ class StoragePolicy:
         if not self._fits_decode_budget(parsed):
             return None
         original = ParsedFile.of(parsed, path)
-        instance = original.instance()
+        pixels = original.pixels
         # a lossy original stays as it came: decoded into deflate or Encapsulated Uncompressed (which
         # retrieval may serve) it would only grow
-        if went_through_lossy_step(instance) or not instance_producer(instance)(target):
+        if pixels is None or pixels.went_through_lossy_step or not can_rewrite_instance_in(pixels, target):
             return None  # lossy, video, or a layout the encoder cannot hold: kept as received
         handle, name = tempfile.mkstemp(prefix="storage-", suffix=".dcm", dir=work_directory)
         converted = Path(name)
@@ -102,13 +102,11 @@ class PixelMismatch(ValueError):
 
 
 def _check_same_pixels(original: ParsedFile, converted: ParsedFile) -> None:
-    before, after = original.frames(), converted.frames()
-    if before is None or after is None:
+    old, new = original.frame_source(), converted.frame_source()
+    if old is None or new is None:
         raise PixelMismatch("pixel data missing after conversion")
-    old = FrameSource(LocalFile(original.data_path), before)
-    new = FrameSource(LocalFile(converted.data_path), after)
-    samples = before.layout.samples_per_pixel
-    for number in range(1, before.layout.number_of_frames + 1):
+    samples = old.pixels.layout.samples_per_pixel
+    for number in range(1, old.pixels.layout.number_of_frames + 1):
         if _interleaved(old.native(number), samples) != _interleaved(new.native(number), samples):
             raise PixelMismatch(f"frame {number} decodes to other pixels after conversion")
 

@@ -16,10 +16,9 @@ from app.imaging.codecs.encode import (
 )
 from app.imaging.codecs.frame_header import HEADER_READERS
 from app.imaging.codecs.registry import CODEC_FAMILIES, family_of
+from app.imaging.pixel_description import PixelDescription
 from app.imaging.pixel_layout import PixelLayout
 from app.imaging.syntaxes import TRANSFER_SYNTAXES, FrameLayout, TransferSyntax, find_transfer_syntax
-from app.store.frame_source import native_format
-from app.store.retrieval import PixelFormat
 
 FRAMED = [s for s in TRANSFER_SYNTAXES if s.encapsulated and not s.is_video]
 ENCODED = [uid for family in CODEC_FAMILIES.values() for uid in family.encoders]
@@ -76,22 +75,23 @@ def test_an_encoded_frame_starts_with_its_family_marker_and_its_header_says_its_
         assert (header.columns, header.rows) in ((16, 16), (None, None))
 
 
-def _stored(fmt: FrameFormat, photometric: str, planar: int) -> PixelFormat:
+def _stored(fmt: FrameFormat, photometric: str, planar: int, syntax: TransferSyntax) -> PixelDescription:
     layout = PixelLayout(fmt.rows, fmt.columns, fmt.samples_per_pixel, fmt.bits_allocated, 1, photometric)
-    return PixelFormat(layout, fmt.bits_stored, fmt.pixel_representation, planar)
+    return PixelDescription(layout, fmt.bits_stored, fmt.pixel_representation, planar, syntax, "")
 
 
 @pytest.mark.parametrize("uid", [uid for uid in ENCODED if can_encode(uid, RGB_PLANAR)])
 def test_the_colour_a_frame_decodes_to_is_the_one_the_frame_source_predicts(uid: str) -> None:
     """The registry's colour facts (YCbCr decoded as RGB, the stored layout kept) hold for both
-    `decode_to_native` and `native_format`, which sizes and labels the frames before decoding."""
+    `decode_to_native` and `PixelDescription.native_format`, which sizes and labels the frames before
+    decoding."""
     syntax = find_transfer_syntax(uid)
     assert isinstance(syntax, TransferSyntax)
     photometric, planar = encoded_photometric(uid, RGB_PLANAR)
-    stored = _stored(RGB_PLANAR, photometric, planar)
+    stored = _stored(RGB_PLANAR, photometric, planar, syntax)
     stored_fmt = FrameFormat(16, 16, 3, 8, 8, 0, photometric, planar)
     decoded = decode_to_native(encode_native_frame(ramp(RGB_PLANAR), uid, RGB_PLANAR), uid, stored_fmt)
-    predicted = native_format(stored, syntax)
+    predicted = stored.native_format
     assert (decoded.photometric_interpretation, decoded.planar_configuration) == (
         predicted.photometric_interpretation,
         predicted.planar_configuration,
@@ -115,7 +115,7 @@ def test_full_resolution_ycbcr_jpeg_decodes_to_rgb_as_the_frame_source_predicts(
     )
     stored_fmt = FrameFormat(16, 16, 3, 8, 8, 0, "YBR_FULL", 0)
     decoded = decode_to_native(bytes(frame), uid, stored_fmt)
-    predicted = native_format(_stored(stored_fmt, "YBR_FULL", 0), syntax)
+    predicted = _stored(stored_fmt, "YBR_FULL", 0, syntax).native_format
     assert decoded.photometric_interpretation == predicted.photometric_interpretation == "RGB"
     error = np.abs(np.frombuffer(decoded.data, np.uint8).astype(int) - rgb.reshape(-1).astype(int))
     assert error.mean() < 4  # RGB again, not the YCbCr samples (tens of values off)

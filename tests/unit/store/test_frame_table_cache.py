@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.imaging.frames import FrameFragment, PixelLayout
+from app.imaging.pixel_description import PixelDescription, stored_syntax
 from app.store.frame_table_cache import FrameTableCache
-from app.store.retrieval import PixelFormat, Scope, StoredFrames, StoredInstance
+from app.store.retrieval import Scope, StoredFrames, StoredInstance
 
 
 def frames(sop: str, count: int) -> StoredFrames:
-    pixels = PixelFormat(PixelLayout(2, 2, 1, 16, count, "MONOCHROME2"), 16, 0, 0)
+    layout = PixelLayout(2, 2, 1, 16, count, "MONOCHROME2")
+    pixels = PixelDescription(layout, 16, 0, 0, stored_syntax("1.2.840.10008.1.2.1"), "")
     instance = StoredInstance(
         1,
         "1.2",

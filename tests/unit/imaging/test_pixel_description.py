@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from functools import partial
 
 import pytest
 
-from app.imaging.frames import PixelLayout
-from app.store.frame_source import frame_producer, instance_producer, went_through_lossy_step
-from app.store.retrieval import PixelFormat, StoredInstance
+from app.imaging.pixel_description import (
+    PixelDescription,
+    can_rewrite_instance_in,
+    stored_syntax,
+    went_through_lossy_step,
+)
+from app.imaging.pixel_layout import PixelLayout
 
 ELE = "1.2.840.10008.1.2.1"
 RLE = "1.2.840.10008.1.2.5"
@@ -26,22 +31,17 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
-def instance(syntax: str, lossy: str = "", *, bits: int = 16, pixels: bool = True) -> StoredInstance:
+def pixels(syntax: str, lossy: str = "", *, bits: int = 16) -> PixelDescription:
     layout = PixelLayout(64, 64, 1, bits, 2, "MONOCHROME2")
-    return StoredInstance(
-        1,
-        "1.2.3",
-        "1.2.3.4",
-        "1.2.3.4.5",
-        syntax,
-        "blob",
-        "blob",
-        100,
-        datetime.now(UTC),
-        PixelFormat(layout, bits, 0, 0) if pixels else None,
-        0x7FE00010 if pixels else None,
-        lossy,
-    )
+    return PixelDescription(layout, bits, 0, 0, stored_syntax(syntax), lossy)
+
+
+def frame_producer(description: PixelDescription) -> Callable[[str], bool]:
+    return description.can_make_frames_in
+
+
+def instance_producer(description: PixelDescription | None) -> Callable[[str], bool]:
+    return partial(can_rewrite_instance_in, description)
 
 
 @pytest.mark.parametrize(
@@ -58,11 +58,12 @@ def instance(syntax: str, lossy: str = "", *, bits: int = 16, pixels: bool = Tru
     ],
 )
 def test_went_through_lossy_step(syntax: str, lossy: str, expected: bool) -> None:
-    assert went_through_lossy_step(instance(syntax, lossy)) is expected
+    assert went_through_lossy_step(stored_syntax(syntax), lossy) is expected
+    assert pixels(syntax, lossy).went_through_lossy_step is expected
 
 
 def test_lossless_pixels_can_be_made_into_lossless_and_lossy_syntaxes() -> None:
-    can = frame_producer(instance(ELE))
+    can = frame_producer(pixels(ELE))
     assert can(ELE) and can(JPEGLS) and can(J2K_LOSSLESS) and can(RLE) and can(JPEG_SV1)
     assert can(JPEGLS_NEAR) and can(J2K)  # lossy targets: offered, chosen only when named
     assert not can(JPEG_BASELINE)  # 16-bit: the baseline encoder cannot hold it
@@ -70,7 +71,7 @@ def test_lossless_pixels_can_be_made_into_lossless_and_lossy_syntaxes() -> None:
 
 @pytest.mark.parametrize(("syntax", "lossy"), [(J2K, ""), (J2K, "01"), (ELE, "01"), (JPEGLS_NEAR, "")])
 def test_lossy_pixels_never_get_a_lossless_only_syntax(syntax: str, lossy: str) -> None:
-    can = frame_producer(instance(syntax, lossy))
+    can = frame_producer(pixels(syntax, lossy))
     assert can(ELE)  # decoding is allowed: the lossy attributes travel with instances
     assert not (can(JPEGLS) or can(J2K_LOSSLESS) or can(RLE) or can(JPEG_SV1))
     assert can(JPEGLS_NEAR)  # another lossy step
@@ -78,15 +79,15 @@ def test_lossy_pixels_never_get_a_lossless_only_syntax(syntax: str, lossy: str) 
 
 
 def test_either_syntax_said_lossless_can_be_labelled_lossless() -> None:
-    assert frame_producer(instance(J2K, "00"))(JPEGLS)
+    assert frame_producer(pixels(J2K, "00"))(JPEGLS)
 
 
 def test_whole_instances() -> None:
-    can = instance_producer(instance(ELE))
+    can = instance_producer(pixels(ELE))
     assert can(ELE) and can(DEFLATED_DATASET) and can(JPEGLS) and can(J2K)
     assert not can(MPEG4)  # video
     assert not can(IMPLICIT_LE) and not can(BIG_ENDIAN)  # not on the web (PS3.18 8.7.3)
-    no_pixels = instance_producer(instance(ELE, pixels=False))
+    no_pixels = instance_producer(None)
     assert no_pixels(J2K_LOSSLESS) and no_pixels(JPEG_BASELINE) and not no_pixels(MPEG4)
-    video = instance_producer(instance(MPEG4))
+    video = instance_producer(pixels(MPEG4))
     assert not video(ELE) and not video(J2K_LOSSLESS)
