@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from pydicom.uid import ExplicitVRLittleEndian
 
 from app.api.deps import get_services
 from app.api.multipart import OutgoingPart
@@ -29,7 +30,7 @@ from app.api.wado_request import VARY, WadoRequest, accept_lists_of, multipart_r
 from app.audit.notes import AuditedUids, audited_uids
 from app.dicomweb.errors import BadRequest, DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import parse_frame_list
-from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, EXPLICIT_VR_LITTLE_ENDIAN, ResourceCategory
+from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, ResourceCategory
 from app.dicomweb.negotiation import (
     METADATA_XML,
     InstanceSelection,
@@ -273,7 +274,7 @@ def _selection(wado: WadoRequest, instance: StoredInstance) -> InstanceSelection
     stored = instance.transfer_syntax_uid
 
     def can_produce(syntax: str) -> bool:
-        return syntax == stored or (syntax == EXPLICIT_VR_LITTLE_ENDIAN and stored in REWRITTEN_AS_EXPLICIT)
+        return syntax == stored or (syntax == ExplicitVRLittleEndian and stored in REWRITTEN_AS_EXPLICIT)
 
     try:
         selection = negotiate_instance_media_type(

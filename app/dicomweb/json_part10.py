@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate_buffer
 from pydicom.filewriter import dcmwrite
 from pydicom.tag import Tag
-from pydicom.uid import UID
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import VR
 from pydicom.values import convert_value
 
@@ -35,7 +35,6 @@ from app.dicomweb.dicomjson import BINARY_VRS, PIXEL_DATA_TAGS
 from app.dicomweb.mediatypes import (
     DICOM_JSON,
     DICOM_XML,
-    EXPLICIT_VR_LITTLE_ENDIAN,
     OCTET_STREAM,
     is_uncompressed,
     transfer_syntaxes_for,
@@ -155,7 +154,7 @@ def pixel_data_uri(data_set: dict[str, Any]) -> str:
 def _pixel_data_parts(uri: str, bulk: BulkParts) -> tuple[str, list[BulkPart] | None]:
     """The transfer syntax the Pixel Data part(s) make, and the compressed frames (None: native)."""
     if not uri:  # no pixels, or inline pixels: native
-        return EXPLICIT_VR_LITTLE_ENDIAN, None
+        return ExplicitVRLittleEndian, None
     parts = _parts_for(bulk, uri, "Pixel Data")
     media_types = {part.media_type for part in parts}
     if media_types <= {"", OCTET_STREAM}:
@@ -163,7 +162,7 @@ def _pixel_data_parts(uri: str, bulk: BulkParts) -> tuple[str, list[BulkPart] | 
             raise InstanceProblem(
                 Problem.NOT_DICOM, f"Pixel Data: {len(parts)} octet-stream parts at {uri!r}"
             )
-        return EXPLICIT_VR_LITTLE_ENDIAN, None
+        return ExplicitVRLittleEndian, None
     if len(media_types) > 1 or len({part.transfer_syntax for part in parts}) > 1:
         raise InstanceProblem(
             Problem.NOT_DICOM, f"Pixel Data frames differ in media type or syntax at {uri!r}"

@@ -33,7 +33,6 @@ STORE_PART10_TYPE = APPLICATION_DICOM
 STORE_METADATA_TYPES = (DICOM_JSON, DICOM_XML)
 
 _UID_BY_KEYWORD: Mapping[str, str] = MappingProxyType({ts.keyword: ts.uid for ts in TRANSFER_SYNTAXES})
-EXPLICIT_VR_LITTLE_ENDIAN = _UID_BY_KEYWORD["ExplicitVRLittleEndian"]
 ENCAPSULATED_UNCOMPRESSED = _UID_BY_KEYWORD["EncapsulatedUncompressedExplicitVRLittleEndian"]
 
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
 from app.imaging.codecs.decode import can_decode
 from app.imaging.codecs.encode import can_encode
 from app.imaging.codecs.frame import FrameFormat
 from app.imaging.codecs.registry import family_of
 from app.imaging.pixel_layout import PixelLayout
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    MAX_DEFINED_LENGTH,
-)
+from app.imaging.transcode import MAX_DEFINED_LENGTH
 
 # Colour a codec's decoder gives back as RGB (its own colour transform undone).
 _DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
@@ -164,7 +162,7 @@ class PixelDescription:
         """
         if self.syntax.is_video or not self.can_make_native:
             return False
-        if uid == EXPLICIT_VR_LITTLE_ENDIAN:
+        if uid == ExplicitVRLittleEndian:
             return True
         target = find_transfer_syntax(uid)
         if target is None or (self.went_through_lossy_step and not may_carry_lossy_pixels(target)):
@@ -181,7 +179,7 @@ def can_rewrite_instance_in(pixels: PixelDescription | None, uid: str) -> bool:
     without pixel data can be labelled with any encapsulated syntax unchanged (its data set is
     Explicit VR LE either way); never a video one.
     """
-    if uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
+    if uid in (ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
         return pixels is None or pixels.fits_explicit_vr_little_endian
     target = find_transfer_syntax(uid)
     if target is None or not target.encapsulated or target.is_video:

@@ -38,15 +38,13 @@ from pydicom.filereader import _read_file_meta_info as read_file_meta_info  # pu
 from pydicom.filewriter import dcmwrite, write_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.codecs.native import BINARY_WORD_BYTES, little_endian_value
 from app.imaging.syntaxes import find_transfer_syntax
 from app.pydicom_warnings import reading_instance
 
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 _DEFLATE_LEVEL = 6  # zlib's default
 _META_GROUP_LENGTH_AT = 140  # preamble (128), "DICM", then (0002,0000) UL: tag, VR, length, value
 MAX_DEFINED_LENGTH = 0xFFFFFFFE  # 0xFFFFFFFF means undefined length
@@ -103,7 +101,7 @@ def _deflate_data_set(chunks: Iterator[bytes]) -> Iterator[bytes]:
     (group_length,) = struct.unpack_from("<I", first, _META_GROUP_LENGTH_AT)
     meta_end = _META_GROUP_LENGTH_AT + 4 + group_length
     meta = read_file_meta_info(io.BytesIO(first[132:meta_end]))
-    meta.TransferSyntaxUID = UID(DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+    meta.TransferSyntaxUID = UID(DeflatedExplicitVRLittleEndian)
     head = DicomBytesIO()
     head.write(first[:132])  # preamble and "DICM"
     write_file_meta_info(head, meta, enforce_standard=True)
@@ -353,7 +351,7 @@ def _data_set_without_pixels(source: BinaryIO, *, big_endian: bool) -> Dataset:
     return ds
 
 
-def _encode(ds: Dataset, transfer_syntax_uid: str = EXPLICIT_VR_LITTLE_ENDIAN) -> bytes:
+def _encode(ds: Dataset, transfer_syntax_uid: str = ExplicitVRLittleEndian) -> bytes:
     """File Meta (saying `transfer_syntax_uid`) and data set, the data set in Explicit VR LE."""
     ds.file_meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     buffer = io.BytesIO()

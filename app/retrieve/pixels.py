@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from app.dicomweb.errors import DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frames import check_frames_exist
-from app.dicomweb.mediatypes import EXPLICIT_VR_LITTLE_ENDIAN, OCTET_STREAM, bulk_media_type_for
+from app.dicomweb.mediatypes import OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, MediaRange, negotiate_frame_media_type
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.retrieve.scopes import not_found_message, refuse_if_unavailable, scope_description
@@ -55,7 +57,7 @@ def _nothing_else(_uid: str) -> bool:
 
 def select_octet_stream(accept: AcceptLists, single_part_allowed: bool) -> FrameSelection:
     """The media type of bulk data values other than pixels: octet-stream only."""
-    return select_frames(accept, EXPLICIT_VR_LITTLE_ENDIAN, _nothing_else, single_part_allowed)
+    return select_frames(accept, ExplicitVRLittleEndian, _nothing_else, single_part_allowed)
 
 
 def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:

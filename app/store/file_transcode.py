@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
 from app.imaging.codec_pool import CodecPool
 from app.imaging.codecs.decode import can_decode
 from app.imaging.codecs.encode import missing_encoder_reason
@@ -27,7 +29,6 @@ from app.imaging.pixel_description import (
     went_through_lossy_step,
 )
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN
 from app.store.frame_source import FrameSource
 from app.store.parse import ParsedInstance, parse_instance
 from app.store.part10_rewrite import iter_rewritten
@@ -113,7 +114,7 @@ def iter_transcoded(
     if target.uid != syntax.uid and not can_rewrite_instance_in(pixels, target.uid):
         raise CannotTranscode(_why_not(parsed_file, target))
     source = parsed_file.frame_source(codecs)
-    if target.uid == syntax.uid and target.uid != EXPLICIT_VR_LITTLE_ENDIAN:
+    if target.uid == syntax.uid and target.uid != ExplicitVRLittleEndian:
         with open(parsed_file.path, "rb") as unchanged:
             yield from _copy(unchanged)
         return
@@ -143,8 +144,8 @@ def _copy(stored: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
 def _why_not(parsed_file: ParsedFile, target: TransferSyntax) -> str:
     syntax, pixels = parsed_file.syntax, parsed_file.pixels
     if not target.encapsulated and target.uid not in (
-        EXPLICIT_VR_LITTLE_ENDIAN,
-        DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+        ExplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
     ):
         return f"{target.label}: Fovea writes (Deflated) Explicit VR Little Endian or an encapsulated syntax"
     if target.is_video:

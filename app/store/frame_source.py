@@ -12,6 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from app.imaging.codec_pool import DECODE_COPIES, CodecLimitExceeded, CodecPool, CodecWorkerCrashed
 from app.imaging.codecs.decode import FrameDecodeError, NativeFrame
 from app.imaging.codecs.encode import FrameEncodeError, encoded_photometric, lossy_method
@@ -21,7 +23,7 @@ from app.imaging.frames import FrameFragment, read_frame
 from app.imaging.pixel_description import PixelDescription
 from app.imaging.syntaxes import TransferSyntax
 from app.imaging.timed_codecs import Timed, timed_decode, timed_encode, timed_transcode
-from app.imaging.transcode import EXPLICIT_VR_LITTLE_ENDIAN, EncodedPixels, NativePixels
+from app.imaging.transcode import EncodedPixels, NativePixels
 from app.metrics import record_codec_steps
 from app.store.cache import TranscodedFrameCache
 from app.store.shared_cache import dump_labelled, load_labelled
@@ -112,7 +114,7 @@ class FrameSource:
         """
         fmt, syntax = self.pixels.stored_format, self.pixels.syntax
         if syntax.encapsulated:
-            decoded = self._made(number, EXPLICIT_VR_LITTLE_ENDIAN, self._decode, cached=cached)
+            decoded = self._made(number, ExplicitVRLittleEndian, self._decode, cached=cached)
             assert isinstance(decoded, NativeFrame)
             return decoded
         if syntax.big_endian and fmt.bits_allocated == 8 and self.pixel_vr == "OW":

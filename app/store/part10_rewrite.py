@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
 from app.imaging.syntaxes import TransferSyntax
-from app.imaging.transcode import (
-    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    iter_encapsulated,
-    iter_explicit_vr_little_endian,
-)
+from app.imaging.transcode import iter_encapsulated, iter_explicit_vr_little_endian
 from app.store.frame_source import FrameSource
 
 
@@ -37,12 +34,12 @@ def iter_rewritten(
     frame encoded into it, under a full Basic Offset Table (spooled) or, `streamed`, each fragment
     sent as soon as it is made. `frames` None: the instance has no pixel data.
     """
-    if target_uid in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
+    if target_uid in (ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
         yield from iter_explicit_vr_little_endian(
             stored,
             big_endian=syntax.big_endian,
             pixels=frames.native_pixels(pixel_data_tag) if frames else None,
-            deflated=target_uid == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+            deflated=target_uid == DeflatedExplicitVRLittleEndian,
         )
         return
     yield from iter_encapsulated(

@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels import get_decoder
 from pydicom.pixels.encoders.base import get_encoder
+from pydicom.uid import ExplicitVRLittleEndian
 
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, can_decode, decode_to_native
 from app.imaging.codecs.frame_header import FrameHeaderUnreadable
@@ -27,7 +28,6 @@ JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
 JPEG2000_MC_LOSSLESS = "1.2.840.10008.1.2.4.92"
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
 DECODABLE = tuple(f for f in corpus_files() if f.has_pixels and can_decode(f.transfer_syntax_uid))
 
@@ -310,7 +310,7 @@ def test_jpeg_xl_samples_wider_than_bits_allocated_raise() -> None:
     ("uid", "decodable"),
     [
         ("1.2.840.10008.1.2", False),  # native: served as stored
-        (EXPLICIT_VR_LITTLE_ENDIAN, False),
+        (ExplicitVRLittleEndian, False),
         ("1.2.840.10008.1.2.1.99", False),
         ("1.2.840.10008.1.2.2", False),
         (ENCAPSULATED_UNCOMPRESSED, True),
@@ -348,7 +348,7 @@ def test_can_decode(uid: str, decodable: bool) -> None:
 @pytest.mark.parametrize(
     ("uid", "reason"),
     [
-        (EXPLICIT_VR_LITTLE_ENDIAN, "native frames are served as stored"),
+        (ExplicitVRLittleEndian, "native frames are served as stored"),
         ("1.2.840.10008.1.2.4.102", "video stream"),
         ("1.2.3.4", "not a transfer syntax Fovea knows"),
     ],
