@@ -75,7 +75,9 @@ def create_index_engine(url: str | URL, timeouts: DatabaseTimeouts = MIGRATION_T
     def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: each commit fsyncs the write-ahead log. NORMAL would survive a killed process but not a
+        # power cut, and a STOW-RS answer promises the instance is durable.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_s * 1000)}")
         cursor.close()
