@@ -37,6 +37,17 @@ def run_fovea(
     )
 
 
+def migrated_with_a_missing_bucket(data_dir: Path, moto_endpoint: str) -> dict[str, str]:
+    """Migrate an index in `data_dir`; the settings of a blob store (S3, moto) whose bucket does not exist."""
+    assert run_fovea("migrate", "--data-dir", str(data_dir)).returncode == 0
+    return {
+        "FOVEA_STORAGE_URL": "s3://no-such-bucket",
+        "FOVEA_S3_ENDPOINT_URL": moto_endpoint,
+        "FOVEA_S3_ACCESS_KEY_ID": "testing",
+        "FOVEA_S3_SECRET_ACCESS_KEY": "testing",
+    }
+
+
 def count_instances(data_dir: Path) -> int:
     engine = create_engine(f"sqlite:///{data_dir / 'fovea.db'}")
     with Session(engine) as session:

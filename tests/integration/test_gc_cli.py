@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 from app.store.blobs import FileBlobStore, new_blob_key
 from app.store.index import BlobDeletion, Instance
 from tests.dicom_files import make_instance
-from tests.integration.test_cli import run_fovea
+from tests.integration.test_cli import migrated_with_a_missing_bucket, run_fovea
 
 
 def index_state(data_dir: Path) -> tuple[set[str], set[str]]:
@@ -86,13 +86,7 @@ def test_gc_reports_then_removes_due_deletions_orphans_and_spool_leftovers(tmp_p
 def test_gc_fails_with_a_reason_when_the_blob_store_is_unreachable(
     tmp_path: Path, moto_endpoint: str
 ) -> None:
-    assert run_fovea("migrate", "--data-dir", str(tmp_path)).returncode == 0
-    env = {
-        "FOVEA_STORAGE_URL": "s3://no-such-bucket",
-        "FOVEA_S3_ENDPOINT_URL": moto_endpoint,
-        "FOVEA_S3_ACCESS_KEY_ID": "testing",
-        "FOVEA_S3_SECRET_ACCESS_KEY": "testing",
-    }
+    env = migrated_with_a_missing_bucket(tmp_path, moto_endpoint)
     result = run_fovea("gc", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 1
     assert "garbage collection failed: S3 listing of no-such-bucket failed" in result.stderr

@@ -12,7 +12,7 @@ from app.store.blobs import new_blob_key
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 from tests.integration.fixity_helpers import blob_key_of, fixity_state, flip_byte, ingest, truncate
-from tests.integration.test_cli import run_fovea
+from tests.integration.test_cli import migrated_with_a_missing_bucket, run_fovea
 
 
 def environment(backend: Backend) -> dict[str, str]:
@@ -97,13 +97,7 @@ def test_bad_arguments_exit_2_with_a_reason(
 
 
 def test_verify_exits_3_when_the_store_cannot_be_read(tmp_path: Path, moto_endpoint: str) -> None:
-    assert run_fovea("migrate", "--data-dir", str(tmp_path)).returncode == 0
-    env = {
-        "FOVEA_STORAGE_URL": "s3://no-such-bucket",
-        "FOVEA_S3_ENDPOINT_URL": moto_endpoint,
-        "FOVEA_S3_ACCESS_KEY_ID": "testing",
-        "FOVEA_S3_SECRET_ACCESS_KEY": "testing",
-    }
+    env = migrated_with_a_missing_bucket(tmp_path, moto_endpoint)
     result = run_fovea("verify", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 3
     assert "verification failed: S3 listing of no-such-bucket failed" in result.stderr
