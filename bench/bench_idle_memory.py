@@ -19,9 +19,6 @@ line per snapshot and writes them to bench/results/idle_memory.json.
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,14 +31,12 @@ from common import (
     BenchFailure,
     FoveaServer,
     add_server_arguments,
-    emit,
     kb_to_mb,
     machine_facts,
     process_tree,
+    run_in_scratch_folder,
     server_arguments,
     status_kb,
-    stop_on_sigterm,
-    write_results,
 )
 from pydicom.uid import generate_uid
 
@@ -187,19 +182,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/idle_memory.json"))
     add_server_arguments(parser)
     args = parser.parse_args()
-    stop_on_sigterm()
-    root = Path(tempfile.mkdtemp(prefix="fovea-bench-idle-", dir=args.tmp_dir))
-    results: list[dict[str, Any]] = []
-    try:
-        for record in run(args, root):
-            emit(record, results)
-    except BenchFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    write_results(results, args.out)
-    return 0
+    return run_in_scratch_folder("idle", args, lambda root: run(args, root))
 
 
 if __name__ == "__main__":

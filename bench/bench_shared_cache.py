@@ -13,9 +13,6 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,13 +27,11 @@ from common import (
     BenchFailure,
     FoveaServer,
     add_server_arguments,
-    emit,
     health_rtt_ms,
     machine_facts,
     percentile_ms,
+    run_in_scratch_folder,
     server_arguments,
-    stop_on_sigterm,
-    write_results,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.uid import generate_uid
@@ -162,18 +157,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/shared_cache.json"))
     add_server_arguments(parser)
     args = parser.parse_args()
-    stop_on_sigterm()
-    root = Path(tempfile.mkdtemp(prefix="fovea-bench-shared-", dir=args.tmp_dir))
-    results: list[dict[str, Any]] = []
-    try:
-        emit(run(args, root), results)
-    except BenchFailure as failure:
-        print(f"FAILED: {failure}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    write_results(results, args.out)
-    return 0
+    return run_in_scratch_folder("shared", args, lambda root: [run(args, root)])
 
 
 if __name__ == "__main__":

@@ -14,14 +14,16 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -433,3 +435,23 @@ def stop_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
+
+
+def run_in_scratch_folder(
+    name: str, args: argparse.Namespace, cases: Callable[[Path], Iterable[dict[str, Any]]]
+) -> int:
+    """Run `cases` in a new folder under `--tmp-dir` (removed afterwards), print each record and write
+    them to `args.out`; exit status 1, nothing written, when a case raises BenchFailure."""
+    stop_on_sigterm()
+    root = Path(tempfile.mkdtemp(prefix=f"fovea-bench-{name}-", dir=args.tmp_dir))
+    results: list[dict[str, Any]] = []
+    try:
+        for record in cases(root):
+            emit(record, results)
+    except BenchFailure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    write_results(results, args.out)
+    return 0
