@@ -101,7 +101,7 @@ def serve(
     from app.main import create_app
     from app.metrics import MULTIPROCESS_DIRECTORY
     from app.security.startup import startup_refusal
-    from app.store.db import create_index_engine, migrate
+    from app.store.infra.db import create_index_engine, migrate
 
     settings = _settings(data_dir, host=host, port=port, log_level=log_level)
     refusal = startup_refusal(settings) or (missing_tracing_packages() if settings.otel_enabled else None)
@@ -152,8 +152,8 @@ def serve(
 @cli.command()
 def migrate(data_dir: DataDirOption = None) -> None:
     """Create or upgrade the index database schema (alembic)."""
-    from app.store.db import create_index_engine
-    from app.store.db import migrate as run_migrations
+    from app.store.infra.db import create_index_engine
+    from app.store.infra.db import migrate as run_migrations
 
     settings = _settings(data_dir)
     engine = create_index_engine(settings.resolved_database_url)
@@ -183,7 +183,7 @@ def import_command(
         # Configured once the line is live: on a terminal, records then print above it (rich
         # redirects stderr meanwhile) rather than through it. In the worker processes too.
         configure_logging(settings.log_format, settings.log_level)
-        from app.store.bulk_import import run_import
+        from app.store.tools.bulk_import import run_import
 
         summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)
     print_import_summary(console, summary)
@@ -205,7 +205,7 @@ def transcode(
     """
     from app.cli_progress import transcode_report
     from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax_by_name
-    from app.store.batch_transcode import transcode_paths
+    from app.store.tools.batch_transcode import transcode_paths
 
     target = find_transfer_syntax_by_name(syntax)
     if target is None:
@@ -249,9 +249,9 @@ def gc(
     import orjson
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.store.db import create_index_engine, prepare_index
-    from app.store.garbage import collect_garbage
-    from app.store.ingest_pool import IngestTarget
+    from app.store.infra.db import create_index_engine, prepare_index
+    from app.store.upkeep.garbage import collect_garbage
+    from app.store.write.ingest_pool import IngestTarget
 
     settings = _settings(data_dir)
     engine = create_index_engine(settings.resolved_database_url)
@@ -297,10 +297,10 @@ def verify(
 
     from app.audit.queries import BadAuditQuery, parse_when
     from app.dicomweb.uids import is_valid_uid
-    from app.store.db import create_index_engine, prepare_index
-    from app.store.ingest_pool import IngestTarget
-    from app.store.verification import Selection
-    from app.store.verify_run import run_verify, summary_lines
+    from app.store.infra.db import create_index_engine, prepare_index
+    from app.store.tools.verify_run import run_verify, summary_lines
+    from app.store.upkeep.verification import Selection
+    from app.store.write.ingest_pool import IngestTarget
 
     try:
         if study is not None and not is_valid_uid(study):
@@ -370,7 +370,7 @@ def audit(
 
     from app.audit.queries import AuditQuery, BadAuditQuery, find_events, parse_when
     from app.audit.table import event_table
-    from app.store.db import create_index_engine
+    from app.store.infra.db import create_index_engine
 
     settings = _settings(data_dir)
     try:
@@ -461,12 +461,12 @@ def export(
 
     from app.audit.trail import open_audit_trail
     from app.dicomweb.uids import is_valid_uid
-    from app.imaging.render import Window
+    from app.imaging.display import Window
     from app.lifecycle.export import ExportError, ExportFormat, ExportOptions, export_studies, find_studies
     from app.lifecycle.export_pdf import SliceSpecError, parse_slices
     from app.lifecycle.export_progress import export_progress
-    from app.store.db import create_index_engine, prepare_index
-    from app.store.ingest_pool import IngestTarget
+    from app.store.infra.db import create_index_engine, prepare_index
+    from app.store.write.ingest_pool import IngestTarget
 
     settings = _settings(data_dir)
     bad = [uid for uid in study_uids if not is_valid_uid(uid)]
@@ -534,8 +534,8 @@ cli.add_typer(api_key_cli, name="api-key")
 @contextmanager
 def _index(data_dir: Path | None) -> Iterator[Engine]:
     """The index `fovea serve` would use, migrated first where serve would migrate it."""
-    from app.store.db import create_index_engine, is_up_to_date
-    from app.store.db import migrate as run_migrations
+    from app.store.infra.db import create_index_engine, is_up_to_date
+    from app.store.infra.db import migrate as run_migrations
 
     settings = _settings(data_dir)
     engine = create_index_engine(settings.resolved_database_url)
@@ -731,7 +731,7 @@ def share(
 
 def _study_key(study_instance_uid: str) -> int:
     """The stored study's index key (a de-identified token's hint); ValueError when it is not stored."""
-    from app.store.rendition_index import study_key
+    from app.store.read.rendition_index import study_key
 
     with _index(None) as engine, engine.connect() as connection:
         key = study_key(connection, study_instance_uid)

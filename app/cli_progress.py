@@ -1,6 +1,6 @@
 """What `fovea import` and `fovea transcode` show on stderr, from the plain events store/ reports.
 
-`fovea import`: a live line from the first moment, then a summary table. store/bulk_import.py reports
+`fovea import`: a live line from the first moment, then a summary table. store/tools/bulk_import.py reports
 plain events; this module alone draws them (rich). The line names the
 step under way while nothing is stored yet (checking the index, finding files, starting worker
 processes), then counts files with the current rate: files over the last few seconds, so a slow
@@ -32,10 +32,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from app.store.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
+from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
 
 if TYPE_CHECKING:
-    from app.store.batch_transcode import TranscodeEvent
+    from app.store.tools.batch_transcode import TranscodeEvent
 
 RATE_WINDOW_S = 5.0
 MIN_RATE_SPAN_S = 1.0
@@ -127,7 +127,7 @@ class ImportProgress:
 
 def print_import_summary(console: Console, summary: ImportSummary) -> None:
     """Files per outcome, then every file that was not stored with the reason."""
-    from app.store.ingest import Outcome  # loaded by the import itself by now
+    from app.store.write.ingest import Outcome  # loaded by the import itself by now
 
     table = Table(title=f"fovea import: {summary.total} files")
     table.add_column("outcome")
@@ -146,7 +146,7 @@ def print_import_summary(console: Console, summary: ImportSummary) -> None:
 
 def transcode_report(event: TranscodeEvent) -> None:
     """One stderr line per file `fovea transcode` did not convert; converted files are only counted."""
-    from app.store.batch_transcode import Failed, Skipped  # not for `fovea import`: codec modules
+    from app.store.tools.batch_transcode import Failed, Skipped  # not for `fovea import`: codec modules
 
     if isinstance(event, Skipped):
         print(f"skipped {event.source}: {event.output} exists (use --overwrite)", file=sys.stderr)

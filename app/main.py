@@ -39,7 +39,7 @@ from app.dicomweb.errors import DicomwebError, RangeNotSatisfiable
 from app.security.middleware import AuthenticationMiddleware
 from app.services import Services, open_services
 from app.settings import Settings
-from app.store.outages import OUTAGES, outage_reason
+from app.store.infra.outages import OUTAGES, outage_reason
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from app.imaging.codec_pool import CodecLimits, CodecPool
 from app.metrics import watch_connection_pool
 from app.readiness import ReadinessMemo
 from app.settings import Settings
-from app.store.blobs import BlobStore
-from app.store.cache import TranscodedFrameCache
-from app.store.db import DatabaseTimeouts, create_index_engine, prepare_index
-from app.store.frame_source import MadeFrame, dump_made_frame, load_made_frame, made_frame_size
-from app.store.frame_table_cache import FrameTableCache
-from app.store.garbage import BlobCollector
-from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.caches.derivatives import DerivativeCache
+from app.store.caches.frame_tables import FrameTableCache
+from app.store.caches.shared import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
+from app.store.infra.blobs import BlobStore
+from app.store.infra.db import DatabaseTimeouts, create_index_engine, prepare_index
 from app.store.query_tags import QueryTagCache
-from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
-from app.store.verification_job import FixityVerifier
+from app.store.read.frame_source import MadeFrame, dump_made_frame, load_made_frame, made_frame_size
+from app.store.upkeep.garbage import BlobCollector
+from app.store.upkeep.verification_job import FixityVerifier
+from app.store.write.ingest_pool import IngestPool, IngestTarget
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -41,11 +41,11 @@ def _retrieval_threads() -> ThreadPoolExecutor:
 
 def transcoded_frame_cache(
     max_mb: int, shared: RedisDerivativeStore | None = None
-) -> TranscodedFrameCache[MadeFrame]:
+) -> DerivativeCache[MadeFrame]:
     tier = None
     if shared is not None:
         tier = SharedTier(shared, "transcoded-frames-shared", dump_made_frame, load_made_frame)
-    return TranscodedFrameCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames", shared=tier)
+    return DerivativeCache(max_mb * 1_000_000, made_frame_size, name="transcoded-frames", shared=tier)
 
 
 RenderedImage = tuple[bytes, str]  # an encoded rendered image, and its Fovea-Window header
@@ -63,13 +63,11 @@ def _load_rendered_image(value: bytes) -> RenderedImage:
 
 def rendered_image_cache(
     max_mb: int, shared: RedisDerivativeStore | None = None
-) -> TranscodedFrameCache[RenderedImage]:
+) -> DerivativeCache[RenderedImage]:
     tier = None
     if shared is not None:
         tier = SharedTier(shared, "rendered-images-shared", _dump_rendered_image, _load_rendered_image)
-    return TranscodedFrameCache(
-        max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images", shared=tier
-    )
+    return DerivativeCache(max_mb * 1_000_000, lambda item: len(item[0]), name="rendered-images", shared=tier)
 
 
 def shared_derivative_store(settings: Settings) -> RedisDerivativeStore | None:
@@ -97,12 +95,8 @@ class Services:
     retrieval: ThreadPoolExecutor = field(default_factory=_retrieval_threads)
     frame_tables: FrameTableCache = field(default_factory=FrameTableCache)
     codecs: CodecPool = field(default_factory=CodecPool)
-    transcoded_frames: TranscodedFrameCache[MadeFrame] = field(
-        default_factory=lambda: transcoded_frame_cache(256)
-    )
-    rendered_images: TranscodedFrameCache[RenderedImage] = field(
-        default_factory=lambda: rendered_image_cache(64)
-    )
+    transcoded_frames: DerivativeCache[MadeFrame] = field(default_factory=lambda: transcoded_frame_cache(256))
+    rendered_images: DerivativeCache[RenderedImage] = field(default_factory=lambda: rendered_image_cache(64))
     readiness: ReadinessMemo = field(default_factory=ReadinessMemo)
     collector: BlobCollector | None = None  # started by `open_services`; stopped by `close`
     shared_cache: RedisDerivativeStore | None = None  # behind both caches above, when configured

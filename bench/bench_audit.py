@@ -34,7 +34,7 @@ from app.api.audit_middleware import AuditMiddleware
 from app.audit.actions import Action
 from app.audit.events import AuditEvent
 from app.audit.trail import AuditTrail, open_audit_trail
-from app.store.db import create_index_engine, migrate
+from app.store.infra.db import create_index_engine, migrate
 
 FRAMES = "/dicom-web/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}"
 FRAME = b"\0" * 8192

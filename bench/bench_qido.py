@@ -55,9 +55,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from app.settings import DuplicatePolicy
-from app.store.db import create_index_engine, migrate
-from app.store.indexing import StoredBlobs, write_instance
-from app.store.parse import ParsedInstance, parse_instance
+from app.store.infra.db import create_index_engine, migrate
+from app.store.write.index_writer import StoredBlobs, write_instance
+from app.store.write.parse import ParsedInstance, parse_instance
 
 DICOM_JSON = "application/dicom+json"
 IDENTITY, GZIP = "identity", "gzip"

@@ -56,7 +56,7 @@ from common import (
 )
 from sqlalchemy import text
 
-from app.store.db import create_index_engine, migrate
+from app.store.infra.db import create_index_engine, migrate
 from app.store.query_tags import backfill, declare, parse_declaration
 
 BODY_PARTS = (

@@ -57,7 +57,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, generate_
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
-from app.imaging.render import THUMBNAIL_SIZE, RenderOptions, encode_image, frame_samples, render_frame
+from app.imaging.display import THUMBNAIL_SIZE, RenderOptions, encode_image, frame_samples, render_frame
 
 JPEG = "image/jpeg"
 IDENTITY = "identity"

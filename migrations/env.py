@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.store.index import Base
+from app.store.tables import Base
 
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # plain `alembic` CLI use: take the URL from the environment like Fovea does
     from app.settings import Settings
-    from app.store.db import create_index_engine
+    from app.store.infra.db import create_index_engine
 
     engine = create_index_engine(Settings().resolved_database_url)
 

@@ -26,14 +26,14 @@ from app.imaging.codec_pool import CodecPool
 from app.main import create_app
 from app.services import Services, transcoded_frame_cache
 from app.settings import DuplicatePolicy, Settings
-from app.store.blobs import BlobStore, FileBlobStore
-from app.store.db import create_index_engine, migrate
-from app.store.index import Base
-from app.store.ingest import Ingestor
-from app.store.ingest_pool import IngestPool, IngestTarget, start_worker_pool
-from app.store.s3_blobs import S3BlobStore
-from app.store.shared_cache import RedisDerivativeStore
-from app.store.spool import LOCK_NAME
+from app.store.caches.shared import RedisDerivativeStore
+from app.store.infra.blobs import BlobStore, FileBlobStore
+from app.store.infra.db import create_index_engine, migrate
+from app.store.infra.s3_blobs import S3BlobStore
+from app.store.infra.spool import LOCK_NAME
+from app.store.tables import Base
+from app.store.write.ingest import Ingestor
+from app.store.write.ingest_pool import IngestPool, IngestTarget, start_worker_pool
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the shared derivative cache

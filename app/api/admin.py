@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import __version__
 from app.api.deps import ServicesDep
 from app.services import Services
-from app.store.blobs import BlobStoreError
-from app.store.db import schema_is_current
+from app.store.infra.blobs import BlobStoreError
+from app.store.infra.db import schema_is_current
 
 router = APIRouter(tags=["admin"])
 

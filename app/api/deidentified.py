@@ -29,7 +29,7 @@ from app.api.wado_pixels import retrieve_bulkdata_value, retrieve_frames
 from app.api.wado_request import VARY, WadoRequest, accept_lists_of, multipart_response, not_found_message
 from app.audit.notes import AuditedUids, audited_uids
 from app.dicomweb.errors import BadRequest, DicomwebError, Gone, NotAcceptable, NotFound
-from app.dicomweb.frames import parse_frame_list
+from app.dicomweb.frame_numbers import parse_frame_list
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML, ResourceCategory
 from app.dicomweb.negotiation import (
     METADATA_XML,
@@ -39,14 +39,14 @@ from app.dicomweb.negotiation import (
 )
 from app.dicomweb.query import SearchQuery, parse_search
 from app.dicomweb.query_keys import QueryLevel
-from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
+from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
 from app.lifecycle.rendition import REWRITTEN_AS_EXPLICIT, Rendition, StudyMap, configured_rendition
 from app.security.principal import principal_of
 from app.services import Services
-from app.store.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
-from app.store.search import RETRIEVE_URL, SearchPage, SearchScope, search
+from app.store.read.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
+from app.store.read.search import RETRIEVE_URL, SearchPage, SearchScope, search
 
 router = APIRouter(tags=["De-identified rendition"])
 

@@ -2,9 +2,9 @@
 
 204 once no server process can serve anything of the scope any more, 404 when nothing matched. The
 index commit alone does not ensure that: each process keeps frame tables for a few seconds
-(store/frame_table_cache.py), so the answer waits out that lifetime after the commit (without holding a
+(store/caches/frame_tables.py), so the answer waits out that lifetime after the commit (without holding a
 thread), rather than every cached frame paying an index round trip. The blobs go after the deletion
-grace period (store/deletion.py), so reads already under way finish.
+grace period (store/upkeep/deletion.py), so reads already under way finish.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from app.dicomweb.errors import NotFound
 from app.dicomweb.uids import require_valid_uid
 from app.metrics import INSTANCES_DELETED
 from app.services import Services
-from app.store.deletion import Deletion, delete_scope
-from app.store.retrieval import Scope
+from app.store.read.retrieval import Scope
+from app.store.upkeep.deletion import Deletion, delete_scope
 
 router = APIRouter(tags=["Delete (extension)"])
 

@@ -32,7 +32,7 @@ from app.dicomweb.uids import require_valid_uid
 from app.security.principal import Scope, anonymous, principal_of
 from app.services import Services
 from app.store.query_tags import ExtendedKey
-from app.store.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
+from app.store.read.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
 
 router = APIRouter(tags=["QIDO-RS"])
 

@@ -23,12 +23,12 @@ from app.api.conditional import make_validators
 from app.api.deps import get_services
 from app.api.rendered_documents import answer_rendered_document
 from app.api.wado_request import VARY, WadoRequest, answered_again_if_changed
-from app.dicomweb.frames import parse_frame_list
-from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
-from app.imaging.render import RenderOptions
+from app.dicomweb.frame_numbers import parse_frame_list
+from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
+from app.imaging.display import RenderOptions
 from app.retrieve.rendered import instance_shown, render, shown_frames
 from app.services import Services
-from app.store.retrieval import Scope
+from app.store.read.retrieval import Scope
 
 router = APIRouter(tags=["WADO-RS"])
 

@@ -15,7 +15,7 @@ from app.api.wado_request import CHANGED_SINCE_LOOKUP, VARY, WHOLE_BODY_BYTES, W
 from app.dicomweb.documents import negotiate_document_media_type
 from app.dicomweb.errors import Gone
 from app.services import Services
-from app.store.documents import stored_document
+from app.store.read.documents import stored_document
 
 
 def answer_rendered_document(services: Services, wado: WadoRequest) -> Response | None:

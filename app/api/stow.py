@@ -1,7 +1,7 @@
 """STOW-RS (PS3.18 10.5): POST /studies and POST /studies/{StudyInstanceUID}.
 
 Reads the multipart/related body part by part into files (api/multipart.py), checks the body is whole,
-then has each part ingested in the worker pool (store/ingest.py) and answers with the Store Instances
+then has each part ingested in the worker pool (store/write/ingest.py) and answers with the Store Instances
 Response module. A malformed body stores nothing; a bad part is one Failed SOP Sequence entry. A body of
 DICOM JSON metadata and bulk data parts is first turned into one Part 10 file per instance
 (api/stow_json.py), then ingested the same way.
@@ -36,9 +36,9 @@ from app.dicomweb.responses import (
 from app.dicomweb.uids import require_valid_uid
 from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
-from app.store.ingest import IngestResult, Outcome
-from app.store.parse import Problem
-from app.store.retrieval import Scope
+from app.store.read.retrieval import Scope
+from app.store.write.ingest import IngestResult, Outcome
+from app.store.write.parse import Problem
 
 router = APIRouter(tags=["STOW-RS"])
 

@@ -19,8 +19,8 @@ from app.api.multipart import SpooledPart
 from app.dicomweb.errors import BadRequest, ServiceUnavailable
 from app.dicomweb.json_part10 import BulkPart, BulkParts, read_metadata_part, write_part10
 from app.dicomweb.mediatypes import canonical_media_type
-from app.store.ingest import IngestResult, Outcome
-from app.store.parse import InstanceProblem, Problem
+from app.store.write.ingest import IngestResult, Outcome
+from app.store.write.parse import InstanceProblem, Problem
 
 Instance = Path | IngestResult  # a Part 10 file to ingest, or why there is none
 

@@ -27,13 +27,13 @@ from app.api.wado_pixels import (
 )
 from app.api.wado_request import VARY, WadoRequest, multipart_response, not_found_message
 from app.dicomweb.errors import NotFound
-from app.dicomweb.frames import parse_frame_list
+from app.dicomweb.frame_numbers import parse_frame_list
 from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.metadata import metadata_response_body, with_absolute_bulkdata_uris
 from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
 from app.dicomweb.responses import dicom_json_to_xml
 from app.services import Services
-from app.store.retrieval import Scope, stored_metadata_with_version
+from app.store.read.retrieval import Scope, stored_metadata_with_version
 
 router = APIRouter(tags=["WADO-RS"])
 

@@ -47,8 +47,8 @@ from app.retrieve.pixels import (
     select_octet_stream,
 )
 from app.services import Services
-from app.store.blobs import BlobNotFound
-from app.store.retrieval import StoredBulkData, StoredFrames, StoredInstance
+from app.store.infra.blobs import BlobNotFound
+from app.store.read.retrieval import StoredBulkData, StoredFrames, StoredInstance
 
 
 def _gzip_frames(wado: WadoRequest, selection: FrameSelection) -> bool:

@@ -29,7 +29,7 @@ from app.retrieve.scopes import refuse_if_unavailable as refuse_if_unavailable
 from app.retrieve.scopes import scope_description as scope_description
 from app.services import Services
 from app.settings import Settings
-from app.store.retrieval import (
+from app.store.read.retrieval import (
     Scope,
     ScopeVersion,
     StoredInstance,

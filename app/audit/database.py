@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from app.audit.batching import MAX_BACKLOG, BatchingSink
 from app.audit.events import AuditEvent
-from app.store.db import write_serializer_for
-from app.store.index import AuditEventFile, AuditEventRow, AuditEventStudy
+from app.store.infra.db import write_serializer_for
+from app.store.tables import AuditEventFile, AuditEventRow, AuditEventStudy
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import Connection, Table, or_, select
 
-from app.store.index import AuditEventFile, AuditEventRow, AuditEventStudy
+from app.store.tables import AuditEventFile, AuditEventRow, AuditEventStudy
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000

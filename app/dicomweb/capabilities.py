@@ -38,8 +38,8 @@ from app.dicomweb.negotiation import (
 )
 from app.dicomweb.query import SEARCH_PARAMETERS, searchable_paths
 from app.dicomweb.query_keys import QueryLevel
-from app.dicomweb.rendering import RENDER_PARAMETERS
-from app.imaging.render import ImageFormat
+from app.dicomweb.rendered_params import RENDER_PARAMETERS
+from app.imaging.display import ImageFormat
 
 WADL = "application/vnd.sun.wadl+xml"
 JSON = "application/json"

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.negotiation import MediaRange
-from app.dicomweb.rendering import range_specificity
+from app.dicomweb.rendered_params import range_specificity
 
 ENCAPSULATED_DOCUMENT = "00420011"  # Encapsulated Document (OB)
 ENCAPSULATED_DOCUMENT_LENGTH = "00420015"  # its length without the padding byte (UL)

@@ -41,7 +41,7 @@ from app.dicomweb.mediatypes import (
 )
 from app.dicomweb.native_xml import NativeXmlError, native_xml_to_dicom_json
 from app.imaging.syntaxes import find_transfer_syntax
-from app.store.parse import InstanceProblem, Problem
+from app.store.write.parse import InstanceProblem, Problem
 
 PIXEL_DATA = "7FE00010"
 _SOP_CLASS, _SOP_INSTANCE, _CHARACTER_SET = "00080016", "00080018", "00080005"

@@ -199,7 +199,7 @@ def ingested_columns(table: str) -> dict[str, QueryKey]:
 
 
 def person_name_form_columns(table: str) -> tuple[str, ...]:
-    """The matching forms the index keeps beside each PN column of `table` (app/store/attributes.py)."""
+    """The matching forms the index keeps beside each PN column of `table` (app/store/write/attributes.py)."""
     return tuple(
         f"{key.column_name}{suffix}"
         for key in KEYS

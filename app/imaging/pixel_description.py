@@ -18,9 +18,9 @@ from app.imaging.codecs.decode import can_decode
 from app.imaging.codecs.encode import can_encode
 from app.imaging.codecs.frame import FrameFormat
 from app.imaging.codecs.registry import family_of
+from app.imaging.instance_transcode import MAX_DEFINED_LENGTH
 from app.imaging.pixel_layout import PixelLayout
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
-from app.imaging.transcode import MAX_DEFINED_LENGTH
 
 # Colour a codec's decoder gives back as RGB (its own colour transform undone).
 _DECODED_AS_RGB = frozenset({"YBR_RCT", "YBR_ICT", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})

@@ -37,12 +37,12 @@ from app.audit.events import AuditEvent, WrittenFile
 from app.audit.trail import AuditTrail
 from app.dicomweb.uids import is_valid_uid
 from app.imaging.codecs.decode import FrameDecodeError
-from app.imaging.render import RenderError, Window
+from app.imaging.display import RenderError, Window
 from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.export_images import ImageExportError, decoded_frames, png_bytes, tiff_bytes
 from app.lifecycle.export_pdf import ReportPage, pick_key_slices, report_page, report_pdf
-from app.store.blobs import BlobStore, open_blob
-from app.store.retrieval import Scope, StoredInstance, stored_instances
+from app.store.infra.blobs import BlobStore, open_blob
+from app.store.read.retrieval import Scope, StoredInstance, stored_instances
 
 OPERATOR_KIND = "operator"  # the audit principal kind of a command run by a person at the server
 MANIFEST = "SHA256SUMS"

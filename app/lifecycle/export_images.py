@@ -1,6 +1,6 @@
 """A stored image as files people open: PNG through the display pipeline, TIFF of the stored values.
 
-PNG: what the rendered resource shows (app/imaging/render.py): Modality LUT, the stored window (or the
+PNG: what the rendered resource shows (app/imaging/display.py): Modality LUT, the stored window (or the
 one asked for), MONOCHROME1 inverted; 16-bit grey when Bits Stored > 8, so no grey level is lost to
 the window's 8-bit rounding. TIFF: the stored sample values themselves, lossless (deflate), 16-bit
 signed or unsigned as stored; colour as RGB. Written with tifffile, as Pillow cannot write 16-bit
@@ -27,7 +27,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels.processing import convert_color_space
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
-from app.imaging.render import FramePixels, ImageFormat, RenderOptions, Window, frame_samples, render_frame
+from app.imaging.display import FramePixels, ImageFormat, RenderOptions, Window, frame_samples, render_frame
 from app.imaging.syntaxes import find_transfer_syntax
 
 # Native pixel data that reads as little-endian bytes (a deflated data set is inflated when read).

@@ -33,7 +33,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from app.imaging.render import ImageFormat, RenderOptions, render_frame
+from app.imaging.display import ImageFormat, RenderOptions, render_frame
 from app.lifecycle.export_images import decoded_frames, display_turn, image_orientation
 
 PAGE_SIZE = (1240, 1754)  # A4 at 150 dots per inch

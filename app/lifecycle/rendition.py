@@ -32,9 +32,9 @@ from app.lifecycle.confidentiality_profile import ProfileOptions
 from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.pseudonyms import Pseudonyms
 from app.settings import Settings
-from app.store.blobs import BlobStore, open_blob
-from app.store.rendition_index import StudyMember, study_instance_uids, study_members, study_uid_of_key
-from app.store.retrieval import Scope, StoredInstance
+from app.store.infra.blobs import BlobStore, open_blob
+from app.store.read.rendition_index import StudyMember, study_instance_uids, study_members, study_uid_of_key
+from app.store.read.retrieval import Scope, StoredInstance
 
 SECONDARY_CAPTURE_CLASSES = frozenset(
     {

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pydicom.uid import ExplicitVRLittleEndian
 
 from app.dicomweb.errors import DicomwebError, Gone, NotAcceptable, NotFound
-from app.dicomweb.frames import check_frames_exist
+from app.dicomweb.frame_numbers import check_frames_exist
 from app.dicomweb.mediatypes import OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, MediaRange, negotiate_frame_media_type
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.retrieve.scopes import not_found_message, refuse_if_unavailable, scope_description
 from app.services import Services
-from app.store.frame_source import FRAME_CONVERSION_ERRORS, FrameSource
-from app.store.retrieval import (
+from app.store.read.frame_source import FRAME_CONVERSION_ERRORS, FrameSource
+from app.store.read.retrieval import (
     InstanceChanged,
     NoPixelData,
     Scope,

@@ -21,9 +21,9 @@ from pydicom.dataset import Dataset
 from sqlalchemy import Connection
 
 from app.dicomweb.errors import BadRequest, Gone, NotAcceptable, NotFound
-from app.dicomweb.frames import check_frames_exist
+from app.dicomweb.frame_numbers import check_frames_exist
 from app.imaging.codecs.decode import FrameFormat
-from app.imaging.render import (
+from app.imaging.display import (
     AUTO_WINDOW_PERCENTILES,
     ImageFormat,
     Rendered,
@@ -38,8 +38,8 @@ from app.imaging.render import (
 from app.retrieve.pixels import bulk_value, frame_source
 from app.retrieve.scopes import not_found_message, scope_description
 from app.services import RenderedImage, Services
-from app.store.frame_source import FRAME_CONVERSION_ERRORS
-from app.store.retrieval import (
+from app.store.read.frame_source import FRAME_CONVERSION_ERRORS
+from app.store.read.retrieval import (
     Scope,
     StoredInstance,
     frames_of,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, insert, select, update
 
 from app.security.principal import ALL_SCOPES
-from app.store.index import ApiKey
+from app.store.tables import ApiKey
 
 KEY_PREFIX = "fvk_"
 _KEY_ID_HEX = 12

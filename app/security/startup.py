@@ -34,7 +34,7 @@ def startup_refusal(settings: Settings) -> str | None:
 
 
 def _api_keys_exist(settings: Settings) -> bool:
-    from app.store.db import create_index_engine
+    from app.store.infra.db import create_index_engine
 
     engine = create_index_engine(settings.resolved_database_url)
     try:

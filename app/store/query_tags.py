@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Select, Table, delete, func, insert, 
 
 from app.dicomweb.person_names import fold_case
 from app.dicomweb.query_keys import KEYS, QueryKey, QueryLevel, Source
-from app.store.index import Instance, InstanceMetadata, QueryTag, QueryTagValue, Series
+from app.store.tables import Instance, InstanceMetadata, QueryTag, QueryTagValue, Series
 
 # VRs an extended tag may have: short text (PS3.5 6.2 bounds them), and numbers. Long text, binary
 # data, sequences and tags are not matched by value.

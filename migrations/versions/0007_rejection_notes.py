@@ -34,7 +34,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_rejected_instance_rejected_at"), "rejected_instance", ["rejected_at"])
     # Plain ADD COLUMN (as 0005): a batch "move and copy" on SQLite would drop the referenced instance table.
     op.add_column("instance", sa.Column("rejected", sa.Boolean(), nullable=False, server_default=sa.false()))
-    # As app/store/visibility.py writes the condition (`rejected = 1` or `= true`), so planners use it.
+    # As app/store/read/visibility.py writes the condition (`rejected = 1` or `= true`), so planners use it.
     rejected = sa.column("rejected", sa.Boolean()) == sa.true()
     op.create_index(
         "ix_instance_rejected",

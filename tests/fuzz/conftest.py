@@ -20,8 +20,8 @@ import pytest
 from pydicom.uid import generate_uid
 
 from app.imaging.codec_pool import CodecPool
-from app.store.db import create_index_engine, migrate
-from app.store.index import Base
+from app.store.infra.db import create_index_engine, migrate
+from app.store.tables import Base
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 

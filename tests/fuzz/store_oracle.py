@@ -19,9 +19,9 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.store.deferred_deletion import pending_keys
-from app.store.index import Instance
-from app.store.s3_blobs import S3BlobStore
+from app.store.infra.s3_blobs import S3BlobStore
+from app.store.tables import Instance
+from app.store.upkeep.deferred_deletion import pending_keys
 from tests.conformance.test_openapi import CONTRACT_PATH
 from tests.conftest import Backend
 from tests.fuzz.conftest import FuzzServer

@@ -6,10 +6,10 @@ import uuid
 
 from sqlalchemy import select
 
-from app.store.blobs import FileBlobStore
-from app.store.index import Instance
-from app.store.ingest import Ingestor, Outcome
-from app.store.s3_blobs import S3BlobStore
+from app.store.infra.blobs import FileBlobStore
+from app.store.infra.s3_blobs import S3BlobStore
+from app.store.tables import Instance
+from app.store.write.ingest import Ingestor, Outcome
 from tests.conftest import Backend
 
 

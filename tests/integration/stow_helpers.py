@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.store.index import BlobDeletion, FrameFragmentRow, Instance, Series, Study
+from app.store.tables import BlobDeletion, FrameFragmentRow, Instance, Series, Study
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import multipart_body, stow_content_type
 

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from app.imaging.codec_pool import CodecPool
 from app.security.api_keys import revoke_api_key
-from app.store.index import ApiKey
+from app.store.tables import ApiKey
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance
 from tests.integration.auth_helpers import bearer, new_key, store_study

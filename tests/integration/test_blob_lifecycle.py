@@ -23,12 +23,12 @@ from pydicom.uid import generate_uid
 from sqlalchemy import event
 
 from app.settings import DuplicatePolicy
-from app.store.blobs import new_blob_key
-from app.store.deferred_deletion import delete_due_blobs, schedule_blob_deletion
-from app.store.garbage import BlobCollector, collect_orphans
-from app.store.ingest import Ingestor, Outcome
-from app.store.parse import Problem
-from app.store.spool import LOCK_NAME, Reclaimed
+from app.store.infra.blobs import new_blob_key
+from app.store.infra.spool import LOCK_NAME, Reclaimed
+from app.store.upkeep.deferred_deletion import delete_due_blobs, schedule_blob_deletion
+from app.store.upkeep.garbage import BlobCollector, collect_orphans
+from app.store.write.ingest import Ingestor, Outcome
+from app.store.write.parse import Problem
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import (

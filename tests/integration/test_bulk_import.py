@@ -15,9 +15,9 @@ import pytest
 from pydicom.uid import generate_uid
 
 from app.settings import Settings
-from app.store import bulk_import
-from app.store.bulk_import import run_import
-from app.store.import_events import FileDone, FilesFound, ImportEvent, Phase
+from app.store.tools import bulk_import
+from app.store.tools.bulk_import import run_import
+from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, Phase
 from tests.dicom_files import make_instance
 from tests.integration.test_cli import FOVEA, count_instances
 

@@ -17,7 +17,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from app.store.index import Instance
+from app.store.tables import Instance
 from tests.conftest import free_port
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 

@@ -25,8 +25,8 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
-from app.store.garbage import collect_garbage
-from app.store.index import BlobDeletion, Instance
+from app.store.tables import BlobDeletion, Instance
+from app.store.upkeep.garbage import collect_garbage
 from tests.conftest import Backend
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.server_processes import ServerProcess, running_server, start_server

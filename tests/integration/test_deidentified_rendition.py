@@ -23,7 +23,7 @@ from app.imaging.codec_pool import CodecPool
 from app.lifecycle.pseudonyms import Pseudonyms
 from app.lifecycle.rendition import configured_rendition
 from app.security.share_tokens import issue_share_token
-from app.store.rendition_index import study_key
+from app.store.read.rendition_index import study_key
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import corpus_file, corpus_files, multipart_body, stow_content_type
 from tests.integration.auth_helpers import bearer, new_key

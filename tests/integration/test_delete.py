@@ -18,8 +18,8 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from app.store.deferred_deletion import delete_due_blobs
-from app.store.index import BlobDeletion, Instance, Patient, Series, Study
+from app.store.tables import BlobDeletion, Instance, Patient, Series, Study
+from app.store.upkeep.deferred_deletion import delete_due_blobs
 from tests.conftest import Backend
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.server_processes import ServerProcess, running_server

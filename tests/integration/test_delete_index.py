@@ -1,6 +1,6 @@
-"""Deleting from the index (store/deletion.py) while instances are stored into the same series: whichever
-wins each race, the index stays consistent, nothing stored is lost track of, and no empty series, study
-or patient is left behind."""
+"""Deleting from the index (store/upkeep/deletion.py) while instances are stored into the same series:
+whichever wins each race, the index stays consistent, nothing stored is lost track of, and no empty series,
+study or patient is left behind."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import exists, select
 
-from app.store.deletion import delete_scope
-from app.store.index import BlobDeletion, Instance, Patient, Series, Study
-from app.store.ingest import Outcome
-from app.store.retrieval import Scope
+from app.store.read.retrieval import Scope
+from app.store.tables import BlobDeletion, Instance, Patient, Series, Study
+from app.store.upkeep.deletion import delete_scope
+from app.store.write.ingest import Outcome
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.audit.queries import AuditQuery, find_events
 from app.lifecycle.pseudonyms import Pseudonyms
-from app.store.index import Instance
-from app.store.ingest import Outcome
+from app.store.tables import Instance
+from app.store.write.ingest import Outcome
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 from tests.integration.test_cli import run_fovea

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydicom.uid import generate_uid
 from sqlalchemy import create_engine, select
 
-from app.store.blobs import FileBlobStore, new_blob_key
-from app.store.index import BlobDeletion, Instance
+from app.store.infra.blobs import FileBlobStore, new_blob_key
+from app.store.tables import BlobDeletion, Instance
 from tests.dicom_files import make_instance
 from tests.integration.test_cli import migrated_with_a_missing_bucket, run_fovea
 

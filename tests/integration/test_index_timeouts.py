@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.store.db import DatabaseTimeouts, create_index_engine
+from app.store.infra.db import DatabaseTimeouts, create_index_engine
 
 
 def test_postgresql_gets_the_statement_timeout_and_keeps_url_options(postgres_url: str) -> None:

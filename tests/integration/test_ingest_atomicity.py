@@ -15,10 +15,10 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import text
 
-from app.store.blobs import FileBlobStore
-from app.store.ingest import Outcome
-from app.store.parse import Problem
-from app.store.s3_blobs import S3BlobStore
+from app.store.infra.blobs import FileBlobStore
+from app.store.infra.s3_blobs import S3BlobStore
+from app.store.write.ingest import Outcome
+from app.store.write.parse import Problem
 from tests.conftest import Backend
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import index_counts, stored_bytes, stored_instance

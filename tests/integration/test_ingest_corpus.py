@@ -17,11 +17,11 @@ from pydicom.pixels import unpack_bits
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.imaging.frames import FrameFragment, PixelLayout, read_frame
+from app.imaging.frame_table import FrameFragment, PixelLayout, read_frame
 from app.imaging.syntaxes import find_transfer_syntax
-from app.store.index import FrameFragmentRow, Instance, InstanceMetadata
-from app.store.ingest import Outcome
-from app.store.parse import Problem
+from app.store.tables import FrameFragmentRow, Instance, InstanceMetadata
+from app.store.write.ingest import Outcome
+from app.store.write.parse import Problem
 from tests.conftest import Backend
 from tests.dicom_files import CorpusFile, corpus_files
 

@@ -24,11 +24,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.settings import DuplicatePolicy, Settings
-from app.store.blobs import BlobStore
-from app.store.db import create_index_engine, migrate
-from app.store.index import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata
-from app.store.ingest import Outcome
-from app.store.ingest_pool import IngestPool, IngestTarget
+from app.store.infra.blobs import BlobStore
+from app.store.infra.db import create_index_engine, migrate
+from app.store.tables import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata
+from app.store.write.ingest import Outcome
+from app.store.write.ingest_pool import IngestPool, IngestTarget
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.hostile_files import deflate_bomb
 from tests.integration.server_processes import ServerProcess, running_server

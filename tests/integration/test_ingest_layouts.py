@@ -20,9 +20,9 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.imaging.frames import FrameFragment, PixelLayout, read_frame
-from app.store.index import FrameFragmentRow, Instance
-from app.store.ingest import Outcome
+from app.imaging.frame_table import FrameFragment, PixelLayout, read_frame
+from app.store.tables import FrameFragmentRow, Instance
+from app.store.write.ingest import Outcome
 from tests.conftest import Backend
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"

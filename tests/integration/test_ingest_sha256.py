@@ -12,11 +12,11 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from app.settings import DuplicatePolicy
-from app.store.blobs import FileBlobStore
-from app.store.db import alembic_config, create_index_engine, migrate
-from app.store.index import Instance
-from app.store.ingest import Ingestor, Outcome
-from app.store.storage_policy import StoragePolicy
+from app.store.infra.blobs import FileBlobStore
+from app.store.infra.db import alembic_config, create_index_engine, migrate
+from app.store.tables import Instance
+from app.store.write.ingest import Ingestor, Outcome
+from app.store.write.storage_policy import StoragePolicy
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from app.imaging.codec_pool import CodecPool
 from app.settings import DuplicatePolicy, Settings
-from app.store.index import Instance
-from app.store.ingest import Ingestor, Outcome
-from app.store.parse import Problem
-from app.store.storage_policy import StoragePolicy
+from app.store.tables import Instance
+from app.store.write.ingest import Ingestor, Outcome
+from app.store.write.parse import Problem
+from app.store.write.storage_policy import StoragePolicy
 from tests.conftest import Backend, start_live_server
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import items, post_stow, value_of

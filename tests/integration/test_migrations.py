@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.store.db import (
+from app.store.infra.db import (
     create_index_engine,
     current_revisions,
     is_up_to_date,
@@ -18,7 +18,7 @@ from app.store.db import (
     migrations_directory,
     schema_is_current,
 )
-from app.store.index import Base
+from app.store.tables import Base
 from tests.conftest import Backend
 
 
@@ -53,7 +53,7 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: pytest.TempPathFa
 def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: pytest.TempPathFactory) -> None:
     import threading
 
-    from app.store.db import write_serializer_for
+    from app.store.infra.db import write_serializer_for
 
     engine = create_index_engine(f"sqlite:///{tmp_path}/locked.db")  # type: ignore[operator]
     first, second = write_serializer_for(engine), write_serializer_for(engine)  # as two processes would
@@ -75,7 +75,7 @@ def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: pytest.TempPa
 
 
 def test_postgresql_writers_need_no_lock(backend: Backend) -> None:
-    from app.store.db import write_serializer_for
+    from app.store.infra.db import write_serializer_for
 
     serializer = write_serializer_for(backend.engine)
     with serializer():
@@ -87,7 +87,7 @@ def test_migration_0002_fills_the_name_forms_of_names_already_indexed(tmp_path: 
     from alembic import command
     from sqlalchemy import text
 
-    from app.store.db import alembic_config
+    from app.store.infra.db import alembic_config
 
     engine = create_index_engine(f"sqlite:///{tmp_path}/old.db")
     command.upgrade(alembic_config(engine), "0001")

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 
 from app.imaging.codec_pool import CodecPool
 from app.settings import Settings
-from app.store.db import DatabaseTimeouts, create_index_engine, migrate
+from app.store.infra.db import DatabaseTimeouts, create_index_engine, migrate
 from tests.conftest import POSTGRES_URL, Backend, LiveServer, _postgres_available, start_live_server
 from tests.dicom_files import make_instance
 from tests.integration.pausable_proxy import PausableProxy, running_proxy

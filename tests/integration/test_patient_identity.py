@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.imaging.codec_pool import CodecPool
-from app.store.index import Patient
+from app.store.tables import Patient
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance
 from tests.integration.stow_helpers import items, post_stow, stored_instance, value_of

@@ -14,8 +14,8 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import func, select
 
-from app.store.index import QueryTag, QueryTagValue
 from app.store.query_tags import backfill, declare, parse_declaration
+from app.store.tables import QueryTag, QueryTagValue
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import make_instance
 from tests.integration.stow_helpers import post_stow

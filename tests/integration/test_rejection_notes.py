@@ -27,9 +27,9 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from app.imaging.codec_pool import CodecPool
-from app.store.index import Instance, RejectedInstance
-from app.store.index import Series as SeriesRow
-from app.store.rejected_retention import purge_rejected
+from app.store.tables import Instance, RejectedInstance
+from app.store.tables import Series as SeriesRow
+from app.store.upkeep.rejected_retention import purge_rejected
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance
 from tests.integration.auth_helpers import bearer, new_key

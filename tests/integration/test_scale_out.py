@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
-from app.store.index import Instance, Series, Study
+from app.store.tables import Instance, Series, Study
 from tests.conftest import Backend
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.load_balancer import LoadBalancer, round_robin

@@ -15,7 +15,7 @@ from pydicom.uid import generate_uid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.store.index import FrameFragmentRow, Patient, Study
+from app.store.tables import FrameFragmentRow, Patient, Study
 from tests.conftest import Backend, LiveServer, start_live_server
 from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.stow_helpers import (

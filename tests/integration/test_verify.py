@@ -14,11 +14,11 @@ from pydicom.uid import generate_uid
 from rich.console import Console
 from sqlalchemy import update
 
-from app.store.blobs import new_blob_key
-from app.store.index import Instance
-from app.store.ingest import Outcome
-from app.store.verification import Selection, Tally
-from app.store.verify_run import run_verify
+from app.store.infra.blobs import new_blob_key
+from app.store.tables import Instance
+from app.store.tools.verify_run import run_verify
+from app.store.upkeep.verification import Selection, Tally
+from app.store.write.ingest import Outcome
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 from tests.integration.fixity_helpers import (
@@ -162,7 +162,7 @@ def test_since_selects_instances_stored_from_that_time(backend: Backend) -> None
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 def test_a_sample_reads_each_instance_with_the_chance_given(backend: Backend) -> None:
-    from app.store.verification import iter_selected
+    from app.store.upkeep.verification import iter_selected
 
     store_study(backend, 6)
     draws = iter([0.5, 0.005, 0.9, 0.001, 0.3, 0.2])  # below 0.01: chosen at 1%
@@ -191,9 +191,9 @@ def test_migration_0008_adds_the_fixity_columns_and_leaves_instances_unverified(
     from sqlalchemy import inspect, text
 
     from app.settings import DuplicatePolicy
-    from app.store.blobs import FileBlobStore
-    from app.store.db import alembic_config, create_index_engine, migrate
-    from app.store.ingest import Ingestor
+    from app.store.infra.blobs import FileBlobStore
+    from app.store.infra.db import alembic_config, create_index_engine, migrate
+    from app.store.write.ingest import Ingestor
 
     engine = create_index_engine(f"sqlite:///{tmp_path}/index.db")
     migrate(engine)

@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 from pydicom.uid import generate_uid
 
 from app.services import open_services
-from app.store.verification import Status
-from app.store.verification_job import FixityVerifier, verifier_turn
+from app.store.upkeep.verification import Status
+from app.store.upkeep.verification_job import FixityVerifier, verifier_turn
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 from tests.integration.fixity_helpers import blob_key_of, fixity_state, flip_byte, ingest

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from app.store.blobs import new_blob_key
+from app.store.infra.blobs import new_blob_key
 from tests.conftest import Backend
 from tests.dicom_files import make_instance
 from tests.integration.fixity_helpers import blob_key_of, fixity_state, flip_byte, ingest, truncate

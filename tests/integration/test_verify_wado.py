@@ -10,8 +10,8 @@ import pytest
 from pydicom.uid import generate_uid
 from rich.console import Console
 
-from app.store.verification import Selection
-from app.store.verify_run import run_verify
+from app.store.tools.verify_run import run_verify
+from app.store.upkeep.verification import Selection
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import make_instance
 from tests.integration.fixity_helpers import blob_key_of, flip_byte, remove

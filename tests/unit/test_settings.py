@@ -44,7 +44,7 @@ def test_patient_mismatch_policy_is_reject_unless_set(monkeypatch: pytest.Monkey
 
 
 def test_timeouts_reach_the_ingest_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from app.store.ingest_pool import IngestTarget
+    from app.store.write.ingest_pool import IngestTarget
 
     monkeypatch.setenv("FOVEA_DATABASE_STATEMENT_TIMEOUT_S", "2.5")
     monkeypatch.setenv("FOVEA_S3_READ_TIMEOUT_S", "7")

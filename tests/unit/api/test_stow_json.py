@@ -16,8 +16,8 @@ from app.api.multipart import SpooledPart
 from app.api.stow_json import instances_from_parts
 from app.dicomweb.errors import BadRequest
 from app.dicomweb.mediatypes import DICOM_JSON
-from app.store.ingest import IngestResult
-from app.store.parse import Problem
+from app.store.write.ingest import IngestResult
+from app.store.write.parse import Problem
 
 SOP_CLASS, SOP_INSTANCE = "1.2.840.10008.5.1.4.1.1.7", "2.25.1234567890"
 

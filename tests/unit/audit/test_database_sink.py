@@ -15,8 +15,8 @@ from app.audit.batching import BATCH_SIZE
 from app.audit.database import DatabaseSink
 from app.audit.events import AuditEvent
 from app.audit.queries import AuditQuery, find_events
-from app.store.db import create_index_engine, migrate
-from app.store.index import AuditEventRow, AuditEventStudy
+from app.store.infra.db import create_index_engine, migrate
+from app.store.tables import AuditEventRow, AuditEventStudy
 
 START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.dicomweb.errors import BadRequest, NotFound
-from app.dicomweb.frames import check_frames_exist, parse_frame_list
+from app.dicomweb.frame_numbers import check_frames_exist, parse_frame_list
 
 
 @pytest.mark.parametrize(("text", "numbers"), [("1", (1,)), ("5,1,9", (5, 1, 9)), (" 2 , 3", (2, 3))])

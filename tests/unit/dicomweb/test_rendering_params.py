@@ -6,8 +6,8 @@ import pytest
 
 from app.dicomweb.errors import BadRequest, NotAcceptable
 from app.dicomweb.negotiation import parse_accept
-from app.dicomweb.rendering import negotiate_rendered_media_type, parse_render_options
-from app.imaging.render import (
+from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
+from app.imaging.display import (
     DEFAULT_JPEG_QUALITY,
     ImageFormat,
     RenderOptions,

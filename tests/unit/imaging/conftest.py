@@ -14,7 +14,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, generate_uid
 
-from app.imaging.frames import FrameTable, PixelLayout, build_frame_table, read_frame
+from app.imaging.frame_table import FrameTable, PixelLayout, build_frame_table, read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
 PIXEL_DATA_TAG = 0x7FE00010

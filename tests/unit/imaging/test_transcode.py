@@ -10,7 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, generate_uid
 
 from app.imaging.codecs.decode import NativeFrame
-from app.imaging.transcode import NativePixels, iter_explicit_vr_little_endian
+from app.imaging.instance_transcode import NativePixels, iter_explicit_vr_little_endian
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 

@@ -18,12 +18,12 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
-from app.imaging import transcode
+from app.imaging import instance_transcode
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
 from app.imaging.encapsulation import ExtendedOffsets, frame_starts, scan_item_stream
+from app.imaging.instance_transcode import EncodedPixels, iter_encapsulated
 from app.imaging.syntaxes import find_transfer_syntax
-from app.imaging.transcode import EncodedPixels, iter_encapsulated
 from tests.dicom_tools import dcmtk_decompress, dcmtk_dump, dcmtk_transfer_syntax, gdcm_decompress
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -249,7 +249,7 @@ def test_offsets_past_32_bits_use_the_extended_offset_table(monkeypatch: pytest.
     ds.ExtendedOffsetTableLengths = struct.pack("<Q", 8)
     data, pixels = encode_all(frames, JPEG_LS, 12)
     expected = [sum(8 + len(d) for d in data[:n]) for n in range(4)]
-    monkeypatch.setattr(transcode, "_MAX_BOT_OFFSET", expected[-1] - 1)
+    monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", expected[-1] - 1)
     raw = write(part10(ds), pixels)
     out = read(raw)
     table, fragments = items(out.PixelData)
@@ -272,7 +272,7 @@ def test_offsets_past_32_bits_use_the_extended_offset_table(monkeypatch: pytest.
 def test_last_offset_at_the_limit_still_fits_the_basic_offset_table(monkeypatch: pytest.MonkeyPatch) -> None:
     frames = grey16(3)
     data, pixels = encode_all(frames, RLE, 12)
-    monkeypatch.setattr(transcode, "_MAX_BOT_OFFSET", 16 + len(data[0]) + len(data[1]))
+    monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", 16 + len(data[0]) + len(data[1]))
     out = read(write(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels))
     table, _ = items(out.PixelData)
     assert len(table) == 12 and "ExtendedOffsetTable" not in out
@@ -288,7 +288,7 @@ def test_big_inputs_spool_to_disk_with_identical_output(
     source = part10(image(frames, bits_stored=12, photometric="MONOCHROME2"))
     _, pixels = encode_all(frames, JPEG_2000, 12)
     in_memory = write(source, pixels, spool_dir=str(tmp_path / "missing"))  # never touches the folder
-    monkeypatch.setattr(transcode, "SPOOL_MEMORY_BYTES", 256)
+    monkeypatch.setattr(instance_transcode, "SPOOL_MEMORY_BYTES", 256)
     with pytest.raises(FileNotFoundError):  # rolled over to a file in the (missing) spool folder
         write(source, pixels, spool_dir=str(tmp_path / "missing"))
     assert write(source, pixels, spool_dir=str(tmp_path)) == in_memory
@@ -301,7 +301,7 @@ def test_memory_stays_flat_for_many_frames(tmp_path: Path, monkeypatch: pytest.M
     count = 400
     source = part10(image(np.zeros((1, 4, 4), np.uint8), bits_stored=8, photometric="MONOCHROME2"))
     pixels = encoded_pixels([frame] * count, JPEG_2000, native_frame_bytes=len(frame))
-    monkeypatch.setattr(transcode, "SPOOL_MEMORY_BYTES", 1024 * 1024)
+    monkeypatch.setattr(instance_transcode, "SPOOL_MEMORY_BYTES", 1024 * 1024)
     total = 0
     tracemalloc.start()
     try:
@@ -461,7 +461,7 @@ def test_dcmtk_and_gdcm_read_the_extended_offset_table(
 ) -> None:
     frames = grey16(3)
     _, pixels = encode_all(frames, JPEG_LS, 12)
-    monkeypatch.setattr(transcode, "_MAX_BOT_OFFSET", 0)
+    monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", 0)
     path = tmp_path / "extended.dcm"
     path.write_bytes(write(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels))
     dump = dcmtk_dump(path)

@@ -9,7 +9,7 @@ import pytest
 from app.security.api_keys import create_api_key
 from app.security.startup import startup_refusal
 from app.settings import AnonymousAccess, Settings
-from app.store.db import create_index_engine, migrate
+from app.store.infra.db import create_index_engine, migrate
 
 REFUSAL_START = "refusing to listen on 0.0.0.0 without authentication"
 

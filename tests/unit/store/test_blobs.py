@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store.blobs import BlobNotFound, FileBlobStore, check_key, new_blob_key, open_blob_store
+from app.store.infra.blobs import BlobNotFound, FileBlobStore, check_key, new_blob_key, open_blob_store
 
 
 def test_new_keys_are_safe_and_unique() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.imaging.frames import FrameFragment, PixelLayout
+from app.imaging.frame_table import FrameFragment, PixelLayout
 from app.imaging.pixel_description import PixelDescription, stored_syntax
-from app.store.frame_table_cache import FrameTableCache
-from app.store.retrieval import Scope, StoredFrames, StoredInstance
+from app.store.caches.frame_tables import FrameTableCache
+from app.store.read.retrieval import Scope, StoredFrames, StoredInstance
 
 
 def frames(sop: str, count: int) -> StoredFrames:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app.store.blobs import BlobStoreError
-from app.store.outages import is_outage, outage_reason
+from app.store.infra.blobs import BlobStoreError
+from app.store.infra.outages import is_outage, outage_reason
 
 
 def test_database_reason_is_the_driver_first_line_without_sql_or_parameters() -> None:

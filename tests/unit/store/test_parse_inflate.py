@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store.parse import InstanceProblem, Problem, parse_instance
+from app.store.write.parse import InstanceProblem, Problem, parse_instance
 from tests.hostile_files import deflate_bomb
 
 MIB = 1024 * 1024

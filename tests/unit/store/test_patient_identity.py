@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.store.patient_identity import PatientIdentity, conflicting_attributes, names_agree
+from app.store.write.patient_identity import PatientIdentity, conflicting_attributes, names_agree
 
 STORED = PatientIdentity("P1", "HOSPITAL-A", "Doe^Jane")
 

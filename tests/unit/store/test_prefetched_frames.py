@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.store.frame_source import PrefetchedFrames
+from app.store.read.frame_source import PrefetchedFrames
 
 
 def test_frames_come_back_in_order_with_a_bounded_number_under_way() -> None:

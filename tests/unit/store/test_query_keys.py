@@ -7,8 +7,8 @@ from sqlalchemy import Integer, String
 
 from app.dicomweb.query import searchable_paths
 from app.dicomweb.query_keys import KEYS, LEVELS, QueryKey, Source
-from app.store.index import Base
-from app.store.search import model_column
+from app.store.read.search import model_column
+from app.store.tables import Base
 
 _TEXT_VRS = frozenset({"AE", "CS", "DA", "DT", "LO", "PN", "SH", "TM", "UI"})
 

@@ -11,8 +11,8 @@ from highdicom.ko import KeyObjectSelection, KeyObjectSelectionDocument
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
-from app.store.parse import ParsedInstance, parse_instance
-from app.store.rejection import REJECTION_CODES, RejectedReference, rejection_note_of
+from app.store.write.parse import ParsedInstance, parse_instance
+from app.store.write.rejection import REJECTION_CODES, RejectedReference, rejection_note_of
 from tests.dicom_files import make_instance
 
 _TYPE_2 = (

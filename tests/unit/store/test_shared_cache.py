@@ -11,9 +11,9 @@ from prometheus_client import REGISTRY
 from app.imaging.codecs.decode import NativeFrame
 from app.services import rendered_image_cache, shared_derivative_store, transcoded_frame_cache
 from app.settings import Settings
-from app.store.cache import TranscodedFrameCache
-from app.store.frame_source import dump_made_frame, load_made_frame
-from app.store.shared_cache import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
+from app.store.caches.derivatives import DerivativeCache
+from app.store.caches.shared import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
+from app.store.read.frame_source import dump_made_frame, load_made_frame
 from tests.conftest import REDIS_URL, free_port
 
 
@@ -25,9 +25,9 @@ def read_errors() -> float:
     return REGISTRY.get_sample_value("fovea_shared_cache_errors_total", {"operation": "reading"}) or 0.0
 
 
-def byte_cache(store: RedisDerivativeStore, local_bytes: int = 1000) -> TranscodedFrameCache[bytes]:
+def byte_cache(store: RedisDerivativeStore, local_bytes: int = 1000) -> DerivativeCache[bytes]:
     tier: SharedTier[bytes] = SharedTier(store, "test-shared", bytes, bytes)
-    return TranscodedFrameCache(local_bytes, len, name="test", shared=tier)
+    return DerivativeCache(local_bytes, len, name="test", shared=tier)
 
 
 def test_what_one_cache_made_another_reads_instead_of_making_it(redis_prefix: str) -> None:

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from app.store.spool import LOCK_NAME, Reclaimed, SpoolSession, clean_spool
+from app.store.infra.spool import LOCK_NAME, Reclaimed, SpoolSession, clean_spool
 
 # A process that makes its spool folder, writes one file into it and waits to be killed.
 _OWNER = """
 import sys, time
 from pathlib import Path
-from app.store.spool import SpoolSession
+from app.store.infra.spool import SpoolSession
 folder = SpoolSession(Path(sys.argv[1])).directory
 (folder / "stow-part.part").write_bytes(b"x" * 1000)
 print(folder, flush=True)
@@ -109,7 +109,7 @@ def test_a_forked_child_gets_its_own_folder(tmp_path: Path) -> None:
 
 
 def test_a_worker_process_leaves_no_folder_when_it_exits_normally(tmp_path: Path) -> None:
-    from app.store.ingest_pool import start_worker_pool  # how ingest workers are made
+    from app.store.write.ingest_pool import start_worker_pool  # how ingest workers are made
 
     pool = start_worker_pool(1)
     try:

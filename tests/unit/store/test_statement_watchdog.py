@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from app.store.statement_watchdog import StatementWatchdog
+from app.store.infra.statement_watchdog import StatementWatchdog
 
 
 def test_a_call_that_outlives_its_deadline_finds_its_socket_shut() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from app.store.throttle import ByteRateLimit
+from app.store.infra.throttle import ByteRateLimit
 
 
 class RecordedWaits(threading.Event):

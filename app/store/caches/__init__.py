@@ -1,0 +1,1 @@
+"""Caches of derived data: transcoded frames and rendered images, frame tables, the shared Redis cache."""

@@ -1,0 +1,1 @@
+"""The write path: a Part 10 file parsed once, checked, written as a blob and indexed (STOW-RS, import)."""
