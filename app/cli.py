@@ -185,7 +185,14 @@ def import_command(
         configure_logging(settings.log_format, settings.log_level)
         from app.store.tools.bulk_import import run_import
 
-        summary = run_import(settings, paths, jobs=jobs or (os.cpu_count() or 1), on_event=progress)
+        summary = run_import(
+            settings.ingest_target(),
+            paths,
+            jobs=jobs or (os.cpu_count() or 1),
+            inline_bytes=settings.ingest_inline_bytes,
+            auto_migrate=settings.migrate_at_startup,
+            on_event=progress,
+        )
     print_import_summary(console, summary)
     raise typer.Exit(code=0 if not summary.failed else 1)
 
@@ -251,13 +258,12 @@ def gc(
 
     from app.store.infra.db import create_index_engine, prepare_index
     from app.store.upkeep.garbage import collect_garbage
-    from app.store.write.ingest_pool import IngestTarget
 
     settings = _settings(data_dir)
     engine = create_index_engine(settings.resolved_database_url)
     try:
-        prepare_index(engine, settings)
-        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        prepare_index(engine, auto_migrate=settings.migrate_at_startup)
+        blobs = settings.ingest_target().open_blob_store()
         report = collect_garbage(engine, blobs, orphan_grace_s=settings.orphan_grace_s, dry_run=dry_run)
     except (OSError, SQLAlchemyError) as exc:
         typer.echo(f"garbage collection failed: {exc}", err=True)
@@ -293,14 +299,15 @@ def verify(
     Orphans are looked for only when every instance is checked (no --study, --since or --sample).
     Exit status: 0 every file intact, 1 problems found, 2 bad arguments, 3 the check could not run.
     """
+    from rich.console import Console
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.audit.queries import BadAuditQuery, parse_when
+    from app.cli_progress import VerifyProgress
     from app.dicomweb.uids import is_valid_uid
     from app.store.infra.db import create_index_engine, prepare_index
     from app.store.tools.verify_run import run_verify, summary_lines
     from app.store.upkeep.verification import Selection
-    from app.store.write.ingest_pool import IngestTarget
 
     try:
         if study is not None and not is_valid_uid(study):
@@ -316,10 +323,19 @@ def verify(
     settings = _settings(data_dir)
     engine = create_index_engine(settings.resolved_database_url)
     try:
-        prepare_index(engine, settings)
-        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        prepare_index(engine, auto_migrate=settings.migrate_at_startup)
+        blobs = settings.ingest_target().open_blob_store()
         grace_s = settings.orphan_grace_s
-        tally = run_verify(engine, blobs, selection, orphan_grace_s=grace_s, bytes_per_s=rate, emit=print)
+        with VerifyProgress(Console(stderr=True)) as progress:
+            tally = run_verify(
+                engine,
+                blobs,
+                selection,
+                orphan_grace_s=grace_s,
+                bytes_per_s=rate,
+                emit=print,
+                on_event=progress,
+            )
     except (OSError, SQLAlchemyError) as exc:
         typer.echo(f"verification failed: {exc}", err=True)
         raise typer.Exit(code=3) from exc
@@ -466,7 +482,6 @@ def export(
     from app.lifecycle.export_pdf import SliceSpecError, parse_slices
     from app.lifecycle.export_progress import export_progress
     from app.store.infra.db import create_index_engine, prepare_index
-    from app.store.write.ingest_pool import IngestTarget
 
     settings = _settings(data_dir)
     bad = [uid for uid in study_uids if not is_valid_uid(uid)]
@@ -481,9 +496,7 @@ def export(
         raise typer.Exit(code=2) from None
     deidentifier = None
     if deidentify is not None:
-        from app.lifecycle.rendition import configured_deidentifier
-
-        deidentifier = configured_deidentifier(settings)
+        deidentifier = settings.deidentifier()
         if deidentifier is None:
             typer.echo(
                 "de-identification needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs", err=True
@@ -501,9 +514,9 @@ def export(
     engine = create_index_engine(settings.resolved_database_url)
     trail = open_audit_trail(settings.audit_log, engine if settings.audit_db else None, settings.audit_syslog)
     try:
-        prepare_index(engine, settings)
+        prepare_index(engine, auto_migrate=settings.migrate_at_startup)
         studies = find_studies(engine, study_uids)
-        blobs = IngestTarget.from_settings(settings).open_blob_store()
+        blobs = settings.ingest_target().open_blob_store()
         total = sum(instance.blob_size for instances in studies.values() for instance in instances)
         with export_progress(console, total) as advance:
             summary = export_studies(studies, blobs, options, trail, advance=advance)
@@ -693,7 +706,6 @@ def share(
 ) -> None:
     """Print a token that reads one study only (a share link's ?token=), alone on the last line."""
     from app.dicomweb.uids import is_valid_uid
-    from app.lifecycle.rendition import configured_rendition
     from app.security.durations import parse_duration
     from app.security.share_tokens import ShareSecretMissing, issue_share_token
 
@@ -704,7 +716,7 @@ def share(
         lifetime = parse_duration(expires)
         shared_uid, key = study_instance_uid, None
         if deidentified:
-            rendition = configured_rendition(settings)
+            rendition = settings.rendition()
             if rendition is None:
                 raise ValueError(
                     "--deidentified needs FOVEA_DEID_SECRET (32+ characters): it keys the new UIDs"

@@ -1,4 +1,5 @@
-"""What `fovea import` and `fovea transcode` show on stderr, from the plain events store/ reports.
+"""What `fovea import`, `fovea verify` and `fovea transcode` show on stderr, from the plain events store/
+reports.
 
 `fovea import`: a live line from the first moment, then a summary table. store/tools/bulk_import.py reports
 plain events; this module alone draws them (rich). The line names the
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
@@ -28,6 +30,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -36,6 +39,7 @@ from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, Imp
 
 if TYPE_CHECKING:
     from app.store.tools.batch_transcode import TranscodeEvent
+    from app.store.tools.verify_run import VerifyEvent
 
 RATE_WINDOW_S = 5.0
 MIN_RATE_SPAN_S = 1.0
@@ -142,6 +146,52 @@ def print_import_summary(console: Console, summary: ImportSummary) -> None:
         for path, reason in sorted(summary.failed):  # files finish in any order; listed by path
             failures.add_row(str(path), reason)
         console.print(failures)
+
+
+class VerifyProgress:
+    """`fovea verify`'s bar: bytes read of the estimate, rate, time left, and instances checked."""
+
+    def __init__(self, console: Console) -> None:
+        columns = (
+            TextColumn("verify {task.fields[instances]} instances"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        # stdout stays the command's (JSON lines), also while the bar is drawn on a terminal.
+        self.progress = Progress(*columns, console=console, redirect_stdout=False)
+        self.task: TaskID | None = None
+        self.expected = 0
+
+    def __call__(self, event: VerifyEvent) -> None:
+        from app.store.tools.verify_run import BytesRead, InstanceChecked, VerifyFinished, VerifyStarted
+
+        if self.task is None:
+            raise RuntimeError("the verify progress is not started")
+        if isinstance(event, VerifyStarted):
+            self.expected = event.instances
+            self.progress.update(
+                self.task, total=event.total_bytes or None, instances=f"0/~{event.instances}"
+            )
+        elif isinstance(event, BytesRead):
+            self.progress.advance(self.task, event.count)
+        elif isinstance(event, InstanceChecked):
+            self.progress.update(self.task, instances=f"{event.done}/~{self.expected}")
+        elif isinstance(event, VerifyFinished):
+            self.progress.update(
+                self.task, total=event.bytes_read, completed=event.bytes_read, instances=event.instances
+            )
+
+    def __enter__(self) -> VerifyProgress:
+        self.progress.start()
+        self.task = self.progress.add_task("verify", total=None, instances="0")
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.progress.stop()
 
 
 def transcode_report(event: TranscodeEvent) -> None:

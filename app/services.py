@@ -23,12 +23,12 @@ from app.store.caches.derivatives import DerivativeCache
 from app.store.caches.frame_tables import FrameTableCache
 from app.store.caches.shared import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
 from app.store.infra.blobs import BlobStore
-from app.store.infra.db import DatabaseTimeouts, create_index_engine, prepare_index
+from app.store.infra.db import create_index_engine, prepare_index
 from app.store.query_tags import QueryTagCache
 from app.store.read.frame_source import MadeFrame, dump_made_frame, load_made_frame, made_frame_size
 from app.store.upkeep.garbage import BlobCollector
 from app.store.upkeep.verification_job import FixityVerifier
-from app.store.write.ingest_pool import IngestPool, IngestTarget
+from app.store.write.ingest_pool import IngestPool
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -131,11 +131,11 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open the index (migrating it when the settings say so), the blob store and the ingest workers,
     and start collecting garbage in the background: what a crash left, then due deferred deletions."""
-    engine = create_index_engine(settings.resolved_database_url, DatabaseTimeouts.from_settings(settings))
+    engine = create_index_engine(settings.resolved_database_url, settings.database_timeouts())
     watch_connection_pool(engine)
     try:
-        prepare_index(engine, settings)
-        target = IngestTarget.from_settings(settings)
+        prepare_index(engine, auto_migrate=settings.migrate_at_startup)
+        target = settings.ingest_target()
         blobs = target.open_blob_store()
     except BaseException:
         engine.dispose()
@@ -168,7 +168,7 @@ def open_services(settings: Settings) -> Services:
         ingest=IngestPool(
             target,
             settings.ingest_workers or os.cpu_count() or 1,
-            inline_bytes=settings.ingest_inline_kb * 1024,
+            inline_bytes=settings.ingest_inline_bytes,
         ),
         codecs=CodecPool(settings.codec_workers, codec_limits(settings)),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb, shared),

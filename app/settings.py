@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,14 +18,25 @@ from app.imaging.syntaxes import find_transfer_syntax, find_transfer_syntax_by_n
 from app.lifecycle.confidentiality_profile import DateHandling
 from app.lifecycle.pseudonyms import MIN_SECRET_CHARACTERS
 from app.log_setup import LogFormat
+from app.store.policies import (
+    DEFAULT_BLOB_DELETION_GRACE_S,
+    DEFAULT_ORPHAN_GRACE_S,
+    DuplicatePolicy,
+    PatientMismatchPolicy,
+    RejectedRestorePolicy,
+)
+
+if TYPE_CHECKING:
+    from app.lifecycle.deidentify import Deidentifier
+    from app.lifecycle.rendition import Rendition
+    from app.store.infra.db import DatabaseTimeouts
+    from app.store.write.ingest_pool import IngestTarget
 
 GIB = 1024**3
 ENV_PREFIX = "FOVEA_"
 # URL schemes people write for PostgreSQL, and the driver Fovea installs (psycopg 3).
 _POSTGRES_ALIASES = ("postgres://", "postgresql://")
 _POSTGRES_DRIVER = "postgresql+psycopg://"
-DEFAULT_BLOB_DELETION_GRACE_S = 300.0
-DEFAULT_ORPHAN_GRACE_S = 3600.0
 
 
 def _syntax_uid(name: str) -> str:
@@ -33,29 +45,6 @@ def _syntax_uid(name: str) -> str:
     if syntax is None:
         raise ValueError(f"unknown transfer syntax {name!r} (a UID or a keyword such as HTJ2KLossless)")
     return syntax.uid
-
-
-class DuplicatePolicy(StrEnum):
-    """What STOW-RS does with a SOP Instance UID that is already stored."""
-
-    REPLACE = "replace"  # the new instance replaces the stored one (atomically)
-    REJECT = "reject"  # the new instance fails with Failure Reason 0x0111 (duplicate)
-    KEEP = "keep"  # the stored instance is kept; the new one is discarded with a warning
-
-
-class PatientMismatchPolicy(StrEnum):
-    """What ingest does with an instance whose patient identity contradicts the index's (ID, name)."""
-
-    REJECT = "reject"  # the instance fails with Failure Reason 0xC410; the index is unchanged
-    ACCEPT_NEW = "accept-new"  # stored, filed under the patient the index has; warning 0xB110
-    UPDATE = "update"  # stored; the study is filed under the instance's patient; warning 0xB111
-
-
-class RejectedRestorePolicy(StrEnum):
-    """What ingest does with an instance an IHE IOCM rejection note rejected (FOVEA_REJECTED_RESTORE)."""
-
-    REFUSE = "refuse"  # the instance fails with Failure Reason 0xA771; the rejection stands
-    ACCEPT = "accept"  # stored as any other instance would be; the rejection is lifted
 
 
 class AnonymousAccess(StrEnum):
@@ -450,6 +439,75 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.resolved_database_url.startswith("sqlite")
+
+    # What the layers below take, built from the settings here so that none of them reads settings.
+    # Imported on call: the store's modules (SQLAlchemy) are not needed to read or check settings.
+
+    def database_timeouts(self) -> DatabaseTimeouts:
+        from app.store.infra.db import DatabaseTimeouts
+
+        return DatabaseTimeouts(
+            connect_s=self.database_connect_timeout_s,
+            statement_s=self.database_statement_timeout_s,
+            pool_s=self.database_pool_timeout_s,
+            sqlite_busy_s=self.sqlite_busy_timeout_s,
+        )
+
+    def ingest_target(self) -> IngestTarget:
+        """Where ingest stores instances, as plain picklable values a worker process can take."""
+        from app.store.infra.blobs import S3Timeouts
+        from app.store.write.ingest_pool import IngestTarget
+
+        return IngestTarget(
+            database_url=self.resolved_database_url,
+            storage_url=self.resolved_storage_url,
+            spool_directory=(self.data_dir / "spool").resolve(),
+            duplicate_policy=self.duplicate_policy,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+            accepted_syntaxes=self.accepted_syntax_uids,
+            storage_syntax=self.storage_transfer_syntax,
+            max_inflated_bytes=self.resolved_max_inflated_bytes,
+            codec_memory_bytes=self.codec_memory_limit_mb * 1024 * 1024,
+            blob_deletion_grace_s=self.blob_deletion_grace_s,
+            orphan_grace_s=self.orphan_grace_s,
+            patient_mismatch=self.patient_mismatch,
+            rejected_restore=self.rejected_restore,
+            delete_rejected_at_once=self.rejected_delete_after_days == 0,
+            database_timeouts=self.database_timeouts(),
+            s3_timeouts=S3Timeouts(self.s3_connect_timeout_s, self.s3_read_timeout_s, self.s3_max_attempts),
+        )
+
+    def deidentifier(self) -> Deidentifier | None:
+        """The Deidentifier FOVEA_DEID_* describe; None without FOVEA_DEID_SECRET."""
+        if not self.deid_secret:
+            return None
+        from app.lifecycle.confidentiality_profile import ProfileOptions
+        from app.lifecycle.deidentify import Deidentifier
+        from app.lifecycle.pseudonyms import Pseudonyms
+
+        options = ProfileOptions(
+            dates=self.deid_dates,
+            retain_uids=self.deid_retain_uids,
+            retain_safe_private=self.deid_retain_safe_private,
+        )
+        return Deidentifier(Pseudonyms(self.deid_secret), options)
+
+    def rendition(self) -> Rendition | None:
+        """The de-identified rendition; None without FOVEA_DEID_SECRET."""
+        deidentifier = self.deidentifier()
+        if deidentifier is None:
+            return None
+        from app.lifecycle.rendition import Rendition
+
+        return Rendition(deidentifier, allow_burned_in=self.deid_allow_burned_in)
+
+    @property
+    def ingest_inline_bytes(self) -> int:
+        """The largest STOW-RS part or imported file stored by the receiving process itself."""
+        return self.ingest_inline_kb * 1024
 
     @model_validator(mode="after")
     def _issuer_needs_an_audience(self) -> Settings:

@@ -54,8 +54,8 @@ from pydicom.data import get_testdata_file
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from app.settings import DuplicatePolicy
 from app.store.infra.db import create_index_engine, migrate
+from app.store.policies import DuplicatePolicy
 from app.store.write.index_writer import StoredBlobs, write_instance
 from app.store.write.parse import ParsedInstance, parse_instance
 

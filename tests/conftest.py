@@ -25,15 +25,16 @@ from sqlalchemy.exc import OperationalError
 from app.imaging.codec_pool import CodecPool
 from app.main import create_app
 from app.services import Services, transcoded_frame_cache
-from app.settings import DuplicatePolicy, Settings
+from app.settings import Settings
 from app.store.caches.shared import RedisDerivativeStore
 from app.store.infra.blobs import BlobStore, FileBlobStore
 from app.store.infra.db import create_index_engine, migrate
 from app.store.infra.s3_blobs import S3BlobStore
 from app.store.infra.spool import LOCK_NAME
+from app.store.policies import DuplicatePolicy
 from app.store.tables import Base
 from app.store.write.ingest import Ingestor
-from app.store.write.ingest_pool import IngestPool, IngestTarget, start_worker_pool
+from app.store.write.ingest_pool import IngestPool, start_worker_pool
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"  # the shared derivative cache
@@ -156,7 +157,7 @@ class Backend:
     blobs: BlobStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blobs = IngestTarget.from_settings(self.settings()).open_blob_store()
+        self.blobs = self.settings().ingest_target().open_blob_store()
 
     @property
     def database_url(self) -> str:
@@ -263,7 +264,7 @@ def start_live_server(
         settings=settings,
         engine=backend.engine,
         blobs=backend.blobs,
-        ingest=IngestPool(IngestTarget.from_settings(settings), workers=2, executor=pool),
+        ingest=IngestPool(settings.ingest_target(), workers=2, executor=pool),
         codecs=codecs or CodecPool(2),
         transcoded_frames=transcoded_frame_cache(settings.transcode_cache_mb),
     )

@@ -42,7 +42,7 @@ from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
 from app.dicomweb.responses import dicom_json_to_xml
 from app.dicomweb.search_results import result_to_dicom_json
-from app.lifecycle.rendition import REWRITTEN_AS_EXPLICIT, Rendition, StudyMap, configured_rendition
+from app.lifecycle.rendition import REWRITTEN_AS_EXPLICIT, Rendition, StudyMap
 from app.security.principal import principal_of
 from app.services import Services
 from app.store.read.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
@@ -95,7 +95,7 @@ def _rendition(request: Request, services: Services) -> Rendition:
     state = request.app.state
     rendition = getattr(state, "deid_rendition", None)
     if rendition is None:
-        rendition = configured_rendition(services.settings)
+        rendition = services.settings.rendition()
         if rendition is None:
             raise NotFound("the de-identified rendition is off: FOVEA_DEID_SECRET is not set")
         state.deid_rendition = rendition

@@ -28,10 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from sqlalchemy import Engine
 
-from app.lifecycle.confidentiality_profile import ProfileOptions
 from app.lifecycle.deidentify import Deidentifier
-from app.lifecycle.pseudonyms import Pseudonyms
-from app.settings import Settings
 from app.store.infra.blobs import BlobStore, open_blob
 from app.store.read.rendition_index import StudyMember, study_instance_uids, study_members, study_uid_of_key
 from app.store.read.retrieval import Scope, StoredInstance
@@ -55,25 +52,6 @@ STUDY_INDEX_REFRESH_SECONDS = 1.0  # unknown replacement study UIDs re-read the 
 _BULK_MARK = b"\0fovea-bulkdata\0"  # a BulkDataURI carried through de-identification as a binary value
 _UID_TOKEN = re.compile(r"[0-9]+(?:\.[0-9]+)+")  # a whole UID in running text
 _BULK_URI = re.compile(r"(?:^|/)studies/([^/]+)/series/([^/]+)/instances/([^/]+)/bulkdata/(.+)")
-
-
-def configured_deidentifier(settings: Settings) -> Deidentifier | None:
-    """The Deidentifier FOVEA_DEID_* describe; None without FOVEA_DEID_SECRET."""
-    if not settings.deid_secret:
-        return None
-    options = ProfileOptions(
-        dates=settings.deid_dates,
-        retain_uids=settings.deid_retain_uids,
-        retain_safe_private=settings.deid_retain_safe_private,
-    )
-    return Deidentifier(Pseudonyms(settings.deid_secret), options)
-
-
-def configured_rendition(settings: Settings) -> Rendition | None:
-    deidentifier = configured_deidentifier(settings)
-    if deidentifier is None:
-        return None
-    return Rendition(deidentifier, allow_burned_in=settings.deid_allow_burned_in)
 
 
 def may_show_identifying_text(member: StudyMember) -> bool:

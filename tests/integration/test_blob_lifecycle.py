@@ -22,9 +22,9 @@ import pydicom
 from pydicom.uid import generate_uid
 from sqlalchemy import event
 
-from app.settings import DuplicatePolicy
 from app.store.infra.blobs import new_blob_key
 from app.store.infra.spool import LOCK_NAME, Reclaimed
+from app.store.policies import DuplicatePolicy
 from app.store.upkeep.deferred_deletion import delete_due_blobs, schedule_blob_deletion
 from app.store.upkeep.garbage import BlobCollector, collect_orphans
 from app.store.write.ingest import Ingestor, Outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,24 @@ from pydicom.uid import generate_uid
 
 from app.settings import Settings
 from app.store.tools import bulk_import
-from app.store.tools.bulk_import import run_import
-from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, Phase
+from app.store.tools.bulk_import import run_import as run_store_import
+from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
 from tests.dicom_files import make_instance
 from tests.integration.test_cli import FOVEA, count_instances
+
+
+def run_import(
+    settings: Settings, paths: list[Path], *, jobs: int, on_event: Callable[[ImportEvent], None] | None = None
+) -> ImportSummary:
+    """`run_import` with what `fovea import` takes from these settings."""
+    return run_store_import(
+        settings.ingest_target(),
+        paths,
+        jobs=jobs,
+        inline_bytes=settings.ingest_inline_bytes,
+        auto_migrate=settings.migrate_at_startup,
+        **({"on_event": on_event} if on_event else {}),
+    )
 
 
 def write_instances(folder: Path, sizes: list[int]) -> list[Path]:

@@ -21,7 +21,6 @@ from pydicom.uid import generate_uid
 
 from app.imaging.codec_pool import CodecPool
 from app.lifecycle.pseudonyms import Pseudonyms
-from app.lifecycle.rendition import configured_rendition
 from app.security.share_tokens import issue_share_token
 from app.store.read.rendition_index import study_key
 from tests.conftest import Backend, LiveServer, start_live_server
@@ -370,7 +369,7 @@ def test_a_token_key_finds_the_study_without_mapping_every_study(
     with backend.engine.connect() as connection:
         key = study_key(connection, o.study)
     assert key is not None
-    hinted = configured_rendition(backend.settings(deid_secret=DEID_SECRET))
+    hinted = backend.settings(deid_secret=DEID_SECRET).rendition()
     assert hinted is not None
     assert hinted.original_study(backend.engine, new(o.study), key) == o.study
     assert hinted.mapped_studies == 0  # no search through the study list

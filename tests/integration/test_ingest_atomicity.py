@@ -146,7 +146,7 @@ def test_blob_store_failure_indexes_nothing(backend: Backend) -> None:
 
 @pytest.mark.parametrize("policy_outcome", ["reject", "keep"])
 def test_policies_never_write_a_blob_for_the_duplicate(backend: Backend, policy_outcome: str) -> None:
-    from app.settings import DuplicatePolicy
+    from app.store.policies import DuplicatePolicy
 
     sop = generate_uid()
     assert backend.ingestor().ingest(spool(backend, make_instance(sop_uid=sop))).stored

@@ -23,9 +23,10 @@ from pydicom.uid import generate_uid
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from app.settings import DuplicatePolicy, Settings
+from app.settings import Settings
 from app.store.infra.blobs import BlobStore
 from app.store.infra.db import create_index_engine, migrate
+from app.store.policies import DuplicatePolicy
 from app.store.tables import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata
 from app.store.write.ingest import Outcome
 from app.store.write.ingest_pool import IngestPool, IngestTarget
@@ -138,7 +139,7 @@ def embedded_target(folder: Path) -> tuple[IngestTarget, Engine]:
     settings = Settings(data_dir=folder, duplicate_policy=DuplicatePolicy.REJECT)
     engine = create_index_engine(settings.resolved_database_url)
     migrate(engine)
-    return IngestTarget.from_settings(settings), engine
+    return settings.ingest_target(), engine
 
 
 def spooled(target: IngestTarget, name: str, data: bytes) -> Path:
@@ -215,7 +216,7 @@ def test_inline_ingest_stores_exactly_what_a_worker_process_stores(
 
 def test_nothing_is_stored_inline_when_pixels_are_converted_at_ingest(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, storage_transfer_syntax="1.2.840.10008.1.2.4.80")
-    pool = IngestPool(IngestTarget.from_settings(settings), 1, inline_bytes=2048 * 1024)
+    pool = IngestPool(settings.ingest_target(), 1, inline_bytes=2048 * 1024)
     assert pool.inline_bytes == 0
     assert not pool.processes_started
     pool.close()

@@ -11,9 +11,9 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from app.settings import DuplicatePolicy
 from app.store.infra.blobs import FileBlobStore
 from app.store.infra.db import alembic_config, create_index_engine, migrate
+from app.store.policies import DuplicatePolicy
 from app.store.tables import Instance
 from app.store.write.ingest import Ingestor, Outcome
 from app.store.write.storage_policy import StoragePolicy

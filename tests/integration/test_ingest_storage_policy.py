@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.imaging.codec_pool import CodecPool
-from app.settings import DuplicatePolicy, Settings
+from app.settings import Settings
+from app.store.policies import DuplicatePolicy
 from app.store.tables import Instance
 from app.store.write.ingest import Ingestor, Outcome
 from app.store.write.parse import Problem

@@ -4,19 +4,24 @@ index; intact files are left alone; on SQLite + folder and PostgreSQL + S3."""
 from __future__ import annotations
 
 import hashlib
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from pydicom.uid import generate_uid
-from rich.console import Console
 from sqlalchemy import update
 
 from app.store.infra.blobs import new_blob_key
 from app.store.tables import Instance
-from app.store.tools.verify_run import run_verify
+from app.store.tools.verify_run import (
+    BytesRead,
+    InstanceChecked,
+    VerifyEvent,
+    VerifyFinished,
+    VerifyStarted,
+    run_verify,
+)
 from app.store.upkeep.verification import Selection, Tally
 from app.store.write.ingest import Outcome
 from tests.conftest import Backend
@@ -37,14 +42,21 @@ BOTH = pytest.mark.parametrize("backend", ["sqlite-file", "postgres-s3"], indire
 
 def verify(backend: Backend, selection: Selection | None = None) -> tuple[Tally, list[dict[str, object]]]:
     lines: list[str] = []
+    events: list[VerifyEvent] = []
     tally = run_verify(
         backend.engine,
         backend.blobs,
         selection or Selection(),
         orphan_grace_s=0,
         emit=lines.append,
-        console=Console(file=io.StringIO()),
+        on_event=events.append,
     )
+    # What the progress bar is drawn from agrees with the tally.
+    assert isinstance(events[0], VerifyStarted)
+    assert events[-1] == VerifyFinished(instances=tally.checked, bytes_read=tally.bytes_read)
+    assert sum(event.count for event in events if isinstance(event, BytesRead)) == tally.bytes_read
+    checked = [event.done for event in events if isinstance(event, InstanceChecked)]
+    assert checked == list(range(1, len(checked) + 1))
     return tally, [orjson.loads(line) for line in lines]
 
 
@@ -190,9 +202,9 @@ def test_migration_0008_adds_the_fixity_columns_and_leaves_instances_unverified(
     from alembic import command
     from sqlalchemy import inspect, text
 
-    from app.settings import DuplicatePolicy
     from app.store.infra.blobs import FileBlobStore
     from app.store.infra.db import alembic_config, create_index_engine, migrate
+    from app.store.policies import DuplicatePolicy
     from app.store.write.ingest import Ingestor
 
     engine = create_index_engine(f"sqlite:///{tmp_path}/index.db")

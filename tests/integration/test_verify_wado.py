@@ -3,12 +3,9 @@ frames, bulk data and rendering; a series leaves it out (206); its metadata, fro
 
 from __future__ import annotations
 
-import io
-
 import httpx
 import pytest
 from pydicom.uid import generate_uid
-from rich.console import Console
 
 from app.store.tools.verify_run import run_verify
 from app.store.upkeep.verification import Selection
@@ -28,7 +25,6 @@ def verify(backend: Backend) -> None:
         Selection(),
         orphan_grace_s=3600,
         emit=lambda _line: None,
-        console=Console(file=io.StringIO()),
     )
 
 

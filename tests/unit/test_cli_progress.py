@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
-from app.cli_progress import SlidingRate
+import pytest
+from rich.console import Console
+
+from app.cli_progress import SlidingRate, VerifyProgress
+from app.store.tools.verify_run import BytesRead, InstanceChecked, VerifyFinished, VerifyStarted
 
 
 def test_no_file_yet_is_no_rate() -> None:
@@ -38,3 +42,18 @@ def test_the_first_files_do_not_make_a_rate_of_their_own_moment() -> None:
     rate.add(10.0)
     rate.add(10.001)
     assert rate.per_second(10.002) == 2.0  # over the first second, not 2 files in 2 ms
+
+
+def test_the_verify_bar_shows_instances_checked_of_the_estimate_and_ends_at_the_bytes_read() -> None:
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=120)
+    with VerifyProgress(console) as progress:
+        progress(VerifyStarted(instances=3, total_bytes=3000))
+        progress(BytesRead(1000))
+        progress(InstanceChecked(1))
+        assert progress.task is not None
+        task = progress.progress.tasks[0]
+        assert (task.total, task.completed, task.fields["instances"]) == (3000, 1000, "1/~3")
+        progress(VerifyFinished(instances=1, bytes_read=1000))
+        assert (task.total, task.completed, task.fields["instances"]) == (1000, 1000, 1)
+    assert "verify 1 instances" in output.getvalue()

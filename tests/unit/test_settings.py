@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import DuplicatePolicy, PatientMismatchPolicy, Settings
+from app.settings import Settings
+from app.store.policies import DuplicatePolicy, PatientMismatchPolicy
 
 
 def test_defaults_live_under_the_data_dir(tmp_path: Path) -> None:
@@ -44,12 +45,11 @@ def test_patient_mismatch_policy_is_reject_unless_set(monkeypatch: pytest.Monkey
 
 
 def test_timeouts_reach_the_ingest_target(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from app.store.write.ingest_pool import IngestTarget
 
     monkeypatch.setenv("FOVEA_DATABASE_STATEMENT_TIMEOUT_S", "2.5")
     monkeypatch.setenv("FOVEA_S3_READ_TIMEOUT_S", "7")
     monkeypatch.setenv("FOVEA_S3_MAX_ATTEMPTS", "1")
-    target = IngestTarget.from_settings(Settings(data_dir=tmp_path))
+    target = Settings(data_dir=tmp_path).ingest_target()
     assert target.database_timeouts.statement_s == 2.5
     config = target.s3_timeouts.boto_config()
     assert (config.read_timeout, config.connect_timeout, config.retries) == (

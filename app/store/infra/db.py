@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from app.settings import Settings
 from app.store.infra.statement_watchdog import GRACE_S, watch_round_trips
 
 if TYPE_CHECKING:
@@ -44,15 +43,6 @@ class DatabaseTimeouts:
     statement_s: float = 10.0  # PostgreSQL: one statement (server side), one round trip (client side)
     pool_s: float = 10.0  # waiting for a free connection of the pool
     sqlite_busy_s: float = 10.0  # SQLite: waiting for another process's write lock
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DatabaseTimeouts:
-        return cls(
-            connect_s=settings.database_connect_timeout_s,
-            statement_s=settings.database_statement_timeout_s,
-            pool_s=settings.database_pool_timeout_s,
-            sqlite_busy_s=settings.sqlite_busy_timeout_s,
-        )
 
 
 MIGRATION_TIMEOUTS = DatabaseTimeouts(statement_s=0)
@@ -228,9 +218,9 @@ class SchemaOutOfDate(RuntimeError):
     """The index database is not at the newest migration and auto-migration is off."""
 
 
-def prepare_index(engine: Engine, settings: Settings) -> None:
-    """Migrate the index when the settings say so; otherwise refuse an out-of-date schema."""
-    if settings.migrate_at_startup:
+def prepare_index(engine: Engine, *, auto_migrate: bool) -> None:
+    """Migrate an out-of-date index if `auto_migrate` (FOVEA_AUTO_MIGRATE); otherwise refuse it."""
+    if auto_migrate:
         if is_up_to_date(engine):
             return  # nothing to do, and alembic stays unloaded
         migration_engine = create_index_engine(engine.url)  # no statement timeout

@@ -20,7 +20,6 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from app.settings import Settings
 from app.store.infra.db import create_index_engine, prepare_index
 from app.store.tools.import_events import FileDone, FilesFound, ImportEvent, ImportSummary, Phase
 from app.store.write.ingest import IngestResult
@@ -50,29 +49,35 @@ def _ignore(_event: ImportEvent) -> None:
 
 
 def run_import(
-    settings: Settings,
+    target: IngestTarget,
     paths: Sequence[Path],
     *,
     jobs: int,
+    inline_bytes: int,
+    auto_migrate: bool,
     on_event: Callable[[ImportEvent], None] = _ignore,
 ) -> ImportSummary:
     """Import every file under `paths`, reporting each step to `on_event`; return the summary.
+
+    Files up to `inline_bytes` are stored in this process's threads, larger ones by `jobs` worker
+    processes; `auto_migrate` says whether an out-of-date index is migrated first or refused.
 
     `on_event` is called from this thread only, in order: phases, `FilesFound`, one `FileDone` per
     file (in completion order, not path order).
     """
     on_event(Phase("checking the index"))
-    engine = create_index_engine(settings.resolved_database_url)
+    engine = create_index_engine(target.database_url)
     try:
-        prepare_index(engine, settings)  # migrate (embedded default) or check the schema, once
+        prepare_index(engine, auto_migrate=auto_migrate)  # once, before any worker opens the index
     finally:
         engine.dispose()
     on_event(Phase("finding files"))
     files = list(iter_files(paths))
     on_event(FilesFound(len(files)))
     summary = ImportSummary(total=len(files))
-    target = IngestTarget.from_settings(settings)
-    lanes = _Lanes(target, jobs, inline_bytes=_inline_bytes(settings, target), on_event=on_event)
+    # While ingest converts pixels (codec work) every file goes to the workers.
+    inline_bytes = inline_bytes if target.storage_syntax is None else 0
+    lanes = _Lanes(target, jobs, inline_bytes=inline_bytes, on_event=on_event)
     try:
         for done in lanes.ingest(files):
             summary.count(done)
@@ -80,11 +85,6 @@ def run_import(
     finally:
         lanes.close()
     return summary
-
-
-def _inline_bytes(settings: Settings, target: IngestTarget) -> int:
-    """The largest file stored in this process; none while ingest converts pixels (codec work)."""
-    return settings.ingest_inline_kb * 1024 if target.storage_syntax is None else 0
 
 
 class _Lanes:

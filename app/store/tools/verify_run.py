@@ -1,24 +1,17 @@
-"""`fovea verify`: check the selected instances' files with a progress bar, print problems as JSON lines.
+"""`fovea verify`: check the selected instances' files, print problems as JSON lines, report progress.
 
 stdout carries only JSON lines (one per problem, then a summary line), so it can be piped into `jq` or
-kept as evidence; the progress bar (bytes, rate, time left) and a readable summary go to stderr.
+kept as evidence. Progress goes to a callback as plain events; the command line draws them on stderr
+(app/cli_progress.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from sqlalchemy import Engine
 
 from app.store.infra.blobs import BlobStore
@@ -38,6 +31,37 @@ from app.store.upkeep.verification import (
 FLUSH_EVERY = 100  # findings written to the index per transaction
 
 
+@dataclass(frozen=True, slots=True)
+class VerifyStarted:
+    """About how many instances and bytes the run will read (a sample's share of the selection)."""
+
+    instances: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BytesRead:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceChecked:
+    done: int  # instances checked so far
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyFinished:
+    instances: int
+    bytes_read: int
+
+
+VerifyEvent = VerifyStarted | BytesRead | InstanceChecked | VerifyFinished
+
+
+def _ignore(_event: VerifyEvent) -> None:
+    pass
+
+
 def run_verify(
     engine: Engine,
     blobs: BlobStore,
@@ -46,21 +70,14 @@ def run_verify(
     orphan_grace_s: float,
     bytes_per_s: float = 0,
     emit: Callable[[str], None] = print,
-    console: Console | None = None,
+    on_event: Callable[[VerifyEvent], None] = _ignore,
 ) -> Tally:
     """Check every selected instance (and, for the whole store, look for orphans); return the tally."""
-    console = console or Console(stderr=True)
     tally = Tally()
     limit = ByteRateLimit(bytes_per_s)
     count, size = selection_size(engine, selection)
     share = (selection.sample_percent or 100) / 100
-    columns = (
-        TextColumn("verify {task.fields[instances]} instances"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
+    on_event(VerifyStarted(instances=round(count * share), total_bytes=round(size * share)))
 
     def report(findings: list[Finding]) -> None:
         for finding in record_findings(engine, findings):
@@ -68,27 +85,23 @@ def run_verify(
             if finding.status is not Status.INTACT:
                 emit(orjson.dumps(finding.as_dict()).decode())
 
-    # stdout stays ours (the JSON lines), also while the bar is drawn on a terminal.
-    with Progress(*columns, console=console, redirect_stdout=False) as progress:
-        task = progress.add_task("verify", total=size * share or None, instances=f"0/~{round(count * share)}")
+    def read(n: int) -> None:
+        tally.bytes_read += n
+        on_event(BytesRead(n))
+        limit.consumed(n)
 
-        def read(n: int) -> None:
-            tally.bytes_read += n
-            progress.advance(task, n)
-            limit.consumed(n)
-
-        pending: list[Finding] = []
-        done = 0
-        for page in iter_selected(engine, selection):
-            for candidate in page:
-                pending.append(check_instance(blobs, candidate, read))
-                done += 1
-                progress.update(task, instances=f"{done}/~{round(count * share)}")
-                if len(pending) >= FLUSH_EVERY:
-                    report(pending)
-                    pending = []
-        report(pending)
-        progress.update(task, total=tally.bytes_read, completed=tally.bytes_read, instances=done)
+    pending: list[Finding] = []
+    done = 0
+    for page in iter_selected(engine, selection):
+        for candidate in page:
+            pending.append(check_instance(blobs, candidate, read))
+            done += 1
+            on_event(InstanceChecked(done))
+            if len(pending) >= FLUSH_EVERY:
+                report(pending)
+                pending = []
+    report(pending)
+    on_event(VerifyFinished(instances=done, bytes_read=tally.bytes_read))
     if selection.is_whole_store:
         older_than = datetime.now(UTC) - timedelta(seconds=orphan_grace_s)
         for blob in find_orphans(engine, blobs, older_than=older_than):

@@ -23,9 +23,9 @@ from itertools import islice
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.settings import DEFAULT_BLOB_DELETION_GRACE_S
 from app.store.infra.blobs import BlobStore, StoredBlob
 from app.store.infra.spool import Reclaimed, clean_spool
+from app.store.policies import DEFAULT_BLOB_DELETION_GRACE_S
 from app.store.upkeep.deferred_deletion import delete_due_blobs, pending_keys, referenced_keys
 from app.store.upkeep.rejected_retention import purge_rejected
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from app.dicomweb.query_keys import ingested_columns, person_name_form_columns
-from app.settings import DuplicatePolicy, PatientMismatchPolicy
+from app.store.policies import DuplicatePolicy, PatientMismatchPolicy
 from app.store.query_tags import index_instance_values
 from app.store.tables import (
     Base,

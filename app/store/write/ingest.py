@@ -25,16 +25,16 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.pydicom_warnings import reading_instance
-from app.settings import (
+from app.store.infra.blobs import BlobStore, new_blob_key
+from app.store.infra.db import write_serializer_for
+from app.store.infra.outages import INDEX_OUTAGES, is_outage, outage_reason
+from app.store.policies import (
     DEFAULT_BLOB_DELETION_GRACE_S,
     DEFAULT_ORPHAN_GRACE_S,
     DuplicatePolicy,
     PatientMismatchPolicy,
     RejectedRestorePolicy,
 )
-from app.store.infra.blobs import BlobStore, new_blob_key
-from app.store.infra.db import write_serializer_for
-from app.store.infra.outages import INDEX_OUTAGES, is_outage, outage_reason
 from app.store.upkeep.deferred_deletion import schedule_blob_deletion
 from app.store.upkeep.rejected_retention import delete_rejected
 from app.store.write.fixity import FileDigests

@@ -29,16 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.log_setup import LoggingConfiguration, configure_worker_logging, logging_configuration
-from app.settings import (
+from app.store.infra.blobs import BlobStore, S3Timeouts, open_blob_store
+from app.store.infra.db import DatabaseTimeouts, create_index_engine
+from app.store.policies import (
     DEFAULT_BLOB_DELETION_GRACE_S,
     DEFAULT_ORPHAN_GRACE_S,
     DuplicatePolicy,
     PatientMismatchPolicy,
     RejectedRestorePolicy,
-    Settings,
 )
-from app.store.infra.blobs import BlobStore, S3Timeouts, open_blob_store
-from app.store.infra.db import DatabaseTimeouts, create_index_engine
 from app.store.write.ingest import Ingestor, IngestResult, Outcome
 from app.store.write.parse import Problem
 from app.store.write.storage_policy import storage_policy
@@ -49,7 +48,7 @@ _PRELOAD = ["app.store.write.ingest", "app.store.infra.db", "app.store.infra.blo
 
 @dataclass(frozen=True, slots=True)
 class IngestTarget:
-    """Where a worker stores instances: plain, picklable values taken from the settings."""
+    """Where a worker stores instances: plain, picklable values (`Settings.ingest_target()` builds one)."""
 
     database_url: str
     storage_url: str
@@ -70,32 +69,6 @@ class IngestTarget:
     delete_rejected_at_once: bool = False
     database_timeouts: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     s3_timeouts: S3Timeouts = field(default_factory=S3Timeouts)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IngestTarget:
-        return cls(
-            database_url=settings.resolved_database_url,
-            storage_url=settings.resolved_storage_url,
-            spool_directory=(settings.data_dir / "spool").resolve(),
-            duplicate_policy=settings.duplicate_policy,
-            s3_endpoint_url=settings.s3_endpoint_url,
-            s3_region=settings.s3_region,
-            s3_access_key_id=settings.s3_access_key_id,
-            s3_secret_access_key=settings.s3_secret_access_key,
-            accepted_syntaxes=settings.accepted_syntax_uids,
-            storage_syntax=settings.storage_transfer_syntax,
-            max_inflated_bytes=settings.resolved_max_inflated_bytes,
-            codec_memory_bytes=settings.codec_memory_limit_mb * 1024 * 1024,
-            blob_deletion_grace_s=settings.blob_deletion_grace_s,
-            orphan_grace_s=settings.orphan_grace_s,
-            patient_mismatch=settings.patient_mismatch,
-            rejected_restore=settings.rejected_restore,
-            delete_rejected_at_once=settings.rejected_delete_after_days == 0,
-            database_timeouts=DatabaseTimeouts.from_settings(settings),
-            s3_timeouts=S3Timeouts(
-                settings.s3_connect_timeout_s, settings.s3_read_timeout_s, settings.s3_max_attempts
-            ),
-        )
 
     def open_blob_store(self) -> BlobStore:
         return open_blob_store(
