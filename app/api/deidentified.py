@@ -41,12 +41,13 @@ from app.dicomweb.query import SearchQuery, parse_search
 from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
 from app.dicomweb.responses import dicom_json_to_xml
+from app.dicomweb.scope import Scope
 from app.dicomweb.search_results import result_to_dicom_json
 from app.lifecycle.rendition import REWRITTEN_AS_EXPLICIT, Rendition, StudyMap
 from app.security.principal import principal_of
 from app.services import Services
-from app.store.read.retrieval import Scope, StoredInstance, stored_instances, stored_metadata
-from app.store.read.search import RETRIEVE_URL, SearchPage, SearchScope, search
+from app.store.read.retrieval import StoredInstance, stored_instances, stored_metadata
+from app.store.read.search import RETRIEVE_URL, SearchPage, search
 
 router = APIRouter(tags=["De-identified rendition"])
 
@@ -197,12 +198,7 @@ def _first_value(dataset: dict[str, Any], tag: str) -> str | None:
 def _url_of(wado: WadoRequest, item: dict[str, Any]) -> str:
     """The rendition URL of a de-identified instance object (its UIDs are already the replacements)."""
     study, series, sop = (_first_value(item, tag) for tag in ("0020000D", "0020000E", "00080018"))
-    url = f"{wado.base_url}/studies/{study}"
-    if series is not None:
-        url += f"/series/{series}"
-        if sop is not None:
-            url += f"/instances/{sop}"
-    return url
+    return Scope(str(study), series, sop if series is not None else None).url(wado.base_url)
 
 
 def _json_or_xml(
@@ -366,7 +362,7 @@ def _search(level: QueryLevel) -> Answer:
         if parameters is None:  # a UID that is no replacement of this study matches nothing
             return _json_or_xml([], media_type, _no_location)
         query = parse_search(parameters, level)
-        scope = SearchScope(wado.scope.study_instance_uid, wado.scope.series_instance_uid)
+        scope = Scope(wado.scope.study_instance_uid, wado.scope.series_instance_uid)
         with services.engine.connect() as connection:
             page = search(connection, query, scope, max_results=services.settings.qido_max_results)
         served = {(m.series_instance_uid, m.sop_instance_uid) for m in study.served(wado.scope)}
@@ -420,14 +416,14 @@ def _search_studies(
         return _json_or_xml([], media_type, _no_location)
     query = parse_search([("StudyInstanceUID", ",".join(maps)), *others], QueryLevel.STUDY)
     with services.engine.connect() as connection:
-        page = search(connection, query, SearchScope(), max_results=services.settings.qido_max_results)
+        page = search(connection, query, None, max_results=services.settings.qido_max_results)
     audited.add(studies=(result.study_instance_uid for result in page.results))
     items = [
         _search_item(
             rendition,
             result.attributes,
             base_url,
-            f"{base_url}/studies/{maps[result.study_instance_uid].replacement_study_uid}",
+            Scope(maps[result.study_instance_uid].replacement_study_uid).url(base_url),
         )
         for result in page.results
     ]

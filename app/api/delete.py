@@ -17,32 +17,28 @@ from app.api.deps import ServicesDep
 from app.api.wado_request import not_found_message
 from app.audit.notes import note_audited_uids
 from app.dicomweb.errors import NotFound
+from app.dicomweb.scope import INSTANCE_ROUTE, SERIES_ROUTE, STUDY_ROUTE, Scope
 from app.dicomweb.uids import require_valid_uid
 from app.metrics import INSTANCES_DELETED
 from app.services import Services
-from app.store.read.retrieval import Scope
 from app.store.upkeep.deletion import Deletion, delete_scope
 
 router = APIRouter(tags=["Delete (extension)"])
 
-STUDY = "/studies/{study_instance_uid}"
-SERIES = STUDY + "/series/{series_instance_uid}"
-INSTANCE = SERIES + "/instances/{sop_instance_uid}"
 
-
-@router.delete(STUDY, status_code=204, summary="Delete a study (extension)")
+@router.delete(STUDY_ROUTE, status_code=204, summary="Delete a study (extension)")
 async def delete_study(study_instance_uid: str, request: Request, services: ServicesDep) -> Response:
     return await _delete(request, services, Scope(study_instance_uid))
 
 
-@router.delete(SERIES, status_code=204, summary="Delete a series (extension)")
+@router.delete(SERIES_ROUTE, status_code=204, summary="Delete a series (extension)")
 async def delete_series(
     study_instance_uid: str, series_instance_uid: str, request: Request, services: ServicesDep
 ) -> Response:
     return await _delete(request, services, Scope(study_instance_uid, series_instance_uid))
 
 
-@router.delete(INSTANCE, status_code=204, summary="Delete an instance (extension)")
+@router.delete(INSTANCE_ROUTE, status_code=204, summary="Delete an instance (extension)")
 async def delete_instance(
     study_instance_uid: str,
     series_instance_uid: str,

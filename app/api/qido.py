@@ -27,24 +27,25 @@ from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
 from app.dicomweb.query import SearchQuery, parse_search
 from app.dicomweb.query_keys import QueryLevel
 from app.dicomweb.responses import dicom_json_to_xml
+from app.dicomweb.scope import SERIES_ROUTE, STUDY_ROUTE, Scope
 from app.dicomweb.search_results import result_to_dicom_json
 from app.dicomweb.uids import require_valid_uid
-from app.security.principal import Scope, anonymous, principal_of
+from app.security.principal import Scope as TokenScope
+from app.security.principal import anonymous, principal_of
 from app.services import Services
 from app.store.query_tags import ExtendedKey
-from app.store.read.search import RETRIEVE_URL, SearchPage, SearchResult, SearchScope, search
+from app.store.read.search import RETRIEVE_URL, SearchPage, SearchResult, search
 
 router = APIRouter(tags=["QIDO-RS"])
 
-STUDY = "/studies/{study_instance_uid}"
 _SEARCHES = (
     ("/studies", QueryLevel.STUDY, "Search for studies"),
     ("/series", QueryLevel.SERIES, "Search for series"),
     ("/instances", QueryLevel.INSTANCE, "Search for instances"),
-    (STUDY + "/series", QueryLevel.SERIES, "Search for the study's series"),
-    (STUDY + "/instances", QueryLevel.INSTANCE, "Search for the study's instances"),
+    (STUDY_ROUTE + "/series", QueryLevel.SERIES, "Search for the study's series"),
+    (STUDY_ROUTE + "/instances", QueryLevel.INSTANCE, "Search for the study's instances"),
     (
-        STUDY + "/series/{series_instance_uid}/instances",
+        SERIES_ROUTE + "/instances",
         QueryLevel.INSTANCE,
         "Search for the series' instances",
     ),
@@ -56,7 +57,7 @@ class SearchRequest:
     """A search as read from its HTTP request: checked, parsed and negotiated before any SQL runs."""
 
     query: SearchQuery
-    scope: SearchScope
+    scope: Scope | None  # None: the whole archive
     extended: tuple[ExtendedKey, ...]  # the extended query tags it was parsed with
     media_type: str  # DICOM JSON, or multipart/related; type="application/dicom+xml"
     base_url: str
@@ -67,11 +68,12 @@ class SearchRequest:
         cls, request: Request, services: Services, level: QueryLevel, extended: tuple[ExtendedKey, ...] = ()
     ) -> SearchRequest:
         params = request.path_params
-        scope = SearchScope(params.get("study_instance_uid"), params.get("series_instance_uid"))
-        if scope.study_instance_uid is not None:
-            require_valid_uid(scope.study_instance_uid, "Study Instance UID")
-        if scope.series_instance_uid is not None:
-            require_valid_uid(scope.series_instance_uid, "Series Instance UID")
+        study, series = params.get("study_instance_uid"), params.get("series_instance_uid")
+        if study is not None:
+            require_valid_uid(study, "Study Instance UID")
+        if series is not None:
+            require_valid_uid(series, "Series Instance UID")
+        scope = Scope(study, series) if study is not None else None
         query = parse_search(request.query_params.multi_items(), level, (key.key for key in extended))
         if query.include_rejected:
             _require_admin(request)
@@ -86,8 +88,8 @@ class SearchRequest:
 def _require_admin(request: Request) -> None:
     """`includerejected=true` shows what rejection notes hid: for administrators only."""
     principal = principal_of(request) or anonymous()  # no authentication layer: an open server
-    if not principal.holds(Scope.ADMIN):
-        raise Forbidden(f"includerejected=true needs the {Scope.ADMIN.value} scope")
+    if not principal.holds(TokenScope.ADMIN):
+        raise Forbidden(f"includerejected=true needs the {TokenScope.ADMIN.value} scope")
 
 
 def answer_search(
@@ -127,12 +129,7 @@ def answer_search(
 
 def _dataset(result: SearchResult, base_url: str) -> dict[str, object]:
     """The result's DICOM JSON with its RetrieveURL."""
-    url = f"{base_url}/studies/{result.study_instance_uid}"
-    if result.series_instance_uid is not None:
-        url += f"/series/{result.series_instance_uid}"
-    if result.sop_instance_uid is not None:
-        url += f"/instances/{result.sop_instance_uid}"
-    return result_to_dicom_json({**result.attributes, RETRIEVE_URL: url})
+    return result_to_dicom_json({**result.attributes, RETRIEVE_URL: result.scope.url(base_url)})
 
 
 def more_results_warning(page: SearchPage, query: SearchQuery) -> str:

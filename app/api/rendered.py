@@ -25,17 +25,14 @@ from app.api.rendered_documents import answer_rendered_document
 from app.api.wado_request import VARY, WadoRequest, answered_again_if_changed
 from app.dicomweb.frame_numbers import parse_frame_list
 from app.dicomweb.rendered_params import negotiate_rendered_media_type, parse_render_options
+from app.dicomweb.scope import INSTANCE_ROUTE, SERIES_ROUTE, STUDY_ROUTE, Scope
 from app.imaging.display import RenderOptions
 from app.retrieve.rendered import instance_shown, render, shown_frames
 from app.services import Services
-from app.store.read.retrieval import Scope
 
 router = APIRouter(tags=["WADO-RS"])
 
-STUDY = "/studies/{study_instance_uid}"
-SERIES = STUDY + "/series/{series_instance_uid}"
-INSTANCE = SERIES + "/instances/{sop_instance_uid}"
-FRAMES = INSTANCE + "/frames/{frame_list}"
+FRAMES = INSTANCE_ROUTE + "/frames/{frame_list}"
 WINDOW_HEADER = "Fovea-Window"  # how the grey levels were chosen (dataset, request, VOI LUT, automatic)
 
 
@@ -90,7 +87,12 @@ def _endpoint(thumbnail: bool) -> Callable[[Request], Awaitable[Response]]:
 
 
 for _kind, _thumbnail in (("rendered", False), ("thumbnail", True)):
-    for _level, _path in (("study", STUDY), ("series", SERIES), ("instance", INSTANCE), ("frames", FRAMES)):
+    for _level, _path in (
+        ("study", STUDY_ROUTE),
+        ("series", SERIES_ROUTE),
+        ("instance", INSTANCE_ROUTE),
+        ("frames", FRAMES),
+    ):
         router.add_api_route(
             f"{_path}/{_kind}",
             _endpoint(_thumbnail),

@@ -10,7 +10,6 @@ DICOM JSON metadata and bulk data parts is first turned into one Part 10 file pe
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -19,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ServicesDep
 from app.api.multipart import MultipartSpooler, SpooledPart, parse_multipart_content_type
 from app.api.stow_json import instances_from_parts
-from app.api.urls import dicomweb_base_url, instance_url, study_url
+from app.api.urls import dicomweb_base_url
 from app.audit.notes import note_audited_rejections, note_audited_uids
 from app.dicomweb.dicomjson import encode_dicom_json
 from app.dicomweb.errors import PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType
@@ -33,10 +32,10 @@ from app.dicomweb.responses import (
     store_response_dataset,
     store_status,
 )
+from app.dicomweb.scope import STUDY_ROUTE, Scope
 from app.dicomweb.uids import require_valid_uid
 from app.metrics import STOW_BYTES, STOW_FAILURES, STOW_INSTANCES
 from app.services import Services
-from app.store.read.retrieval import Scope
 from app.store.write.ingest import IngestResult, Outcome
 from app.store.write.parse import Problem
 
@@ -71,7 +70,7 @@ async def store_instances(request: Request, services: ServicesDep) -> Response:
     return await _store(request, services, study_instance_uid=None)
 
 
-@router.post("/studies/{study_instance_uid}", summary="Store instances of one study (STOW-RS)")
+@router.post(STUDY_ROUTE, summary="Store instances of one study (STOW-RS)")
 async def store_study_instances(study_instance_uid: str, request: Request, services: ServicesDep) -> Response:
     require_valid_uid(study_instance_uid, "Study Instance UID")
     return await _store(request, services, study_instance_uid=study_instance_uid)
@@ -136,8 +135,7 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
     base = dicomweb_base_url(request, services.settings.public_base_url)
     dataset = store_response_dataset(
         outcomes,
-        study_url=partial(study_url, base),
-        instance_url=partial(instance_url, base),
+        base_url=base,
         study_instance_uid=study_instance_uid,
     )
     render = dicom_json_to_xml if response_type == STORE_RESPONSE_XML else encode_dicom_json

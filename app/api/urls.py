@@ -38,11 +38,3 @@ def dicomweb_base_url(request: Request, public_base_url: str | None) -> str:
     prefix = _first(headers.get("x-forwarded-prefix"))
     prefix = prefix.rstrip("/") if _PREFIX.fullmatch(prefix) else ""
     return f"{scheme}://{host}{prefix}{DICOMWEB_PREFIX}"
-
-
-def study_url(base: str, study: str) -> str:
-    return f"{base}/studies/{study}"
-
-
-def instance_url(base: str, study: str, series: str, instance: str) -> str:
-    return f"{base}/studies/{study}/series/{series}/instances/{instance}"

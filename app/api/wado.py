@@ -32,14 +32,11 @@ from app.dicomweb.mediatypes import DICOM_JSON, DICOM_XML
 from app.dicomweb.metadata import metadata_response_body, with_absolute_bulkdata_uris
 from app.dicomweb.negotiation import METADATA_XML, negotiate_metadata_media_type
 from app.dicomweb.responses import dicom_json_to_xml
+from app.dicomweb.scope import INSTANCE_ROUTE, SERIES_ROUTE, STUDY_ROUTE, Scope
 from app.services import Services
-from app.store.read.retrieval import Scope, stored_metadata_with_version
+from app.store.read.retrieval import stored_metadata_with_version
 
 router = APIRouter(tags=["WADO-RS"])
-
-STUDY = "/studies/{study_instance_uid}"
-SERIES = STUDY + "/series/{series_instance_uid}"
-INSTANCE = SERIES + "/instances/{sop_instance_uid}"
 
 
 Answer = Callable[[Services, WadoRequest], Response]
@@ -82,7 +79,10 @@ async def retrieve_instance_frames(request: Request) -> Response:
 
 router.routes.append(
     Route(
-        INSTANCE + "/frames/{frame_list}", retrieve_instance_frames, methods=["GET"], name="retrieve_frames"
+        INSTANCE_ROUTE + "/frames/{frame_list}",
+        retrieve_instance_frames,
+        methods=["GET"],
+        name="retrieve_frames",
     )
 )
 
@@ -136,7 +136,7 @@ def _xml_part(wado: WadoRequest, dataset: dict[str, Any]) -> OutgoingPart:
 # --- Frames, pixel data and bulk data: the bulk-data category ---
 
 
-@router.get(INSTANCE + "/bulkdata/{bulkdata_path:path}", summary="Retrieve one bulk data value")
+@router.get(INSTANCE_ROUTE + "/bulkdata/{bulkdata_path:path}", summary="Retrieve one bulk data value")
 async def retrieve_bulkdata_uri(
     study_instance_uid: str,
     series_instance_uid: str,
@@ -153,7 +153,7 @@ async def retrieve_bulkdata_uri(
 
 # --- The resources that exist at study, series and instance level alike (PS3.18 10.4.1.1) ---
 
-_LEVELS = (("study", STUDY), ("series", SERIES), ("instance", INSTANCE))
+_LEVELS = (("study", STUDY_ROUTE), ("series", SERIES_ROUTE), ("instance", INSTANCE_ROUTE))
 _SCOPED_RESOURCES: tuple[tuple[str, str, Answer], ...] = (
     ("", "Retrieve the {level}'s instances", retrieve_instances),
     ("/metadata", "Retrieve {level} metadata", _metadata),

@@ -22,6 +22,7 @@ from app.api.multipart import OutgoingPart, iter_multipart_related, new_boundary
 from app.api.urls import dicomweb_base_url
 from app.dicomweb.errors import NotFound
 from app.dicomweb.negotiation import MediaRange, parse_accept
+from app.dicomweb.scope import Scope
 from app.dicomweb.uids import require_valid_uid
 from app.retrieve.scopes import CHANGED_SINCE_LOOKUP as CHANGED_SINCE_LOOKUP
 from app.retrieve.scopes import not_found_message as not_found_message
@@ -29,12 +30,7 @@ from app.retrieve.scopes import refuse_if_unavailable as refuse_if_unavailable
 from app.retrieve.scopes import scope_description as scope_description
 from app.services import Services
 from app.settings import Settings
-from app.store.read.retrieval import (
-    Scope,
-    ScopeVersion,
-    StoredInstance,
-    stored_instances_with_version,
-)
+from app.store.read.retrieval import ScopeVersion, StoredInstance, stored_instances_with_version
 
 VARY = "Accept, Accept-Encoding"
 _P = ParamSpec("_P")
@@ -104,12 +100,7 @@ class WadoRequest:
         """The absolute URL of a study, series or instance resource."""
         if self.shown_as is not None:
             scope = self.shown_as(scope)
-        url = f"{self.base_url}/studies/{scope.study_instance_uid}"
-        if scope.series_instance_uid is not None:
-            url += f"/series/{scope.series_instance_uid}"
-        if scope.sop_instance_uid is not None:
-            url += f"/instances/{scope.sop_instance_uid}"
-        return url
+        return scope.url(self.base_url)
 
     def instance_url(self, instance: StoredInstance) -> str:
         """The absolute URL of one stored instance."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.routing import compile_path
 
+from app.dicomweb.scope import INSTANCE_ROUTE, SERIES_ROUTE, STUDY_ROUTE
+
 
 class Action(StrEnum):
     STORE = "store"  # STOW-RS
@@ -58,9 +60,9 @@ class AuditedRequest:
 
 
 _DICOMWEB = "/dicom-web"
-_STUDY = _DICOMWEB + "/studies/{study_instance_uid}"
-_SERIES = _STUDY + "/series/{series_instance_uid}"
-_INSTANCE = _SERIES + "/instances/{sop_instance_uid}"
+_STUDY = _DICOMWEB + STUDY_ROUTE
+_SERIES = _DICOMWEB + SERIES_ROUTE
+_INSTANCE = _DICOMWEB + INSTANCE_ROUTE
 _FRAMES = _INSTANCE + "/frames/{frame_list}"
 _LEVELS = (_STUDY, _SERIES, _INSTANCE)
 # The de-identified rendition: its own templates (so an auditor sees it was de-identified), the original

@@ -14,7 +14,7 @@ the SOP Instance UID; the same number dcm4chee uses for a subsequent occurrence 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -22,6 +22,7 @@ from xml.etree import ElementTree
 
 from pydicom.datadict import keyword_for_tag
 
+from app.dicomweb.scope import Scope
 from app.dicomweb.uids import is_valid_uid
 
 
@@ -116,8 +117,7 @@ def _uid_attribute(value: str) -> dict[str, Any]:
 def store_response_dataset(
     outcomes: Sequence[InstanceOutcome],
     *,
-    study_url: Callable[[str], str],
-    instance_url: Callable[[str, str, str], str],
+    base_url: str,
     study_instance_uid: str | None = None,
 ) -> dict[str, Any]:
     """The Store Instances Response module as a DICOM JSON object (PS3.18 Annex I).
@@ -127,7 +127,8 @@ def store_response_dataset(
     """
     studies = {o.study_instance_uid for o in outcomes if o.stored}
     study = study_instance_uid or (next(iter(studies)) if len(studies) == 1 else None)
-    dataset: dict[str, Any] = {"00081190": _attribute("UR", study_url(study) if study else "")}
+    study_url = Scope(study).url(base_url) if study else ""
+    dataset: dict[str, Any] = {"00081190": _attribute("UR", study_url)}
 
     failed = []
     for outcome in outcomes:
@@ -153,11 +154,11 @@ def store_response_dataset(
             "00081155": _attribute("UI", outcome.sop_instance_uid),
             "00081190": _attribute(
                 "UR",
-                instance_url(
+                Scope(
                     outcome.study_instance_uid,
                     outcome.series_instance_uid,
                     outcome.sop_instance_uid,
-                ),
+                ).url(base_url),
             ),
         }
         if outcome.warning is not None:

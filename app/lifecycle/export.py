@@ -35,6 +35,7 @@ from sqlalchemy import Engine
 from app.audit.actions import Action
 from app.audit.events import AuditEvent, WrittenFile
 from app.audit.trail import AuditTrail
+from app.dicomweb.scope import Scope
 from app.dicomweb.uids import is_valid_uid
 from app.imaging.codecs.decode import FrameDecodeError
 from app.imaging.display import RenderError, Window
@@ -42,7 +43,7 @@ from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.export_images import ImageExportError, decoded_frames, png_bytes, tiff_bytes
 from app.lifecycle.export_pdf import ReportPage, pick_key_slices, report_page, report_pdf
 from app.store.infra.blobs import BlobStore, open_blob
-from app.store.read.retrieval import Scope, StoredInstance, stored_instances
+from app.store.read.retrieval import StoredInstance, stored_instances
 
 OPERATOR_KIND = "operator"  # the audit principal kind of a command run by a person at the server
 MANIFEST = "SHA256SUMS"

@@ -28,10 +28,11 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from sqlalchemy import Engine
 
+from app.dicomweb.scope import Scope
 from app.lifecycle.deidentify import Deidentifier
 from app.store.infra.blobs import BlobStore, open_blob
 from app.store.read.rendition_index import StudyMember, study_instance_uids, study_members, study_uid_of_key
-from app.store.read.retrieval import Scope, StoredInstance
+from app.store.read.retrieval import StoredInstance
 
 SECONDARY_CAPTURE_CLASSES = frozenset(
     {
@@ -225,9 +226,7 @@ class Rendition:
             return None
         study, series, instance, path = match.groups()
         new = self.replacement_uid
-        return (
-            f"{base_url}/studies/{new(study)}/series/{new(series)}/instances/{new(instance)}/bulkdata/{path}"
-        )
+        return f"{Scope(new(study), new(series), new(instance)).url(base_url)}/bulkdata/{path}"
 
     def part10_of(self, blobs: BlobStore, instance: StoredInstance, transfer_syntax: str) -> bytes:
         """The instance's stored file, de-identified (read whole: pydicom writes a data set at once)."""

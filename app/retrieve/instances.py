@@ -18,6 +18,7 @@ from functools import partial
 
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.negotiation import InstanceSelection, negotiate_instance_media_type
+from app.dicomweb.scope import Scope
 from app.imaging.pixel_description import can_rewrite_instance_in, stored_syntax
 from app.retrieve.pixels import AcceptLists, frame_source
 from app.retrieve.scopes import CHANGED_SINCE_LOOKUP, refuse_if_unavailable
@@ -25,7 +26,7 @@ from app.services import Services
 from app.store.conversion.part10_rewrite import iter_rewritten
 from app.store.infra.blobs import open_blob
 from app.store.read.frame_source import FRAME_CONVERSION_ERRORS
-from app.store.read.retrieval import Scope, StoredInstance, frames_of, stored_instances
+from app.store.read.retrieval import StoredInstance, frames_of, stored_instances
 
 
 @dataclass(frozen=True, slots=True)

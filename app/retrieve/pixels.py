@@ -19,6 +19,7 @@ from app.dicomweb.errors import DicomwebError, Gone, NotAcceptable, NotFound
 from app.dicomweb.frame_numbers import check_frames_exist
 from app.dicomweb.mediatypes import OCTET_STREAM, bulk_media_type_for
 from app.dicomweb.negotiation import FrameSelection, MediaRange, negotiate_frame_media_type
+from app.dicomweb.scope import Scope
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.retrieve.scopes import not_found_message, refuse_if_unavailable, scope_description
 from app.services import Services
@@ -26,7 +27,6 @@ from app.store.read.frame_source import FRAME_CONVERSION_ERRORS, FrameSource
 from app.store.read.retrieval import (
     InstanceChanged,
     NoPixelData,
-    Scope,
     StoredBulkData,
     StoredFrames,
     StoredInstance,

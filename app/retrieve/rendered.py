@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 
 from app.dicomweb.errors import BadRequest, Gone, NotAcceptable, NotFound
 from app.dicomweb.frame_numbers import check_frames_exist
+from app.dicomweb.scope import Scope
 from app.imaging.codecs.decode import FrameFormat
 from app.imaging.display import (
     AUTO_WINDOW_PERCENTILES,
@@ -40,7 +41,6 @@ from app.retrieve.scopes import not_found_message, scope_description
 from app.services import RenderedImage, Services
 from app.store.read.frame_source import FRAME_CONVERSION_ERRORS
 from app.store.read.retrieval import (
-    Scope,
     StoredInstance,
     frames_of,
     scope_exists,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.dicomweb.errors import Gone
+from app.dicomweb.scope import Scope
 from app.store.infra.blobs import BlobNotFound
-from app.store.read.retrieval import InstanceChanged, Scope, StoredInstance
+from app.store.read.retrieval import InstanceChanged, StoredInstance
 
 # What a read meets when a writer replaced an instance after the read looked it up: the frame table is
 # gone at once; the blob only after the deletion grace period, so a slow read may still meet that.

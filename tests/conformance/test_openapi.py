@@ -204,8 +204,7 @@ def test_a_store_response_matches_the_contract_schema(contract: dict[str, Any]) 
     ]
     dataset = store_response_dataset(
         outcomes,
-        study_url=lambda study: f"http://example.org/dicom-web/studies/{study}",
-        instance_url=lambda study, series, sop: f"http://example.org/dicom-web/{study}/{series}/{sop}",
+        base_url="http://example.org/dicom-web",
     )
     schema = {**contract, "$ref": "#/components/schemas/StoreInstancesResponse"}
     jsonschema.Draft202012Validator(schema).validate(dataset)

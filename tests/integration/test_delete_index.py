@@ -11,7 +11,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import exists, select
 
-from app.store.read.retrieval import Scope
+from app.dicomweb.scope import Scope
 from app.store.tables import BlobDeletion, Instance, Patient, Series, Study
 from app.store.upkeep.deletion import delete_scope
 from app.store.write.ingest import Outcome

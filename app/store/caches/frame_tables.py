@@ -20,7 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.store.read.retrieval import Scope, StoredFrames
+from app.dicomweb.scope import Scope
+from app.store.read.retrieval import StoredFrames
 
 DEFAULT_TTL_S = 5.0
 DEFAULT_MAX_FRAGMENTS = 500_000  # about 100 bytes each: tens of MB at most

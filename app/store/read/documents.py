@@ -17,8 +17,8 @@ from app.dicomweb.documents import (
     ENCAPSULATED_DOCUMENT_LENGTH,
     RENDERED_DOCUMENT_MEDIA_TYPES,
 )
+from app.dicomweb.scope import Scope
 from app.store.read.retrieval import (
-    Scope,
     StoredBulkData,
     StoredInstance,
     stored_bulkdata,

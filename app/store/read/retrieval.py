@@ -14,21 +14,13 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, func, select
 
+from app.dicomweb.scope import Scope
 from app.imaging.frame_table import FrameFragment, PixelLayout
 from app.imaging.pixel_description import PixelDescription, stored_syntax
 from app.store.read.visibility import VISIBLE
 from app.store.tables import BulkDataRow, FrameFragmentRow, Instance, InstanceMetadata, Series, Study
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """A study, a series of it, or one instance of that series (the narrower UIDs may be None)."""
-
-    study_instance_uid: str
-    series_instance_uid: str | None = None
-    sop_instance_uid: str | None = None
 
 
 def stored_metadata(connection: Connection, scope: Scope) -> list[bytes]:

@@ -47,6 +47,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.dicomweb.person_names import fold_case, fuzzy_words
 from app.dicomweb.query import Match, MatchKind, SearchQuery
 from app.dicomweb.query_keys import KEYS, LEVELS, QueryLevel, Source, held_columns, keys_at
+from app.dicomweb.scope import Scope
 from app.dicomweb.search_results import StoredElement
 from app.store.query_tags import ExtendedKey
 from app.store.read.visibility import ANY_REJECTED, REJECTED, SERIES_VISIBLE, STUDY_VISIBLE, VISIBLE
@@ -122,14 +123,6 @@ ONLINE = "ONLINE"
 
 
 @dataclass(frozen=True, slots=True)
-class SearchScope:
-    """The UIDs of the search's URL: `/studies/{study}/series/{series}/instances` and the like."""
-
-    study_instance_uid: str | None = None
-    series_instance_uid: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class SearchResult:
     """One matching study, series or instance: its attributes by tag, and its place in the hierarchy."""
 
@@ -137,6 +130,10 @@ class SearchResult:
     study_instance_uid: str
     series_instance_uid: str | None = None
     sop_instance_uid: str | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +146,7 @@ class SearchPage:
 def search(
     connection: Connection,
     query: SearchQuery,
-    scope: SearchScope,
+    scope: Scope | None,
     *,
     max_results: int,
     extended: Sequence[ExtendedKey] = (),
@@ -210,24 +207,24 @@ def _visible_at(level: QueryLevel) -> ColumnElement[bool]:
     return VISIBLE
 
 
-def _scope_conditions(scope: SearchScope) -> list[ColumnElement[bool]]:
-    conditions = []
-    if scope.study_instance_uid is not None:
-        conditions.append(Study.study_instance_uid == scope.study_instance_uid)
+def _scope_conditions(scope: Scope | None) -> list[ColumnElement[bool]]:
+    if scope is None:
+        return []
+    conditions = [Study.study_instance_uid == scope.study_instance_uid]
     if scope.series_instance_uid is not None:
         conditions.append(Series.series_instance_uid == scope.series_instance_uid)
     return conditions
 
 
-def _order(level: QueryLevel, scope: SearchScope) -> list[Any]:
+def _order(level: QueryLevel, scope: Scope | None) -> list[Any]:
     """Stable orders for paging: natural order inside a scope, storage order across the archive."""
     if level is QueryLevel.STUDY:
         return [Study.pk]
     if level is QueryLevel.SERIES:
-        if scope.study_instance_uid is None:
+        if scope is None:
             return [Series.pk]
         return [Series.series_number.asc().nulls_last(), Series.pk]
-    if scope.study_instance_uid is None and scope.series_instance_uid is None:
+    if scope is None:
         return [Instance.pk]
     return [
         Series.series_number.asc().nulls_last(),
@@ -415,7 +412,7 @@ def _is_empty(match: Match) -> ColumnElement[bool]:
 # --- What each result carries ---
 
 
-def _wanted_tags(query: SearchQuery, scope: SearchScope) -> frozenset[int]:
+def _wanted_tags(query: SearchQuery, scope: Scope | None) -> frozenset[int]:
     """The attributes to return: the level's keys, the keys of the levels the URL leaves open
     (PS3.18 10.6.3.3: `/series` returns study keys too), the matched keys, and the included ones."""
     level = query.level
@@ -423,9 +420,9 @@ def _wanted_tags(query: SearchQuery, scope: SearchScope) -> frozenset[int]:
     wanted = set(_RETURNED[level]) | {STUDY_UID}
     if level is QueryLevel.INSTANCE:
         wanted.add(SERIES_UID)
-    if level is not QueryLevel.STUDY and scope.study_instance_uid is None:
+    if level is not QueryLevel.STUDY and scope is None:
         wanted |= _RETURNED[QueryLevel.STUDY]
-    if level is QueryLevel.INSTANCE and scope.series_instance_uid is None:
+    if level is QueryLevel.INSTANCE and (scope is None or scope.series_instance_uid is None):
         wanted |= _RETURNED[QueryLevel.SERIES]
     wanted.update(match.path[0] for match in query.matches)
     if query.include_all:

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.dicomweb.scope import Scope
 from app.store.infra.db import write_serializer_for
-from app.store.read.retrieval import Scope
 from app.store.tables import Instance, Patient, Series, Study
 from app.store.upkeep.deferred_deletion import schedule_blob_deletions
 

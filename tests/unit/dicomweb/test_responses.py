@@ -54,8 +54,7 @@ def test_store_status_follows_table_10_5_3_1(outcomes: list[InstanceOutcome], st
 def _dataset(outcomes: list[InstanceOutcome], study: str | None = None) -> dict[str, object]:
     return store_response_dataset(
         outcomes,
-        study_url=lambda s: f"http://h/dw/studies/{s}",
-        instance_url=lambda st, se, i: f"http://h/dw/studies/{st}/series/{se}/instances/{i}",
+        base_url="http://h/dw",
         study_instance_uid=study,
     )
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from app.dicomweb.scope import Scope
 from app.lifecycle.confidentiality_profile import ProfileOptions
 from app.lifecycle.deidentify import Deidentifier
 from app.lifecycle.pseudonyms import Pseudonyms
 from app.lifecycle.rendition import Rendition, StudyMap, may_show_identifying_text
 from app.store.read.rendition_index import StudyMember
-from app.store.read.retrieval import Scope
 
 CT, SC = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7"
 PSEUDONYMS = Pseudonyms("p" * 40)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from app.dicomweb.scope import Scope
 from app.imaging.frame_table import FrameFragment, PixelLayout
 from app.imaging.pixel_description import PixelDescription, stored_syntax
 from app.store.caches.frame_tables import FrameTableCache
-from app.store.read.retrieval import Scope, StoredFrames, StoredInstance
+from app.store.read.retrieval import StoredFrames, StoredInstance
 
 
 def frames(sop: str, count: int) -> StoredFrames:
