@@ -28,17 +28,15 @@ _HOT_METHODS = frozenset({"GET", "HEAD"})
 
 
 def served_paths_pattern(routes: Iterable[BaseRoute]) -> re.Pattern[str] | None:
-    """One pattern matching every path some route serves (any method); None when a route is not a plain
-    path route (a mount, a host), whose paths cannot be told in advance."""
+    """One pattern matching (`match`, as the routes do) every path some route serves, whatever the method;
+    None when a route is not a plain path route (a mount, a host), whose paths cannot be told in advance."""
     alternatives = []
     for route in routing.iter_route_contexts(list(routes)):
         regex = getattr(route, "path_regex", None)
         if not isinstance(regex, re.Pattern) or not isinstance(getattr(route, "path", None), str):
             return None
-        if not (regex.pattern.startswith("^") and regex.pattern.endswith("$")):
-            return None
-        alternatives.append(_NAMED_GROUP.sub("(?:", regex.pattern[1:-1]))
-    return re.compile("(?:" + "|".join(alternatives) + ")") if alternatives else None
+        alternatives.append(_NAMED_GROUP.sub("(?:", regex.pattern))
+    return re.compile("|".join(alternatives)) if alternatives else None
 
 
 class HotRoutes:
@@ -69,12 +67,12 @@ class HotRoutes:
     def _served(self, path: str) -> bool:
         """Whether some route serves `path`, or the path the router would redirect to (slash toggled)."""
         assert self.served is not None
-        if self.served.fullmatch(path):
+        if self.served.match(path):
             return True
         if path == "/":
             return False
         toggled = path.rstrip("/") if path.endswith("/") else path + "/"
-        return self.router.redirect_slashes and self.served.fullmatch(toggled) is not None
+        return self.router.redirect_slashes and self.served.match(toggled) is not None
 
 
 def prefixed(route: Route, prefix: str) -> Route:

@@ -66,10 +66,23 @@ class RequestLogMiddleware:
             current_request_id.reset(token)
 
 
+# The labelled metric children of each (method, route, status) seen: `labels()` takes a lock and builds a
+# key on every call. Bounded, as methods are the client's to choose (past the bound, looked up each time).
+_MAX_LABELLED = 512
+_labelled: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def _count_request(method: str, template: str | None, status: int, seconds: float) -> None:
-    route = template or UNMATCHED_ROUTE
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(seconds)
+    key = (method, template or UNMATCHED_ROUTE, status)
+    children = _labelled.get(key)
+    if children is None:
+        route = key[1]
+        children = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route))
+        if len(_labelled) < _MAX_LABELLED:
+            _labelled[key] = children
+    requests, duration = children
+    requests.inc()
+    duration.observe(seconds)
 
 
 def _log_request(scope: Scope, template: str | None, status: int, sent: int, seconds: float) -> None:
