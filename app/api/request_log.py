@@ -10,6 +10,7 @@ otherwise a fresh one; it is echoed on the response and attached to every record
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -33,6 +34,27 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
+_IDS_PER_DRAW = 256
+_fresh_ids: list[str] = []
+
+
+def fresh_request_id() -> str:
+    """A random version-4 UUID as 32 hex digits, as `uuid.uuid4().hex` makes it.
+
+    Why drawn in batches: one `getrandom` call per request, and the thread switch it invites, cost more
+    than the rest of the ID. `list.pop` is atomic, so threads never share an ID; two refilling at once
+    only draw more.
+    """
+    try:
+        return _fresh_ids.pop()
+    except IndexError:
+        pool = os.urandom(16 * _IDS_PER_DRAW)
+        _fresh_ids.extend(
+            uuid.UUID(bytes=pool[start : start + 16], version=4).hex for start in range(0, len(pool), 16)
+        )
+        return _fresh_ids.pop()
+
+
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp, templates: RouteTemplates) -> None:
         self.app = app
@@ -42,7 +64,7 @@ class RequestLogMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or fresh_request_id()
         token = current_request_id.set(request_id)
         started = time.perf_counter()
         outcome = {"status": 500, "bytes": 0}
