@@ -154,6 +154,7 @@ bench: install
 	$(BIN)/python bench/bench_audit.py
 	$(BIN)/python bench/bench_shared_cache.py
 	$(BIN)/python bench/bench_idle_memory.py
+	$(BIN)/python bench/bench_request_overhead.py
 
 # Side by side with Orthanc, alternating runs (bench/README.md, "Against Orthanc"): needs root, and the
 # workplace's comparison harness beside this checkout; writes bench/results/vs-orthanc/cmp.md (committed).

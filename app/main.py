@@ -31,6 +31,7 @@ from app.api import (
 )
 from app.api.audit_middleware import AuditMiddleware
 from app.api.capabilities import add_capabilities_routes
+from app.api.hot_routes import install_hot_routes, prefixed
 from app.api.request_log import RequestLogMiddleware
 from app.api.route_templates import RouteTemplates
 from app.api.urls import DICOMWEB_PREFIX
@@ -64,6 +65,9 @@ ROUTERS = (
     (audit.router, ""),
     (query_tags.router, ""),
 )
+
+# Found before the router walks its routes (app/api/hot_routes.py): probes and the frames resource.
+HOT_ROUTES = (*admin.PROBE_ROUTES, prefixed(wado.FRAMES_ROUTE, DICOMWEB_PREFIX))
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -132,6 +136,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
     add_capabilities_routes(app)  # OPTIONS on what the routers above serve
+    install_hot_routes(app.router, HOT_ROUTES)
     # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
     app.add_middleware(AuthenticationMiddleware, settings=settings)
     # Outside the authentication middleware, so refused requests are recorded.

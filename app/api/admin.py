@@ -16,12 +16,13 @@ import asyncio
 import time
 from collections.abc import Awaitable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.routing import Route
 
 from app import __version__
-from app.api.deps import ServicesDep
+from app.api.deps import get_services
 from app.services import Services
 from app.store.infra.blobs import BlobStoreError
 from app.store.infra.db import schema_is_current
@@ -34,14 +35,17 @@ async def livez() -> JSONResponse:
     return JSONResponse({"status": "alive", "version": __version__})
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"], summary="Index and blob store usable")
-async def readyz(services: ServicesDep) -> JSONResponse:
-    return await _readiness(services)
+async def readyz(request: Request) -> JSONResponse:
+    return await _readiness(get_services(request))
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], summary="Index and blob store usable (as /readyz)")
-async def health(services: ServicesDep) -> JSONResponse:
-    return await _readiness(services)
+# Plain Starlette routes, not FastAPI ones: readiness probes arrive every few hundred milliseconds from
+# every load balancer, and need no parameter validation or dependency solving (app/api/hot_routes.py).
+PROBE_ROUTES = (
+    Route("/readyz", readyz, methods=["GET", "HEAD"], name="readyz"),
+    Route("/health", readyz, methods=["GET", "HEAD"], name="health"),
+)
+router.routes.extend(PROBE_ROUTES)
 
 
 async def _readiness(services: Services) -> JSONResponse:

@@ -77,14 +77,10 @@ async def retrieve_instance_frames(request: Request) -> Response:
     return await services.run_blocking(retrieve_frames, services, wado, numbers)
 
 
-router.routes.append(
-    Route(
-        INSTANCE_ROUTE + "/frames/{frame_list}",
-        retrieve_instance_frames,
-        methods=["GET"],
-        name="retrieve_frames",
-    )
+FRAMES_ROUTE = Route(
+    INSTANCE_ROUTE + "/frames/{frame_list}", retrieve_instance_frames, methods=["GET"], name="retrieve_frames"
 )
+router.routes.append(FRAMES_ROUTE)
 
 
 # --- Metadata: DICOM JSON, or multipart Native DICOM Model XML ---

@@ -7,6 +7,7 @@ trusted proxy set, instead of each one having to remember to check the peer.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -31,6 +32,7 @@ def parse_networks(text: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+@functools.lru_cache(maxsize=256)  # asked per anonymous request about the few addresses the server listens on
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
