@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 # request of many instances does not hold many parsed data sets, nor a blob long unindexed.
 GROUP_INSTANCES = MAX_BATCH
 GROUP_BYTES = 64 * 1024 * 1024
+SYNC_AHEAD = 2  # files whose flush to disk is started ahead, per chunk
 
 
 class Outcome(StrEnum):
@@ -184,10 +185,15 @@ class Ingestor:
         group: list[tuple[int, _Prepared]] = []
         group_bytes = 0
         outage: str | None = None
-        # Every file's flush to disk starts now: several flushes in flight keep the disk busier than
-        # one at a time, and each is done before its file is published (put_file waits for it).
-        syncs = [self.blobs.start_sync(path) for path in paths]
-        for position, (path, synced) in enumerate(zip(paths, syncs, strict=True)):
+        # The flushes to disk of the next few files start ahead of their parse: several in flight keep
+        # the disk busier than one at a time (put_file waits for each before publishing its file). A
+        # few, not all: the flush threads are shared with the other chunks being stored meanwhile.
+        syncs: dict[int, Future[None]] = {}
+        for position, path in enumerate(paths):
+            for ahead in range(position, min(position + SYNC_AHEAD, len(paths))):
+                if ahead not in syncs:
+                    syncs[ahead] = self.blobs.start_sync(paths[ahead])
+            synced = syncs.pop(position)
             if outage is not None:
                 synced.cancel()
                 path.unlink(missing_ok=True)
