@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -267,6 +267,7 @@ def run_small(sizes: Sizes, concurrency: int, work: Path, server_args: Sequence[
         "mb_per_s": round(payload / MB / wall, 1),
         "request_p50_ms": round(statistics.median(tally.latencies) * 1000, 1),
         "request_max_ms": round(max(tally.latencies) * 1000, 1),
+        "server_cpu_ms_per_instance": round(sampler.server_cpu_s * 1000 / n, 2),
         "first_request_ms": round(warm_up_ms, 1),
         "non_200": tally.non_200,
         "failed_instances": tally.failed_instances,
@@ -359,11 +360,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--only", choices=("small", "large"), help="run one case")
     parser.add_argument("--concurrency", type=int, default=2, help="parallel clients in stow_small")
+    parser.add_argument(
+        "--instances", type=int, help="instances in stow_small (default 200; 10 with --quick)"
+    )
+    parser.add_argument("--per-request", type=int, help="instances per request in stow_small (default 10)")
     add_server_arguments(parser)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "stow.json")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.workers < 1:
         parser.error("--concurrency and --workers must be at least 1")
+    if (args.instances is not None and args.instances < 1) or (
+        args.per_request is not None and args.per_request < 1
+    ):
+        parser.error("--instances and --per-request must be at least 1")
     return args
 
 
@@ -371,6 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
     sizes = QUICK if args.quick else FULL
+    sizes = replace(
+        sizes,
+        small_instances=args.instances or sizes.small_instances,
+        small_per_request=args.per_request or sizes.small_per_request,
+    )
     server_args = server_arguments(args)
     work = Path(tempfile.mkdtemp(prefix="fovea-bench-stow-", dir=args.tmp_dir))
     common_fields = {

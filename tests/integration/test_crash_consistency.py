@@ -141,3 +141,35 @@ def test_sigkill_during_concurrent_stow_loses_nothing_acknowledged(backend: Back
         check_consistency(server, backend, acknowledged)
         check_no_orphans_after_gc(backend)
     assert len(acknowledged.files) >= KILLS  # the load did store things between the kills
+
+
+@pytest.mark.parametrize("backend", CRASH_BACKENDS, indirect=True)
+def test_sigkill_right_after_the_answer_keeps_a_group_committed_request(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The instances of one request share one index commit (store/write/group_commit.py): killed the
+    moment the answer is read, every instance it acknowledged is there after the restart."""
+    settings = backend.settings(ingest_workers=1, codec_workers=1)
+    log = tmp_path / "server.log"
+    acknowledged = Acknowledged()
+    study = generate_uid()
+    sent = {}
+    for seed in range(8):
+        sop = generate_uid()
+        sent[sop] = make_instance(study_uid=study, sop_uid=sop, rows=32, columns=32, seed=seed)
+    server = start_server(settings, log)
+    try:
+        response = httpx.post(
+            f"{server.dicomweb}/studies",
+            content=multipart_body(list(sent.values())),
+            headers={"Content-Type": stow_content_type()},
+            timeout=60,
+        )
+    finally:
+        server.kill()
+    assert response.status_code == 200, response.text
+    acknowledged.record(response, sent)
+    assert set(acknowledged.files) == set(sent)
+    with running_server(settings, log) as server:
+        check_consistency(server, backend, acknowledged)
+        check_no_orphans_after_gc(backend)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -38,6 +40,7 @@ from app.store.policies import (
 from app.store.upkeep.deferred_deletion import schedule_blob_deletion
 from app.store.upkeep.rejected_retention import delete_rejected
 from app.store.write.fixity import FileDigests
+from app.store.write.group_commit import MAX_BATCH, GroupCommit, IndexWrite
 from app.store.write.index_writer import (
     ALREADY_STORED,
     REPEATED_IN_BATCH,
@@ -59,7 +62,11 @@ from app.store.write.rejection import (
 from app.store.write.storage_policy import StoragePolicy
 
 log = logging.getLogger(__name__)
-_COMMIT_ATTEMPTS = 3  # concurrent first stores of one study/series race on the unique keys
+# Instances of one `ingest_many` call published before their index writes are grouped: bounded, so a
+# request of many instances does not hold many parsed data sets, nor a blob long unindexed.
+GROUP_INSTANCES = MAX_BATCH
+GROUP_BYTES = 64 * 1024 * 1024
+SYNC_AHEAD = 2  # files whose flush to disk is started ahead, per chunk
 
 
 class Outcome(StrEnum):
@@ -99,6 +106,18 @@ class IngestResult:
         return self.outcome not in (Outcome.FAILED,)
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """An instance parsed, checked and published, waiting for its index write."""
+
+    parsed: ParsedInstance
+    blobs: StoredBlobs
+    batch_id: str | None
+    publishing: float  # time.monotonic() when its blob began to be published
+    note: RejectionNote | None
+    name: str  # of the file received, for the log
+
+
 class Ingestor:
     """Stores Part 10 files into a blob store and the index (thread-safe; one per process)."""
 
@@ -126,7 +145,11 @@ class Ingestor:
         self.storage = storage or StoragePolicy()
         self.deletion_grace = timedelta(seconds=deletion_grace_s)
         self.index_deadline_s = orphan_grace_s / 2
-        self._serialized_writes = write_serializer_for(engine)
+        self._group_commit = GroupCommit(
+            engine,
+            write_serializer_for(engine),
+            lambda connection, exclusive: lock_rejections(connection, exclusive=exclusive),
+        )
         self._digests = FileDigests()
 
     def ingest(
@@ -143,14 +166,89 @@ class Ingestor:
         same batch is refused as repeated rather than replaced. What pydicom warns about while the
         file is read is logged as one record naming the instance and `source` (default: the file name).
         """
-        with reading_instance(source or path.name) as warned:
-            result = self._ingest(path, expected_study_uid, batch_id)
-            warned.sop_instance_uid = result.sop_instance_uid
-        return result
+        prepared = self._prepare(path, expected_study_uid, batch_id, source, self.blobs.start_sync(path))
+        if isinstance(prepared, IngestResult):
+            return prepared
+        return self._index([prepared])[0]
 
-    def _ingest(self, path: Path, expected_study_uid: str | None, batch_id: str | None) -> IngestResult:
+    def ingest_many(
+        self, paths: Sequence[Path], *, expected_study_uid: str | None = None, batch_id: str | None = None
+    ) -> list[IngestResult]:
+        """Store the files at `paths` (each consumed, as by `ingest`); the results in the same order.
+
+        Why together: the files are parsed and their blobs published one by one, then indexed in groups
+        that share one transaction and one commit (store/write/group_commit.py); each still succeeds or
+        fails on its own. Once the index or blob store turns out to be unavailable, the rest are not
+        tried: each would wait out the same timeouts, and the request is answered 503 as a whole anyway.
+        """
+        results: list[IngestResult | None] = [None] * len(paths)
+        group: list[tuple[int, _Prepared]] = []
+        group_bytes = 0
+        outage: str | None = None
+        # The flushes to disk of the next few files start ahead of their parse: several in flight keep
+        # the disk busier than one at a time (put_file waits for each before publishing its file). A
+        # few, not all: the flush threads are shared with the other chunks being stored meanwhile.
+        syncs: dict[int, Future[None]] = {}
+        for position, path in enumerate(paths):
+            for ahead in range(position, min(position + SYNC_AHEAD, len(paths))):
+                if ahead not in syncs:
+                    syncs[ahead] = self.blobs.start_sync(paths[ahead])
+            synced = syncs.pop(position)
+            if outage is not None:
+                synced.cancel()
+                path.unlink(missing_ok=True)
+                continue
+            prepared = self._prepare(path, expected_study_uid, batch_id, None, synced)
+            if isinstance(prepared, IngestResult):
+                results[position] = prepared
+                outage = prepared.message if prepared.problem is Problem.UNAVAILABLE else None
+                continue
+            group.append((position, prepared))
+            group_bytes += prepared.blobs.size
+            if len(group) >= GROUP_INSTANCES or group_bytes >= GROUP_BYTES:
+                outage = self._index_group(group, results)
+                group, group_bytes = [], 0
+        outage = self._index_group(group, results) or outage
+        skipped = IngestResult(Outcome.FAILED, problem=Problem.UNAVAILABLE, message=outage or "")
+        return [skipped if result is None else result for result in results]
+
+    def _index_group(
+        self, group: list[tuple[int, _Prepared]], results: list[IngestResult | None]
+    ) -> str | None:
+        """Index `group`, its results put in their `results` places; the message of an outage, if any."""
+        outage = None
+        for (position, _), result in zip(
+            group, self._index([prepared for _, prepared in group]), strict=True
+        ):
+            results[position] = result
+            if result.problem is Problem.UNAVAILABLE:
+                outage = result.message
+        return outage
+
+    def _prepare(
+        self,
+        path: Path,
+        expected_study_uid: str | None,
+        batch_id: str | None,
+        source: str | None,
+        synced: Future[None],
+    ) -> IngestResult | _Prepared:
+        """Parse, check and publish the blob of one file: what its index write needs, or its result.
+
+        `synced` is the flush of `path` to disk that `blobs.start_sync` began."""
+        with reading_instance(source or path.name) as warned:
+            prepared = self._ingest(path, expected_study_uid, batch_id, synced)
+            warned.sop_instance_uid = (
+                prepared.sop_instance_uid
+                if isinstance(prepared, IngestResult)
+                else prepared.parsed.sop_instance_uid
+            )
+        return prepared
+
+    def _ingest(
+        self, path: Path, expected_study_uid: str | None, batch_id: str | None, synced: Future[None]
+    ) -> IngestResult | _Prepared:
         parsed: ParsedInstance | None = None
-        synced = self.blobs.start_sync(path)  # flushes to disk while the file is parsed
         digest = self._digests.start(path)  # and hashes it
         try:
             parsed = parse_instance(
@@ -177,30 +275,7 @@ class Ingestor:
                 message=problem.message,
             )
         except Exception as exc:  # the per-instance boundary: one broken instance, one failure entry
-            if is_outage(exc):
-                log.warning("ingest of %s failed: %s", path.name, outage_reason(exc))
-                return IngestResult(
-                    Outcome.FAILED,
-                    parsed.sop_class_uid if parsed else "",
-                    parsed.sop_instance_uid if parsed else "",
-                    problem=Problem.UNAVAILABLE,
-                    message=outage_reason(exc),
-                )
-            log.exception("ingest of %s failed", path.name)
-            if parsed is None and not _is_system_error(exc):
-                # The parser tripped over the data itself: retrying cannot help, so not 0x0110/503.
-                return IngestResult(
-                    Outcome.FAILED,
-                    problem=Problem.NOT_DICOM,
-                    message=f"unreadable DICOM data set: {exc or type(exc).__name__}",
-                )
-            return IngestResult(
-                Outcome.FAILED,
-                parsed.sop_class_uid if parsed else "",
-                parsed.sop_instance_uid if parsed else "",
-                problem=Problem.STORAGE_FAILURE,
-                message=f"internal error while storing: {type(exc).__name__}",
-            )
+            return _unexpected_failure(exc, parsed, path.name)
         finally:
             path.unlink(missing_ok=True)
             if parsed is not None and parsed.inflated_file is not None:
@@ -214,7 +289,7 @@ class Ingestor:
         batch_id: str | None,
         synced: Future[None],
         digest: Future[str],
-    ) -> IngestResult:
+    ) -> IngestResult | _Prepared:
         if expected_study_uid is not None and parsed.study_instance_uid != expected_study_uid:
             return _result(
                 Outcome.FAILED,
@@ -265,31 +340,53 @@ class Ingestor:
                 raise InstanceProblem(Problem.STORAGE_FAILURE, f"blob store failed: {exc}") from exc
             raise
 
-        note = rejection_note_of(parsed)
-        try:
-            indexed, rejected = self._index_with_retries(
-                parsed, StoredBlobs(blob_key, data_blob_key, size, sha256), batch_id, publishing, note
-            )
-        except BaseException:  # nothing indexed: the new blobs must not outlive the failure
-            self._delete_blobs((blob_key, data_blob_key))
-            raise
-        conflict = indexed.patient_conflict
-        if conflict is not None:  # the more important news, when an instance was replaced as well
-            differs = ", ".join(conflict.attributes)
-            return _result(
-                _OUTCOME_FOR_PATIENT_POLICY[conflict.policy],
-                parsed,
-                message=f"patient differs ({differs}); {_PATIENT_POLICY_NOTE[conflict.policy]}",
-                rejected=rejected,
-            )
-        if indexed.replaced is None:
-            return _result(Outcome.STORED, parsed, rejected=rejected)
-        return _result(
-            Outcome.REPLACED,
+        stored_blobs = StoredBlobs(blob_key, data_blob_key, size, sha256)
+        return _Prepared(parsed, stored_blobs, batch_id, publishing, rejection_note_of(parsed), path.name)
+
+    def _index(self, batch: Sequence[_Prepared]) -> list[IngestResult]:
+        """Index published instances in shared transactions; a failed one's new blobs are deleted."""
+        writes = [
+            IndexWrite(partial(self._write_index, prepared), exclusive=prepared.note is not None)
+            for prepared in batch
+        ]
+        self._group_commit.run(writes)
+        results = []
+        for prepared, write in zip(batch, writes, strict=True):
+            if write.error is None and write.result is not None:
+                results.append(_indexed_result(prepared.parsed, *write.result))
+                continue
+            self._delete_blobs((prepared.blobs.blob_key, prepared.blobs.data_blob_key))
+            error = write.error or RuntimeError("the index write was abandoned")
+            results.append(_index_failure(error, prepared))
+        return results
+
+    def _write_index(
+        self, prepared: _Prepared, connection: Connection
+    ) -> tuple[Indexed, tuple[RejectedReference, ...]]:
+        """One instance's index rows, in the transaction `connection` is in (group_commit.py)."""
+        parsed, note = prepared.parsed, prepared.note
+        self._check_rejection(connection, parsed)
+        indexed = write_instance(
+            connection,
             parsed,
-            message="replaced the stored instance with the same SOP Instance UID",
-            rejected=rejected,
+            prepared.blobs,
+            policy=self.duplicate_policy,
+            batch_id=prepared.batch_id,
+            patient_policy=self.patient_policy,
         )
+        if indexed.replaced is not None:  # in the same transaction: never lost track of
+            after = datetime.now(UTC) + self.deletion_grace
+            for key in indexed.replaced.blob_keys:
+                schedule_blob_deletion(connection, key, after)
+        rejected: tuple[RejectedReference, ...] = ()
+        if note is not None:  # the note and what it hides commit together
+            now = datetime.now(UTC)
+            rejected = record_rejection(connection, note, now)
+            if self.delete_rejected_at_once:
+                blobs_after = now + self.deletion_grace
+                delete_rejected(connection, rejected_before=now, blobs_after=blobs_after, limit=None)
+        self._check_deadline(prepared.publishing)
+        return indexed, rejected
 
     def _delete_blobs(self, keys: tuple[str | None, ...]) -> None:
         """Remove blobs no index row ever referred to (no reader can hold them); a failure leaves an
@@ -301,52 +398,6 @@ class Ingestor:
                 self.blobs.delete(key)
             except OSError:
                 log.exception("could not delete blob %s; it is unreferenced", key)
-
-    def _index_with_retries(
-        self,
-        parsed: ParsedInstance,
-        blobs: StoredBlobs,
-        batch_id: str | None,
-        publishing: float,
-        note: RejectionNote | None,
-    ) -> tuple[Indexed, tuple[RejectedReference, ...]]:
-        attempt = 1
-        while True:
-            try:
-                with self._serialized_writes(), self.engine.begin() as connection:
-                    lock_rejections(connection, exclusive=note is not None)
-                    self._check_rejection(connection, parsed)
-                    indexed = write_instance(
-                        connection,
-                        parsed,
-                        blobs,
-                        policy=self.duplicate_policy,
-                        batch_id=batch_id,
-                        patient_policy=self.patient_policy,
-                    )
-                    if indexed.replaced is not None:  # in the same transaction: never lost track of
-                        after = datetime.now(UTC) + self.deletion_grace
-                        for key in indexed.replaced.blob_keys:
-                            schedule_blob_deletion(connection, key, after)
-                    rejected: tuple[RejectedReference, ...] = ()
-                    if note is not None:  # the note and what it hides commit together
-                        now = datetime.now(UTC)
-                        rejected = record_rejection(connection, note, now)
-                        if self.delete_rejected_at_once:
-                            blobs_after = now + self.deletion_grace
-                            delete_rejected(
-                                connection, rejected_before=now, blobs_after=blobs_after, limit=None
-                            )
-                    self._check_deadline(publishing)
-                    return indexed, rejected
-            except IntegrityError as exc:
-                if attempt >= _COMMIT_ATTEMPTS:
-                    raise InstanceProblem(Problem.STORAGE_FAILURE, f"index conflict: {exc.orig}") from exc
-                attempt += 1
-            except INDEX_OUTAGES as exc:
-                raise InstanceProblem(Problem.UNAVAILABLE, outage_reason(exc)) from exc
-            except SQLAlchemyError as exc:
-                raise InstanceProblem(Problem.STORAGE_FAILURE, f"index failed: {exc}") from exc
 
     def _check_rejection(
         self, connection: Connection, parsed: ParsedInstance, *, lifting: bool = True
@@ -401,4 +452,74 @@ def _result(
         problem,
         message,
         rejected,
+    )
+
+
+def _indexed_result(
+    parsed: ParsedInstance, indexed: Indexed, rejected: tuple[RejectedReference, ...]
+) -> IngestResult:
+    conflict = indexed.patient_conflict
+    if conflict is not None:  # the more important news, when an instance was replaced as well
+        differs = ", ".join(conflict.attributes)
+        return _result(
+            _OUTCOME_FOR_PATIENT_POLICY[conflict.policy],
+            parsed,
+            message=f"patient differs ({differs}); {_PATIENT_POLICY_NOTE[conflict.policy]}",
+            rejected=rejected,
+        )
+    if indexed.replaced is None:
+        return _result(Outcome.STORED, parsed, rejected=rejected)
+    return _result(
+        Outcome.REPLACED,
+        parsed,
+        message="replaced the stored instance with the same SOP Instance UID",
+        rejected=rejected,
+    )
+
+
+def _index_failure(error: BaseException, prepared: _Prepared) -> IngestResult:
+    """The result of an instance whose index write failed with `error`."""
+    parsed = prepared.parsed
+    if isinstance(error, InstanceProblem):
+        return _result(Outcome.FAILED, parsed, problem=error.problem, message=error.message)
+    if isinstance(error, IntegrityError):  # still colliding after group_commit.ATTEMPTS tries
+        return _result(
+            Outcome.FAILED, parsed, problem=Problem.STORAGE_FAILURE, message=f"index conflict: {error.orig}"
+        )
+    if isinstance(error, INDEX_OUTAGES):
+        return _result(Outcome.FAILED, parsed, problem=Problem.UNAVAILABLE, message=outage_reason(error))
+    if isinstance(error, SQLAlchemyError):
+        return _result(
+            Outcome.FAILED, parsed, problem=Problem.STORAGE_FAILURE, message=f"index failed: {error}"
+        )
+    if not isinstance(error, Exception):
+        raise error  # an interrupt: not one instance's failure
+    return _unexpected_failure(error, parsed, prepared.name)
+
+
+def _unexpected_failure(exc: Exception, parsed: ParsedInstance | None, name: str) -> IngestResult:
+    """The failure entry for an exception no check anticipated (logged, with its traceback)."""
+    if is_outage(exc):
+        log.warning("ingest of %s failed: %s", name, outage_reason(exc))
+        return IngestResult(
+            Outcome.FAILED,
+            parsed.sop_class_uid if parsed else "",
+            parsed.sop_instance_uid if parsed else "",
+            problem=Problem.UNAVAILABLE,
+            message=outage_reason(exc),
+        )
+    log.error("ingest of %s failed", name, exc_info=exc)
+    if parsed is None and not _is_system_error(exc):
+        # The parser tripped over the data itself: retrying cannot help, so not 0x0110/503.
+        return IngestResult(
+            Outcome.FAILED,
+            problem=Problem.NOT_DICOM,
+            message=f"unreadable DICOM data set: {exc or type(exc).__name__}",
+        )
+    return IngestResult(
+        Outcome.FAILED,
+        parsed.sop_class_uid if parsed else "",
+        parsed.sop_instance_uid if parsed else "",
+        problem=Problem.STORAGE_FAILURE,
+        message=f"internal error while storing: {type(exc).__name__}",
     )

@@ -122,20 +122,11 @@ def ingest_in_worker(
 ) -> list[IngestResult]:
     """Store spooled files (each consumed), in order, through this process's ingestor for `target`.
 
-    Once the index or blob store turns out to be unavailable, the rest of the chunk is not tried: each
-    would wait out the same timeouts, and the request is answered 503 as a whole anyway.
+    Their index writes share transactions (`Ingestor.ingest_many`); once the index or blob store turns
+    out to be unavailable, the rest of the chunk is not tried.
     """
     ingestor = _ingestor_for(target)
-    results: list[IngestResult] = []
-    for path in paths:
-        if results and results[-1].problem is Problem.UNAVAILABLE:
-            path.unlink(missing_ok=True)
-            results.append(
-                IngestResult(Outcome.FAILED, problem=Problem.UNAVAILABLE, message=results[-1].message)
-            )
-            continue
-        results.append(ingestor.ingest(path, expected_study_uid=expected_study_uid, batch_id=batch_id))
-    return results
+    return ingestor.ingest_many(paths, expected_study_uid=expected_study_uid, batch_id=batch_id)
 
 
 def close_ingestor(target: IngestTarget) -> None:
