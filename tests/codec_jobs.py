@@ -29,3 +29,7 @@ def sleep_then_answer(seconds: float) -> int:
 
 def process_id() -> int:
     return os.getpid()
+
+
+def reversed_bytes(data: bytes) -> bytes:
+    return data[::-1]

@@ -8,38 +8,37 @@ work never has more runners than there are cores to run it.
 Limits (`CodecLimits`), enforced here, where the codecs run:
 - memory: each worker process gets an address-space limit (RLIMIT_AS), so a decoder asking for more
   fails inside the worker instead of taking the machine; `check_budget` refuses up front a frame
-  whose decode needs more than that limit. A job that ran out of memory has its pool replaced.
+  whose decode needs more than that limit. A job that ran out of memory has its worker replaced.
 - time: a job running longer than `timeout_s` is abandoned with `CodecTimeout`; in a process, its
-  worker is killed with the rest of the pool and a fresh pool takes over. A thread cannot be
-  killed: a stuck thread job keeps its thread and its slot (the codestream header check before
-  every decode is what keeps a thread codec from being sent a frame that would run away). A job is
-  handed over only when a worker is free, so the limit counts running time, not queueing; a job
-  that finds no free worker within the limit fails with `CodecTimeout` too.
+  worker is killed and a fresh one takes its place. A thread cannot be killed: a stuck thread job
+  keeps its thread and its slot (the codestream header check before every decode is what keeps a
+  thread codec from being sent a frame that would run away). A job is handed over only when a
+  worker is free, so the limit counts running time, not queueing; a job that finds no free worker
+  within the limit fails with `CodecTimeout` too.
 
 A job that kills its worker process (a segfault in a codec on a hostile frame) fails with
-`CodecWorkerCrashed`, as do the jobs in flight beside it; the pool is then replaced, so one bad frame
-never stops transcoding for the rest of the server's life. Jobs that only shared a pool with a job
-that was deliberately stopped (too slow, out of memory) are run again on the fresh pool, once.
+`CodecWorkerCrashed`; that worker is replaced, so one bad frame never stops transcoding for the rest
+of the server's life. Each process job has a worker of its own (`codec_processes`), so jobs running
+beside a crashed, stopped or spoilt worker are not touched.
 
-The process pool starts on first use (most deployments serve what they store and never need it),
+Worker processes start on first use (most deployments serve what they store and never need them),
 from a fork server that has already imported the codecs, so a worker starts in milliseconds and
-never inherits a running server's threads or locks.
+never inherits a running server's threads or locks. The thread asking for a job writes it to a
+worker's pipe and reads the answer itself: no helper thread stands in between.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import resource
 import threading
-import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
+from app.imaging.codec_processes import WorkerDied, WorkerProcess, WorkerProcesses, WorkerTimedOut
 from app.log_setup import LoggingConfiguration, configure_worker_logging, logging_configuration
 from app.worker_signals import ignore_interrupts
 
@@ -87,11 +86,10 @@ class CodecPool:
         # one slot per worker: a job is handed over only when a worker is free to start it
         self._thread_slots = threading.BoundedSemaphore(self.workers)
         self._process_slots = threading.BoundedSemaphore(self.workers)
-        self._processes: ProcessPoolExecutor | None = None
-        self._stopped: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # killed on purpose
+        self._processes: WorkerProcesses | None = None  # started on first use
         self._lock = threading.Lock()
         self._closed = False
-        self.replaced = 0  # process pools replaced so far (crash, timeout, memory)
+        self.replaced = 0  # worker processes replaced so far (crash, timeout, memory)
         # Imported here, in the server: a worker process unpickles this module for its initializer,
         # and starts faster without prometheus-client and SQLAlchemy.
         from app.metrics import CODEC_JOBS_WAITING, CODEC_WORKERS_BUSY
@@ -117,35 +115,30 @@ class CodecPool:
         slots = self._process_slots if in_process else self._thread_slots
         runner = "process" if in_process else "thread"
         waiting, busy = self._waiting.labels(runner), self._busy.labels(runner)
-        for attempt in (1, 2):
-            waiting.inc()
+        waiting.inc()
+        try:
+            self._take(slots)
+        finally:
+            waiting.dec()
+        busy.inc()
+        if in_process:
             try:
-                self._take(slots)
+                return self._run_in_process(function, args, kwargs)
             finally:
-                waiting.dec()
-            busy.inc()
-
-            def free_slot(_: object) -> None:
                 slots.release()
                 busy.dec()
 
-            try:
-                executor: Executor = self._process_pool() if in_process else self._threads
-                future = executor.submit(function, *args, **kwargs)
-            except BaseException:
-                free_slot(None)
-                raise
-            future.add_done_callback(free_slot)  # a stuck thread keeps its slot, and counts as busy
-            try:
-                return self._wait(future, executor if isinstance(executor, ProcessPoolExecutor) else None)
-            except BrokenProcessPool as exc:
-                # every job in flight fails with it; later jobs get a fresh pool
-                if not isinstance(executor, ProcessPoolExecutor):
-                    raise
-                stopped_on_purpose = self._replace(executor)
-                if not stopped_on_purpose or attempt == 2:
-                    raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+        def free_slot(_: object) -> None:
+            slots.release()
+            busy.dec()
+
+        try:
+            future = self._threads.submit(function, *args, **kwargs)
+        except BaseException:
+            free_slot(None)
+            raise
+        future.add_done_callback(free_slot)  # a stuck thread keeps its slot, and counts as busy
+        return self._wait(future)
 
     def _take(self, slots: threading.BoundedSemaphore) -> None:
         """Wait for a free worker: at most the time limit, else every worker is stuck or overloaded."""
@@ -153,56 +146,71 @@ class CodecPool:
         if not slots.acquire(timeout=timeout):
             raise CodecTimeout(f"every codec worker stayed busy for {timeout:g} s; try again later")
 
-    def _wait(self, future: Future[_T], processes: ProcessPoolExecutor | None) -> _T:
+    def _wait(self, future: Future[_T]) -> _T:
         timeout = self.limits.timeout_s or None
         try:
             return future.result(timeout)
         except FutureTimeout as exc:
-            if processes is not None:
-                self._stop(processes)
             raise CodecTimeout(f"the codec took longer than {timeout:g} s and was stopped") from exc
         except MemoryError as exc:
-            if processes is not None:  # its heap may be left fragmented: start afresh
-                self._stop(processes)
-            limit = self.limits.memory_bytes
-            raise CodecOutOfMemory(
-                f"the codec ran out of memory ({limit // MIB} MiB per worker)" if limit else "out of memory"
-            ) from exc
+            raise self._out_of_memory() from exc
 
-    def _process_pool(self) -> ProcessPoolExecutor:
+    def _run_in_process(
+        self, function: Callable[..., _T], args: tuple[object, ...], kwargs: dict[str, object]
+    ) -> _T:
+        """The job in an idle worker process (this thread waits for it); a worker that dies, runs past the
+        time limit or runs out of memory is killed and replaced, and the job fails with the reason."""
+        workers = self._worker_processes()
+        worker = workers.checkout()
+        timeout = self.limits.timeout_s or None
+        try:
+            succeeded, outcome = worker.run((function, args, kwargs), timeout)
+        except WorkerTimedOut as exc:
+            self._replace(worker)
+            raise CodecTimeout(f"the codec took longer than {timeout:g} s and was stopped") from exc
+        except WorkerDied as exc:
+            self._replace(worker)
+            raise CodecWorkerCrashed(f"a codec worker process died: {exc}") from exc
+        except BaseException:  # interrupted while the job runs: its worker cannot be trusted to be idle
+            self._replace(worker)
+            raise
+        if not succeeded and isinstance(outcome, MemoryError):
+            self._replace(worker)  # its heap may be left fragmented: start afresh
+            raise self._out_of_memory() from outcome
+        workers.checkin(worker)
+        if not succeeded:
+            raise outcome
+        result: _T = outcome
+        return result
+
+    def _out_of_memory(self) -> CodecOutOfMemory:
+        limit = self.limits.memory_bytes
+        return CodecOutOfMemory(
+            f"the codec ran out of memory ({limit // MIB} MiB per worker)" if limit else "out of memory"
+        )
+
+    def _worker_processes(self) -> WorkerProcesses:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the codec pool is closed")
             if self._processes is None:
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(_PRELOAD)
-                self._processes = ProcessPoolExecutor(
+                self._processes = WorkerProcesses(
                     self.workers,
-                    mp_context=context,
-                    initializer=start_codec_worker,
-                    initargs=(self.limits.memory_bytes, logging_configuration()),
+                    _PRELOAD,
+                    start_codec_worker,
+                    (self.limits.memory_bytes, logging_configuration()),
                 )
             return self._processes
 
-    def _stop(self, processes: ProcessPoolExecutor) -> None:
-        """Kill the workers of `processes` (a job in one is stuck or spoilt) and start afresh."""
+    def _replace(self, worker: WorkerProcess) -> None:
+        """Kill `worker` (dead, stuck or spoilt); the next job that needs one starts a fresh process."""
         with self._lock:
-            self._stopped.add(processes)
-        # The executor has no public way to kill its workers (Python 3.14 adds terminate_workers).
-        workers = list(getattr(processes, "_processes", {}).values())
-        for worker in workers:
+            self.replaced += 1
+            processes = self._processes
+        if processes is not None:
+            processes.discard(worker)
+        else:  # pragma: no cover - the pool closed while the job ran
             worker.kill()
-        self._replace(processes)
-
-    def _replace(self, broken: ProcessPoolExecutor) -> bool:
-        """Drop `broken` (once) for a fresh pool on next use; True when it was stopped on purpose."""
-        with self._lock:
-            if self._processes is broken:
-                self._processes = None
-                self.replaced += 1
-            stopped = broken in self._stopped
-        broken.shutdown(wait=False, cancel_futures=True)
-        return stopped
 
     def close(self) -> None:
         with self._lock:
@@ -210,7 +218,7 @@ class CodecPool:
             processes, self._processes = self._processes, None
         self._threads.shutdown(wait=False, cancel_futures=True)
         if processes is not None:
-            processes.shutdown(wait=True, cancel_futures=True)
+            processes.close()
 
 
 def start_codec_worker(limit_bytes: int, logging_settings: LoggingConfiguration | None = None) -> None:

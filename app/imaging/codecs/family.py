@@ -60,7 +60,7 @@ class CodecFamily:
     encoders: Mapping[str, Encoder] = field(default_factory=lambda: MappingProxyType({}))  # by UID
     no_encoder: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # UID: why none
     # Whether a decode or an encode runs in a worker process: the binding holds the GIL long enough
-    # for the hand-off (about 2.5 ms) to pay. False where it releases the GIL, or holds it briefly.
+    # for the hand-off (1 to 2 ms) to pay. False where it releases the GIL, or holds it briefly.
     decode_in_process: bool = False
     encode_in_process: bool = False
     start_markers: tuple[bytes, ...] = ()  # first bytes of a frame's codestream (PS3.5 A.4)

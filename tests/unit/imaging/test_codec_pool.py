@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,13 @@ from app.imaging.codec_pool import (
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import encode_native_frame
 from app.imaging.frame_transcode import runs_in_process, transcode_frame
-from tests.codec_jobs import address_space_bytes, allocate_and_touch, process_id, sleep_then_answer
+from tests.codec_jobs import (
+    address_space_bytes,
+    allocate_and_touch,
+    process_id,
+    reversed_bytes,
+    sleep_then_answer,
+)
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 RLE = "1.2.840.10008.1.2.5"
@@ -209,3 +216,48 @@ def test_a_closed_pool_refuses_process_jobs() -> None:
 )
 def test_which_jobs_go_to_processes(source: str | None, target: str | None, in_process: bool) -> None:
     assert runs_in_process(source, target) is in_process
+
+
+def test_frames_cross_to_and_from_worker_processes_intact(pool: CodecPool) -> None:
+    """Large bytes values go through the pipes out of band; small ones inside the pickle."""
+    for size in (10, 64 * 1024, 3 * 1024 * 1024 + 1):
+        frame = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+        assert pool.run(True, reversed_bytes, frame) == frame[::-1]
+
+
+def _wait_until_dead(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
+
+
+def test_a_worker_that_died_while_idle_is_replaced_before_its_next_job() -> None:
+    pool = CodecPool(1)
+    try:
+        first = pool.run(True, process_id)
+        os.kill(first, signal.SIGKILL)
+        _wait_until_dead(first)
+        assert pool.run(True, process_id) not in (first, os.getpid())  # no CodecWorkerCrashed
+    finally:
+        pool.close()
+
+
+def test_a_crash_leaves_jobs_in_other_workers_alone() -> None:
+    pool = CodecPool(2)
+    try:
+        with ThreadPoolExecutor(2) as clients:
+            innocent = clients.submit(pool.run, True, sleep_then_answer, 1.0)
+            time.sleep(0.3)
+            with pytest.raises(CodecWorkerCrashed, match="exit code 3"):
+                pool.run(True, die)
+            assert innocent.result() != os.getpid()
+        assert pool.replaced == 1
+    finally:
+        pool.close()
