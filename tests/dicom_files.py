@@ -13,12 +13,10 @@ import pydicom
 import pydicom.data
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import app.imaging.syntaxes  # noqa: F401 - registers the syntaxes pydicom 3.0.2 lacks
 from app.imaging.syntaxes import find_transfer_syntax
-
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 @dataclass(frozen=True)
@@ -76,12 +74,12 @@ def make_instance(
 ) -> bytes:
     """A CT Image Storage Part 10 file, 16-bit signed, Explicit VR Little Endian."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import pixel_array, unpack_bits
+from pydicom.uid import ExplicitVRLittleEndian
 
 from app.imaging.codecs.decode import can_decode
 from app.imaging.syntaxes import find_transfer_syntax
@@ -24,7 +25,6 @@ from tests.dicom_files import CorpusFile, corpus_files
 from tests.integration.stow_helpers import post_stow
 
 OCTET = "application/octet-stream"
-ELE = "1.2.840.10008.1.2.1"
 UNREADABLE = {"MR_truncated.dcm", "badVR.dcm"}  # truncated pixel data; Number of Frames "1A"
 
 
@@ -101,7 +101,7 @@ def test_every_corpus_frame_as_octet_stream(live_server: LiveServer, backend: Ba
             checked += 1
             if answer.status_code != 200:
                 mismatches.append(f"{corpus} frame {number}: {answer.status_code} {answer.text[:200]}")
-            elif answer.headers["content-type"] != f"{OCTET}; transfer-syntax={ELE}":
+            elif answer.headers["content-type"] != f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}":
                 mismatches.append(f"{corpus} frame {number}: {answer.headers['content-type']}")
             elif find_transfer_syntax(corpus.transfer_syntax_uid).encapsulated:  # type: ignore[union-attr]
                 if answer.content != frame:
