@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage
 
 from app.lifecycle.confidentiality_profile import ProfileOptions
 from app.lifecycle.deidentify import Deidentifier
@@ -11,7 +12,7 @@ from app.lifecycle.rendition import Rendition, StudyMap, may_show_identifying_te
 from app.store.read.rendition_index import StudyMember
 from app.store.read.retrieval import Scope
 
-CT, SC = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7"
+CT, SC = CTImageStorage, SecondaryCaptureImageStorage
 PSEUDONYMS = Pseudonyms("p" * 40)
 BASE = "https://fovea.example/dicom-web/deidentified"
 

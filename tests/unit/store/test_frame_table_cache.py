@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from app.imaging.frame_table import FrameFragment, PixelLayout
 from app.imaging.pixel_description import PixelDescription, stored_syntax
 from app.store.caches.frame_tables import FrameTableCache
@@ -12,13 +14,13 @@ from app.store.read.retrieval import Scope, StoredFrames, StoredInstance
 
 def frames(sop: str, count: int) -> StoredFrames:
     layout = PixelLayout(2, 2, 1, 16, count, "MONOCHROME2")
-    pixels = PixelDescription(layout, 16, 0, 0, stored_syntax("1.2.840.10008.1.2.1"), "")
+    pixels = PixelDescription(layout, 16, 0, 0, stored_syntax(ExplicitVRLittleEndian), "")
     instance = StoredInstance(
         1,
         "1.2",
         "1.2.3",
         sop,
-        "1.2.840.10008.1.2.1",
+        ExplicitVRLittleEndian,
         "k",
         "k",
         100,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless
 
 from app.imaging.codecs.decode import NativeFrame
 from app.services import rendered_image_cache, shared_derivative_store, transcoded_frame_cache
@@ -33,7 +34,7 @@ def byte_cache(store: RedisDerivativeStore, local_bytes: int = 1000) -> Derivati
 def test_what_one_cache_made_another_reads_instead_of_making_it(redis_prefix: str) -> None:
     first, second = byte_cache(redis_store(1000, redis_prefix)), byte_cache(redis_store(1000, redis_prefix))
     made: list[str] = []
-    key = ("blob-key", 1, "1.2.840.10008.1.2.4.80")
+    key = ("blob-key", 1, JPEGLSLossless)
     assert first.get_or_make(key, lambda: made.append("first") or b"frame") == b"frame"
     assert second.get_or_make(key, lambda: made.append("second") or b"other") == b"frame"
     assert made == ["first"]
@@ -104,8 +105,8 @@ def test_made_frames_and_rendered_images_come_back_as_they_went_in(redis_prefix:
 
     store = redis_store(1000, redis_prefix)
     frames_a, frames_b = transcoded_frame_cache(1, store), transcoded_frame_cache(1, store)
-    frames_a.get_or_make(("blob", 1, "1.2.840.10008.1.2.1"), lambda: native)
-    assert frames_b.get_or_make(("blob", 1, "1.2.840.10008.1.2.1"), lambda: b"wrong") == native
+    frames_a.get_or_make(("blob", 1, ExplicitVRLittleEndian), lambda: native)
+    assert frames_b.get_or_make(("blob", 1, ExplicitVRLittleEndian), lambda: b"wrong") == native
     images_a, images_b = rendered_image_cache(1, store), rendered_image_cache(1, store)
     images_a.get_or_make(("blob", (1,), "rendered", ("jpeg",)), lambda: (b"\xff\xd8image", "40,400"))
     assert images_b.get_or_make(("blob", (1,), "rendered", ("jpeg",)), lambda: (b"", "")) == (
