@@ -19,6 +19,14 @@ import pydicom
 from hypothesis import strategies as st
 from pydicom.dataelem import RawDataElement
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    MPEG2MPML,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from tests.dicom_files import corpus_file
 
@@ -43,12 +51,12 @@ BOGUS_SYNTAXES = (
     "1.2.3",
     "not a uid",
     "1.2.840.10008.1.2.4.999",  # well-formed, unknown
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian: a lie for most seeds
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
-    "1.2.840.10008.1.2.1.99",  # Deflated: the data set is not deflated
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS: the pixel data is something else
-    "1.2.840.10008.1.2.5",  # RLE
-    "1.2.840.10008.1.2.4.100",  # MPEG2: video
+    ImplicitVRLittleEndian,  # Implicit VR Little Endian: a lie for most seeds
+    ExplicitVRBigEndian,  # Explicit VR Big Endian
+    DeflatedExplicitVRLittleEndian,  # Deflated: the data set is not deflated
+    JPEGLSLossless,  # JPEG-LS: the pixel data is something else
+    RLELossless,  # RLE
+    MPEG2MPML,  # MPEG2: video
 )
 HUGE_LENGTHS = (0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFF0, 0x7FFFFFFF, 0x10000000)
 
