@@ -162,7 +162,7 @@ def metadata(accept: str | None, query: str | None = None) -> str:
     return negotiate_metadata_media_type(parse_accept(query), parse_accept(accept))
 
 
-def chosen(selection: FrameSelection) -> tuple[bool, str, str]:
+def chosen(selection: FrameSelection | InstanceSelection) -> tuple[bool, str, str]:
     return selection.multipart, selection.media_type, selection.transfer_syntax
 
 

@@ -13,7 +13,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.encoders.base import get_encoder
 from pydicom.uid import (
     HEVCM10P51,
@@ -164,8 +164,8 @@ def test_malformed_siz_is_refused_before_any_decoder() -> None:
 
 
 def test_concurrent_decodes_equal_sequential_ones() -> None:
-    names = ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm")
-    names += ("SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm", "SC_rgb_rle_16bit_2frame.dcm")
+    grey = ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm")
+    names = (*grey, "SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm", "SC_rgb_rle_16bit_2frame.dcm")
     jobs = []
     for name in names:
         ds = dcmread(corpus_file(name).path)

@@ -15,7 +15,7 @@ import imagecodecs
 import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     MPEG4HP41,
     ExplicitVRLittleEndian,

@@ -80,7 +80,8 @@ def smooth_frame(fmt: FrameFormat, seed: int = 0) -> np.ndarray:
     else:
         values = wave * 0.9 + 0.05
     values = values * full + rng.normal(0, full / 128, values.shape)
-    return np.clip(np.rint(values), 0, full).astype(np.int64) + low
+    pixels: np.ndarray = np.clip(np.rint(values), 0, full).astype(np.int64) + low
+    return pixels
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray, bits_stored: int | None = None) -> float:
@@ -190,8 +191,8 @@ def ct_like_frame(fmt: FrameFormat) -> np.ndarray:
     y, x = np.mgrid[0 : fmt.rows, 0 : fmt.columns]
     rng = np.random.default_rng(5)
     values = 1800 * np.sin(x / 11.0) * np.cos(y / 7.0) + 900 + rng.normal(0, 4, (fmt.rows, fmt.columns))
-    values = np.clip(np.rint(values), -1024, 3000).astype(np.int64)
-    return values if fmt.pixel_representation else values + 1024
+    pixels: np.ndarray = np.clip(np.rint(values), -1024, 3000).astype(np.int64)
+    return pixels if fmt.pixel_representation else pixels + 1024
 
 
 @pytest.mark.parametrize(

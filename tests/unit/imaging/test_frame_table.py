@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
-from pydicom.pixels import unpack_bits
+from pydicom.pixels.utils import unpack_bits
 from pydicom.uid import (
     JPEG2000,
     MPEG4HP41,

@@ -8,6 +8,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     BasicTextSRStorage,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -24,7 +25,7 @@ def part10(ds: Dataset, syntax: str, *, little_endian: bool = True, implicit_vr:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds.file_meta = meta
     buffer = io.BytesIO()
     pydicom.dcmwrite(

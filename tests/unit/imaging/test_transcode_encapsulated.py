@@ -441,7 +441,8 @@ TOOL_CASES = [
     for syntax, name in ((RLELossless, "rle"), (JPEGLSLossless, "jpegls"), (JPEG2000Lossless, "j2k"))
     for kind in ("grey16", "rgb8")
 ]
-DCMTK_DECOMPRESSOR = {RLELossless: "dcmdrle", JPEGLSLossless: "dcmdjpls"}  # DCMTK 3.6 has no JPEG 2000 codec
+# DCMTK 3.6 has no JPEG 2000 codec
+DCMTK_DECOMPRESSOR: dict[str, str] = {RLELossless: "dcmdrle", JPEGLSLossless: "dcmdjpls"}
 
 
 def assert_same_pixels(decoded: pydicom.Dataset, frames: np.ndarray, tool: str) -> None:

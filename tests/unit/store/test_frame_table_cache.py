@@ -29,7 +29,9 @@ def frames(sop: str, count: int) -> StoredFrames:
         0x7FE00010,
         "",
     )
-    table = {n: (FrameFragment(n, 0, 8 * n, 8),) for n in range(1, count + 1)}
+    table: dict[int, tuple[FrameFragment, ...]] = {
+        n: (FrameFragment(n, 0, 8 * n, 8),) for n in range(1, count + 1)
+    }
     return StoredFrames(instance, pixels, table)
 
 

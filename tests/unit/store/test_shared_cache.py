@@ -16,6 +16,7 @@ from app.store.caches.derivatives import DerivativeCache
 from app.store.caches.shared import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
 from app.store.read.frame_source import dump_made_frame, load_made_frame
 from tests.conftest import REDIS_URL, free_port
+from tests.unit.store.test_derivative_cache import recording_maker
 
 
 def redis_store(max_bytes: int, prefix: str) -> RedisDerivativeStore:
@@ -35,8 +36,8 @@ def test_what_one_cache_made_another_reads_instead_of_making_it(redis_prefix: st
     first, second = byte_cache(redis_store(1000, redis_prefix)), byte_cache(redis_store(1000, redis_prefix))
     made: list[str] = []
     key = ("blob-key", 1, JPEGLSLossless)
-    assert first.get_or_make(key, lambda: made.append("first") or b"frame") == b"frame"
-    assert second.get_or_make(key, lambda: made.append("second") or b"other") == b"frame"
+    assert first.get_or_make(key, recording_maker(made, "first", b"frame")) == b"frame"
+    assert second.get_or_make(key, recording_maker(made, "second", b"other")) == b"frame"
     assert made == ["first"]
 
 
@@ -81,7 +82,7 @@ def test_a_cache_whose_redis_is_down_makes_every_frame_itself_and_rests_redis() 
     made: list[int] = []
     errors_before = read_errors()
     for _ in range(3):
-        assert cache.get_or_make(("k",), lambda: made.append(1) or b"frame") == b"frame"
+        assert cache.get_or_make(("k",), recording_maker(made, 1, b"frame")) == b"frame"
     assert made == [1, 1, 1]
     # one failed read; then Redis rests: no more calls (nor their timeouts) for a few seconds
     assert read_errors() == errors_before + 1
