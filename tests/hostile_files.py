@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
 
 from app.imaging.codecs.decode import FrameFormat
 
@@ -22,7 +22,7 @@ def _base_dataset(transfer_syntax_uid: str, study_uid: str | None) -> Dataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID = CTImageStorage

@@ -11,7 +11,7 @@ import io
 import httpx
 import pydicom
 import pytest
-from pydicom.uid import MPEG2MPML, generate_uid
+from pydicom.uid import MPEG2MPML, UID, generate_uid
 
 from tests.dicom_files import corpus_file, make_instance, multipart_body, stow_content_type
 from tests.fuzz.conftest import FuzzServer
@@ -30,7 +30,7 @@ def relabelled(name: str, transfer_syntax_uid: str) -> tuple[bytes, pydicom.Data
     """A corpus file under a new SOP Instance UID whose File Meta names another Transfer Syntax."""
     ds = pydicom.dcmread(corpus_file(name).path)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = transfer_syntax_uid
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     buffer = io.BytesIO()
     ds.save_as(buffer)
     return buffer.getvalue(), ds

@@ -62,7 +62,7 @@ def store_until_killed(server: ServerProcess, acknowledged: Acknowledged, seed: 
     with httpx.Client(timeout=30) as client:
         while True:
             study = generate_uid()
-            sent = {}
+            sent: dict[str, bytes] = {}
             for _ in range(2):
                 sop = generate_uid()
                 sent[sop] = make_instance(

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended
-from pydicom.pixels import pack_bits
+from pydicom.pixels.utils import pack_bits
 from pydicom.uid import (
     MPEG4HP41,
+    UID,
     ExplicitVRLittleEndian,
     HTJ2KLossless,
     SecondaryCaptureImageStorage,
@@ -52,7 +53,7 @@ def part10(
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID

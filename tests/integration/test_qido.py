@@ -384,7 +384,7 @@ def test_series_results_carry_every_required_key(live_server: LiveServer, archiv
     assert _value(everywhere[0], "00100010") == {"Alphabetic": "Müller^Jürgen"}  # all-series: study keys too
 
 
-INSTANCE_CASES = [
+INSTANCE_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("/studies/{A}/series/{A1}/instances", {}, ["A1.1", "A1.2", "A1.3"]),
     ("/studies/{A}/instances", {}, ["A1.1", "A1.2", "A1.3", "A2.1", "A2.2"]),
     ("/studies/{A}/instances", {"Modality": "MR"}, ["A2.1", "A2.2"]),

@@ -10,7 +10,13 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import EncapsulatedCDAStorage, EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    UID,
+    EncapsulatedCDAStorage,
+    EncapsulatedPDFStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 from app.dicomweb.documents import RENDERED_DOCUMENT_MEDIA_TYPES
 from tests.conftest import Backend, LiveServer
@@ -39,7 +45,7 @@ def a_cda(padding: int = 0) -> bytes:
 
 def encapsulated(document: bytes, sop_class: str, mime_type: str) -> tuple[bytes, Dataset]:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

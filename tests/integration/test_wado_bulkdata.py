@@ -7,6 +7,7 @@ back little-endian whatever the stored byte order; `Range` gives 206 with the ri
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,7 +25,7 @@ OCTET = "application/octet-stream"
 OCTET_PARTS = f'multipart/related; type="{OCTET}"'
 
 
-def bulkdata_uris(item: dict, found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def bulkdata_uris(item: dict[str, Any], found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """(tag path, BulkDataURI) of every bulk value in a DICOM JSON object, nested items included."""
     found = [] if found is None else found
     for tag, attribute in item.items():

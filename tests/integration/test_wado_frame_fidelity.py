@@ -18,7 +18,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     HTJ2KLossless,
@@ -99,20 +99,21 @@ def decoded_by_libjpeg_or_openjpeg(frame: bytes, syntax: str, layout: Layout, ro
     """The frame decoded by pydicom's pylibjpeg plugin: libjpeg for JPEG and JPEG-LS, OpenJPEG for
     HTJ2K, none of them the library Fovea encoded with."""
     decoder = get_decoder(syntax)
+    # pydicom annotates these options as `**kwargs: DecodeOptions` (each value a DecodeOptions), not as
+    # Unpack[DecodeOptions]: passed as a dict of Any, they are checked by the decoder instead.
+    options: dict[str, Any] = {
+        "number_of_frames": 1,
+        "rows": rows,
+        "columns": columns,
+        "samples_per_pixel": layout.samples,
+        "bits_allocated": layout.allocated,
+        "bits_stored": layout.stored,
+        "pixel_representation": int(layout.signed),
+        "photometric_interpretation": layout.photometric,
+        "planar_configuration": 0,
+    }
     array, _ = decoder.as_array(
-        encapsulate([frame], has_bot=False),
-        index=0,
-        validate=False,
-        decoding_plugin="pylibjpeg",
-        number_of_frames=1,
-        rows=rows,
-        columns=columns,
-        samples_per_pixel=layout.samples,
-        bits_allocated=layout.allocated,
-        bits_stored=layout.stored,
-        pixel_representation=int(layout.signed),
-        photometric_interpretation=layout.photometric,
-        planar_configuration=0,
+        encapsulate([frame], has_bot=False), index=0, validate=False, decoding_plugin="pylibjpeg", **options
     )
     return array
 
