@@ -137,6 +137,7 @@ fuzz: install
 	FOVEA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FOVEA_FUZZ_BACKEND=$(FUZZ_BACKEND) $(BIN)/pytest -q -p no:cacheprovider --timeout=7200 \
 	  --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics tests/fuzz
 
+# mypy checks the packages pyproject.toml's [tool.mypy] names: app and tests, both strict.
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy

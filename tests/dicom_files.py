@@ -7,18 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pydicom
 import pydicom.data
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.pixels.utils import unpack_bits
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 import app.imaging.syntaxes  # noqa: F401 - registers the syntaxes pydicom 3.0.2 lacks
 from app.imaging.syntaxes import find_transfer_syntax
-
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,25 @@ def corpus_file(name: str) -> CorpusFile:
     return next(f for f in corpus_files() if f.path.name == name)
 
 
+class InstanceUIDs(TypedDict):
+    """Where `make_instance(**uids)` files an instance: one set, reused, replaces that instance."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+
+
+def new_instance_uids() -> InstanceUIDs:
+    return {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+
+
+def unpacked_bits(packed: bytes) -> bytes:
+    """1-bit pixel data, one byte a pixel (pydicom's unpack_bits)."""
+    unpacked = unpack_bits(packed, as_array=False)
+    assert isinstance(unpacked, bytes)
+    return unpacked
+
+
 def make_instance(
     *,
     study_uid: str | None = None,
@@ -76,12 +95,12 @@ def make_instance(
 ) -> bytes:
     """A CT Image Storage Part 10 file, 16-bit signed, Explicit VR Little Endian."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-    meta.MediaStorageSOPInstanceUID = sop_uid or generate_uid()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid or generate_uid())
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()

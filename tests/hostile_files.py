@@ -11,22 +11,21 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, DeflatedExplicitVRLittleEndian, generate_uid
 
 from app.imaging.codecs.decode import FrameFormat
-from tests.dicom_files import CT_IMAGE_STORAGE
 
 _ZEROS = bytes(1 << 24)
 
 
 def _base_dataset(transfer_syntax_uid: str, study_uid: str | None) -> Dataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = study_uid or generate_uid()
     ds.SeriesInstanceUID = generate_uid()

@@ -12,6 +12,14 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from pydicom.uid import (
+    HTJ2KLossless,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameFormat
 from app.imaging.codecs.encode import encode_native_frame
@@ -21,13 +29,7 @@ CLAIMED = 16000
 FORMAT_16 = FrameFormat(ROWS, COLUMNS, 1, 16, 16, 0, "MONOCHROME2", 0)
 FORMAT_8 = FrameFormat(ROWS, COLUMNS, 1, 8, 8, 0, "MONOCHROME2", 0)
 
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 
 
 @dataclass(frozen=True)
@@ -151,14 +153,14 @@ def lying_frames() -> list[LyingFrame]:
     sof = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
     cases = []
     for name, uid, fmt in (
-        ("jpeg-baseline", JPEG_BASELINE, FORMAT_8),
-        ("jpeg-lossless", JPEG_LOSSLESS_SV1, FORMAT_16),
-        ("jpegls", JPEGLS_LOSSLESS, FORMAT_16),
-        ("j2k", J2K_LOSSLESS, FORMAT_16),
-        ("htj2k", HTJ2K_LOSSLESS, FORMAT_16),
+        ("jpeg-baseline", JPEGBaseline8Bit, FORMAT_8),
+        ("jpeg-lossless", JPEGLosslessSV1, FORMAT_16),
+        ("jpegls", JPEGLSLossless, FORMAT_16),
+        ("j2k", JPEG2000Lossless, FORMAT_16),
+        ("htj2k", HTJ2KLossless, FORMAT_16),
         ("jpegxl", JPEGXL_LOSSLESS, FORMAT_16),
-        ("rle-segments", RLE_LOSSLESS, FORMAT_16),
-        ("rle-offset", RLE_LOSSLESS, FORMAT_16),
+        ("rle-segments", RLELossless, FORMAT_16),
+        ("rle-offset", RLELossless, FORMAT_16),
     ):
         honest = encode_native_frame(native_pixels(fmt), uid, fmt)
         if name.startswith("jpeg-"):

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 from fastapi import FastAPI, routing
+from pydicom.uid import CTImageStorage
 
 from app.dicomweb.errors import BadRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from app.dicomweb.responses import (
@@ -150,7 +151,7 @@ def test_every_contract_operation_is_a_route_of_the_app(contract: dict[str, Any]
 
 def _outcome(failure: FailureReason | None = None, warning: WarningReason | None = None) -> InstanceOutcome:
     return InstanceOutcome(
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        sop_class_uid=CTImageStorage,
         sop_instance_uid="1.2.3.4",
         study_instance_uid="1.2.3",
         series_instance_uid="1.2.3.1",

@@ -82,8 +82,13 @@ def fuzz_backend(request: pytest.FixtureRequest, root: Path) -> Backend:
             connection.execute(table.delete())
     endpoint = request.getfixturevalue("moto_endpoint")
     bucket = f"fovea-fuzz-{uuid.uuid4().hex[:12]}"
-    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     s3.create_bucket(Bucket=bucket)
     return Backend(FUZZ_BACKEND, engine, f"s3://{bucket}", root / "data", endpoint)
 

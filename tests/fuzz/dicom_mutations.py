@@ -19,6 +19,15 @@ import pydicom
 from hypothesis import strategies as st
 from pydicom.dataelem import RawDataElement
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    MPEG2MPML,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from tests.dicom_files import corpus_file
 
@@ -43,12 +52,12 @@ BOGUS_SYNTAXES = (
     "1.2.3",
     "not a uid",
     "1.2.840.10008.1.2.4.999",  # well-formed, unknown
-    "1.2.840.10008.1.2",  # Implicit VR Little Endian: a lie for most seeds
-    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
-    "1.2.840.10008.1.2.1.99",  # Deflated: the data set is not deflated
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS: the pixel data is something else
-    "1.2.840.10008.1.2.5",  # RLE
-    "1.2.840.10008.1.2.4.100",  # MPEG2: video
+    ImplicitVRLittleEndian,  # a lie for most seeds
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,  # the data set is not deflated
+    JPEGLSLossless,  # the pixel data is something else
+    RLELossless,
+    MPEG2MPML,  # video
 )
 HUGE_LENGTHS = (0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFF0, 0x7FFFFFFF, 0x10000000)
 
@@ -80,7 +89,7 @@ class SeedFile:
 def seed_file(name: str) -> SeedFile:
     ds = pydicom.dcmread(corpus_file(name).path)
     ds.SOPInstanceUID = PLACEHOLDER_UID
-    ds.file_meta.MediaStorageSOPInstanceUID = PLACEHOLDER_UID
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(PLACEHOLDER_UID)
     buffer = io.BytesIO()
     ds.save_as(buffer)
     data = buffer.getvalue()
@@ -176,8 +185,8 @@ def bogus_vr(draw: st.DrawFn, seed: SeedFile, data: bytes) -> tuple[bytes, str]:
 def with_transfer_syntax(seed: SeedFile, data: bytes, sop_instance_uid: str, syntax: str) -> bytes:
     """`data` with the seed's File Meta naming `syntax` (a lie, or no syntax) as its Transfer Syntax."""
     meta = pydicom.dcmread(io.BytesIO(seed.data[: seed.meta_end]), stop_before_pixels=True).file_meta
-    meta.TransferSyntaxUID = syntax
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = UID(syntax)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     buffer = pydicom.filebase.DicomBytesIO()
     write_file_meta_info(buffer, meta, enforce_standard=False)
     return data[:132] + buffer.getvalue() + data[seed.meta_end :]

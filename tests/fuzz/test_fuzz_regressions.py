@@ -11,12 +11,10 @@ import io
 import httpx
 import pydicom
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import MPEG2MPML, UID, generate_uid
 
 from tests.dicom_files import corpus_file, make_instance, multipart_body, stow_content_type
 from tests.fuzz.conftest import FuzzServer
-
-MPEG2_MAIN_PROFILE = "1.2.840.10008.1.2.4.100"
 
 
 def store(server: FuzzServer, data: bytes) -> httpx.Response:
@@ -32,7 +30,7 @@ def relabelled(name: str, transfer_syntax_uid: str) -> tuple[bytes, pydicom.Data
     """A corpus file under a new SOP Instance UID whose File Meta names another Transfer Syntax."""
     ds = pydicom.dcmread(corpus_file(name).path)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = transfer_syntax_uid
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     buffer = io.BytesIO()
     ds.save_as(buffer)
     return buffer.getvalue(), ds
@@ -41,7 +39,7 @@ def relabelled(name: str, transfer_syntax_uid: str) -> tuple[bytes, pydicom.Data
 @pytest.mark.parametrize("resource", ["rendered", "thumbnail"])
 def test_a_video_is_not_rendered_406_not_500(fuzz_server: FuzzServer, resource: str) -> None:
     """Found by test_stow_dicom_fuzz: an instance labelled MPEG2 was stored, and /rendered raised KeyError."""
-    data, ds = relabelled("MR_small_RLE.dcm", MPEG2_MAIN_PROFILE)
+    data, ds = relabelled("MR_small_RLE.dcm", MPEG2MPML)
     assert store(fuzz_server, data).status_code == 200
     url = (
         f"{fuzz_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"

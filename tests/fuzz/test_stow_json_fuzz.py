@@ -18,7 +18,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.dicom_files import make_instance
+from tests.dicom_files import InstanceUIDs, make_instance
 from tests.fuzz.budget import fuzz_settings
 from tests.fuzz.conftest import FuzzServer
 from tests.fuzz.store_oracle import (
@@ -50,7 +50,7 @@ def unique_uid() -> str:
     return f"2.25.1{uuid.uuid4().int % 10**38:038d}"
 
 
-def fixed_length_uids() -> dict[str, str]:
+def fixed_length_uids() -> InstanceUIDs:
     """New UIDs of constant length: replaying an example must draw from bodies of the same size."""
     return {"study_uid": unique_uid(), "series_uid": unique_uid(), "sop_uid": unique_uid()}
 

@@ -220,7 +220,7 @@ def bodies(draw: st.DrawFn, nested: bool = True) -> Body:
 @fuzz_settings()
 @given(body=bodies())
 def test_hostile_multipart_bodies_get_a_4xx_or_a_store_response(fuzz_server: FuzzServer, body: Body) -> None:
-    headers = {"Content-Type": body.content_type} if sendable(body.content_type) else {}
+    headers = {b"Content-Type": body.content_type} if sendable(body.content_type) else {}
     response = httpx.post(f"{fuzz_server.dicomweb}/studies", content=body.data, headers=headers, timeout=60)
     answer = judge_store_answer(response, len(body.parts) if body.faultless else None)
     if body.faultless:

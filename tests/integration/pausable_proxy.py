@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from enum import StrEnum
+from typing import Any, TypeVar
 
 _CHUNK = 64 * 1024
+_T = TypeVar("_T")
 
 
 class Mode(StrEnum):
@@ -71,7 +73,7 @@ class PausableProxy:
     def resume(self) -> None:
         self.mode = Mode.FORWARD
 
-    def _call(self, coroutine):  # type: ignore[no-untyped-def]
+    def _call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
 
     def _close_all(self) -> None:

@@ -89,7 +89,7 @@ def test_read_only_key_is_refused_on_stow(backend: Backend, live_server: LiveSer
         dicomweb.store_instances([dataset])
 
     response = raised.value.response
-    assert response.status_code == 403
+    assert response is not None and response.status_code == 403
     assert response.headers["WWW-Authenticate"] == (
         'Bearer realm="fovea", error="insufficient_scope", '
         'error_description="api-key \'viewer\' does not hold dicom.write", scope="dicom.write"'

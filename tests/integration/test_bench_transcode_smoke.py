@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.integration.bench_runs import bench_records, run_quick_bench
 
@@ -91,7 +92,7 @@ def test_media_types_follow_the_requested_syntax(quick_run: Run) -> None:
     for record in pairs_of(records):
         if record["requested"] == "octet":
             assert record["media_type"] == "application/octet-stream"
-            assert record["requested_uid"] == "1.2.840.10008.1.2.1"
+            assert record["requested_uid"] == ExplicitVRLittleEndian
         else:
             assert record["media_type"].startswith(("image/", "application/x-deflate")), record["pair"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pydicom
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from sqlalchemy import event
 
 from app.store.infra.blobs import new_blob_key
@@ -30,7 +30,7 @@ from app.store.upkeep.garbage import BlobCollector, collect_orphans
 from app.store.write.ingest import Ingestor, Outcome
 from app.store.write.parse import Problem
 from tests.conftest import Backend, LiveServer
-from tests.dicom_files import corpus_file, make_instance
+from tests.dicom_files import corpus_file, make_instance, new_instance_uids
 from tests.integration.stow_helpers import (
     index_counts,
     pending_deletions,
@@ -201,7 +201,7 @@ def pixels(data: bytes) -> bytes:
 def test_pixeldata_read_whose_instance_is_replaced_before_its_frames_are_read(
     live_server: LiveServer, backend: Backend
 ) -> None:
-    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    uids = new_instance_uids()
     first = make_instance(**uids, frames=3, seed=1)
     second = make_instance(**uids, frames=3, seed=2)
     assert post_stow(live_server, [first]).status_code == 200
@@ -219,7 +219,7 @@ def test_pixeldata_read_whose_instance_is_replaced_before_its_frames_are_read(
 def test_instance_read_whose_instance_is_replaced_after_the_lookup_gets_the_old_one(
     live_server: LiveServer, backend: Backend
 ) -> None:
-    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    uids = new_instance_uids()
     first, second = make_instance(**uids, seed=1), make_instance(**uids, seed=2)
     assert post_stow(live_server, [first]).status_code == 200
     url = instance_url(live_server, read(first))
@@ -256,7 +256,7 @@ def test_transcoded_instance_read_whose_frames_vanish_gets_the_replacement(
     assert response.status_code == 200
     [(_, body)] = multipart_parts(response)
     assert read(body).ImageComments == "replaced now"  # looked up again: the replacement
-    assert read(body).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert read(body).file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(read(body).pixel_array, pydicom.dcmread(BytesIO(data)).pixel_array)
 
 
@@ -308,7 +308,7 @@ def test_no_collector_when_the_interval_is_zero(backend: Backend) -> None:
 def test_bulkdata_read_whose_instance_is_replaced_after_the_lookup_gets_the_replacement(
     live_server: LiveServer, backend: Backend
 ) -> None:
-    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    uids = new_instance_uids()
     first, second = make_instance(**uids, seed=1), make_instance(**uids, seed=2)
     assert post_stow(live_server, [first]).status_code == 200
     url = instance_url(live_server, read(first)) + "/bulkdata/7FE00010"
@@ -324,7 +324,7 @@ def test_bulkdata_read_whose_instance_is_replaced_after_the_lookup_gets_the_repl
 def test_rendered_read_whose_frames_vanish_is_rendered_from_the_replacement(
     live_server: LiveServer, backend: Backend
 ) -> None:
-    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    uids = new_instance_uids()
     first, second = make_instance(**uids, seed=1), make_instance(**uids, seed=2)
     assert post_stow(live_server, [first]).status_code == 200
     url = instance_url(live_server, read(first)) + "/rendered"

@@ -124,7 +124,8 @@ def test_an_unacceptable_accept_is_406(live_server: LiveServer) -> None:
 
 def method_of(document: dict[str, Any], path: str, name: str = "GET") -> dict[str, Any]:
     [item] = [item for item in document["resources"] if item["path"] == path]
-    [method] = [method for method in item["methods"] if method["name"] == name]
+    methods: list[dict[str, Any]] = [method for method in item["methods"] if method["name"] == name]
+    [method] = methods
     return method
 
 

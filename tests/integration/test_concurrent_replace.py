@@ -16,10 +16,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from pydicom.uid import generate_uid
 
 from tests.conftest import Backend
-from tests.dicom_files import make_instance, multipart_body, stow_content_type
+from tests.dicom_files import (
+    InstanceUIDs,
+    make_instance,
+    multipart_body,
+    new_instance_uids,
+    stow_content_type,
+)
 from tests.integration.server_processes import ServerProcess, running_server
 from tests.integration.test_wado_instances import ANY_SYNTAX, multipart_parts, read
 
@@ -32,7 +37,7 @@ OCTET_PARTS = f'multipart/related; type="{OCTET}"'
 class Versions:
     """Every version stored under one SOP Instance UID: its bytes and its frames' native pixels."""
 
-    def __init__(self, uids: dict[str, str]) -> None:
+    def __init__(self, uids: InstanceUIDs) -> None:
         self.files = [make_instance(**uids, frames=FRAMES, seed=seed) for seed in range(REPLACEMENTS + 1)]
         self.frames = [
             [np.ascontiguousarray(frame).astype("<i2").tobytes() for frame in read(data).pixel_array]
@@ -113,7 +118,7 @@ READS = (read_single_frame, read_frame_list, read_pixeldata, read_instance, read
 def test_replacing_while_two_processes_serve_reads_fails_no_read(
     backend: Backend, grace_s: float, tmp_path: Path
 ) -> None:
-    uids = {"study_uid": generate_uid(), "series_uid": generate_uid(), "sop_uid": generate_uid()}
+    uids = new_instance_uids()
     versions = Versions(uids)
     settings = backend.settings(
         ingest_workers=1, codec_workers=1, blob_deletion_grace_s=grace_s, gc_interval_s=0.05

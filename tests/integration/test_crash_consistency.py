@@ -62,7 +62,7 @@ def store_until_killed(server: ServerProcess, acknowledged: Acknowledged, seed: 
     with httpx.Client(timeout=30) as client:
         while True:
             study = generate_uid()
-            sent = {}
+            sent: dict[str, bytes] = {}
             for _ in range(2):
                 sop = generate_uid()
                 sent[sop] = make_instance(
@@ -153,7 +153,7 @@ def test_sigkill_right_after_the_answer_keeps_a_group_committed_request(
     log = tmp_path / "server.log"
     acknowledged = Acknowledged()
     study = generate_uid()
-    sent = {}
+    sent: dict[str, bytes] = {}
     for seed in range(8):
         sop = generate_uid()
         sent[sop] = make_instance(study_uid=study, sop_uid=sop, rows=32, columns=32, seed=seed)

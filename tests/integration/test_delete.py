@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom.uid import generate_uid
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from app.store.tables import BlobDeletion, Instance, Patient, Series, Study
 from app.store.upkeep.deferred_deletion import delete_due_blobs
@@ -52,7 +52,7 @@ def store_study(server: ServerProcess, patient_id: str, seed: int = 0) -> Stored
     study, series_a, series_b = generate_uid(), generate_uid(), generate_uid()
     a1, a2, b1 = generate_uid(), generate_uid(), generate_uid()
     common = {"study_uid": study, "patient_id": patient_id, "rows": 16, "columns": 16}
-    files = {
+    files: dict[str, bytes] = {
         a1: make_instance(series_uid=series_a, sop_uid=a1, frames=2, seed=seed, **common),  # type: ignore[arg-type]
         a2: make_instance(series_uid=series_a, sop_uid=a2, seed=seed + 1, **common),  # type: ignore[arg-type]
         b1: make_instance(series_uid=series_b, sop_uid=b1, seed=seed + 2, **common),  # type: ignore[arg-type]
@@ -116,7 +116,7 @@ def blob_keys_of(backend: Backend, sops: list[str]) -> set[str]:
         return {key for row in rows for key in row if key}
 
 
-def count(backend: Backend, model: type, *where: object) -> int:
+def count(backend: Backend, model: type, *where: ColumnElement[bool]) -> int:
     with backend.engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(model).where(*where)).scalar_one())
 

@@ -26,12 +26,13 @@ from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
+    RTDoseStorage,
     generate_uid,
 )
 
@@ -386,7 +387,7 @@ def test_search_for_instances_at_every_scope(archive: Archive) -> None:
         (None, {"Modality": "MR"}, ("A2", "B2", "D1")),
         (None, {"PatientName": "Doe*"}, ("A1", "A2", "C1")),
         ("A", {"SeriesInstanceUID": "A1"}, ("A1",)),
-        (None, {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.481.2"}, ("B1",)),  # RT Dose Storage
+        (None, {"SOPClassUID": RTDoseStorage}, ("B1",)),  # RT Dose Storage
         ("A", {"InstanceNumber": "2"}, ("A1", "A2")),
     ],
     ids=str,

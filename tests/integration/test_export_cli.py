@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -43,8 +44,12 @@ def oriented_instance(
     return buffer.getvalue()
 
 
+# The data directory, the files imported by name, the CT study's UID and the MR study's UID.
+Archive = tuple[Path, dict[str, bytes], str, str]
+
+
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes], str, str]:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
     """An installation holding a CT study of three instances and pydicom's JPEG-LS MR study."""
     root = tmp_path_factory.mktemp("export")
     data_dir, incoming = root / "data", root / "incoming"
@@ -67,13 +72,15 @@ def exported(out: Path, suffix: str) -> list[Path]:
     return sorted(p for p in out.rglob(f"*{suffix}") if p.is_file())
 
 
-def audit_events(data_dir: Path, study: str) -> list[dict[str, object]]:
+def audit_events(data_dir: Path, study: str) -> list[dict[str, Any]]:
     result = run_fovea("audit", "--study", study, "--data-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
     return [event for event in map(json.loads, result.stdout.splitlines()) if event["action"] == "export"]
 
 
-def test_part10_export_is_the_stored_files_and_every_hash_is_audited(archive, tmp_path: Path) -> None:
+def test_part10_export_is_the_stored_files_and_every_hash_is_audited(
+    archive: Archive, tmp_path: Path
+) -> None:
     data_dir, files, study, mr_study = archive
     out = tmp_path / "out"
     result = run_fovea("export", study, mr_study, "--out", str(out), "--data-dir", str(data_dir))
@@ -87,13 +94,16 @@ def test_part10_export_is_the_stored_files_and_every_hash_is_audited(archive, tm
             path.relative_to(out).as_posix()
             == f"{ds.StudyInstanceUID}/{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm"
         )
-    sums = dict(reversed(line.split("  ")) for line in (out / "SHA256SUMS").read_text().splitlines())
+    sums: dict[str, str] = {}
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        sums[name] = digest
     assert sums == {
         p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in written
     }
     [event] = audit_events(data_dir, study)
     assert event["studies"] == [study] and len(event["instances"]) == 3
-    assert {(f["path"], f["sha256"], f["size"]) for f in event["files"]} == {  # type: ignore[union-attr]
+    assert {(f["path"], f["sha256"], f["size"]) for f in event["files"]} == {
         (p.relative_to(out).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size)
         for p in written
         if p.relative_to(out).parts[0] == study
@@ -101,7 +111,9 @@ def test_part10_export_is_the_stored_files_and_every_hash_is_audited(archive, tm
     assert event["principal_kind"] == "operator" and event["status"] == 200
 
 
-def test_deidentified_export_leaves_no_identifier_and_keeps_frames_bit_exact(archive, tmp_path: Path) -> None:
+def test_deidentified_export_leaves_no_identifier_and_keeps_frames_bit_exact(
+    archive: Archive, tmp_path: Path
+) -> None:
     data_dir, files, study, mr_study = archive
     out = tmp_path / "out"
     result = run_fovea(
@@ -152,7 +164,7 @@ def test_deidentified_export_leaves_no_identifier_and_keeps_frames_bit_exact(arc
     assert event["studies"] == [study]  # the trail names what left, by its original UID
 
 
-def test_png_export_is_16_bit_windowed_and_oriented(archive, tmp_path: Path) -> None:
+def test_png_export_is_16_bit_windowed_and_oriented(archive: Archive, tmp_path: Path) -> None:
     data_dir, files, study, _mr = archive
     out, narrow = tmp_path / "stored", tmp_path / "narrow"
     assert (
@@ -195,7 +207,7 @@ def test_png_export_is_16_bit_windowed_and_oriented(archive, tmp_path: Path) -> 
     )
 
 
-def test_tiff_export_holds_the_stored_values_losslessly(archive, tmp_path: Path) -> None:
+def test_tiff_export_holds_the_stored_values_losslessly(archive: Archive, tmp_path: Path) -> None:
     data_dir, files, study, mr_study = archive
     out = tmp_path / "out"
     result = run_fovea(
@@ -216,7 +228,9 @@ def test_tiff_export_holds_the_stored_values_losslessly(archive, tmp_path: Path)
         assert np.array_equal(values, expected)
 
 
-def test_nothing_is_written_for_a_study_not_stored_or_without_a_secret(archive, tmp_path: Path) -> None:
+def test_nothing_is_written_for_a_study_not_stored_or_without_a_secret(
+    archive: Archive, tmp_path: Path
+) -> None:
     data_dir, _files, study, _mr = archive
     out = tmp_path / "out"
     missing = run_fovea("export", study, "1.2.3.999", "--out", str(out), "--data-dir", str(data_dir))
@@ -232,7 +246,9 @@ def test_nothing_is_written_for_a_study_not_stored_or_without_a_secret(archive, 
     shutil.rmtree(out, ignore_errors=True)
 
 
-def test_pdf_report_has_one_page_per_key_slice_and_nothing_of_the_patient(archive, tmp_path: Path) -> None:
+def test_pdf_report_has_one_page_per_key_slice_and_nothing_of_the_patient(
+    archive: Archive, tmp_path: Path
+) -> None:
     data_dir, _files, study, mr_study = archive
     out = tmp_path / "out"
     result = run_fovea(
@@ -252,4 +268,4 @@ def test_pdf_report_has_one_page_per_key_slice_and_nothing_of_the_patient(archiv
         content = report.read_bytes()
         assert b"Doe" not in content and study.encode() not in content and mr_study.encode() not in content
     [event] = [e for e in audit_events(data_dir, study) if "--format pdf" in str(e["route"])]
-    assert [f["path"] for f in event["files"]] == [f"{pseudonyms.uid(study)}/report.pdf"]  # type: ignore[index]
+    assert [f["path"] for f in event["files"]] == [f"{pseudonyms.uid(study)}/report.pdf"]

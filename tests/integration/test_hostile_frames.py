@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
 
 import app.store.write.parse
 from app.imaging.codec_pool import MIB, CodecLimits, CodecPool
@@ -31,7 +31,7 @@ from app.imaging.codecs.encode import encode_native_frame
 from tests.conftest import Backend, LiveServer, free_port, start_live_server
 from tests.hostile_files import deflate_bomb, encapsulated_instance
 from tests.integration.stow_helpers import index_counts, items, post_stow, value_of
-from tests.lying_frames import FORMAT_16, JPEGLS_LOSSLESS, LyingFrame, lying_frames, native_pixels
+from tests.lying_frames import FORMAT_16, LyingFrame, lying_frames, native_pixels
 
 CANNOT_UNDERSTAND = 0xC000
 OUT_OF_RESOURCES = 0xA700
@@ -267,10 +267,10 @@ def test_a_frame_too_large_for_a_codec_worker_is_refused_and_the_next_request_wo
     rendering scaled to a 16384x16384 viewport is over the same budget."""
     big = FrameFormat(8192, 8192, 1, 16, 16, 0, "MONOCHROME2", 0)
     large = encapsulated_instance(
-        encode_native_frame(bytes(big.frame_bytes), JPEGLS_LOSSLESS, big), JPEGLS_LOSSLESS, big
+        encode_native_frame(bytes(big.frame_bytes), JPEGLSLossless, big), JPEGLSLossless, big
     )
-    small_frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLS_LOSSLESS, FORMAT_16)
-    small = encapsulated_instance(small_frame, JPEGLS_LOSSLESS, FORMAT_16)
+    small_frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLSLossless, FORMAT_16)
+    small = encapsulated_instance(small_frame, JPEGLSLossless, FORMAT_16)
     pool = CodecPool(2, CodecLimits(memory_bytes=768 * MIB, timeout_s=10))
     try:
         with start_live_server(backend, worker_pool, pool) as server:

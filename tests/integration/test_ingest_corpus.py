@@ -13,7 +13,6 @@ import orjson
 import pydicom
 import pytest
 from pydicom.encaps import generate_frames
-from pydicom.pixels import unpack_bits
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,7 +22,7 @@ from app.store.tables import FrameFragmentRow, Instance, InstanceMetadata
 from app.store.write.ingest import Outcome
 from app.store.write.parse import Problem
 from tests.conftest import Backend
-from tests.dicom_files import CorpusFile, corpus_files
+from tests.dicom_files import CorpusFile, corpus_files, unpacked_bits
 
 TRUNCATED_IN_CORPUS = {"MR_truncated.dcm", "rtplan_truncated.dcm"}  # pydicom ships them cut short
 
@@ -38,9 +37,9 @@ def expected_frames(corpus: CorpusFile, layout: PixelLayout) -> list[bytes]:
     if syntax.encapsulated:
         return list(generate_frames(value, number_of_frames=layout.number_of_frames))
     if layout.bits_allocated == 1:
-        bits = unpack_bits(value)
+        bits = unpacked_bits(value)
         size = layout.rows * layout.columns * layout.samples_per_pixel
-        return [bits[i * size : (i + 1) * size].tobytes() for i in range(layout.number_of_frames)]
+        return [bits[i * size : (i + 1) * size] for i in range(layout.number_of_frames)]
     size = layout.frame_bytes
     return [value[i * size : (i + 1) * size] for i in range(layout.number_of_frames)]
 
@@ -69,8 +68,7 @@ def stored_frames(
             encapsulated=encapsulated,
         )
         if layout.bits_allocated == 1:
-            data = unpack_bits(data)[: layout.rows * layout.columns * layout.samples_per_pixel]
-            data = data.tobytes()
+            data = unpacked_bits(data)[: layout.rows * layout.columns * layout.samples_per_pixel]
         frames.append(data)
     return frames
 

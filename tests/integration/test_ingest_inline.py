@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import JPEGLSLossless, generate_uid
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -215,7 +215,7 @@ def test_inline_ingest_stores_exactly_what_a_worker_process_stores(
 
 
 def test_nothing_is_stored_inline_when_pixels_are_converted_at_ingest(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, storage_transfer_syntax="1.2.840.10008.1.2.4.80")
+    settings = Settings(data_dir=tmp_path, storage_transfer_syntax=JPEGLSLossless)
     pool = IngestPool(settings.ingest_target(), 1, inline_bytes=2048 * 1024)
     assert pool.inline_bytes == 0
     assert not pool.processes_started

@@ -15,8 +15,15 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, encapsulate_extended
-from pydicom.pixels import pack_bits
-from pydicom.uid import generate_uid
+from pydicom.pixels.utils import pack_bits
+from pydicom.uid import (
+    MPEG4HP41,
+    UID,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,13 +32,11 @@ from app.store.tables import FrameFragmentRow, Instance
 from app.store.write.ingest import Outcome
 from tests.conftest import Backend
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 DEFLATED_FRAMES, HTJ2K, JPEG_XL = (
     "1.2.840.10008.1.2.8.1",
-    "1.2.840.10008.1.2.4.201",
+    HTJ2KLossless,
     "1.2.840.10008.1.2.4.110",
 )
-MPEG4 = "1.2.840.10008.1.2.4.102"
 
 
 def part10(
@@ -46,12 +51,12 @@ def part10(
     **extra: object,
 ) -> bytes:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = SECONDARY_CAPTURE, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.PatientID = "OT", "LAYOUTS"
     ds.Rows, ds.Columns, ds.NumberOfFrames = rows, columns, frames
@@ -134,7 +139,7 @@ def test_deflated_image_frames_with_extended_offset_table(backend: Backend) -> N
 def test_bits_allocated_1_frames_that_start_mid_byte(backend: Backend) -> None:
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 2, (3, 5, 7), dtype=np.uint8)  # 35 bits a frame: frames 2 and 3 start mid-byte
-    data = part10("1.2.840.10008.1.2.1", pack_bits(bits.ravel()), frames=3, bits=1, encapsulated=False)
+    data = part10(ExplicitVRLittleEndian, pack_bits(bits.ravel()), frames=3, bits=1, encapsulated=False)
 
     frames = store_and_read_frames(backend, data, encapsulated=False)
 
@@ -171,7 +176,7 @@ def test_codestreams_split_over_fragments_without_offset_table(
 def test_video_is_stored_as_one_stream(backend: Backend) -> None:
     stream = b"\x00\x00\x01\xb3" + bytes(range(256)) * 4
     pixel_data = encapsulate([stream], fragments_per_frame=3, has_bot=False)
-    data = part10(MPEG4, pixel_data, frames=30, encapsulated=True)
+    data = part10(MPEG4HP41, pixel_data, frames=30, encapsulated=True)
 
     frames = store_and_read_frames(backend, data, encapsulated=True)
 

@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, HTJ2KLossless, JPEGLSLossless
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,9 +25,6 @@ from tests.conftest import Backend, start_live_server
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import items, post_stow, value_of
 
-ELE = "1.2.840.10008.1.2.1"
-JPEGLS = "1.2.840.10008.1.2.4.80"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 FAILED_SOP_SEQUENCE, FAILURE_REASON = "00081198", "00081197"
 
@@ -46,7 +44,7 @@ def stored(backend: Backend, sop_instance_uid: str) -> tuple[str, pydicom.Datase
     return syntax, pydicom.dcmread(io.BytesIO(backend.blobs.read_range(key, 0, size)))
 
 
-@pytest.mark.parametrize("target", [HTJ2K_LOSSLESS, DEFLATED_FRAMES, JPEGLS])
+@pytest.mark.parametrize("target", [HTJ2KLossless, DEFLATED_FRAMES, JPEGLSLossless])
 def test_lossless_input_is_stored_in_the_storage_syntax_with_the_same_pixels(
     backend: Backend, target: str
 ) -> None:
@@ -63,14 +61,14 @@ def test_lossless_input_is_stored_in_the_storage_syntax_with_the_same_pixels(
 def test_compressed_colour_input_is_converted_bit_exact(backend: Backend) -> None:
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")
     original = pydicom.dcmread(corpus.path)
-    policy = StoragePolicy(storage_syntax=HTJ2K_LOSSLESS)
+    policy = StoragePolicy(storage_syntax=HTJ2KLossless)
     assert ingest(backend, corpus.path.read_bytes(), policy)[0] in (Outcome.STORED, Outcome.REPLACED)
     syntax, ds = stored(backend, original.SOPInstanceUID)
-    assert syntax == HTJ2K_LOSSLESS
+    assert syntax == HTJ2KLossless
     assert np.array_equal(ds.pixel_array, original.pixel_array)
 
 
-@pytest.mark.parametrize("target", [HTJ2K_LOSSLESS, DEFLATED_FRAMES])
+@pytest.mark.parametrize("target", [HTJ2KLossless, DEFLATED_FRAMES])
 def test_lossy_input_and_layouts_the_encoder_cannot_hold_are_stored_as_received(
     backend: Backend, target: str
 ) -> None:
@@ -90,16 +88,16 @@ def test_a_frame_too_large_to_decode_within_the_codec_limit_is_stored_as_receive
     """A 2048x2048 16-bit frame needs 3 x 8 MiB + 512 MiB to decode: not within 520 MiB, within 540."""
     big = make_instance(rows=2048, columns=2048, seed=5)
     original = pydicom.dcmread(io.BytesIO(big))
-    tight = StoragePolicy(storage_syntax=JPEGLS, decode_limit_bytes=520 * 1024 * 1024)
+    tight = StoragePolicy(storage_syntax=JPEGLSLossless, decode_limit_bytes=520 * 1024 * 1024)
     assert ingest(backend, big, tight) == (Outcome.STORED, None)
-    assert stored(backend, original.SOPInstanceUID)[0] == ELE  # kept as received
-    enough = StoragePolicy(storage_syntax=JPEGLS, decode_limit_bytes=540 * 1024 * 1024)
+    assert stored(backend, original.SOPInstanceUID)[0] == ExplicitVRLittleEndian  # kept as received
+    enough = StoragePolicy(storage_syntax=JPEGLSLossless, decode_limit_bytes=540 * 1024 * 1024)
     assert ingest(backend, big, enough)[0] is Outcome.REPLACED
-    assert stored(backend, original.SOPInstanceUID)[0] == JPEGLS
+    assert stored(backend, original.SOPInstanceUID)[0] == JPEGLSLossless
 
 
 def test_syntaxes_not_accepted_are_refused(backend: Backend) -> None:
-    policy = StoragePolicy(accepted_syntaxes=frozenset({ELE}))
+    policy = StoragePolicy(accepted_syntaxes=frozenset({ExplicitVRLittleEndian}))
     refused = corpus_file("SC_rgb_rle_2frame.dcm").path.read_bytes()
     assert ingest(backend, refused, policy) == (Outcome.FAILED, Problem.UNSUPPORTED_SYNTAX)
     assert ingest(backend, make_instance(seed=22), policy) == (Outcome.STORED, None)
@@ -153,20 +151,20 @@ def test_bad_policy_settings_are_refused_at_start(field: str, value: str) -> Non
 
 def test_policy_settings_take_keywords_and_uids() -> None:
     settings = Settings(
-        accepted_transfer_syntaxes=f"explicitvrlittleendian, {JPEGLS}",
+        accepted_transfer_syntaxes=f"explicitvrlittleendian, {JPEGLSLossless}",
         storage_transfer_syntax="HTJ2KLossless",
     )
-    assert settings.accepted_syntax_uids == (ELE, JPEGLS)
-    assert settings.storage_transfer_syntax == HTJ2K_LOSSLESS
+    assert settings.accepted_syntax_uids == (ExplicitVRLittleEndian, JPEGLSLossless)
+    assert settings.storage_transfer_syntax == HTJ2KLossless
 
 
 def test_a_deflated_data_set_is_converted_from_its_inflated_copy(backend: Backend) -> None:
     corpus = corpus_file("image_dfl.dcm")  # Deflated Explicit VR Little Endian, 8-bit grey
     original = pydicom.dcmread(corpus.path)
-    policy = StoragePolicy(storage_syntax=JPEGLS)
+    policy = StoragePolicy(storage_syntax=JPEGLSLossless)
     assert ingest(backend, corpus.path.read_bytes(), policy)[0] in (Outcome.STORED, Outcome.REPLACED)
     syntax, ds = stored(backend, original.SOPInstanceUID)
-    assert syntax == JPEGLS
+    assert syntax == JPEGLSLossless
     assert np.array_equal(ds.pixel_array, original.pixel_array)
     with Session(backend.engine) as session:
         row = session.scalars(

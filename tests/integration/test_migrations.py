@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
@@ -30,8 +29,8 @@ def test_migrated_schema_matches_the_models(backend: Backend) -> None:
     assert is_up_to_date(backend.engine)
 
 
-def test_fresh_sqlite_database_is_migrated_and_reported_up_to_date(tmp_path: pytest.TempPathFactory) -> None:
-    url = f"sqlite:///{tmp_path}/fresh.db"  # type: ignore[operator]
+def test_fresh_sqlite_database_is_migrated_and_reported_up_to_date(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/fresh.db"
     engine = create_index_engine(url)
     assert not is_up_to_date(engine)
     migrate(engine)
@@ -42,20 +41,20 @@ def test_fresh_sqlite_database_is_migrated_and_reported_up_to_date(tmp_path: pyt
     engine.dispose()
 
 
-def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: pytest.TempPathFactory) -> None:
-    engine = create_index_engine(f"sqlite:///{tmp_path}/pragmas.db")  # type: ignore[operator]
+def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = create_index_engine(f"sqlite:///{tmp_path}/pragmas.db")
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
 
 
-def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: pytest.TempPathFactory) -> None:
+def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: Path) -> None:
     import threading
 
     from app.store.infra.db import write_serializer_for
 
-    engine = create_index_engine(f"sqlite:///{tmp_path}/locked.db")  # type: ignore[operator]
+    engine = create_index_engine(f"sqlite:///{tmp_path}/locked.db")
     first, second = write_serializer_for(engine), write_serializer_for(engine)  # as two processes would
     entered = threading.Event()
 
@@ -64,7 +63,7 @@ def test_sqlite_writers_take_turns_through_the_lock_file(tmp_path: pytest.TempPa
             entered.set()
 
     with first():
-        assert (tmp_path / "locked.db.write-lock").exists()  # type: ignore[operator]
+        assert (tmp_path / "locked.db.write-lock").exists()
         waiter = threading.Thread(target=take_turn)
         waiter.start()
         waiter.join(timeout=0.3)

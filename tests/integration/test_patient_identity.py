@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 import pydicom
@@ -32,11 +32,24 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite-file", "postgres-file"]
 
 FAILED, REFERENCED = "00081198", "00081199"
 SOP_INSTANCE, FAILURE_REASON, WARNING_REASON, ERROR_COMMENT = "00081155", "00081197", "00081196", "00000902"
-JANE = {"patient_id": "P1", "patient_name": "Doe^Jane"}
-RICHARD = {"patient_id": "P2", "patient_name": "Roe^Richard"}
 
 
-def instance(study: str, sop: str | None = None, *, issuer: str = "", seed: int = 0, **patient: str) -> bytes:
+class Identity(TypedDict, total=False):
+    patient_id: str
+    patient_name: str
+
+
+class IdentityWithIssuer(Identity, total=False):
+    issuer: str
+
+
+JANE: Identity = {"patient_id": "P1", "patient_name": "Doe^Jane"}
+RICHARD: Identity = {"patient_id": "P2", "patient_name": "Roe^Richard"}
+
+
+def instance(
+    study: str, sop: str | None = None, *, issuer: str = "", seed: int = 0, **patient: Unpack[Identity]
+) -> bytes:
     data = make_instance(study_uid=study, sop_uid=sop, seed=seed, **patient)
     if not issuer:
         return data
@@ -128,7 +141,7 @@ def test_other_patient_in_a_stored_study_is_refused_with_0xc410(
     ],
 )
 def test_each_identifying_attribute_alone_is_a_conflict(
-    live_server: LiveServer, backend: Backend, second: dict[str, str], differs: str
+    live_server: LiveServer, backend: Backend, second: IdentityWithIssuer, differs: str
 ) -> None:
     study = generate_uid()
     assert post_stow(live_server, [instance(study, **JANE)]).status_code == 200

@@ -93,7 +93,7 @@ def test_instances_read_at_once_in_threads_keep_their_own_warnings(
 
     capture_warnings()
     uids = [generate_uid() for _ in range(4)]
-    files = {uid: instance_with_invalid_values(uid) for uid in uids}
+    files: dict[str, bytes] = {uid: instance_with_invalid_values(uid) for uid in uids}
     start = threading.Barrier(len(uids))
 
     def read(uid: str) -> None:

@@ -19,7 +19,7 @@ import httpx
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import CTImageStorage, MRImageStorage, generate_uid
 
 from app.imaging.codec_pool import CodecPool
 from tests.conftest import Backend, LiveServer, start_live_server
@@ -384,14 +384,14 @@ def test_series_results_carry_every_required_key(live_server: LiveServer, archiv
     assert _value(everywhere[0], "00100010") == {"Alphabetic": "Müller^Jürgen"}  # all-series: study keys too
 
 
-INSTANCE_CASES = [
+INSTANCE_CASES: list[tuple[str, dict[str, str], list[str]]] = [
     ("/studies/{A}/series/{A1}/instances", {}, ["A1.1", "A1.2", "A1.3"]),
     ("/studies/{A}/instances", {}, ["A1.1", "A1.2", "A1.3", "A2.1", "A2.2"]),
     ("/studies/{A}/instances", {"Modality": "MR"}, ["A2.1", "A2.2"]),
     ("/instances", {"InstanceNumber": "2"}, ["A1.2", "A2.2"]),
     ("/instances", {"PatientID": "P-300"}, ["C1.1"]),
     ("/instances", {"SOPInstanceUID": "{B1.1}"}, ["B1.1"]),
-    ("/instances", {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"}, []),
+    ("/instances", {"SOPClassUID": MRImageStorage}, []),
     ("/studies/{B}/series/{A1}/instances", {}, []),  # the series is not in that study
 ]
 
@@ -408,7 +408,7 @@ def test_instance_matching(live_server: LiveServer, archive: Archive) -> None:
 def test_instance_results_carry_every_required_key(live_server: LiveServer, archive: Archive) -> None:
     study, series = archive.uids["A"], archive.uids["A1"]
     (instance, *_) = _search(live_server, f"/studies/{study}/series/{series}/instances").json()
-    assert _value(instance, "00080016") == "1.2.840.10008.5.1.4.1.1.2"
+    assert _value(instance, "00080016") == CTImageStorage
     assert _value(instance, "00080056") == "ONLINE"
     assert _value(instance, "00200013") == 1
     assert (_value(instance, "00280010"), _value(instance, "00280011")) == (4, 6)

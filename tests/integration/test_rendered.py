@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
+from PIL.GifImagePlugin import GifImageFile
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -172,6 +173,7 @@ def test_multi_frame_gif_thumbnail_and_frames(live_server: LiveServer) -> None:
     url = _store(live_server, ds)
 
     gif = Image.open(io.BytesIO(_get(f"{url}/rendered", accept="image/gif").content))
+    assert isinstance(gif, GifImageFile)
     assert (gif.format, gif.n_frames, gif.size) == ("GIF", 5, (200, 300))
 
     thumbnail = _get(f"{url}/thumbnail")
@@ -183,7 +185,8 @@ def test_multi_frame_gif_thumbnail_and_frames(live_server: LiveServer) -> None:
     assert np.abs(_image(frame) - expected).max() <= 1
 
     several = _get(f"{url}/frames/1,2/rendered", accept="image/gif")
-    assert Image.open(io.BytesIO(several.content)).n_frames == 2
+    several_gif = Image.open(io.BytesIO(several.content))
+    assert isinstance(several_gif, GifImageFile) and several_gif.n_frames == 2
     assert _get(f"{url}/frames/1,2/rendered").status_code == 400
     assert _get(f"{url}/frames/9/rendered").status_code == 404
 

@@ -10,16 +10,19 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    UID,
+    EncapsulatedCDAStorage,
+    EncapsulatedPDFStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 from app.dicomweb.documents import RENDERED_DOCUMENT_MEDIA_TYPES
 from tests.conftest import Backend, LiveServer
 from tests.integration.fixity_helpers import blob_key_of, remove
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_verify_wado import verify
-
-PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
-CDA_STORAGE = "1.2.840.10008.5.1.4.1.1.104.2"
 
 
 def a_pdf() -> bytes:
@@ -42,7 +45,7 @@ def a_cda(padding: int = 0) -> bytes:
 
 def encapsulated(document: bytes, sop_class: str, mime_type: str) -> tuple[bytes, Dataset]:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
@@ -71,16 +74,19 @@ def rendered_url(server: LiveServer, ds: Dataset) -> str:
 
 
 def test_the_table_names_the_pdf_and_cda_storage_classes() -> None:
-    assert RENDERED_DOCUMENT_MEDIA_TYPES == {PDF_STORAGE: "application/pdf", CDA_STORAGE: "text/xml"}
+    assert {
+        EncapsulatedPDFStorage: "application/pdf",
+        EncapsulatedCDAStorage: "text/xml",
+    } == RENDERED_DOCUMENT_MEDIA_TYPES
 
 
 @pytest.mark.parametrize("backend", ["sqlite-file", "postgres-s3"], indirect=True)
 @pytest.mark.parametrize(
     ("document", "sop_class", "mime_type"),
     [
-        pytest.param(a_pdf(), PDF_STORAGE, "application/pdf", id="pdf"),
-        pytest.param(a_cda(), CDA_STORAGE, "text/xml", id="small-cda-inline"),
-        pytest.param(a_cda(padding=5_000_000), CDA_STORAGE, "text/xml", id="large-cda-streamed"),
+        pytest.param(a_pdf(), EncapsulatedPDFStorage, "application/pdf", id="pdf"),
+        pytest.param(a_cda(), EncapsulatedCDAStorage, "text/xml", id="small-cda-inline"),
+        pytest.param(a_cda(padding=5_000_000), EncapsulatedCDAStorage, "text/xml", id="large-cda-streamed"),
     ],
 )
 def test_the_rendered_document_is_the_document_itself(
@@ -102,7 +108,7 @@ def test_the_rendered_document_is_the_document_itself(
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 def test_the_accept_header_is_honoured(live_server: LiveServer) -> None:
-    sent, ds = encapsulated(a_pdf(), PDF_STORAGE, "application/pdf")
+    sent, ds = encapsulated(a_pdf(), EncapsulatedPDFStorage, "application/pdf")
     assert post_stow(live_server, [sent]).status_code == 200
     url = rendered_url(live_server, ds)
     for accept in ("application/pdf", "application/*", "*/*", "image/jpeg, application/pdf;q=0.5"):
@@ -121,7 +127,7 @@ def test_the_accept_header_is_honoured(live_server: LiveServer) -> None:
 def test_a_document_has_no_thumbnail_and_a_flagged_one_answers_410(
     live_server: LiveServer, backend: Backend
 ) -> None:
-    sent, ds = encapsulated(a_pdf(), PDF_STORAGE, "application/pdf")
+    sent, ds = encapsulated(a_pdf(), EncapsulatedPDFStorage, "application/pdf")
     assert post_stow(live_server, [sent]).status_code == 200
     thumbnail = httpx.get(rendered_url(live_server, ds).replace("/rendered", "/thumbnail"))
     assert thumbnail.status_code == 404  # nothing to render as an image

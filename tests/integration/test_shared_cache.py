@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from pydicom.uid import generate_uid
+from pydicom.uid import JPEGLSLossless, generate_uid
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from tests.conftest import REDIS_URL, Backend
@@ -20,8 +20,7 @@ from tests.dicom_files import make_instance, multipart_body, stow_content_type
 from tests.integration.server_processes import ServerProcess, running_server
 from tests.integration.test_metrics import samples, value
 
-JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-FRAME_ACCEPT = f"image/jls; transfer-syntax={JPEG_LS_LOSSLESS}"
+FRAME_ACCEPT = f"image/jls; transfer-syntax={JPEGLSLossless}"
 
 
 def made(server: ServerProcess, cache: str) -> float:
@@ -76,9 +75,7 @@ def test_the_second_node_reads_what_the_first_made_instead_of_making_it(
         # bit-exact: the shared JPEG-LS frame decodes to the pixels that were sent
         fmt = FrameFormat(64, 64, 1, 16, 16, 1, "MONOCHROME2", 0)
         pixels = np.random.default_rng(3).integers(-1024, 3000, (2, 64, 64), dtype=np.int16)
-        assert (
-            decode_to_native(from_b.content, JPEG_LS_LOSSLESS, fmt).data == pixels[1].astype("<i2").tobytes()
-        )
+        assert decode_to_native(from_b.content, JPEGLSLossless, fmt).data == pixels[1].astype("<i2").tobytes()
 
         rendered_a = httpx.get(
             f"{node_a.dicomweb}{instance}/rendered", headers={"Accept": "image/png"}, timeout=60

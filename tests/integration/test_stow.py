@@ -11,7 +11,7 @@ import httpx
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
-from pydicom.uid import generate_uid
+from pydicom.uid import CTImageStorage, generate_uid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,7 @@ def test_store_one_instance_indexes_it_and_keeps_the_bytes(live_server: LiveServ
     assert value_of(body, RETRIEVE_URL) == f"{live_server.dicomweb}/studies/{study}"
     [item] = items(body, REFERENCED)
     assert value_of(item, SOP_INSTANCE) == sop
-    assert value_of(item, "00081150") == "1.2.840.10008.5.1.4.1.1.2"
+    assert value_of(item, "00081150") == CTImageStorage
     assert value_of(item, RETRIEVE_URL) == (
         f"{live_server.dicomweb}/studies/{study}/series/{series}/instances/{sop}"
     )

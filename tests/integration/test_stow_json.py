@@ -8,6 +8,7 @@ Malformed bodies get a request error or failure entries, and leave the store as 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import orjson
@@ -111,7 +112,7 @@ def test_several_instances_share_one_request(live_server: LiveServer, backend: B
 
 
 def test_generated_instance_round_trips_with_its_uids(
-    live_server: LiveServer, backend: Backend, tmp_path
+    live_server: LiveServer, backend: Backend, tmp_path: Path
 ) -> None:
     path = tmp_path / "generated.dcm"
     path.write_bytes(make_instance(rows=33, columns=17, frames=3, sop_uid=generate_uid()))

@@ -8,13 +8,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.encaps import generate_frames
+from pydicom.uid import ExplicitVRLittleEndian, HTJ2KLossless, JPEGLSLossless
 
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.test_cli import run_fovea
-
-JPEGLS = "1.2.840.10008.1.2.4.80"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-ELE = "1.2.840.10008.1.2.1"
 
 
 def test_a_file_is_converted_by_keyword_and_by_uid(tmp_path: Path) -> None:
@@ -24,10 +21,12 @@ def test_a_file_is_converted_by_keyword_and_by_uid(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 converted to JPEG-LS Lossless Image Compression" in done.stdout
     converted = pydicom.dcmread(tmp_path / "ct-jls.dcm")
-    assert converted.file_meta.TransferSyntaxUID == JPEGLS
+    assert converted.file_meta.TransferSyntaxUID == JPEGLSLossless
     assert np.array_equal(converted.pixel_array, pydicom.dcmread(source).pixel_array)
 
-    back = run_fovea("transcode", str(tmp_path / "ct-jls.dcm"), str(tmp_path / "ct-ele.dcm"), "-s", ELE)
+    back = run_fovea(
+        "transcode", str(tmp_path / "ct-jls.dcm"), str(tmp_path / "ct-ele.dcm"), "-s", ExplicitVRLittleEndian
+    )
     assert back.returncode == 0, back.stderr
     assert pydicom.dcmread(tmp_path / "ct-ele.dcm").PixelData == pydicom.dcmread(source).PixelData
 
@@ -38,13 +37,13 @@ def test_a_folder_is_converted_into_the_same_tree(tmp_path: Path) -> None:
     (source / "a.dcm").write_bytes(corpus_file("SC_rgb_rle_2frame.dcm").path.read_bytes())
     (source / "series" / "b.dcm").write_bytes(make_instance(seed=6))
     (source / "notes.txt").write_text("not DICOM")
-    done = run_fovea("transcode", str(source), str(tmp_path / "out"), "--syntax", HTJ2K_LOSSLESS)
+    done = run_fovea("transcode", str(source), str(tmp_path / "out"), "--syntax", HTJ2KLossless)
     assert done.returncode == 1  # one file failed; the others were converted
     assert "2 converted" in done.stdout and "1 failed" in done.stdout
     assert "notes.txt" in done.stderr
     for name in ("a.dcm", "series/b.dcm"):
         converted = pydicom.dcmread(tmp_path / "out" / name)
-        assert converted.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS
+        assert converted.file_meta.TransferSyntaxUID == HTJ2KLossless
         assert np.array_equal(converted.pixel_array, pydicom.dcmread(source / name).pixel_array)
     assert not (tmp_path / "out" / "notes.txt").exists()
     assert not list((tmp_path / "out").rglob(".fovea-*"))  # no half-written outputs left behind
@@ -55,12 +54,12 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path: Path) -> None:
     source.write_bytes(make_instance(seed=8))
     out = tmp_path / "out.dcm"
     out.write_bytes(b"keep me")
-    kept = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLS)
+    kept = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLSLossless)
     assert kept.returncode == 0 and "1 skipped" in kept.stdout
     assert out.read_bytes() == b"keep me"
-    replaced = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLS, "--overwrite")
+    replaced = run_fovea("transcode", str(source), str(out), "--syntax", JPEGLSLossless, "--overwrite")
     assert replaced.returncode == 0
-    assert pydicom.dcmread(out).file_meta.TransferSyntaxUID == JPEGLS
+    assert pydicom.dcmread(out).file_meta.TransferSyntaxUID == JPEGLSLossless
 
 
 def test_a_lossy_original_is_not_made_lossless_and_unknown_syntaxes_are_refused(tmp_path: Path) -> None:
@@ -91,7 +90,7 @@ def test_an_implicit_vr_file_can_be_written_as_explicit_vr(tmp_path: Path) -> No
     done = run_fovea("transcode", str(source), str(tmp_path / "mr.dcm"), "--syntax", "ExplicitVRLittleEndian")
     assert done.returncode == 0, done.stderr
     converted = pydicom.dcmread(tmp_path / "mr.dcm")
-    assert converted.file_meta.TransferSyntaxUID == ELE
+    assert converted.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert np.array_equal(converted.pixel_array, pydicom.dcmread(io.BytesIO(source.read_bytes())).pixel_array)
 
 

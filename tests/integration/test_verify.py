@@ -61,7 +61,8 @@ def verify(backend: Backend, selection: Selection | None = None) -> tuple[Tally,
 
 
 def store_study(backend: Backend, count: int) -> tuple[str, list[str]]:
-    study, sops = generate_uid(), [generate_uid() for _ in range(count)]
+    study: str = generate_uid()
+    sops: list[str] = [generate_uid() for _ in range(count)]
     ingestor = backend.ingestor()
     for number, sop in enumerate(sops):
         ingest(ingestor, make_instance(study_uid=study, sop_uid=sop, seed=number))
@@ -85,7 +86,7 @@ def test_a_flipped_byte_a_truncated_file_a_missing_file_and_an_orphan_are_found_
     tally, lines = verify(backend)
 
     *problems, summary = lines
-    assert sorted(line["status"] for line in problems) == ["corrupt", "corrupt", "missing", "orphaned"]
+    assert sorted(str(line["status"]) for line in problems) == ["corrupt", "corrupt", "missing", "orphaned"]
     corrupt = {line["instance"]: line for line in problems if line["status"] == "corrupt"}
     assert set(corrupt) == {flipped, truncated}
     assert corrupt[flipped]["reason"] == "SHA-256 differs from the one recorded at ingest"
@@ -193,7 +194,7 @@ def test_an_instance_stored_without_a_digest_gets_one_recorded(backend: Backend)
     assert tally.problems == 0 and lines[-1]["digests_recorded"] == 1
     with backend.engine.connect() as connection:
         recorded = connection.execute(
-            Instance.__table__.select().with_only_columns(Instance.sha256)  # type: ignore[attr-defined]
+            Instance.__table__.select().with_only_columns(Instance.sha256)
         ).scalar_one()
     assert recorded == hashlib.sha256(read_blob(backend, blob_key_of(backend, sop))).hexdigest()
 

@@ -7,25 +7,25 @@ back little-endian whatever the stored byte order; `Range` gives 206 with the ri
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import httpx
 import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import Backend, LiveServer
-from tests.dicom_files import CT_IMAGE_STORAGE, corpus_file, make_instance
+from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import multipart_parts
 
-ELE = "1.2.840.10008.1.2.1"
 OCTET = "application/octet-stream"
 OCTET_PARTS = f'multipart/related; type="{OCTET}"'
 
 
-def bulkdata_uris(item: dict, found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+def bulkdata_uris(item: dict[str, Any], found: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
     """(tag path, BulkDataURI) of every bulk value in a DICOM JSON object, nested items included."""
     found = [] if found is None else found
     for tag, attribute in item.items():
@@ -71,7 +71,9 @@ def test_every_bulkdata_uri_of_the_metadata_resolves(
             assert [h["content-location"] for h, _ in parts] == [
                 f"{uri.split('/bulkdata/')[0]}/frames/{n}" for n in range(1, frames + 1)
             ]
-            assert all(h["content-type"] == f"{OCTET}; transfer-syntax={ELE}" for h, _ in parts)
+            assert all(
+                h["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}" for h, _ in parts
+            )
             continue
         [(headers, body)] = parts
         assert headers["content-location"] == uri
@@ -90,7 +92,7 @@ def test_nested_bulkdata_as_single_part_and_ranges(live_server: LiveServer, back
 
     whole = httpx.get(uri, headers={"Accept": OCTET})
     assert whole.status_code == 200
-    assert whole.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert whole.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
     assert whole.headers["accept-ranges"] == "bytes"
     assert whole.content == value
 
@@ -119,12 +121,12 @@ def big_endian_instance_with_lut() -> tuple[bytes, bytes]:
     """A palette colour image in Explicit VR Big Endian with 4 KiB OW LUTs; (file, LUT little-endian)."""
     lut = np.arange(0, 65536, 32, dtype=np.uint16)  # 2048 entries: well over the bulk data threshold
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRBigEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = CT_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Rows, ds.Columns, ds.SamplesPerPixel = 4, 4, 1
     ds.PhotometricInterpretation = "PALETTE COLOR"
@@ -184,7 +186,7 @@ def test_pixeldata_and_bulkdata_at_every_level(live_server: LiveServer, backend:
         f"{study_url}/series/{series[1]}/instances/{one.SOPInstanceUID}/pixeldata", headers={"Accept": OCTET}
     )
     assert single.status_code == 200
-    assert single.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert single.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
     assert single.content == expected_frames[3]
     # A single part is only for one item: three frames ask for multipart.
     three = httpx.get(

@@ -18,8 +18,17 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from app.dicomweb.mediatypes import canonical_media_type as canonical
 from tests.conftest import Backend, LiveServer
@@ -28,12 +37,6 @@ from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_frames import expected_native_frame, frames_url
 from tests.integration.test_wado_instances import multipart_parts as parse_parts
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
-JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 
 
@@ -72,12 +75,12 @@ def layout_pixels(layout: Layout, frames: int, rows: int = 40, columns: int = 56
 def layout_instance(layout: Layout, pixels: np.ndarray) -> bytes:
     """A Secondary Capture Part 10 file, Explicit VR Little Endian, of `pixels` in `layout`."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = SECONDARY_CAPTURE, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.PatientID, ds.PatientName, ds.Modality = "FIDELITY", "Fidelity^Test", "OT"
     ds.Rows, ds.Columns, ds.NumberOfFrames = pixels.shape[1], pixels.shape[2], pixels.shape[0]
@@ -96,20 +99,21 @@ def decoded_by_libjpeg_or_openjpeg(frame: bytes, syntax: str, layout: Layout, ro
     """The frame decoded by pydicom's pylibjpeg plugin: libjpeg for JPEG and JPEG-LS, OpenJPEG for
     HTJ2K, none of them the library Fovea encoded with."""
     decoder = get_decoder(syntax)
+    # pydicom annotates these options as `**kwargs: DecodeOptions` (each value a DecodeOptions), not as
+    # Unpack[DecodeOptions]: passed as a dict of Any, they are checked by the decoder instead.
+    options: dict[str, Any] = {
+        "number_of_frames": 1,
+        "rows": rows,
+        "columns": columns,
+        "samples_per_pixel": layout.samples,
+        "bits_allocated": layout.allocated,
+        "bits_stored": layout.stored,
+        "pixel_representation": int(layout.signed),
+        "photometric_interpretation": layout.photometric,
+        "planar_configuration": 0,
+    }
     array, _ = decoder.as_array(
-        encapsulate([frame], has_bot=False),
-        index=0,
-        validate=False,
-        decoding_plugin="pylibjpeg",
-        number_of_frames=1,
-        rows=rows,
-        columns=columns,
-        samples_per_pixel=layout.samples,
-        bits_allocated=layout.allocated,
-        bits_stored=layout.stored,
-        pixel_representation=int(layout.signed),
-        photometric_interpretation=layout.photometric,
-        planar_configuration=0,
+        encapsulate([frame], has_bot=False), index=0, validate=False, decoding_plugin="pylibjpeg", **options
     )
     return array
 
@@ -124,17 +128,17 @@ def get_frame(server: LiveServer, ds: pydicom.Dataset, number: int, accept: str)
 
 
 CASES = [
-    ("image/jphc", HTJ2K_LOSSLESS, CT_12),
-    ("image/jphc", HTJ2K_LOSSLESS, CT_12_SIGNED),
-    ("image/jphc", HTJ2K_LOSSLESS, CT_14_SIGNED_MONO1),
-    ("image/jphc", HTJ2K_LOSSLESS, CT_16_SIGNED),
-    ("image/jphc", HTJ2K_LOSSLESS, RGB_12),
-    ("image/jphc", HTJ2K_LOSSLESS_RPCL, CT_12_SIGNED),
-    ("image/jphc", HTJ2K_LOSSLESS_RPCL, RGB_16),
-    ("image/jls", JPEGLS_LOSSLESS, RGB_16),
-    ("image/jls", JPEGLS_LOSSLESS, RGB_12),
-    ("image/jpeg", JPEG_LOSSLESS_SV1, RGB_16),
-    ("image/jpeg", JPEG_LOSSLESS, RGB_12),
+    ("image/jphc", HTJ2KLossless, CT_12),
+    ("image/jphc", HTJ2KLossless, CT_12_SIGNED),
+    ("image/jphc", HTJ2KLossless, CT_14_SIGNED_MONO1),
+    ("image/jphc", HTJ2KLossless, CT_16_SIGNED),
+    ("image/jphc", HTJ2KLossless, RGB_12),
+    ("image/jphc", HTJ2KLosslessRPCL, CT_12_SIGNED),
+    ("image/jphc", HTJ2KLosslessRPCL, RGB_16),
+    ("image/jls", JPEGLSLossless, RGB_16),
+    ("image/jls", JPEGLSLossless, RGB_12),
+    ("image/jpeg", JPEGLosslessSV1, RGB_16),
+    ("image/jpeg", JPEGLossless, RGB_12),
 ]
 
 
@@ -151,7 +155,7 @@ def test_frames_are_encoded_bit_exact_at_their_precision(
     assert len(body) % 2 == 0
     decoded = decoded_by_libjpeg_or_openjpeg(body, syntax, layout, int(ds.Rows), int(ds.Columns))
     assert np.array_equal(decoded, pixels[1])
-    if syntax in (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL):  # SIZ Ssiz: sign bit and Bits Stored - 1
+    if syntax in (HTJ2KLossless, HTJ2KLosslessRPCL):  # SIZ Ssiz: sign bit and Bits Stored - 1
         assert body[42] == (0x80 if layout.signed else 0) | (layout.stored - 1)
 
 
@@ -198,11 +202,11 @@ def test_a_12_bit_instance_is_re_encoded_as_htj2k_and_read_by_pydicom(
     response = httpx.get(
         f"{live_server.dicomweb}/studies/{original.StudyInstanceUID}/series/{original.SeriesInstanceUID}"
         f"/instances/{original.SOPInstanceUID}",
-        headers={"Accept": f"application/dicom; transfer-syntax={HTJ2K_LOSSLESS_RPCL}"},
+        headers={"Accept": f"application/dicom; transfer-syntax={HTJ2KLosslessRPCL}"},
         timeout=60,
     )
     assert response.status_code == 200, response.text
     ds = pydicom.dcmread(io.BytesIO(response.content))
-    assert ds.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS_RPCL
+    assert ds.file_meta.TransferSyntaxUID == HTJ2KLosslessRPCL
     assert ds.BitsStored == layout.stored and "LossyImageCompression" not in ds
     assert np.array_equal(ds.pixel_array, pixels)  # pydicom's HTJ2K decoder: OpenJPEG

@@ -10,23 +10,30 @@ import io
 
 import httpx
 import numpy as np
-import openjpeg
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from openjpeg.utils import decode as openjpeg_decode
 from pydicom.encaps import generate_frames
-from pydicom.pixels import unpack_bits
-from pydicom.uid import generate_uid
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
 
 from app.dicomweb.mediatypes import canonical_media_type as canonical
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.syntaxes import find_transfer_syntax
 from tests.conftest import Backend, LiveServer
-from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance
+from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance, unpacked_bits
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import multipart_parts as parse_parts
 
-ELE = "1.2.840.10008.1.2.1"
 OCTET = "application/octet-stream"
 NATIVE_IMAGES = [
     f
@@ -51,11 +58,11 @@ def expected_native_frame(ds: pydicom.Dataset, number: int) -> bytes:
     count = int(ds.get("NumberOfFrames", 1) or 1)
     if bits == 1:
         size = rows * columns * samples
-        return unpack_bits(ds.PixelData)[(number - 1) * size : number * size].tobytes()
+        return unpacked_bits(ds.PixelData)[(number - 1) * size : number * size]
     ybr_422 = ds.PhotometricInterpretation in ("YBR_FULL_422", "YBR_PARTIAL_422")
     size = rows * columns * (2 if ybr_422 else samples) * bits // 8
-    value = ds.PixelData
-    big_endian = ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
+    value: bytes = ds.PixelData
+    big_endian = ds.file_meta.TransferSyntaxUID == ExplicitVRBigEndian
     if big_endian and bits == 8 and ds["PixelData"].VR == "OW":  # bytes sit swapped in 16-bit words
         even = value + b"\x00" * (len(value) % 2)
         value = np.frombuffer(even, dtype=">u2").astype("<u2").tobytes()
@@ -77,13 +84,11 @@ def test_native_frame_as_octet_stream_is_the_original_pixels(
     response = httpx.get(frames_url(live_server, ds, str(last)), headers={"Accept": OCTET})
 
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert response.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
     assert response.headers["content-location"].endswith(f"/frames/{last}")
     body = response.content
     if int(ds.BitsAllocated) == 1:
-        body = unpack_bits(body)[
-            : int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-        ].tobytes()
+        body = unpacked_bits(body)[: int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))]
     assert body == expected_native_frame(ds, last)
 
 
@@ -98,7 +103,7 @@ def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backe
         str(ds.SeriesInstanceUID),
         str(ds.SOPInstanceUID),
         frame_numbers=[4, 1, 5],
-        media_types=((OCTET, ELE),),
+        media_types=((OCTET, ExplicitVRLittleEndian),),
     )
 
     assert frames == [expected_native_frame(ds, n) for n in (4, 1, 5)]
@@ -106,7 +111,7 @@ def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backe
         frames_url(live_server, ds, "4,1"), headers={"Accept": f'multipart/related; type="{OCTET}"'}
     )
     assert raw.headers["content-type"].startswith(f'multipart/related; type="{OCTET}"; boundary=')
-    assert raw.content.count(f"Content-Type: {OCTET}; transfer-syntax={ELE}".encode()) == 2
+    assert raw.content.count(f"Content-Type: {OCTET}; transfer-syntax={ExplicitVRLittleEndian}".encode()) == 2
     assert b"/frames/4\r\n" in raw.content and b"/frames/1\r\n" in raw.content
 
 
@@ -114,7 +119,7 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
     corpus = (
         corpus_file("emri_small_jpeg_ls_lossless.dcm")
         if any(f.path.name == "emri_small_jpeg_ls_lossless.dcm" for f in corpus_files())
-        else next(f for f in corpus_files() if f.transfer_syntax_uid == "1.2.840.10008.1.2.4.80")
+        else next(f for f in corpus_files() if f.transfer_syntax_uid == JPEGLSLossless)
     )
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
     ds = pydicom.dcmread(corpus.path)
@@ -128,14 +133,14 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
 
     octet = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET})
     assert octet.status_code == 200
-    assert octet.headers["content-type"] == f"{OCTET}; transfer-syntax={ELE}"
+    assert octet.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
     assert octet.content == ds.pixel_array[0 if count > 1 else ...].astype(ds.pixel_array.dtype).tobytes()
 
     jp2 = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jp2"})
     assert jp2.status_code == 200  # decoded by CharLS, encoded by OpenJPEG, read back by pylibjpeg
     assert jp2.headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.90"
     assert jp2.content.startswith(b"\xff\x4f\xff\x51")  # a bare J2K codestream
-    assert np.array_equal(openjpeg.decode(jp2.content), ds.pixel_array[0 if count > 1 else ...])
+    assert np.array_equal(openjpeg_decode(jp2.content), ds.pixel_array[0 if count > 1 else ...])
 
     jpeg = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "image/jpeg"})
     assert jpeg.status_code == 200  # image/jpeg defaults to JPEG Lossless SV1, never to a lossy syntax
@@ -150,7 +155,7 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
         "MONOCHROME2",
         0,
     )
-    as_jpeg = decode_to_native(jpeg.content, "1.2.840.10008.1.2.4.70", fmt).data
+    as_jpeg = decode_to_native(jpeg.content, JPEGLosslessSV1, fmt).data
     assert as_jpeg == ds.pixel_array[0 if count > 1 else ...].astype(ds.pixel_array.dtype).tobytes()
 
     video = httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": "video/mp4"})
@@ -161,10 +166,10 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
 @pytest.mark.parametrize(
     ("accept", "syntax"),
     [
-        ("image/jls", "1.2.840.10008.1.2.4.80"),
-        ("image/jp2", "1.2.840.10008.1.2.4.90"),
-        ("image/jphc", "1.2.840.10008.1.2.4.201"),
-        ("image/dicom-rle", "1.2.840.10008.1.2.5"),
+        ("image/jls", JPEGLSLossless),
+        ("image/jp2", JPEG2000Lossless),
+        ("image/jphc", HTJ2KLossless),
+        ("image/dicom-rle", RLELossless),
         ("application/x-deflate", "1.2.840.10008.1.2.8.1"),
         ("application/vnd.dicom-deflate", "1.2.840.10008.1.2.8.1"),
     ],

@@ -165,9 +165,9 @@ def test_xml_metadata_is_one_native_model_part_per_instance(
     assert f"{series_url(live_server, stored)}/instances/{stored.SOPInstanceUID}/metadata" in locations
     name = root.find(f"{NATIVE_MODEL}DicomAttribute[@keyword='PatientName']/{NATIVE_MODEL}PersonName")
     assert name is not None and name.get("number") == "1"
-    components = {
-        child.tag.removeprefix(NATIVE_MODEL): child.text for child in name.find(f"{NATIVE_MODEL}Alphabetic")
-    }  # type: ignore[union-attr]
+    alphabetic = name.find(f"{NATIVE_MODEL}Alphabetic")
+    assert alphabetic is not None
+    components = {child.tag.removeprefix(NATIVE_MODEL): child.text for child in alphabetic}
     assert components == {
         "FamilyName": "Doe",
         "GivenName": "Jane",

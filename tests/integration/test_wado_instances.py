@@ -14,13 +14,12 @@ import numpy as np
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from tests.conftest import Backend, LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import post_stow
 
-ELE = "1.2.840.10008.1.2.1"
 DICOM = "application/dicom"
 ANY_SYNTAX = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
 
@@ -57,13 +56,13 @@ def test_transfer_syntax_star_returns_the_stored_file(live_server: LiveServer, b
     response = httpx.get(instance_url(live_server, ds), headers={"Accept": ANY_SYNTAX})
     assert response.status_code == 200
     [(headers, body)] = multipart_parts(response)
-    assert headers["content-type"] == f"{DICOM}; transfer-syntax={ELE}"
+    assert headers["content-type"] == f"{DICOM}; transfer-syntax={ExplicitVRLittleEndian}"
     assert headers["content-location"] == instance_url(live_server, ds)
     assert body == sent
 
     single = httpx.get(instance_url(live_server, ds), headers={"Accept": DICOM})
     assert single.status_code == 200
-    assert single.headers["content-type"] == f"{DICOM}; transfer-syntax={ELE}"
+    assert single.headers["content-type"] == f"{DICOM}; transfer-syntax={ExplicitVRLittleEndian}"
     assert single.content == sent
 
 
@@ -87,7 +86,7 @@ def test_native_syntaxes_become_explicit_vr_little_endian(
         assert response.status_code == 200, response.text
         body = response.content if accept == DICOM else multipart_parts(response)[0][1]
         returned = read(body)
-        assert returned.file_meta.TransferSyntaxUID == ELE
+        assert returned.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
         assert np.array_equal(returned.pixel_array, original.pixel_array)
         assert returned.PatientName == original.PatientName
         assert returned.SOPInstanceUID == original.SOPInstanceUID
@@ -123,7 +122,7 @@ def test_compressed_instances_are_decoded_to_explicit_vr_little_endian(
     response = httpx.get(instance_url(live_server, original), headers={"Accept": DICOM})
     assert response.status_code == 200, response.text
     returned = read(response.content)
-    assert returned.file_meta.TransferSyntaxUID == ELE
+    assert returned.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert "ExtendedOffsetTable" not in returned
     assert np.array_equal(returned.pixel_array, original.pixel_array)
     if lossy:
@@ -146,7 +145,7 @@ def test_unproducible_syntax_is_406_naming_the_offers(live_server: LiveServer, b
         headers={"Accept": f'multipart/related; type="{DICOM}"; transfer-syntax=1.2.840.10008.1.2.4.50'},
     )
     assert response.status_code == 406
-    assert ELE in response.json()["error"]
+    assert ExplicitVRLittleEndian in response.json()["error"]
 
 
 def test_study_and_series_stream_every_instance(live_server: LiveServer, backend: Backend) -> None:
@@ -185,7 +184,9 @@ def test_octet_stream_on_a_study_is_its_bulk_data(live_server: LiveServer, backe
     )
     assert response.status_code == 200
     parts = multipart_parts(response)
-    assert [h["content-type"] for h, _ in parts] == [f"application/octet-stream; transfer-syntax={ELE}"] * 3
+    assert [h["content-type"] for h, _ in parts] == [
+        f"application/octet-stream; transfer-syntax={ExplicitVRLittleEndian}"
+    ] * 3
     expected = [read(data).PixelData for data in sent]
     frames = [body for _, body in parts]
     assert b"".join(frames) == b"".join(expected) or sorted(frames) == sorted(

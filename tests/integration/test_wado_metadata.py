@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any, TypedDict
 
 import httpx
 import pydicom
@@ -18,10 +19,17 @@ from tests.integration.stow_helpers import post_stow
 JSON = {"Accept": "application/dicom+json"}
 
 
+class SentStudy(TypedDict):
+    uid: str
+    series: list[str]  # the series' UIDs
+    sent: dict[str, bytes]  # each file as sent, by SOP Instance UID
+
+
 @pytest.fixture
-def study(live_server: LiveServer, backend: Backend) -> dict[str, object]:
+def study(live_server: LiveServer, backend: Backend) -> SentStudy:
     """Two series of a study, sent out of order, and what was sent."""
-    study_uid, series = generate_uid(), [generate_uid(), generate_uid()]
+    study_uid: str = generate_uid()
+    series: list[str] = [generate_uid(), generate_uid()]
     sent: dict[str, bytes] = {}
     parts = []
     for series_number, instance_number in [(2, 2), (1, 3), (2, 1), (1, 1), (1, 2)]:
@@ -44,12 +52,12 @@ def study(live_server: LiveServer, backend: Backend) -> dict[str, object]:
     return {"uid": study_uid, "series": series, "sent": sent}
 
 
-def _order(items: list[dict[str, object]]) -> list[tuple[int, int]]:
-    return [(item["00200011"]["Value"][0], item["00200013"]["Value"][0]) for item in items]  # type: ignore[index]
+def _order(items: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    return [(item["00200011"]["Value"][0], item["00200013"]["Value"][0]) for item in items]
 
 
 def test_study_metadata_lists_every_instance_in_series_and_instance_order(
-    live_server: LiveServer, study: dict[str, object]
+    live_server: LiveServer, study: SentStudy
 ) -> None:
     response = httpx.get(f"{live_server.dicomweb}/studies/{study['uid']}/metadata", headers=JSON)
 
@@ -57,7 +65,7 @@ def test_study_metadata_lists_every_instance_in_series_and_instance_order(
     assert response.headers["content-type"] == "application/dicom+json"
     items = response.json()
     assert _order(items) == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
-    sent: dict[str, bytes] = study["sent"]  # type: ignore[assignment]
+    sent = study["sent"]
     for item in items:
         served = Dataset.from_json(item, bulk_data_uri_handler=lambda *_: b"")
         original = pydicom.dcmread(io.BytesIO(sent[str(served.SOPInstanceUID)]))
@@ -80,10 +88,8 @@ def test_study_metadata_lists_every_instance_in_series_and_instance_order(
         )
 
 
-def test_series_and_instance_metadata_narrow_the_scope(
-    live_server: LiveServer, study: dict[str, object]
-) -> None:
-    series: list[str] = study["series"]  # type: ignore[assignment]
+def test_series_and_instance_metadata_narrow_the_scope(live_server: LiveServer, study: SentStudy) -> None:
+    series = study["series"]
     base = f"{live_server.dicomweb}/studies/{study['uid']}/series/{series[1]}"
     in_series = httpx.get(f"{base}/metadata", headers=JSON).json()
     assert _order(in_series) == [(2, 1), (2, 2)]
@@ -101,8 +107,8 @@ def test_series_and_instance_metadata_narrow_the_scope(
         "studies/{unknown}/series/{series}/metadata",  # the series exists, but not in that study
     ],
 )
-def test_unknown_scope_is_404(live_server: LiveServer, study: dict[str, object], path: str) -> None:
-    series: list[str] = study["series"]  # type: ignore[assignment]
+def test_unknown_scope_is_404(live_server: LiveServer, study: SentStudy, path: str) -> None:
+    series = study["series"]
     url = path.format(unknown=generate_uid(), study=study["uid"], series=series[0])
     response = httpx.get(f"{live_server.dicomweb}/{url}", headers=JSON)
     assert response.status_code == 404
@@ -133,7 +139,7 @@ def test_malformed_uid_is_400(live_server: LiveServer) -> None:
     ],
 )
 def test_metadata_accept_negotiation(
-    live_server: LiveServer, study: dict[str, object], header: str | None, query: str | None, status: int
+    live_server: LiveServer, study: SentStudy, header: str | None, query: str | None, status: int
 ) -> None:
     headers = {"Accept": header} if header is not None else {}
     params = {"accept": query} if query is not None else {}
@@ -145,7 +151,7 @@ def test_metadata_accept_negotiation(
         assert "application/dicom+json" in response.json()["error"]
 
 
-def test_bulkdata_uris_follow_the_proxy(live_server: LiveServer, study: dict[str, object]) -> None:
+def test_bulkdata_uris_follow_the_proxy(live_server: LiveServer, study: SentStudy) -> None:
     headers = {**JSON, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "pacs.example.org"}
     items = httpx.get(f"{live_server.dicomweb}/studies/{study['uid']}/metadata", headers=headers).json()
     assert all(
@@ -154,9 +160,9 @@ def test_bulkdata_uris_follow_the_proxy(live_server: LiveServer, study: dict[str
     )
 
 
-def test_dicomweb_client_reads_metadata(live_server: LiveServer, study: dict[str, object]) -> None:
+def test_dicomweb_client_reads_metadata(live_server: LiveServer, study: SentStudy) -> None:
     client = DICOMwebClient(url=live_server.dicomweb)
-    series: list[str] = study["series"]  # type: ignore[assignment]
+    series = study["series"]
     study_items = client.retrieve_study_metadata(study["uid"])
     series_items = client.retrieve_series_metadata(study["uid"], series[0])
     sop = series_items[0]["00080018"]["Value"][0]

@@ -16,6 +16,17 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.encaps import encapsulate, generate_frames, parse_basic_offsets
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    HTJ2KLossless,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from tests.conftest import Backend, LiveServer
@@ -24,18 +35,8 @@ from tests.dicom_tools import dcmtk_dump, dcmtk_transfer_syntax, gdcm_decompress
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import instance_url, multipart_parts
 
-ELE = "1.2.840.10008.1.2.1"
-RLE = "1.2.840.10008.1.2.5"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS = "1.2.840.10008.1.2.4.80"
-JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
-J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-J2K = "1.2.840.10008.1.2.4.91"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-DEFLATED_DATA_SET = "1.2.840.10008.1.2.1.99"
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray, peak: float) -> float:
@@ -72,7 +73,15 @@ def frame_url(server: LiveServer, ds: pydicom.Dataset, number: int) -> str:
 
 @pytest.mark.parametrize(
     "syntax",
-    [RLE, JPEGLS, J2K_LOSSLESS, HTJ2K_LOSSLESS, DEFLATED_FRAMES, JPEG_SV1, ENCAPSULATED_UNCOMPRESSED],
+    [
+        RLELossless,
+        JPEGLSLossless,
+        JPEG2000Lossless,
+        HTJ2KLossless,
+        DEFLATED_FRAMES,
+        JPEGLosslessSV1,
+        ENCAPSULATED_UNCOMPRESSED,
+    ],
 )
 def test_a_native_instance_is_re_encoded_bit_exact(
     live_server: LiveServer, backend: Backend, syntax: str
@@ -101,16 +110,19 @@ def test_an_instance_as_deflated_explicit_vr_little_endian(
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")  # decoded, then the whole data set deflated
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
-    response = get_instance(live_server, original, DEFLATED_DATA_SET)
+    response = get_instance(live_server, original, DeflatedExplicitVRLittleEndian)
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == f"application/dicom; transfer-syntax={DEFLATED_DATA_SET}"
+    assert (
+        response.headers["content-type"]
+        == f"application/dicom; transfer-syntax={DeflatedExplicitVRLittleEndian}"
+    )
     assert len(response.content) % 2 == 0
     ds = pydicom.dcmread(io.BytesIO(response.content))
-    assert ds.file_meta.TransferSyntaxUID == DEFLATED_DATA_SET
+    assert ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
     assert np.array_equal(ds.pixel_array, original.pixel_array)
     path = tmp_path / "deflated.dcm"
     path.write_bytes(response.content)
-    assert dcmtk_transfer_syntax(dcmtk_dump(path)) == DEFLATED_DATA_SET
+    assert dcmtk_transfer_syntax(dcmtk_dump(path)) == DeflatedExplicitVRLittleEndian
     assert gdcm_decompress(path, tmp_path / "raw.dcm").PixelData == original.pixel_array.tobytes()
 
 
@@ -123,15 +135,16 @@ def test_series_in_another_syntax_is_multipart_with_every_instance(
     post_stow(live_server, [first, second])
     url = f"{live_server.dicomweb}/studies/{series.StudyInstanceUID}/series/{series.SeriesInstanceUID}"
     response = httpx.get(
-        url, headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEGLS}'}
+        url,
+        headers={"Accept": f'multipart/related; type="application/dicom"; transfer-syntax={JPEGLSLossless}'},
     )
     assert response.status_code == 200
     parts = multipart_parts(response)
     assert len(parts) == 2
     for headers, body in parts:
-        assert headers["content-type"] == f"application/dicom; transfer-syntax={JPEGLS}"
+        assert headers["content-type"] == f"application/dicom; transfer-syntax={JPEGLSLossless}"
         ds = pydicom.dcmread(io.BytesIO(body))
-        assert ds.file_meta.TransferSyntaxUID == JPEGLS
+        assert ds.file_meta.TransferSyntaxUID == JPEGLSLossless
         sent = first if ds.SOPInstanceUID == series.SOPInstanceUID else second
         assert np.array_equal(ds.pixel_array, pydicom.dcmread(io.BytesIO(sent)).pixel_array)
 
@@ -140,7 +153,7 @@ def test_a_compressed_colour_instance_is_re_encoded(live_server: LiveServer, bac
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
-    response = get_instance(live_server, original, J2K_LOSSLESS)
+    response = get_instance(live_server, original, JPEG2000Lossless)
     assert response.status_code == 200, response.text
     ds = pydicom.dcmread(io.BytesIO(response.content))
     assert ds.PhotometricInterpretation == "RGB" and ds.PlanarConfiguration == 0
@@ -153,10 +166,10 @@ def test_a_lossy_target_is_recorded_in_the_lossy_attributes(
     sent = smooth_ct(frames=2)
     post_stow(live_server, [sent])
     original = pydicom.dcmread(io.BytesIO(sent))
-    response = get_instance(live_server, original, J2K)
+    response = get_instance(live_server, original, JPEG2000)
     assert response.status_code == 200, response.text
     ds = pydicom.dcmread(io.BytesIO(response.content))
-    assert ds.file_meta.TransferSyntaxUID == J2K
+    assert ds.file_meta.TransferSyntaxUID == JPEG2000
     assert ds.LossyImageCompression == "01"
     assert ds.LossyImageCompressionMethod == "ISO_15444_1"
     assert float(ds.LossyImageCompressionRatio) > 1.5
@@ -167,7 +180,7 @@ def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer, 
     corpus = corpus_file("JPEG2000.dcm")  # irreversible, Lossy Image Compression 01
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
-    for syntax in (J2K_LOSSLESS, JPEGLS, RLE):
+    for syntax in (JPEG2000Lossless, JPEGLSLossless, RLELossless):
         refused = get_instance(live_server, original, syntax)
         assert refused.status_code == 406, syntax
     # deflate carries the decoded pixels byte for byte, as Explicit VR LE does: allowed, still lossy
@@ -189,7 +202,8 @@ def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer, 
     )
     [frame] = generate_frames(ds.PixelData, number_of_frames=1)
     assert decode_to_native(frame, DEFLATED_FRAMES, fmt).data == original.pixel_array.tobytes()
-    near = get_instance(live_server, original, JPEGLS_NEAR)  # another lossy step: allowed, and recorded
+    # another lossy step: allowed, and recorded
+    near = get_instance(live_server, original, JPEGLSNearLossless)
     assert near.status_code == 200, near.text
     ds = pydicom.dcmread(io.BytesIO(near.content))
     assert ds.LossyImageCompression == "01"
@@ -201,18 +215,18 @@ def test_an_instance_without_pixels_is_relabelled(live_server: LiveServer, backe
     corpus = corpus_file("rtplan.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
-    response = get_instance(live_server, original, J2K_LOSSLESS)
+    response = get_instance(live_server, original, JPEG2000Lossless)
     assert response.status_code == 200
     ds = pydicom.dcmread(io.BytesIO(response.content))
-    assert ds.file_meta.TransferSyntaxUID == J2K_LOSSLESS
+    assert ds.file_meta.TransferSyntaxUID == JPEG2000Lossless
     assert ds.BeamSequence[0].BeamName == original.BeamSequence[0].BeamName
 
 
 @pytest.mark.parametrize(
     ("accept", "syntax", "min_psnr"),
     [
-        (f"image/jls; transfer-syntax={JPEGLS_NEAR}", JPEGLS_NEAR, 45),
-        (f"image/jp2; transfer-syntax={J2K}", J2K, 40),
+        (f"image/jls; transfer-syntax={JPEGLSNearLossless}", JPEGLSNearLossless, 45),
+        (f"image/jp2; transfer-syntax={JPEG2000}", JPEG2000, 40),
     ],
 )
 def test_lossy_frames_are_served_when_asked_for_by_name(
@@ -236,12 +250,12 @@ def test_jpeg_baseline_is_refused_for_16_bit_pixels_and_the_next_choice_is_serve
     sent = make_instance(seed=9)
     post_stow(live_server, [sent])
     ds = pydicom.dcmread(io.BytesIO(sent))
-    accept = f"image/jpeg; transfer-syntax={JPEG_BASELINE}, image/jls; q=0.5"
+    accept = f"image/jpeg; transfer-syntax={JPEGBaseline8Bit}, image/jls; q=0.5"
     response = httpx.get(frame_url(live_server, ds, 1), headers={"Accept": accept})
     assert response.status_code == 200
-    assert response.headers["content-type"] == f"image/jls; transfer-syntax={JPEGLS}"
+    assert response.headers["content-type"] == f"image/jls; transfer-syntax={JPEGLSLossless}"
     only_baseline = httpx.get(
-        frame_url(live_server, ds, 1), headers={"Accept": f"image/jpeg; transfer-syntax={JPEG_BASELINE}"}
+        frame_url(live_server, ds, 1), headers={"Accept": f"image/jpeg; transfer-syntax={JPEGBaseline8Bit}"}
     )
     assert only_baseline.status_code == 406
 
@@ -289,7 +303,7 @@ def test_instance_outputs_are_read_by_dcmtk_and_gdcm(
     sent = make_instance(frames=2, seed=13)
     post_stow(live_server, [sent])
     original = pydicom.dcmread(io.BytesIO(sent))
-    for syntax in (JPEGLS, J2K_LOSSLESS, RLE):
+    for syntax in (JPEGLSLossless, JPEG2000Lossless, RLELossless):
         response = get_instance(live_server, original, syntax)
         assert response.status_code == 200
         path = tmp_path / f"{syntax}.dcm"
@@ -302,7 +316,7 @@ def corrupt_rle_instance() -> bytes:
     """A valid RLE data set whose one fragment has a sound segment table (2 segments for 16-bit
     samples, inside the frame) but segments far too short for the frame: it fails only when decoded."""
     ds = pydicom.dcmread(io.BytesIO(make_instance(seed=17)))
-    ds.file_meta.TransferSyntaxUID = RLE
+    ds.file_meta.TransferSyntaxUID = RLELossless
     table = struct.pack("<16I", 2, 64, 66, *([0] * 13))
     ds.PixelData = encapsulate([table + b"\x00\xff\x00\xff"])
     ds["PixelData"].VR = "OB"
@@ -320,7 +334,7 @@ def test_a_frame_that_cannot_be_decoded_is_406_for_frames_and_instances(
     frame = httpx.get(frame_url(live_server, ds, 1), headers={"Accept": "image/jls"})
     assert frame.status_code == 406
     assert "available as stored: image/dicom-rle" in frame.json()["error"]
-    whole = get_instance(live_server, ds, JPEGLS)
+    whole = get_instance(live_server, ds, JPEGLSLossless)
     assert whole.status_code == 406
     assert ds.SOPInstanceUID in whole.json()["error"] and "transfer-syntax=*" in whole.json()["error"]
     as_stored = get_instance(live_server, ds, "*")

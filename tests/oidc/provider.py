@@ -53,7 +53,7 @@ class SigningKey:
 
     def private_jwk(self) -> dict[str, Any]:
         algorithm = jwt.get_algorithm_by_name(self.alg)
-        jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private))  # type: ignore[arg-type]
+        jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private))
         return {**jwk, "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def sign(self, claims: dict[str, Any], **header: Any) -> str:

@@ -52,7 +52,9 @@ def test_timeouts_reach_the_ingest_target(monkeypatch: pytest.MonkeyPatch, tmp_p
     target = Settings(data_dir=tmp_path).ingest_target()
     assert target.database_timeouts.statement_s == 2.5
     config = target.s3_timeouts.boto_config()
-    assert (config.read_timeout, config.connect_timeout, config.retries) == (
+    # botocore's Config sets its options as attributes in __init__; its type stubs do not declare them
+    options = vars(config)
+    assert (options["read_timeout"], options["connect_timeout"], options["retries"]) == (
         7.0,
         3.0,
         {"max_attempts": 1, "mode": "standard"},

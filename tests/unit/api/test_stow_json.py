@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pydicom
 import pytest
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from app.api.multipart import SpooledPart
 from app.api.stow_json import instances_from_parts
@@ -19,7 +20,7 @@ from app.dicomweb.mediatypes import DICOM_JSON
 from app.store.write.ingest import IngestResult
 from app.store.write.parse import Problem
 
-SOP_CLASS, SOP_INSTANCE = "1.2.840.10008.5.1.4.1.1.7", "2.25.1234567890"
+SOP_CLASS, SOP_INSTANCE = SecondaryCaptureImageStorage, "2.25.1234567890"
 
 
 def data_set(**extra: Any) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def test_odd_native_pixels_are_padded_and_the_file_meta_is_made(tmp_path: Path) 
     assert isinstance(built, Path)
     ds = pydicom.dcmread(built)
     assert ds.PixelData == pixels + b"\x00"
-    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert ds.file_meta.MediaStorageSOPClassUID == SOP_CLASS
     assert ds.file_meta.MediaStorageSOPInstanceUID == SOP_INSTANCE
     assert ds.file_meta.ImplementationClassUID
@@ -117,11 +118,11 @@ def test_non_binary_bulk_values_are_decoded_in_the_character_set(tmp_path: Path)
 
 
 def test_file_meta_in_the_json_is_ignored(tmp_path: Path) -> None:
-    attributes = data_set(**{"00020010": {"vr": "UI", "Value": ["1.2.840.10008.1.2.2"]}})
+    attributes = data_set(**{"00020010": {"vr": "UI", "Value": [ExplicitVRBigEndian]}})
     [built] = build(tmp_path, [metadata(attributes)])
     assert isinstance(built, Path)
     ds = pydicom.dcmread(built)
-    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert "PixelData" not in ds
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +23,7 @@ START = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 def event(number: int, *, studies: tuple[str, ...] = ("1.2.3",), event_id: str | None = None) -> AuditEvent:
-    values = {"id": event_id} if event_id else {}
-    return AuditEvent(
+    made = AuditEvent(
         time=START + timedelta(seconds=number),
         action=Action.READ_FRAMES,
         principal_kind="api-key",
@@ -38,8 +38,8 @@ def event(number: int, *, studies: tuple[str, ...] = ("1.2.3",), event_id: str |
         studies=studies,
         series=("1.2.3.4",),
         instances=("1.2.3.4.5", "1.2.3.4.6"),
-        **values,
     )
+    return replace(made, id=event_id) if event_id else made
 
 
 @pytest.fixture

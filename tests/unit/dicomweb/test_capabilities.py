@@ -11,7 +11,8 @@ from app.dicomweb.mediatypes import (
     DICOM_MEDIA_TYPES,
     UNCOMPRESSED_BULK_MEDIA_TYPES,
 )
-from app.dicomweb.query import QueryLevel, searchable_paths
+from app.dicomweb.query import searchable_paths
+from app.dicomweb.query_keys import QueryLevel
 
 INSTANCE = "studies/{study_instance_uid}/series/{series_instance_uid}/instances/{sop_instance_uid}"
 

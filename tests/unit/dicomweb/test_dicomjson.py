@@ -23,6 +23,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -155,7 +156,8 @@ def _attribute_at(attributes: dict[str, Any], path: str) -> dict[str, Any]:
     obj = attributes
     for seq_key, index in zip(parents[::2], parents[1::2], strict=True):
         obj = obj[seq_key]["Value"][int(index)]
-    return obj[leaf]
+    attribute: dict[str, Any] = obj[leaf]
+    return attribute
 
 
 def _stored_raw(full: Dataset, path: str) -> RawDataElement:
@@ -176,7 +178,7 @@ def _relabel_number_text(ds: Dataset, prefix: str = "") -> dict[str, str]:
     then its to_json_dict raises on it. We keep the text (PS3.18 F.2.3 allows IS/DS strings), so the
     reference is made from LO and the VR restored in `_expected_attribute`.
     """
-    relabelled = {}
+    relabelled: dict[str, str] = {}
     for elem in ds:
         path = f"{prefix}{elem.tag:08X}"
         if elem.VR == "SQ":
@@ -215,6 +217,7 @@ def test_corpus_matches_pydicom_reference(path: str) -> None:
     relabelled = _relabel_number_text(full)
     ref_json = full.to_json_dict(bulk_data_threshold=THRESHOLD, bulk_data_element_handler=handler)
     little_endian = full.original_encoding[1]
+    assert little_endian is not None
     deferred_keys = frozenset(f"{tag:08X}" for tag in deferred)
     reference = _Reference(handed, deferred_keys, little_endian, relabelled)
     assert result.attributes == _expected(ref_json, "", reference)
@@ -237,9 +240,9 @@ def test_corpus_matches_pydicom_reference(path: str) -> None:
 
 def _write(tmp_path: Path, ds: Dataset, syntax: str = ExplicitVRLittleEndian) -> Path:
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = syntax
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
     ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4")
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = "1.2.3.4"
     path = tmp_path / "instance.dcm"
@@ -353,6 +356,7 @@ def test_bulk_data_inside_nested_sequences_has_an_item_path(tmp_path: Path, unde
     assert location.path == "54000100/1/54001010"
     assert (location.vr, location.length, location.little_endian) == ("OW", 3072, True)
     data = path.read_bytes()
+    assert location.length is not None
     assert data[location.offset : location.offset + location.length] == waveform
 
 
@@ -465,6 +469,7 @@ def test_deferred_text_becomes_bulk_data(tmp_path: Path) -> None:
     assert result.attributes["00204000"] == {"vr": "LT", "BulkDataURI": f"{PREFIX}/00204000"}
     (location,) = result.bulkdata
     data = path.read_bytes()
+    assert location.length is not None
     assert data[location.offset : location.offset + location.length] == b"x" * 3000
 
 

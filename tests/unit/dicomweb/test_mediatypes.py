@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+)
 
 from app.dicomweb.mediatypes import (
     CATEGORY_DEFAULTS,
@@ -25,10 +32,6 @@ from app.dicomweb.mediatypes import (
 )
 from app.imaging.syntaxes import find_transfer_syntax
 
-ELE = "1.2.840.10008.1.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 TS = "1.2.840.10008.1.2.4."
@@ -37,9 +40,9 @@ TS = "1.2.840.10008.1.2.4."
 @pytest.mark.parametrize(
     ("media_type", "syntaxes"),
     [
-        ("application/octet-stream", (ELE,)),
+        ("application/octet-stream", (ExplicitVRLittleEndian,)),
         ("image/jpeg", (TS + "70", TS + "50", TS + "51", TS + "57")),
-        ("image/dicom-rle", ("1.2.840.10008.1.2.5",)),
+        ("image/dicom-rle", (RLELossless,)),
         ("image/jls", (TS + "80", TS + "81")),
         ("image/jp2", (TS + "90", TS + "91")),
         ("image/jpx", (TS + "92", TS + "93")),
@@ -65,13 +68,13 @@ def test_bulk_media_types_carry_their_table_syntaxes_default_first(
 
 
 def test_application_dicom_defaults_to_explicit_vr_le_and_carries_every_compressed_syntax() -> None:
-    assert default_transfer_syntax("application/dicom") == ELE
+    assert default_transfer_syntax("application/dicom") == ExplicitVRLittleEndian
     carried = set(transfer_syntaxes_for("application/dicom"))
-    assert {DEFLATED_DATASET, ENCAPSULATED_UNCOMPRESSED} <= carried
+    assert {DeflatedExplicitVRLittleEndian, ENCAPSULATED_UNCOMPRESSED} <= carried
     assert {row.transfer_syntax for row in COMPRESSED_BULK_MEDIA_TYPES} <= carried
 
 
-@pytest.mark.parametrize("forbidden", [IMPLICIT_LE, BIG_ENDIAN])
+@pytest.mark.parametrize("forbidden", [ImplicitVRLittleEndian, ExplicitVRBigEndian])
 def test_implicit_vr_and_big_endian_are_never_offered(forbidden: str) -> None:
     assert all(row.transfer_syntax != forbidden for row in MEDIA_TYPE_ROWS)
 
@@ -95,7 +98,7 @@ def test_syntax_to_media_type_is_the_inverse_of_the_bulk_rows() -> None:
 
 
 def test_syntaxes_without_a_bulk_media_type() -> None:
-    assert bulk_media_type_for(IMPLICIT_LE) is None
+    assert bulk_media_type_for(ImplicitVRLittleEndian) is None
     assert bulk_media_type_for(ENCAPSULATED_UNCOMPRESSED) is None
     assert bulk_media_type_for("1.2.3") is None
 
@@ -122,10 +125,10 @@ def test_media_type_lookup_ignores_case_and_answers_in_the_table_spelling() -> N
 @pytest.mark.parametrize(
     ("syntax", "uncompressed"),
     [
-        (ELE, True),
-        (IMPLICIT_LE, True),
-        (BIG_ENDIAN, True),
-        (DEFLATED_DATASET, True),
+        (ExplicitVRLittleEndian, True),
+        (ImplicitVRLittleEndian, True),
+        (ExplicitVRBigEndian, True),
+        (DeflatedExplicitVRLittleEndian, True),
         (ENCAPSULATED_UNCOMPRESSED, True),
         (DEFLATED_FRAMES, False),
         (TS + "80", False),
@@ -138,7 +141,13 @@ def test_encapsulated_uncompressed_counts_as_uncompressed(syntax: str, uncompres
 
 @pytest.mark.parametrize(
     ("syntax", "lossy"),
-    [(TS + "80", False), (TS + "81", True), (TS + "91", True), (TS + "50", True), (ELE, False)],
+    [
+        (TS + "80", False),
+        (TS + "81", True),
+        (TS + "91", True),
+        (TS + "50", True),
+        (ExplicitVRLittleEndian, False),
+    ],
 )
 def test_either_syntaxes_count_as_lossy(syntax: str, lossy: bool) -> None:
     assert is_lossy(syntax) is lossy
@@ -166,16 +175,17 @@ def test_content_types_name_the_part_type_and_syntax() -> None:
 @pytest.mark.parametrize(
     ("media_type", "parameter", "stored", "expected"),
     [
-        ("image/jls", None, ELE, [TS + "80"]),
+        ("image/jls", None, ExplicitVRLittleEndian, [TS + "80"]),
         ("image/jls", None, TS + "81", [TS + "81", TS + "80"]),  # lossy stored first: never relabelled
-        ("application/dicom", None, TS + "50", [ELE, TS + "50"]),  # lossy data may come back as stored
-        ("application/octet-stream", None, TS + "50", [ELE]),
+        # lossy data may come back as stored
+        ("application/dicom", None, TS + "50", [ExplicitVRLittleEndian, TS + "50"]),
+        ("application/octet-stream", None, TS + "50", [ExplicitVRLittleEndian]),
         ("image/jp2", "*", TS + "91", [TS + "91", TS + "90"]),
-        ("image/jp2", "*", ELE, [TS + "90", TS + "91"]),
-        ("application/octet-stream", "*", TS + "80", [ELE]),
-        ("image/jls", TS + "81", ELE, [TS + "81"]),
-        ("image/jls", TS + "90", ELE, []),
-        ("image/png", None, ELE, []),
+        ("image/jp2", "*", ExplicitVRLittleEndian, [TS + "90", TS + "91"]),
+        ("application/octet-stream", "*", TS + "80", [ExplicitVRLittleEndian]),
+        ("image/jls", TS + "81", ExplicitVRLittleEndian, [TS + "81"]),
+        ("image/jls", TS + "90", ExplicitVRLittleEndian, []),
+        ("image/png", None, ExplicitVRLittleEndian, []),
     ],
 )
 def test_transfer_syntax_parameter_names_rows_best_first(

@@ -5,6 +5,19 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import pytest
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+)
 
 from app.dicomweb.errors import NotAcceptable
 from app.dicomweb.mediatypes import ResourceCategory
@@ -21,23 +34,14 @@ from app.dicomweb.negotiation import (
     parse_accept,
 )
 
-ELE = "1.2.840.10008.1.2.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
-DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JLS = "1.2.840.10008.1.2.4.80"
-JLS_NEAR = "1.2.840.10008.1.2.4.81"
-J2K = "1.2.840.10008.1.2.4.90"
-J2K_ANY = "1.2.840.10008.1.2.4.91"
 OCTET = "application/octet-stream"
 DICOM = "application/dicom"
 JSON = "application/dicom+json"
 
 # An example server: Explicit VR LE, JPEG-LS lossless and JPEG 2000 lossless.
-SERVER = frozenset({ELE, JLS, J2K})
+SERVER = frozenset({ExplicitVRLittleEndian, JPEGLSLossless, JPEG2000Lossless})
 OHIF = "application/dicom+json, multipart/related; type=application/octet-stream; transfer-syntax=*"
 
 
@@ -123,7 +127,7 @@ def test_store_response_not_acceptable_says_what_is_offered(accept: str) -> None
 def frames(
     accept: str | None,
     *,
-    stored: str = ELE,
+    stored: str = ExplicitVRLittleEndian,
     produce: Collection[str] = SERVER,
     single: bool = False,
     query: str | None = None,
@@ -140,7 +144,7 @@ def frames(
 def instance(
     accept: str | None,
     *,
-    stored: str = ELE,
+    stored: str = ExplicitVRLittleEndian,
     produce: Collection[str] = SERVER,
     single: bool = False,
     query: str | None = None,
@@ -158,38 +162,43 @@ def metadata(accept: str | None, query: str | None = None) -> str:
     return negotiate_metadata_media_type(parse_accept(query), parse_accept(accept))
 
 
-def chosen(selection: FrameSelection) -> tuple[bool, str, str]:
+def chosen(selection: FrameSelection | InstanceSelection) -> tuple[bool, str, str]:
     return selection.multipart, selection.media_type, selection.transfer_syntax
 
 
-MULTIPART_OCTET_ELE = (True, OCTET, ELE)
+MULTIPART_OCTET_ELE = (True, OCTET, ExplicitVRLittleEndian)
 
 
 def test_query_parameter_wins_over_header() -> None:
     selection = frames('multipart/related; type="image/jp2"', query='multipart/related; type="image/jls"')
-    assert chosen(selection) == (True, "image/jls", JLS)
+    assert chosen(selection) == (True, "image/jls", JPEGLSLossless)
 
 
 def test_header_is_used_when_the_query_parameter_offers_nothing_producible() -> None:
     selection = frames('multipart/related; type="image/jp2"', query='multipart/related; type="image/jxl"')
-    assert chosen(selection) == (True, "image/jp2", J2K)
+    assert chosen(selection) == (True, "image/jp2", JPEG2000Lossless)
 
 
 def test_higher_q_wins_over_header_order() -> None:
     accept = 'multipart/related; type="image/jls"; q=0.4, multipart/related; type="image/jp2"; q=0.8'
-    assert chosen(frames(accept)) == (True, "image/jp2", J2K)
+    assert chosen(frames(accept)) == (True, "image/jp2", JPEG2000Lossless)
 
 
 def test_q_zero_excludes_what_it_covers_from_less_specific_ranges() -> None:
     accept = 'multipart/related; type="application/octet-stream"; q=0, */*'
-    assert chosen(frames(accept, stored=J2K)) == (True, "image/jp2", J2K)  # the stored form instead
-    assert chosen(frames(accept, stored=ELE)) == (True, "image/jls", JLS)  # first producible in table order
+    stored_form, first_producible = (True, "image/jp2", JPEG2000Lossless), (True, "image/jls", JPEGLSLossless)
+    assert chosen(frames(accept, stored=JPEG2000Lossless)) == stored_form
+    assert chosen(frames(accept, stored=ExplicitVRLittleEndian)) == first_producible  # in table order
     with pytest.raises(NotAcceptable):
-        frames(accept, stored=ELE, produce={ELE})
+        frames(accept, stored=ExplicitVRLittleEndian, produce={ExplicitVRLittleEndian})
 
 
 def test_q_zero_wildcard_does_not_exclude_a_more_specific_range() -> None:
-    assert chosen(frames('*/*; q=0, multipart/related; type="image/jls"')) == (True, "image/jls", JLS)
+    assert chosen(frames('*/*; q=0, multipart/related; type="image/jls"')) == (
+        True,
+        "image/jls",
+        JPEGLSLossless,
+    )
 
 
 def test_q_zero_alone_is_not_acceptable() -> None:
@@ -199,22 +208,23 @@ def test_q_zero_alone_is_not_acceptable() -> None:
 
 def test_more_specific_frame_range_wins_at_equal_q() -> None:
     accept = (
-        f'multipart/related; type="image/jp2", multipart/related; type="image/jls"; transfer-syntax={JLS}'
+        'multipart/related; type="image/jp2", '
+        f'multipart/related; type="image/jls"; transfer-syntax={JPEGLSLossless}'
     )
-    assert chosen(frames(accept)) == (True, "image/jls", JLS)
+    assert chosen(frames(accept)) == (True, "image/jls", JPEGLSLossless)
 
 
 def test_tie_prefers_the_option_that_needs_no_transcoding() -> None:
     accept = 'multipart/related; type="image/jls", multipart/related; type="image/jp2"'
-    selection = frames(accept, stored=J2K)
-    assert chosen(selection) == (True, "image/jp2", J2K)
+    selection = frames(accept, stored=JPEG2000Lossless)
+    assert chosen(selection) == (True, "image/jp2", JPEG2000Lossless)
     assert selection.transcode is False
 
 
 def test_tie_between_transcodes_keeps_header_order() -> None:
     accept = 'multipart/related; type="image/jls", multipart/related; type="image/jp2"'
-    selection = frames(accept, stored=ELE)
-    assert chosen(selection) == (True, "image/jls", JLS)
+    selection = frames(accept, stored=ExplicitVRLittleEndian)
+    assert chosen(selection) == (True, "image/jls", JPEGLSLossless)
     assert selection.transcode is True
 
 
@@ -224,16 +234,18 @@ def test_multipart_related_without_type_means_the_category_default() -> None:
 
 @pytest.mark.parametrize("accept", ["*/*", "application/*", "multipart/*", 'multipart/related; type="*/*"'])
 def test_wildcards_mean_the_category_default(accept: str) -> None:
-    assert chosen(frames(accept, stored=JLS)) == MULTIPART_OCTET_ELE
+    assert chosen(frames(accept, stored=JPEGLSLossless)) == MULTIPART_OCTET_ELE
 
 
 def test_wildcard_falls_back_to_the_stored_form_when_the_default_cannot_be_produced() -> None:
-    selection = frames("*/*", stored=JPEG_BASELINE, produce=set())
-    assert chosen(selection) == (True, "image/jpeg", JPEG_BASELINE)
+    selection = frames("*/*", stored=JPEGBaseline8Bit, produce=set())
+    assert chosen(selection) == (True, "image/jpeg", JPEGBaseline8Bit)
     assert selection.transcode is False
 
 
-@pytest.mark.parametrize(("stored", "syntax"), [(J2K, J2K), (ELE, JLS)])
+@pytest.mark.parametrize(
+    ("stored", "syntax"), [(JPEG2000Lossless, JPEG2000Lossless), (ExplicitVRLittleEndian, JPEGLSLossless)]
+)
 def test_type_wildcard_prefers_the_stored_form_then_the_first_producible_type(
     stored: str, syntax: str
 ) -> None:
@@ -241,8 +253,8 @@ def test_type_wildcard_prefers_the_stored_form_then_the_first_producible_type(
 
 
 def test_transfer_syntax_star_keeps_the_stored_syntax() -> None:
-    selection = frames('multipart/related; type="image/jp2"; transfer-syntax=*', stored=J2K_ANY)
-    assert chosen(selection) == (True, "image/jp2", J2K_ANY)
+    selection = frames('multipart/related; type="image/jp2"; transfer-syntax=*', stored=JPEG2000)
+    assert chosen(selection) == (True, "image/jp2", JPEG2000)
     assert selection.transcode is False
 
 
@@ -250,12 +262,19 @@ def test_transfer_syntax_star_for_another_media_type_picks_a_producible_syntax()
     assert chosen(frames('multipart/related; type="image/jls"; transfer-syntax=*')) == (
         True,
         "image/jls",
-        JLS,
+        JPEGLSLossless,
     )
 
 
 @pytest.mark.parametrize(
-    "stored", [ELE, IMPLICIT_LE, BIG_ENDIAN, DEFLATED_DATASET, ENCAPSULATED_UNCOMPRESSED]
+    "stored",
+    [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        DeflatedExplicitVRLittleEndian,
+        ENCAPSULATED_UNCOMPRESSED,
+    ],
 )
 def test_octet_stream_star_serves_uncompressed_stored_frames_as_they_are(stored: str) -> None:
     selection = frames(
@@ -265,7 +284,7 @@ def test_octet_stream_star_serves_uncompressed_stored_frames_as_they_are(stored:
     assert selection.transcode is False
 
 
-@pytest.mark.parametrize("stored", [JLS, DEFLATED_FRAMES, J2K_ANY])
+@pytest.mark.parametrize("stored", [JPEGLSLossless, DEFLATED_FRAMES, JPEG2000])
 def test_octet_stream_star_means_decode_for_compressed_stored_frames(stored: str) -> None:
     accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
     selection = frames(accept, stored=stored)
@@ -278,10 +297,10 @@ def test_octet_stream_star_means_decode_for_compressed_stored_frames(stored: str
 @pytest.mark.parametrize(
     ("part_type", "syntax"),
     [
-        ("application/octet-stream", ELE),
-        ("image/jls", JLS),
-        ("image/jp2", J2K),
-        ("image/jpeg", "1.2.840.10008.1.2.4.70"),
+        ("application/octet-stream", ExplicitVRLittleEndian),
+        ("image/jls", JPEGLSLossless),
+        ("image/jp2", JPEG2000Lossless),
+        ("image/jpeg", JPEGLosslessSV1),
     ],
 )
 def test_no_transfer_syntax_parameter_means_the_media_type_default(part_type: str, syntax: str) -> None:
@@ -290,32 +309,40 @@ def test_no_transfer_syntax_parameter_means_the_media_type_default(part_type: st
 
 
 def test_image_jls_defaults_to_lossless() -> None:
-    selection = frames('multipart/related; type="image/jls"', produce={JLS, JLS_NEAR})
-    assert selection.transfer_syntax == JLS
+    selection = frames('multipart/related; type="image/jls"', produce={JPEGLSLossless, JPEGLSNearLossless})
+    assert selection.transfer_syntax == JPEGLSLossless
 
 
 def test_lossy_stored_syntax_of_the_requested_type_is_returned_as_stored() -> None:
-    selection = frames('multipart/related; type="image/jls"', stored=JLS_NEAR, produce={JLS, JLS_NEAR})
-    assert chosen(selection) == (True, "image/jls", JLS_NEAR)  # never relabelled as lossless .80
+    selection = frames(
+        'multipart/related; type="image/jls"',
+        stored=JPEGLSNearLossless,
+        produce={JPEGLSLossless, JPEGLSNearLossless},
+    )
+    assert chosen(selection) == (True, "image/jls", JPEGLSNearLossless)  # never relabelled as lossless .80
 
 
 @pytest.mark.parametrize(
     "accept",
     [
-        f'multipart/related; type="image/jls"; transfer-syntax={J2K}',
-        f'multipart/related; type="application/octet-stream"; transfer-syntax={JLS}',
-        f'multipart/related; type="application/octet-stream"; transfer-syntax={IMPLICIT_LE}',
+        f'multipart/related; type="image/jls"; transfer-syntax={JPEG2000Lossless}',
+        f'multipart/related; type="application/octet-stream"; transfer-syntax={JPEGLSLossless}',
+        f'multipart/related; type="application/octet-stream"; transfer-syntax={ImplicitVRLittleEndian}',
     ],
 )
 def test_transfer_syntax_not_in_the_media_types_rows_skips_the_range(accept: str) -> None:
-    assert chosen(frames(f"{accept}, multipart/related; type=image/jp2; q=0.1")) == (True, "image/jp2", J2K)
+    assert chosen(frames(f"{accept}, multipart/related; type=image/jp2; q=0.1")) == (
+        True,
+        "image/jp2",
+        JPEG2000Lossless,
+    )
 
 
 def test_range_is_acceptable_only_if_producible_or_stored() -> None:
     accept = 'multipart/related; type="image/jxl", multipart/related; type="image/jphc"; q=0.5'
     with pytest.raises(NotAcceptable):
         frames(accept)
-    assert frames(accept, stored="1.2.840.10008.1.2.4.201").media_type == "image/jphc"
+    assert frames(accept, stored=HTJ2KLossless).media_type == "image/jphc"
 
 
 def test_application_dicom_is_not_a_frame_media_type() -> None:
@@ -326,26 +353,27 @@ def test_application_dicom_is_not_a_frame_media_type() -> None:
 def test_single_part_media_type_only_for_single_item_targets() -> None:
     with pytest.raises(NotAcceptable):
         frames("image/jls", single=False)
-    assert chosen(frames("image/jls", single=True)) == (False, "image/jls", JLS)
+    assert chosen(frames("image/jls", single=True)) == (False, "image/jls", JPEGLSLossless)
     assert chosen(frames("application/octet-stream, */*; q=0.1", single=False)) == MULTIPART_OCTET_ELE
 
 
 def test_repeated_transfer_syntax_parameter_makes_the_range_invalid() -> None:
-    accept = f"multipart/related; type=image/jls; transfer-syntax={JLS}; transfer-syntax={JLS}, */*; q=0.1"
+    repeated = f"transfer-syntax={JPEGLSLossless}; transfer-syntax={JPEGLSLossless}"
+    accept = f"multipart/related; type=image/jls; {repeated}, */*; q=0.1"
     assert chosen(frames(accept)) == MULTIPART_OCTET_ELE
 
 
 @pytest.mark.parametrize(
     "accept",
     [
-        f'multipart/related; type="image/jls"; transfer-syntax="{JLS}"',
-        f"multipart/related; type=image/jls; transfer-syntax={JLS}",
-        f'multipart/related; type=image/jls; transfer-syntax="{JLS}"',
-        f"Multipart/Related; type=IMAGE/JLS; transfer-syntax={JLS}",
+        f'multipart/related; type="image/jls"; transfer-syntax="{JPEGLSLossless}"',
+        f"multipart/related; type=image/jls; transfer-syntax={JPEGLSLossless}",
+        f'multipart/related; type=image/jls; transfer-syntax="{JPEGLSLossless}"',
+        f"Multipart/Related; type=IMAGE/JLS; transfer-syntax={JPEGLSLossless}",
     ],
 )
 def test_quoted_and_unquoted_parameters_select_the_same(accept: str) -> None:
-    assert chosen(frames(accept)) == (True, "image/jls", JLS)
+    assert chosen(frames(accept)) == (True, "image/jls", JPEGLSLossless)
 
 
 @pytest.mark.parametrize("part_type", ["application/x-deflate", "application/vnd.dicom-deflate"])
@@ -362,15 +390,26 @@ def test_missing_accept_is_treated_as_wildcard() -> None:
 
 def test_not_acceptable_lists_what_the_server_can_offer() -> None:
     with pytest.raises(NotAcceptable) as caught:
-        frames('multipart/related; type="image/jxl"', stored=JLS)
+        frames('multipart/related; type="image/jxl"', stored=JPEGLSLossless)
     message = caught.value.message
-    assert f'multipart/related; type="application/octet-stream"; transfer-syntax={ELE}' in message
-    assert f'multipart/related; type="image/jls"; transfer-syntax={JLS}' in message
-    assert f'multipart/related; type="image/jp2"; transfer-syntax={J2K}' in message
+    assert (
+        f'multipart/related; type="application/octet-stream"; transfer-syntax={ExplicitVRLittleEndian}'
+        in message
+    )
+    assert f'multipart/related; type="image/jls"; transfer-syntax={JPEGLSLossless}' in message
+    assert f'multipart/related; type="image/jp2"; transfer-syntax={JPEG2000Lossless}' in message
     assert "image/jxl" not in message
 
 
-ALL_STORED = [ELE, IMPLICIT_LE, ENCAPSULATED_UNCOMPRESSED, JLS, JLS_NEAR, J2K_ANY, DEFLATED_FRAMES]
+ALL_STORED = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    ENCAPSULATED_UNCOMPRESSED,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000,
+    DEFLATED_FRAMES,
+]
 STAR_RANGES = [
     "multipart/related; type=application/octet-stream; transfer-syntax=*",
     "multipart/related; type=image/jp2; transfer-syntax=*",
@@ -382,13 +421,13 @@ STAR_RANGES = [
 @pytest.mark.parametrize("stored", ALL_STORED)
 @pytest.mark.parametrize("accept", STAR_RANGES)
 def test_star_is_never_returned_as_the_syntax(stored: str, accept: str) -> None:
-    everything = {*ALL_STORED, J2K}
+    everything = {*ALL_STORED, JPEG2000Lossless}
     for negotiate in (frames, instance):
         try:
             selection = negotiate(accept, stored=stored, produce=everything)
         except NotAcceptable:
             continue
-        assert selection.transfer_syntax not in ("*", IMPLICIT_LE, BIG_ENDIAN)
+        assert selection.transfer_syntax not in ("*", ImplicitVRLittleEndian, ExplicitVRBigEndian)
 
 
 def test_ohif_request_for_frames_gets_octet_stream() -> None:
@@ -400,11 +439,21 @@ def test_ohif_request_for_frames_gets_octet_stream() -> None:
 
 def test_instance_default_is_multipart_application_dicom_in_explicit_vr_le() -> None:
     selection = instance(None)
-    assert (selection.category, chosen(selection)) == (ResourceCategory.INSTANCE, (True, DICOM, ELE))
+    assert (selection.category, chosen(selection)) == (
+        ResourceCategory.INSTANCE,
+        (True, DICOM, ExplicitVRLittleEndian),
+    )
     assert selection.content_type == 'multipart/related; type="application/dicom"'
 
 
-@pytest.mark.parametrize(("stored", "syntax"), [(J2K_ANY, J2K_ANY), (IMPLICIT_LE, ELE), (BIG_ENDIAN, ELE)])
+@pytest.mark.parametrize(
+    ("stored", "syntax"),
+    [
+        (JPEG2000, JPEG2000),
+        (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
+        (ExplicitVRBigEndian, ExplicitVRLittleEndian),
+    ],
+)
 def test_instance_transfer_syntax_star_keeps_stored_syntax_but_never_implicit_or_big_endian(
     stored: str, syntax: str
 ) -> None:
@@ -415,18 +464,22 @@ def test_instance_transfer_syntax_star_keeps_stored_syntax_but_never_implicit_or
 def test_instance_implicit_vr_le_is_never_offered() -> None:
     with pytest.raises(NotAcceptable):
         instance(
-            f'multipart/related; type="application/dicom"; transfer-syntax={IMPLICIT_LE}', stored=IMPLICIT_LE
+            f'multipart/related; type="application/dicom"; transfer-syntax={ImplicitVRLittleEndian}',
+            stored=ImplicitVRLittleEndian,
         )
 
 
 def test_instance_octet_stream_parts_mean_bulkdata() -> None:
-    selection = instance('multipart/related; type="application/octet-stream"', stored=JLS)
+    selection = instance('multipart/related; type="application/octet-stream"', stored=JPEGLSLossless)
     assert (selection.category, chosen(selection)) == (ResourceCategory.BULKDATA, MULTIPART_OCTET_ELE)
 
 
 def test_instance_compressed_bulk_parts_mean_bulkdata() -> None:
     selection = instance('multipart/related; type="image/jls"')
-    assert (selection.category, chosen(selection)) == (ResourceCategory.BULKDATA, (True, "image/jls", JLS))
+    assert (selection.category, chosen(selection)) == (
+        ResourceCategory.BULKDATA,
+        (True, "image/jls", JPEGLSLossless),
+    )
 
 
 def test_instance_bulk_data_is_never_a_single_part() -> None:
@@ -435,15 +488,17 @@ def test_instance_bulk_data_is_never_a_single_part() -> None:
 
 
 def test_instance_wildcard_never_means_bulk_data() -> None:
-    selection = instance("*/*", stored=J2K_ANY, produce=set())
-    assert (selection.category, chosen(selection)) == (ResourceCategory.INSTANCE, (True, DICOM, J2K_ANY))
+    selection = instance("*/*", stored=JPEG2000, produce=set())
+    assert (selection.category, chosen(selection)) == (ResourceCategory.INSTANCE, (True, DICOM, JPEG2000))
 
 
-@pytest.mark.parametrize(("produce", "syntax"), [({ELE}, ELE), (set(), JPEG_BASELINE)])
+@pytest.mark.parametrize(
+    ("produce", "syntax"), [({ExplicitVRLittleEndian}, ExplicitVRLittleEndian), (set(), JPEGBaseline8Bit)]
+)
 def test_instance_lossy_stored_data_may_come_back_as_stored(produce: set[str], syntax: str) -> None:
     assert (
         instance(
-            'multipart/related; type="application/dicom"', stored=JPEG_BASELINE, produce=produce
+            'multipart/related; type="application/dicom"', stored=JPEGBaseline8Bit, produce=produce
         ).transfer_syntax
         == syntax
     )
@@ -497,7 +552,7 @@ def test_metadata_not_acceptable_names_what_is_offered(accept: str) -> None:
         pytest.param(
             "frames",
             'multipart/related; type="application/octet-stream"',
-            ELE,
+            ExplicitVRLittleEndian,
             False,
             MULTIPART_OCTET_ELE,
             id="a",
@@ -505,7 +560,7 @@ def test_metadata_not_acceptable_names_what_is_offered(accept: str) -> None:
         pytest.param(
             "frames",
             'multipart/related; type="application/octet-stream"',
-            JLS,
+            JPEGLSLossless,
             False,
             MULTIPART_OCTET_ELE,
             id="a-decoded",
@@ -513,50 +568,79 @@ def test_metadata_not_acceptable_names_what_is_offered(accept: str) -> None:
         pytest.param(
             "instance",
             'multipart/related; type="application/octet-stream"',
-            ELE,
+            ExplicitVRLittleEndian,
             False,
             MULTIPART_OCTET_ELE,
             id="a-instance",
         ),
         pytest.param(
-            "frames", 'multipart/related; type="image/jls"', ELE, False, (True, "image/jls", JLS), id="b"
+            "frames",
+            'multipart/related; type="image/jls"',
+            ExplicitVRLittleEndian,
+            False,
+            (True, "image/jls", JPEGLSLossless),
+            id="b",
         ),
         pytest.param(
             "frames",
             'multipart/related; type="image/jls"',
-            JLS,
+            JPEGLSLossless,
             False,
-            (True, "image/jls", JLS),
+            (True, "image/jls", JPEGLSLossless),
             id="b-passthrough",
         ),
         pytest.param(
             "frames",
             'multipart/related; type="image/jls"',
-            JLS_NEAR,
+            JPEGLSNearLossless,
             False,
-            (True, "image/jls", JLS_NEAR),
+            (True, "image/jls", JPEGLSNearLossless),
             id="b-lossy",
         ),
         pytest.param(
             "instance",
-            f'multipart/related; type="application/dicom"; transfer-syntax={J2K}',
-            ELE,
+            f'multipart/related; type="application/dicom"; transfer-syntax={JPEG2000Lossless}',
+            ExplicitVRLittleEndian,
             False,
-            (True, DICOM, J2K),
+            (True, DICOM, JPEG2000Lossless),
             id="c",
         ),
-        pytest.param("instance", "application/dicom", ELE, True, (False, DICOM, ELE), id="d"),
-        pytest.param("instance", "*/*", ELE, False, (True, DICOM, ELE), id="e-instance"),
-        pytest.param("frames", "*/*", J2K, False, MULTIPART_OCTET_ELE, id="e-frames"),
-        pytest.param("instance", None, ELE, False, (True, DICOM, ELE), id="f-instance"),
-        pytest.param("frames", None, ELE, False, MULTIPART_OCTET_ELE, id="f-frames"),
+        pytest.param(
+            "instance",
+            "application/dicom",
+            ExplicitVRLittleEndian,
+            True,
+            (False, DICOM, ExplicitVRLittleEndian),
+            id="d",
+        ),
+        pytest.param(
+            "instance",
+            "*/*",
+            ExplicitVRLittleEndian,
+            False,
+            (True, DICOM, ExplicitVRLittleEndian),
+            id="e-instance",
+        ),
+        pytest.param("frames", "*/*", JPEG2000Lossless, False, MULTIPART_OCTET_ELE, id="e-frames"),
+        pytest.param(
+            "instance",
+            None,
+            ExplicitVRLittleEndian,
+            False,
+            (True, DICOM, ExplicitVRLittleEndian),
+            id="f-instance",
+        ),
+        pytest.param("frames", None, ExplicitVRLittleEndian, False, MULTIPART_OCTET_ELE, id="f-frames"),
     ],
 )
 def test_worked_example(
     resource: str, accept: str | None, stored: str, single: bool, expected: tuple[bool, str, str]
 ) -> None:
     negotiate = frames if resource == "frames" else instance
-    assert chosen(negotiate(accept, stored=stored, single=single, produce={*SERVER, JLS_NEAR})) == expected
+    assert (
+        chosen(negotiate(accept, stored=stored, single=single, produce={*SERVER, JPEGLSNearLossless}))
+        == expected
+    )
 
 
 def test_worked_example_d_single_part_on_a_study_is_not_acceptable() -> None:
@@ -573,7 +657,7 @@ def test_worked_examples_e_f_metadata(accept: str | None, expected: str) -> None
 
 EXAMPLE_G = (
     'multipart/related; type="image/jp2"; q=0.6, '
-    f'multipart/related; type="image/jls"; transfer-syntax={JLS_NEAR}; q=0.9, '
+    f'multipart/related; type="image/jls"; transfer-syntax={JPEGLSNearLossless}; q=0.9, '
     'multipart/related; type="application/octet-stream"; q=0.5'
 )
 
@@ -581,9 +665,12 @@ EXAMPLE_G = (
 @pytest.mark.parametrize(
     ("produce", "expected"),
     [
-        ({ELE, JLS, JLS_NEAR, J2K}, (True, "image/jls", JLS_NEAR)),
-        (SERVER, (True, "image/jp2", J2K)),
-        ({ELE}, MULTIPART_OCTET_ELE),
+        (
+            {ExplicitVRLittleEndian, JPEGLSLossless, JPEGLSNearLossless, JPEG2000Lossless},
+            (True, "image/jls", JPEGLSNearLossless),
+        ),
+        (SERVER, (True, "image/jp2", JPEG2000Lossless)),
+        ({ExplicitVRLittleEndian}, MULTIPART_OCTET_ELE),
     ],
     ids=["g-jls-near", "g-j2k", "g-octet"],
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.dicomweb.errors import BadRequest
-from app.dicomweb.query import Match, MatchKind, QueryLevel, parse_search, searchable_paths
+from app.dicomweb.query import Match, MatchKind, parse_search, searchable_paths
+from app.dicomweb.query_keys import QueryLevel
 
 STUDY, SERIES, INSTANCE = QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.INSTANCE
 PATIENT_NAME, STUDY_DATE, STUDY_TIME = (0x00100010,), (0x00080020,), (0x00080030,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 import pytest
+from pydicom.uid import CTImageStorage
 
 from app.dicomweb.responses import (
     FailureReason,
@@ -15,15 +16,13 @@ from app.dicomweb.responses import (
     store_status,
 )
 
-CT = "1.2.840.10008.5.1.4.1.1.2"
-
 
 def stored(sop: str = "1.2.3", warning: WarningReason | None = None, study: str = "9.8") -> InstanceOutcome:
-    return InstanceOutcome(CT, sop, study, "9.8.7", warning=warning)
+    return InstanceOutcome(CTImageStorage, sop, study, "9.8.7", warning=warning)
 
 
 def failed(reason: FailureReason, sop: str = "1.2.4") -> InstanceOutcome:
-    return InstanceOutcome(CT, sop, failure=reason, comment="why")
+    return InstanceOutcome(CTImageStorage, sop, failure=reason, comment="why")
 
 
 @pytest.mark.parametrize(
@@ -70,7 +69,7 @@ def test_response_dataset_has_exact_shape() -> None:
             "Value": [
                 {
                     "00000902": {"vr": "LO", "Value": ["why"]},
-                    "00081150": {"vr": "UI", "Value": [CT]},
+                    "00081150": {"vr": "UI", "Value": [CTImageStorage]},
                     "00081155": {"vr": "UI", "Value": ["1.2.4"]},
                     "00081197": {"vr": "US", "Value": [0xC000]},
                 }
@@ -80,7 +79,7 @@ def test_response_dataset_has_exact_shape() -> None:
             "vr": "SQ",
             "Value": [
                 {
-                    "00081150": {"vr": "UI", "Value": [CT]},
+                    "00081150": {"vr": "UI", "Value": [CTImageStorage]},
                     "00081155": {"vr": "UI", "Value": ["1.2.3"]},
                     "00081190": {
                         "vr": "UR",

@@ -12,13 +12,12 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID, SecondaryCaptureImageStorage, generate_uid
 
 from app.imaging.frame_table import FrameTable, PixelLayout, build_frame_table, read_frame
 from app.imaging.syntaxes import TransferSyntax, find_transfer_syntax
 
 PIXEL_DATA_TAG = 0x7FE00010
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 @dataclass(frozen=True)
@@ -95,11 +94,11 @@ def write_part10_file(
     """Write a minimal Part 10 file with pydicom and locate its Pixel Data as ingest would."""
     meta = FileMetaDataset()
     meta.TransferSyntaxUID = UID(syntax_uid)
-    meta.MediaStorageSOPClassUID = UID(SECONDARY_CAPTURE)
+    meta.MediaStorageSOPClassUID = UID(SecondaryCaptureImageStorage)
     meta.MediaStorageSOPInstanceUID = generate_uid()
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID = SECONDARY_CAPTURE
+    ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Rows = layout.rows
     ds.Columns = layout.columns

@@ -11,6 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from app.imaging.codec_pool import (
     MIB,
@@ -31,14 +39,8 @@ from tests.codec_jobs import (
     sleep_then_answer,
 )
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-RLE = "1.2.840.10008.1.2.5"
-JPEGLS = "1.2.840.10008.1.2.4.80"
-J2K = "1.2.840.10008.1.2.4.90"
-HTJ2K = "1.2.840.10008.1.2.4.201"
 JPEGXL = "1.2.840.10008.1.2.4.110"
 DEFLATE = "1.2.840.10008.1.2.8.1"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 
 def where_am_i() -> tuple[int, str]:
@@ -65,15 +67,15 @@ def test_process_jobs_run_in_another_process(pool: CodecPool) -> None:
 def test_a_transcode_in_a_worker_process_is_bit_exact(pool: CodecPool) -> None:
     fmt = FrameFormat(32, 24, 1, 16, 12, 0, "MONOCHROME2", 0)
     values = np.random.default_rng(3).integers(0, 4096, (32, 24)).astype("<u2")
-    stored = encode_native_frame(values.tobytes(), RLE, fmt)
-    jpegls = pool.run(True, transcode_frame, stored, RLE, fmt, fmt, JPEGLS)
-    assert decode_to_native(jpegls, JPEGLS, fmt).data == values.tobytes()
+    stored = encode_native_frame(values.tobytes(), RLELossless, fmt)
+    jpegls = pool.run(True, transcode_frame, stored, RLELossless, fmt, fmt, JPEGLSLossless)
+    assert decode_to_native(jpegls, JPEGLSLossless, fmt).data == values.tobytes()
 
 
 def test_errors_come_back_from_worker_processes(pool: CodecPool) -> None:
     fmt = FrameFormat(32, 24, 1, 16, 16, 0, "MONOCHROME2", 0)
     with pytest.raises(ValueError, match="RLE"):
-        pool.run(True, transcode_frame, b"\x00" * 64, RLE, fmt, fmt, JPEGLS)
+        pool.run(True, transcode_frame, b"\x00" * 64, RLELossless, fmt, fmt, JPEGLSLossless)
 
 
 def die() -> None:
@@ -197,21 +199,21 @@ def test_a_closed_pool_refuses_process_jobs() -> None:
     ("source", "target", "in_process"),
     [
         (None, DEFLATE, False),  # libdeflate releases the GIL
-        (None, J2K, False),  # imagecodecs' OpenJPEG encoder releases it
-        (None, HTJ2K, False),
+        (None, JPEG2000Lossless, False),  # imagecodecs' OpenJPEG encoder releases it
+        (None, HTJ2KLossless, False),
         (None, JPEGXL, False),
-        (None, RLE, True),  # pylibjpeg-rle holds it
-        (None, JPEGLS, True),  # pyjpegls holds it
-        (DEFLATE, J2K, False),
-        (JPEGXL, HTJ2K, False),
-        (J2K, HTJ2K, True),  # pylibjpeg-openjpeg decodes holding it
-        (HTJ2K, DEFLATE, True),
-        (JPEG_BASELINE, None, True),  # pylibjpeg-libjpeg
-        (RLE, None, False),  # pylibjpeg-rle decodes holding it, but faster than a hand-off
-        (JPEGLS, None, False),  # imagecodecs' CharLS decoder releases it
-        (JPEGLS, RLE, True),
-        (RLE, J2K, False),
-        (EXPLICIT_LE, JPEGXL, False),  # native: no decoder
+        (None, RLELossless, True),  # pylibjpeg-rle holds it
+        (None, JPEGLSLossless, True),  # pyjpegls holds it
+        (DEFLATE, JPEG2000Lossless, False),
+        (JPEGXL, HTJ2KLossless, False),
+        (JPEG2000Lossless, HTJ2KLossless, True),  # pylibjpeg-openjpeg decodes holding it
+        (HTJ2KLossless, DEFLATE, True),
+        (JPEGBaseline8Bit, None, True),  # pylibjpeg-libjpeg
+        (RLELossless, None, False),  # pylibjpeg-rle decodes holding it, but faster than a hand-off
+        (JPEGLSLossless, None, False),  # imagecodecs' CharLS decoder releases it
+        (JPEGLSLossless, RLELossless, True),
+        (RLELossless, JPEG2000Lossless, False),
+        (ExplicitVRLittleEndian, JPEGXL, False),  # native: no decoder
     ],
 )
 def test_which_jobs_go_to_processes(source: str | None, target: str | None, in_process: bool) -> None:

@@ -13,9 +13,33 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.encoders.base import get_encoder
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import (
+    HEVCM10P51,
+    HEVCMP51,
+    HTJ2K,
+    JPEG2000,
+    JPEG2000MC,
+    MPEG2MPML,
+    MPEG2MPMLF,
+    MPEG4HP41,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, can_decode, decode_to_native
 from app.imaging.codecs.frame_header import FrameHeaderUnreadable
@@ -23,10 +47,6 @@ from tests.dicom_files import CorpusFile, corpus_file, corpus_files
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-JPEGLS_NEAR_LOSSLESS = "1.2.840.10008.1.2.4.81"
-JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
-JPEG2000_MC_LOSSLESS = "1.2.840.10008.1.2.4.92"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
 
 DECODABLE = tuple(f for f in corpus_files() if f.has_pixels and can_decode(f.transfer_syntax_uid))
@@ -78,13 +98,13 @@ def mono(rows: int, columns: int, bits: int, *, signed: bool = False, bits_store
 
 def test_corpus_covers_every_compressed_family_it_holds() -> None:
     assert {f.transfer_syntax_uid for f in DECODABLE} == {
-        "1.2.840.10008.1.2.5",
-        "1.2.840.10008.1.2.4.50",
-        "1.2.840.10008.1.2.4.51",
-        "1.2.840.10008.1.2.4.70",
-        "1.2.840.10008.1.2.4.80",
-        "1.2.840.10008.1.2.4.90",
-        "1.2.840.10008.1.2.4.91",
+        RLELossless,
+        JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEG2000Lossless,
+        JPEG2000,
     }
 
 
@@ -144,8 +164,8 @@ def test_malformed_siz_is_refused_before_any_decoder() -> None:
 
 
 def test_concurrent_decodes_equal_sequential_ones() -> None:
-    names = ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm")
-    names += ("SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm", "SC_rgb_rle_16bit_2frame.dcm")
+    grey = ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm")
+    names = (*grey, "SC_rgb_jpeg_dcmtk.dcm", "examples_ybr_color.dcm", "SC_rgb_rle_16bit_2frame.dcm")
     jobs = []
     for name in names:
         ds = dcmread(corpus_file(name).path)
@@ -230,7 +250,7 @@ def test_short_encapsulated_uncompressed_fragment_raises() -> None:
 def test_garbage_jpeg_2000_frame_raises() -> None:
     garbage = b"\xff\x4f\xff\x51" + bytes(range(256)) * 4
     with pytest.raises(FrameDecodeError, match=r"JPEG 2000 Image Compression \(Lossless Only\)"):
-        decode_to_native(garbage, JPEG2000_LOSSLESS, mono(16, 16, 16))
+        decode_to_native(garbage, JPEG2000Lossless, mono(16, 16, 16))
 
 
 def test_frame_larger_than_its_format_raises() -> None:
@@ -238,7 +258,7 @@ def test_frame_larger_than_its_format_raises() -> None:
     (frame,) = stored_frames(ds)
     fmt = mono(32, 64, 16, signed=True)
     with pytest.raises(FrameDecodeError, match=r"1\.2\.840\.10008\.1\.2\.4\.90"):
-        decode_to_native(frame, JPEG2000_LOSSLESS, fmt)
+        decode_to_native(frame, JPEG2000Lossless, fmt)
 
 
 def test_near_lossless_jpeg_ls_equals_pydicom_default_plugin() -> None:
@@ -246,18 +266,18 @@ def test_near_lossless_jpeg_ls_equals_pydicom_default_plugin() -> None:
     pixels = np.random.default_rng(7).integers(-2048, 2047, (19, 21), dtype=np.int16)
     fmt = mono(19, 21, 16, signed=True, bits_stored=12)
     options = {**asdict(fmt), "number_of_frames": 1}
-    stream = get_encoder(JPEGLS_NEAR_LOSSLESS).encode(pixels.tobytes(), index=0, jls_error=3, **options)
-    libjpeg, _ = get_decoder(JPEGLS_NEAR_LOSSLESS).as_array(
+    stream = get_encoder(JPEGLSNearLossless).encode(pixels.tobytes(), index=0, jls_error=3, **options)
+    libjpeg, _ = get_decoder(JPEGLSNearLossless).as_array(
         encapsulate([stream]), index=0, decoding_plugin="pylibjpeg", **options
     )
     assert not np.array_equal(libjpeg, pixels)  # lossy: the decoders must agree on the errors too
-    assert decode_to_native(padded(stream), JPEGLS_NEAR_LOSSLESS, fmt).data == little_endian(libjpeg, fmt)
+    assert decode_to_native(padded(stream), JPEGLSNearLossless, fmt).data == little_endian(libjpeg, fmt)
 
 
-@pytest.mark.parametrize("syntax", [JPEG2000_MC_LOSSLESS, HTJ2K_LOSSLESS])
+@pytest.mark.parametrize("syntax", [JPEG2000MCLossless, HTJ2KLossless])
 def test_generated_jpeg_2000_family_frames_decode_exactly(syntax: str) -> None:
     pixels = np.random.default_rng(5).integers(-2048, 2047, (17, 23), dtype=np.int16)
-    if syntax == HTJ2K_LOSSLESS:
+    if syntax == HTJ2KLossless:
         stream = imagecodecs.htj2k_encode(pixels, reversible=True)
     else:  # a Part 1 codestream, which a Part 2 decoder reads too
         stream = imagecodecs.jpeg2k_encode(pixels, reversible=True, codecformat="J2K")
@@ -309,34 +329,34 @@ def test_jpeg_xl_samples_wider_than_bits_allocated_raise() -> None:
 @pytest.mark.parametrize(
     ("uid", "decodable"),
     [
-        ("1.2.840.10008.1.2", False),  # native: served as stored
+        (ImplicitVRLittleEndian, False),  # native: served as stored
         (ExplicitVRLittleEndian, False),
-        ("1.2.840.10008.1.2.1.99", False),
-        ("1.2.840.10008.1.2.2", False),
+        (DeflatedExplicitVRLittleEndian, False),
+        (ExplicitVRBigEndian, False),
         (ENCAPSULATED_UNCOMPRESSED, True),
         (DEFLATED_FRAMES, True),
-        ("1.2.840.10008.1.2.5", True),
-        ("1.2.840.10008.1.2.4.50", True),
-        ("1.2.840.10008.1.2.4.51", True),
-        ("1.2.840.10008.1.2.4.57", True),
-        ("1.2.840.10008.1.2.4.70", True),
-        ("1.2.840.10008.1.2.4.80", True),
-        ("1.2.840.10008.1.2.4.81", True),
-        (JPEG2000_LOSSLESS, True),
-        ("1.2.840.10008.1.2.4.91", True),
-        (JPEG2000_MC_LOSSLESS, True),
-        ("1.2.840.10008.1.2.4.93", True),
-        (HTJ2K_LOSSLESS, True),
-        ("1.2.840.10008.1.2.4.202", True),
-        ("1.2.840.10008.1.2.4.203", True),
+        (RLELossless, True),
+        (JPEGBaseline8Bit, True),
+        (JPEGExtended12Bit, True),
+        (JPEGLossless, True),
+        (JPEGLosslessSV1, True),
+        (JPEGLSLossless, True),
+        (JPEGLSNearLossless, True),
+        (JPEG2000Lossless, True),
+        (JPEG2000, True),
+        (JPEG2000MCLossless, True),
+        (JPEG2000MC, True),
+        (HTJ2KLossless, True),
+        (HTJ2KLosslessRPCL, True),
+        (HTJ2K, True),
         (JPEGXL_LOSSLESS, True),
         ("1.2.840.10008.1.2.4.111", True),
         ("1.2.840.10008.1.2.4.112", True),
-        ("1.2.840.10008.1.2.4.100", False),  # video
-        ("1.2.840.10008.1.2.4.100.1", False),
-        ("1.2.840.10008.1.2.4.102", False),
-        ("1.2.840.10008.1.2.4.107", False),
-        ("1.2.840.10008.1.2.4.108", False),
+        (MPEG2MPML, False),  # video
+        (MPEG2MPMLF, False),
+        (MPEG4HP41, False),
+        (HEVCMP51, False),
+        (HEVCM10P51, False),
         ("1.2.840.10008.1.2.4.52", False),  # retired, unknown to the registry
         ("1.2.3.4", False),
     ],
@@ -349,7 +369,7 @@ def test_can_decode(uid: str, decodable: bool) -> None:
     ("uid", "reason"),
     [
         (ExplicitVRLittleEndian, "native frames are served as stored"),
-        ("1.2.840.10008.1.2.4.102", "video stream"),
+        (MPEG4HP41, "video stream"),
         ("1.2.3.4", "not a transfer syntax Fovea knows"),
     ],
 )

@@ -20,8 +20,8 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.filereader import dcmread
-from pydicom.pixels import pixel_array
 from pydicom.pixels.processing import apply_color_lut, convert_color_space
+from pydicom.pixels.utils import pixel_array
 from pydicom.sequence import Sequence
 
 from app.imaging.display import (

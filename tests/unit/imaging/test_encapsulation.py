@@ -6,6 +6,7 @@ import struct
 from io import BytesIO
 
 import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
 
 from app.imaging.encapsulation import (
     EncapsulationError,
@@ -46,10 +47,10 @@ def syntax(uid: str) -> TransferSyntax:
     return found
 
 
-JPEG_BASELINE = syntax("1.2.840.10008.1.2.4.50")
-JPEG_2000 = syntax("1.2.840.10008.1.2.4.90")
+JPEG_BASELINE = syntax(JPEGBaseline8Bit)
+JPEG_2000 = syntax(JPEG2000Lossless)
 JPEG_XL = syntax("1.2.840.10008.1.2.4.110")
-RLE = syntax("1.2.840.10008.1.2.5")
+RLE = syntax(RLELossless)
 
 
 def test_scan_gives_absolute_offsets_of_every_item() -> None:

@@ -15,20 +15,26 @@ import imagecodecs
 import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.uid import (
+    MPEG4HP41,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encode_native_frame
 
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-RLE_LOSSLESS = "1.2.840.10008.1.2.5"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS_LOSSLESS = "1.2.840.10008.1.2.4.80"
-JPEG2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
-HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 JPEGXL_LOSSLESS = "1.2.840.10008.1.2.4.110"
 
 
@@ -80,13 +86,13 @@ COMMON = (GREY_8, GREY_12, GREY_16, SIGNED_16, SIGNED_12, RGB_8, RGB_8_PLANAR, O
 SUPPORTED: dict[str, tuple[Layout, ...]] = {
     DEFLATED_FRAMES: (GREY_8, GREY_12, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
     ENCAPSULATED_UNCOMPRESSED: (GREY_8, GREY_16, SIGNED_12, RGB_8, RGB_8_PLANAR, ODD_16, BITS_1),
-    RLE_LOSSLESS: COMMON,
-    JPEG_LOSSLESS: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
-    JPEG_LOSSLESS_SV1: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
-    JPEGLS_LOSSLESS: (*COMMON, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
-    JPEG2000_LOSSLESS: COMMON,
-    HTJ2K_LOSSLESS: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
-    HTJ2K_LOSSLESS_RPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
+    RLELossless: COMMON,
+    JPEGLossless: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEGLosslessSV1: (*COMMON, BITS_2, ODD_SIGNED_8, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEGLSLossless: (*COMMON, RGB_16, RGB_12, RGB_16_PLANAR, INVERTED_12, SIGNED_14),
+    JPEG2000Lossless: COMMON,
+    HTJ2KLossless: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
+    HTJ2KLosslessRPCL: (GREY_8, GREY_16, SIGNED_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB, RGB_16, *PRECISE),
     JPEGXL_LOSSLESS: (GREY_8, GREY_12, GREY_16, RGB_8, RGB_8_PLANAR, ODD_16, ODD_RGB),
 }
 CASES = [(uid, layout) for uid, layouts in SUPPORTED.items() for layout in layouts]
@@ -140,15 +146,15 @@ def decoded_elsewhere(frame: bytes, uid: str, fmt: FrameFormat) -> bytes | None:
         return frame[: len(native_bytes(pixels(fmt), fmt))]
     if uid == DEFLATED_FRAMES:  # encoded by libdeflate, inflated by zlib
         return zlib.decompressobj(wbits=-15).decompress(frame)[: len(native_bytes(pixels(fmt), fmt))]
-    if uid == RLE_LOSSLESS:  # encoded by pylibjpeg-rle, decoded by pydicom's numpy RLE decoder
+    if uid == RLELossless:  # encoded by pylibjpeg-rle, decoded by pydicom's numpy RLE decoder
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pydicom")
-    if uid in (JPEG_LOSSLESS, JPEG_LOSSLESS_SV1):  # encoded by libjpeg-turbo, decoded by libjpeg
+    if uid in (JPEGLossless, JPEGLosslessSV1):  # encoded by libjpeg-turbo, decoded by libjpeg
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
-    if uid == JPEGLS_LOSSLESS:  # encoded by CharLS, decoded by libjpeg (pylibjpeg-libjpeg)
+    if uid == JPEGLSLossless:  # encoded by CharLS, decoded by libjpeg (pylibjpeg-libjpeg)
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
-    if uid == JPEG2000_LOSSLESS:  # encoded by imagecodecs' OpenJPEG, decoded by pylibjpeg-openjpeg's
+    if uid == JPEG2000Lossless:  # encoded by imagecodecs' OpenJPEG, decoded by pylibjpeg-openjpeg's
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
-    if uid in (HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL):  # encoded by OpenJPH, decoded by OpenJPEG
+    if uid in (HTJ2KLossless, HTJ2KLosslessRPCL):  # encoded by OpenJPH, decoded by OpenJPEG
         return decoded_by_pydicom_plugin(frame, uid, fmt, "pylibjpeg")
     return None  # JPEG XL: libjxl is the only JPEG XL library installed
 
@@ -180,7 +186,7 @@ def test_jpeg_lossless_is_read_by_a_third_decoder(layout: Layout) -> None:
     # libjpeg-turbo wrote it, libjpeg read it above; jpegsof3 (imagecodecs) is a third implementation.
     fmt = layout.fmt
     values = pixels(fmt)
-    frame = encode_native_frame(native_bytes(values, fmt), JPEG_LOSSLESS_SV1, fmt)
+    frame = encode_native_frame(native_bytes(values, fmt), JPEGLosslessSV1, fmt)
     decoded = imagecodecs.jpegsof3_decode(frame).astype(np.int64)
     if fmt.pixel_representation:  # the stored bit pattern, read back as signed
         sign = 1 << (fmt.bits_stored - 1)
@@ -190,9 +196,9 @@ def test_jpeg_lossless_is_read_by_a_third_decoder(layout: Layout) -> None:
 
 def test_planar_input_encodes_like_interleaved_input() -> None:
     values = pixels(RGB_8.fmt, seed=5)
-    interleaved = encode_native_frame(native_bytes(values, RGB_8.fmt), JPEGLS_LOSSLESS, RGB_8.fmt)
+    interleaved = encode_native_frame(native_bytes(values, RGB_8.fmt), JPEGLSLossless, RGB_8.fmt)
     planar = encode_native_frame(
-        native_bytes(values, RGB_8_PLANAR.fmt, planar=1), JPEGLS_LOSSLESS, RGB_8_PLANAR.fmt
+        native_bytes(values, RGB_8_PLANAR.fmt, planar=1), JPEGLSLossless, RGB_8_PLANAR.fmt
     )
     assert planar == interleaved
 
@@ -228,11 +234,11 @@ def j2k_mct(stream: bytes) -> int:
     ids=str,
 )
 def test_jpegls_precision_is_bits_stored(layout: Layout, precision: int) -> None:
-    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEGLS_LOSSLESS, layout.fmt)
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEGLSLossless, layout.fmt)
     assert jpegls_precision(frame) == precision
 
 
-@pytest.mark.parametrize("uid", [JPEG_LOSSLESS, JPEG_LOSSLESS_SV1])
+@pytest.mark.parametrize("uid", [JPEGLossless, JPEGLosslessSV1])
 @pytest.mark.parametrize(
     "layout",
     [GREY_8, GREY_12, SIGNED_12, GREY_16, SIGNED_16, BITS_2, ODD_SIGNED_8, RGB_8, RGB_16, RGB_12],
@@ -260,12 +266,12 @@ def test_jpeg_lossless_sof3_precision_is_bits_stored_and_predictor_is_1(uid: str
     ids=str,
 )
 def test_jpeg2000_precision_and_sign_are_bits_stored_and_representation(layout: Layout, ssiz: int) -> None:
-    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEG2000_LOSSLESS, layout.fmt)
+    frame = encode_native_frame(native_bytes(pixels(layout.fmt), layout.fmt), JPEG2000Lossless, layout.fmt)
     assert frame[:4] == b"\xff\x4f\xff\x51"  # a bare codestream (SOC, SIZ), not a JP2 file
     assert j2k_ssiz(frame) == ssiz
 
 
-@pytest.mark.parametrize("uid", [HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
+@pytest.mark.parametrize("uid", [HTJ2KLossless, HTJ2KLosslessRPCL])
 @pytest.mark.parametrize(
     ("layout", "ssiz"),
     [
@@ -290,7 +296,7 @@ def test_htj2k_precision_and_sign(uid: str, layout: Layout, ssiz: int) -> None:
     assert sqcd >> 5 == 1 + (8 if layout.fmt.bits_stored <= 8 else 16) - layout.fmt.bits_stored
 
 
-@pytest.mark.parametrize("uid", [HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
+@pytest.mark.parametrize("uid", [HTJ2KLossless, HTJ2KLosslessRPCL])
 def test_htj2k_progression_is_rpcl(uid: str) -> None:
     frame = encode_native_frame(native_bytes(pixels(GREY_16.fmt), GREY_16.fmt), uid, GREY_16.fmt)
     assert segment(frame, 0x52)[1] == 2  # COD SGcod progression order: 2 is RPCL (ISO/IEC 15444-1 A.6.1)
@@ -307,17 +313,17 @@ def test_htj2k_rpcl_has_tlm_and_a_lowest_resolution_of_64_or_less(
     # PS3.5 8.2.15: RPCL, TLM present, the lowest resolution at most 64 wide and high (5000 / 2**7 = 39).
     fmt = layout.fmt
     values = pixels(fmt)
-    frame = encode_native_frame(native_bytes(values, fmt), HTJ2K_LOSSLESS_RPCL, fmt)
+    frame = encode_native_frame(native_bytes(values, fmt), HTJ2KLosslessRPCL, fmt)
     cod = segment(frame, 0x52)
     assert cod[1] == 2 and cod[5] == decompositions
     assert b"\xff\x55" in frame[: frame.index(b"\xff\x90")]  # TLM, in the main header before the first SOT
     assert frame.count(b"\xff\x90") == decompositions + 1  # one tile-part per resolution
-    plain = encode_native_frame(native_bytes(values, fmt), HTJ2K_LOSSLESS, fmt)
+    plain = encode_native_frame(native_bytes(values, fmt), HTJ2KLossless, fmt)
     assert b"\xff\x55" not in plain[: plain.index(b"\xff\x90")]  # .201 has none: the test can tell
-    assert decode_to_native(frame, HTJ2K_LOSSLESS_RPCL, fmt).data == native_bytes(values, fmt)
+    assert decode_to_native(frame, HTJ2KLosslessRPCL, fmt).data == native_bytes(values, fmt)
 
 
-@pytest.mark.parametrize("uid", [JPEG2000_LOSSLESS, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL])
+@pytest.mark.parametrize("uid", [JPEG2000Lossless, HTJ2KLossless, HTJ2KLosslessRPCL])
 def test_colour_is_encoded_without_a_component_transform(uid: str) -> None:
     # No MCT: the frame stays RGB rather than becoming YBR_RCT (PS3.5 8.2.4).
     frame = encode_native_frame(native_bytes(pixels(RGB_8.fmt), RGB_8.fmt), uid, RGB_8.fmt)
@@ -342,7 +348,7 @@ def test_deflate_is_raw_rfc_1951_padded_once_to_even_length() -> None:
 
 @pytest.mark.parametrize(
     "uid",
-    [RLE_LOSSLESS, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1, JPEGLS_LOSSLESS, JPEG2000_LOSSLESS, JPEGXL_LOSSLESS],
+    [RLELossless, JPEGLossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, JPEGXL_LOSSLESS],
 )
 def test_high_bits_above_bits_stored_are_not_encoded(uid: str) -> None:
     fmt = GREY_12.fmt
@@ -364,29 +370,29 @@ YBR_FULL = Layout("64x48_8_8_U_YBR", FrameFormat(64, 48, 3, 8, 8, 0, "YBR_FULL",
 BITS_1_IN_8 = Layout("33x17_8_1_U", mono(33, 17, 8, 1))
 
 REFUSED = [
-    (RLE_LOSSLESS, BITS_1),
-    (RLE_LOSSLESS, YBR_422),
-    (JPEG_LOSSLESS, GREY_32),
-    (JPEG_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.1)
-    (JPEG_LOSSLESS_SV1, YBR_FULL),  # libjpeg-turbo would subsample the chroma
-    (JPEG_LOSSLESS_SV1, BITS_1_IN_8),  # precision 2-16
-    (JPEG_LOSSLESS_SV1, BITS_1),
-    (JPEGLS_LOSSLESS, GREY_32),
-    (JPEGLS_LOSSLESS, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.3)
-    (JPEGLS_LOSSLESS, YBR_FULL_16),  # YBR_FULL: 8 bits only
-    (JPEGLS_LOSSLESS, BITS_1),
-    (JPEG2000_LOSSLESS, GREY_32),
-    (JPEG2000_LOSSLESS, YBR_422),
-    (HTJ2K_LOSSLESS, GREY_9),  # 7 more guard bits than QCD holds
-    (HTJ2K_LOSSLESS, BITS_1_IN_8),
-    (HTJ2K_LOSSLESS_RPCL, GREY_9),
+    (RLELossless, BITS_1),
+    (RLELossless, YBR_422),
+    (JPEGLossless, GREY_32),
+    (JPEGLossless, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.1)
+    (JPEGLosslessSV1, YBR_FULL),  # libjpeg-turbo would subsample the chroma
+    (JPEGLosslessSV1, BITS_1_IN_8),  # precision 2-16
+    (JPEGLosslessSV1, BITS_1),
+    (JPEGLSLossless, GREY_32),
+    (JPEGLSLossless, SIGNED_RGB_16),  # colour: unsigned only (PS3.5 8.2.3)
+    (JPEGLSLossless, YBR_FULL_16),  # YBR_FULL: 8 bits only
+    (JPEGLSLossless, BITS_1),
+    (JPEG2000Lossless, GREY_32),
+    (JPEG2000Lossless, YBR_422),
+    (HTJ2KLossless, GREY_9),  # 7 more guard bits than QCD holds
+    (HTJ2KLossless, BITS_1_IN_8),
+    (HTJ2KLosslessRPCL, GREY_9),
     (JPEGXL_LOSSLESS, SIGNED_16),  # imagecodecs' libjxl takes no int16
     (JPEGXL_LOSSLESS, BITS_1),
     ("1.2.840.10008.1.2.4.111", GREY_8),  # JPEG XL JPEG recompression: needs a JPEG, not pixels
-    ("1.2.840.10008.1.2.4.92", GREY_8),  # JPEG 2000 Part 2
-    ("1.2.840.10008.1.2.4.102", RGB_8),  # video
-    ("1.2.840.10008.1.2.1", GREY_8),  # native
-    ("1.2.840.10008.1.2", GREY_8),
+    (JPEG2000MCLossless, GREY_8),  # JPEG 2000 Part 2
+    (MPEG4HP41, RGB_8),  # video
+    (ExplicitVRLittleEndian, GREY_8),  # native
+    (ImplicitVRLittleEndian, GREY_8),
     ("1.2.3.4", GREY_8),  # not a transfer syntax
 ]
 
@@ -401,12 +407,12 @@ def test_refused_layouts_and_syntaxes(uid: str, layout: Layout) -> None:
 def test_can_encode_table() -> None:
     assert can_encode(DEFLATED_FRAMES, YBR_422.fmt)  # deflate takes any layout as bytes
     assert can_encode(DEFLATED_FRAMES, GREY_32.fmt)
-    assert can_encode(RLE_LOSSLESS, GREY_32.fmt)
-    assert can_encode(RLE_LOSSLESS, RGB_32.fmt)  # 12 segments of the 15 PS3.5 G.2 allows
-    assert not can_encode(RLE_LOSSLESS, replace(RGB_32.fmt, bits_allocated=64, bits_stored=64))  # 24 segments
-    assert can_encode(JPEGLS_LOSSLESS, SIGNED_16.fmt)
-    assert can_encode(JPEG2000_LOSSLESS, SIGNED_12.fmt)
-    assert not can_encode(JPEG2000_LOSSLESS, replace(GREY_16.fmt, bits_stored=17))  # stored > allocated
+    assert can_encode(RLELossless, GREY_32.fmt)
+    assert can_encode(RLELossless, RGB_32.fmt)  # 12 segments of the 15 PS3.5 G.2 allows
+    assert not can_encode(RLELossless, replace(RGB_32.fmt, bits_allocated=64, bits_stored=64))  # 24 segments
+    assert can_encode(JPEGLSLossless, SIGNED_16.fmt)
+    assert can_encode(JPEG2000Lossless, SIGNED_12.fmt)
+    assert not can_encode(JPEG2000Lossless, replace(GREY_16.fmt, bits_stored=17))  # stored > allocated
     assert not can_encode(DEFLATED_FRAMES, replace(GREY_8.fmt, rows=0))
 
 
@@ -445,7 +451,7 @@ def test_openjph_tables_are_filled_once_before_concurrent_htj2k_encodes(
 
     def encode_one() -> None:
         barrier.wait()
-        encode_native_frame(native, HTJ2K_LOSSLESS, fmt)
+        encode_native_frame(native, HTJ2KLossless, fmt)
 
     threads = [threading.Thread(target=encode_one) for _ in range(4)]
     for thread in threads:

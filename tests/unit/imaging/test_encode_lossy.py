@@ -13,6 +13,23 @@ import imagecodecs
 import numpy as np
 import pytest
 from pydicom.pixels.processing import convert_color_space
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    JPEG2000MC,
+    ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    JPEG2000Lossless,
+    JPEG2000MCLossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import (
@@ -25,15 +42,8 @@ from app.imaging.codecs.encode import (
 )
 from tests.unit.imaging.test_encode_frames import decoded_by_pydicom_plugin, native_bytes, segment
 
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
-JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
-JPEG2000 = "1.2.840.10008.1.2.4.91"
-HTJ2K = "1.2.840.10008.1.2.4.203"
 JPEGXL = "1.2.840.10008.1.2.4.112"
-LOSSY = (JPEG_BASELINE, JPEG_EXTENDED, JPEGLS_NEAR, JPEG2000, HTJ2K, JPEGXL)
+LOSSY = (JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLSNearLossless, JPEG2000, HTJ2K, JPEGXL)
 
 NEAR = 2  # encode._JPEGLS_NEAR
 
@@ -70,7 +80,8 @@ def smooth_frame(fmt: FrameFormat, seed: int = 0) -> np.ndarray:
     else:
         values = wave * 0.9 + 0.05
     values = values * full + rng.normal(0, full / 128, values.shape)
-    return np.clip(np.rint(values), 0, full).astype(np.int64) + low
+    pixels: np.ndarray = np.clip(np.rint(values), 0, full).astype(np.int64) + low
+    return pixels
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray, bits_stored: int | None = None) -> float:
@@ -110,20 +121,20 @@ class Target:
 # the quality targets followed the span: they differ by under 1 dB); bounds 2-3 dB around, ratio under.
 TARGETS = [
     # JPEG baseline, quality 90: libjpeg-turbo writes it, libjpeg and Pillow read it.
-    Target(JPEG_BASELINE, GREY_8, 41, 46, 4, ("pylibjpeg", "pillow")),  # 43.1 / 4.5
-    Target(JPEG_BASELINE, GREY_8_INVERTED, 41, 46, 4, ("pylibjpeg", "pillow")),  # 43.1 / 4.5
-    Target(JPEG_BASELINE, RGB_8, 39, 44, 9, ("pylibjpeg", "pillow")),  # 41.3 / 10.2 (4:2:2)
-    Target(JPEG_BASELINE, RGB_8_PLANAR, 39, 44, 9, ("pylibjpeg", "pillow")),  # 41.3 / 10.2
+    Target(JPEGBaseline8Bit, GREY_8, 41, 46, 4, ("pylibjpeg", "pillow")),  # 43.1 / 4.5
+    Target(JPEGBaseline8Bit, GREY_8_INVERTED, 41, 46, 4, ("pylibjpeg", "pillow")),  # 43.1 / 4.5
+    Target(JPEGBaseline8Bit, RGB_8, 39, 44, 9, ("pylibjpeg", "pillow")),  # 41.3 / 10.2 (4:2:2)
+    Target(JPEGBaseline8Bit, RGB_8_PLANAR, 39, 44, 9, ("pylibjpeg", "pillow")),  # 41.3 / 10.2
     # JPEG extended: 12-bit DCT (SOF1); the IJG tables are not scaled for 12 bits, hence the high PSNR.
-    Target(JPEG_EXTENDED, GREY_12, 58, 63, 2.6, ("pylibjpeg",)),  # 60.5 / 2.9
-    Target(JPEG_EXTENDED, GREY_8, 41, 46, 4, ("pylibjpeg",)),  # 43.1 / 4.5 (the baseline stream)
+    Target(JPEGExtended12Bit, GREY_12, 58, 63, 2.6, ("pylibjpeg",)),  # 60.5 / 2.9
+    Target(JPEGExtended12Bit, GREY_8, 41, 46, 4, ("pylibjpeg",)),  # 43.1 / 4.5 (the baseline stream)
     # JPEG-LS near-lossless, NEAR 2: CharLS writes it, libjpeg reads it (exactly alike).
-    Target(JPEGLS_NEAR, GREY_8, 44, 47, 3.9, ("pylibjpeg",)),  # 45.1 / 4.4
-    Target(JPEGLS_NEAR, GREY_12, 68, 71, 2.5, ("pylibjpeg",)),  # 69.2 / 2.8
-    Target(JPEGLS_NEAR, GREY_16, 92, 95, 1.45, ("pylibjpeg",)),  # 93.3 / 1.6
-    Target(JPEGLS_NEAR, SIGNED_12, 68, 71, 2.5, ("pylibjpeg",)),  # 69.3 / 2.8 (as a bit pattern)
-    Target(JPEGLS_NEAR, RGB_8, 44, 47, 4.1, ("pylibjpeg",)),  # 45.2 / 4.6
-    Target(JPEGLS_NEAR, colour(allocated=16), 91, 94, 1.45, ("pylibjpeg",)),  # 92.7 / 1.65 (16-bit RGB)
+    Target(JPEGLSNearLossless, GREY_8, 44, 47, 3.9, ("pylibjpeg",)),  # 45.1 / 4.4
+    Target(JPEGLSNearLossless, GREY_12, 68, 71, 2.5, ("pylibjpeg",)),  # 69.2 / 2.8
+    Target(JPEGLSNearLossless, GREY_16, 92, 95, 1.45, ("pylibjpeg",)),  # 93.3 / 1.6
+    Target(JPEGLSNearLossless, SIGNED_12, 68, 71, 2.5, ("pylibjpeg",)),  # 69.3 / 2.8 (as a bit pattern)
+    Target(JPEGLSNearLossless, RGB_8, 44, 47, 4.1, ("pylibjpeg",)),  # 45.2 / 4.6
+    Target(JPEGLSNearLossless, colour(allocated=16), 91, 94, 1.45, ("pylibjpeg",)),  # 92.7 / 1.65 (RGB16)
     # JPEG 2000, PSNR target 50 dB: OpenJPEG (imagecodecs) writes it, OpenJPEG (pylibjpeg) reads it.
     Target(JPEG2000, GREY_8, 47, 51, 3.2, ("pylibjpeg",)),  # 48.8 / 3.4
     Target(JPEG2000, GREY_12, 48, 52, 6, ("pylibjpeg",)),  # 50.0 / 6.8
@@ -180,8 +191,8 @@ def ct_like_frame(fmt: FrameFormat) -> np.ndarray:
     y, x = np.mgrid[0 : fmt.rows, 0 : fmt.columns]
     rng = np.random.default_rng(5)
     values = 1800 * np.sin(x / 11.0) * np.cos(y / 7.0) + 900 + rng.normal(0, 4, (fmt.rows, fmt.columns))
-    values = np.clip(np.rint(values), -1024, 3000).astype(np.int64)
-    return values if fmt.pixel_representation else values + 1024
+    pixels: np.ndarray = np.clip(np.rint(values), -1024, 3000).astype(np.int64)
+    return pixels if fmt.pixel_representation else pixels + 1024
 
 
 @pytest.mark.parametrize(
@@ -200,8 +211,8 @@ def test_quality_follows_the_range_the_pixels_span(uid: str, fmt: FrameFormat, f
 
 def test_jpegls_near_lossless_error_is_at_most_near() -> None:
     for fmt in (GREY_8, GREY_12, GREY_16, SIGNED_12, SIGNED_16, RGB_8):
-        values, frame, encoded_fmt = encode(fmt, JPEGLS_NEAR, seed=3)
-        decoded = as_values(decode_to_native(frame, JPEGLS_NEAR, encoded_fmt).data, fmt)
+        values, frame, encoded_fmt = encode(fmt, JPEGLSNearLossless, seed=3)
+        decoded = as_values(decode_to_native(frame, JPEGLSNearLossless, encoded_fmt).data, fmt)
         assert 0 < np.abs(decoded - values).max() <= NEAR
         sos = segment(frame, 0xDA)  # Ns, (Cs, Tm) per component, NEAR, ILV, Al/Ah (ISO/IEC 14495-1 C.2.3)
         assert sos[1 + 2 * sos[0]] == NEAR
@@ -210,9 +221,9 @@ def test_jpegls_near_lossless_error_is_at_most_near() -> None:
 
 def test_jpegls_near_lossless_tiny_frame_falls_back_to_imagecodecs() -> None:
     fmt = FrameFormat(2, 2, 1, 8, 8, 0, "MONOCHROME2", 0)  # pyjpegls' buffer is too small for this
-    frame = encode_native_frame(bytes([10, 200, 30, 40]), JPEGLS_NEAR, fmt)
+    frame = encode_native_frame(bytes([10, 200, 30, 40]), JPEGLSNearLossless, fmt)
     assert segment(frame, 0xDA)[3] == NEAR
-    decoded = np.frombuffer(decode_to_native(frame, JPEGLS_NEAR, fmt).data, np.uint8).astype(int)
+    decoded = np.frombuffer(decode_to_native(frame, JPEGLSNearLossless, fmt).data, np.uint8).astype(int)
     assert np.abs(decoded - [10, 200, 30, 40]).max() <= NEAR
 
 
@@ -220,7 +231,7 @@ def test_jpegls_near_lossless_tiny_frame_falls_back_to_imagecodecs() -> None:
 
 
 def test_jpeg_baseline_colour_is_ycbcr_422() -> None:
-    _, frame, encoded_fmt = encode(RGB_8, JPEG_BASELINE)
+    _, frame, encoded_fmt = encode(RGB_8, JPEGBaseline8Bit)
     assert encoded_fmt.photometric_interpretation == "YBR_FULL_422"
     sof = segment(frame, 0xC0)  # baseline SOF0: P, Y, X, Nf, (Ci, HiVi, Tqi) per component
     assert sof[0] == 8 and sof[5] == 3
@@ -229,7 +240,7 @@ def test_jpeg_baseline_colour_is_ycbcr_422() -> None:
 
 @pytest.mark.parametrize(("fmt", "precision"), [(GREY_8, 8), (GREY_8_INVERTED, 8)])
 def test_jpeg_baseline_grey_is_one_component(fmt: FrameFormat, precision: int) -> None:
-    _, frame, encoded_fmt = encode(fmt, JPEG_BASELINE)
+    _, frame, encoded_fmt = encode(fmt, JPEGBaseline8Bit)
     sof = segment(frame, 0xC0)
     assert sof[0] == precision and sof[5] == 1
     assert encoded_fmt.photometric_interpretation == fmt.photometric_interpretation
@@ -237,16 +248,16 @@ def test_jpeg_baseline_grey_is_one_component(fmt: FrameFormat, precision: int) -
 
 def test_jpeg_baseline_takes_ybr_full_as_it_is() -> None:
     fmt = colour("YBR_FULL")
-    values, frame, encoded_fmt = encode(fmt, JPEG_BASELINE)
+    values, frame, encoded_fmt = encode(fmt, JPEGBaseline8Bit)
     assert encoded_fmt.photometric_interpretation == "YBR_FULL_422"
-    out = decode_to_native(frame, JPEG_BASELINE, encoded_fmt)  # pydicom gives RGB
+    out = decode_to_native(frame, JPEGBaseline8Bit, encoded_fmt)  # pydicom gives RGB
     expected = convert_color_space(values.astype(np.uint8), "YBR_FULL", "RGB").astype(np.int64)
     assert psnr(expected, as_values(out.data, fmt), 8) >= 36
 
 
 @pytest.mark.parametrize(("fmt", "marker", "precision"), [(GREY_12, 0xC1, 12), (GREY_8, 0xC0, 8)])
 def test_jpeg_extended_sof(fmt: FrameFormat, marker: int, precision: int) -> None:
-    _, frame, _ = encode(fmt, JPEG_EXTENDED)
+    _, frame, _ = encode(fmt, JPEGExtended12Bit)
     sof = segment(frame, marker)  # SOF1 (extended, Huffman) for 12 bits; 8 bits come out as SOF0
     assert sof[0] == precision and sof[5] == 1
 
@@ -304,8 +315,8 @@ def test_jpegxl_lossy_is_a_bare_vardct_codestream() -> None:
 
 def test_planar_input_encodes_like_interleaved_input() -> None:
     values = smooth_frame(RGB_8, seed=9)
-    interleaved = encode_native_frame(native_bytes(values, RGB_8), JPEG_BASELINE, RGB_8)
-    planar = encode_native_frame(native_bytes(values, RGB_8_PLANAR, planar=1), JPEG_BASELINE, RGB_8_PLANAR)
+    interleaved = encode_native_frame(native_bytes(values, RGB_8), JPEGBaseline8Bit, RGB_8)
+    planar = encode_native_frame(native_bytes(values, RGB_8_PLANAR, planar=1), JPEGBaseline8Bit, RGB_8_PLANAR)
     assert planar == interleaved
 
 
@@ -320,19 +331,19 @@ SIGNED_8 = mono(8, 8, signed=True)
 RGB_16 = FrameFormat(96, 80, 3, 16, 16, 0, "RGB", 0)
 
 REFUSED = [
-    (JPEG_BASELINE, GREY_12, "12-bit: never cut to 8"),
-    (JPEG_BASELINE, GREY_16, "16-bit"),
-    (JPEG_BASELINE, GREY_7, "the decoder clips at 255, not 127"),
-    (JPEG_BASELINE, SIGNED_8, "signed"),
-    (JPEG_BASELINE, PALETTE, "palette indices"),
-    (JPEG_BASELINE, RGB_16, "16-bit colour"),
-    (JPEG_EXTENDED, RGB_8, "greyscale only"),
-    (JPEG_EXTENDED, GREY_16, "16 bits stored"),
-    (JPEG_EXTENDED, GREY_10, "the decoder clips at 4095, not 1023"),
-    (JPEG_EXTENDED, SIGNED_12, "signed"),
-    (JPEG_EXTENDED, PALETTE, "palette indices"),
-    (JPEGLS_NEAR, PALETTE, "palette indices"),
-    (JPEGLS_NEAR, colour("YBR_FULL", allocated=16), "YBR_FULL: 8-bit only"),
+    (JPEGBaseline8Bit, GREY_12, "12-bit: never cut to 8"),
+    (JPEGBaseline8Bit, GREY_16, "16-bit"),
+    (JPEGBaseline8Bit, GREY_7, "the decoder clips at 255, not 127"),
+    (JPEGBaseline8Bit, SIGNED_8, "signed"),
+    (JPEGBaseline8Bit, PALETTE, "palette indices"),
+    (JPEGBaseline8Bit, RGB_16, "16-bit colour"),
+    (JPEGExtended12Bit, RGB_8, "greyscale only"),
+    (JPEGExtended12Bit, GREY_16, "16 bits stored"),
+    (JPEGExtended12Bit, GREY_10, "the decoder clips at 4095, not 1023"),
+    (JPEGExtended12Bit, SIGNED_12, "signed"),
+    (JPEGExtended12Bit, PALETTE, "palette indices"),
+    (JPEGLSNearLossless, PALETTE, "palette indices"),
+    (JPEGLSNearLossless, colour("YBR_FULL", allocated=16), "YBR_FULL: 8-bit only"),
     (JPEG2000, PALETTE, "palette indices"),
     (JPEG2000, YBR_FULL, "the ICT wants RGB"),
     (HTJ2K, GREY_9, "9 bits: 7 more guard bits than QCD holds"),
@@ -342,7 +353,7 @@ REFUSED = [
     (JPEGXL, YBR_FULL, "XYB wants RGB"),
     (JPEGXL, PALETTE, "palette indices"),
     ("1.2.840.10008.1.2.4.111", GREY_8, "JPEG XL JPEG recompression needs a JPEG"),
-    ("1.2.840.10008.1.2.4.93", GREY_8, "JPEG 2000 Part 2"),
+    (JPEG2000MC, GREY_8, "JPEG 2000 Part 2"),
 ]
 
 
@@ -359,30 +370,30 @@ def test_refusals_name_their_reason() -> None:
     with pytest.raises(FrameEncodeError, match="existing JPEG bitstream"):
         encode_native_frame(bytes(GREY_8.frame_bytes), "1.2.840.10008.1.2.4.111", GREY_8)
     with pytest.raises(FrameEncodeError, match="Part 2"):
-        encode_native_frame(bytes(GREY_8.frame_bytes), "1.2.840.10008.1.2.4.92", GREY_8)
+        encode_native_frame(bytes(GREY_8.frame_bytes), JPEG2000MCLossless, GREY_8)
 
 
 def test_encodes_lossy_and_lossy_method() -> None:
     methods = {
-        JPEG_BASELINE: "ISO_10918_1",
-        JPEG_EXTENDED: "ISO_10918_1",
-        JPEGLS_NEAR: "ISO_14495_1",
+        JPEGBaseline8Bit: "ISO_10918_1",
+        JPEGExtended12Bit: "ISO_10918_1",
+        JPEGLSNearLossless: "ISO_14495_1",
         JPEG2000: "ISO_15444_1",
         HTJ2K: "ISO_15444_15",
         JPEGXL: "ISO_18181_1",
     }
     lossless = [
         "1.2.840.10008.1.2.8.1",
-        "1.2.840.10008.1.2.5",
-        JPEG_LOSSLESS,
-        JPEG_LOSSLESS_SV1,
-        "1.2.840.10008.1.2.4.80",
-        "1.2.840.10008.1.2.4.90",
-        "1.2.840.10008.1.2.4.201",
-        "1.2.840.10008.1.2.4.202",
+        RLELossless,
+        JPEGLossless,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
+        JPEG2000Lossless,
+        HTJ2KLossless,
+        HTJ2KLosslessRPCL,
         "1.2.840.10008.1.2.4.110",
     ]
-    no_encoder = ["1.2.840.10008.1.2.4.111", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.1", "1.2.3.4"]
+    no_encoder = ["1.2.840.10008.1.2.4.111", JPEG2000MC, ExplicitVRLittleEndian, "1.2.3.4"]
     for uid, method in methods.items():
         assert encodes_lossy(uid) and lossy_method(uid) == method
     for uid in lossless + no_encoder:
@@ -396,22 +407,22 @@ def test_encodes_lossy_and_lossy_method() -> None:
 @pytest.mark.parametrize(
     ("uid", "fmt", "expected"),
     [
-        (JPEG_BASELINE, RGB_8, ("YBR_FULL_422", 0)),
-        (JPEG_BASELINE, RGB_8_PLANAR, ("YBR_FULL_422", 0)),
-        (JPEG_BASELINE, YBR_FULL, ("YBR_FULL_422", 0)),
-        (JPEG_BASELINE, GREY_8_INVERTED, ("MONOCHROME1", 0)),
-        (JPEG_EXTENDED, GREY_12, ("MONOCHROME2", 0)),
-        (JPEG_LOSSLESS, RGB_8_PLANAR, ("RGB", 0)),
-        (JPEG_LOSSLESS_SV1, PALETTE, ("PALETTE COLOR", 0)),  # lossless: indices are fine
-        (JPEGLS_NEAR, RGB_8_PLANAR, ("RGB", 0)),
-        (JPEGLS_NEAR, YBR_FULL, ("YBR_FULL", 0)),  # no colour transform
+        (JPEGBaseline8Bit, RGB_8, ("YBR_FULL_422", 0)),
+        (JPEGBaseline8Bit, RGB_8_PLANAR, ("YBR_FULL_422", 0)),
+        (JPEGBaseline8Bit, YBR_FULL, ("YBR_FULL_422", 0)),
+        (JPEGBaseline8Bit, GREY_8_INVERTED, ("MONOCHROME1", 0)),
+        (JPEGExtended12Bit, GREY_12, ("MONOCHROME2", 0)),
+        (JPEGLossless, RGB_8_PLANAR, ("RGB", 0)),
+        (JPEGLosslessSV1, PALETTE, ("PALETTE COLOR", 0)),  # lossless: indices are fine
+        (JPEGLSNearLossless, RGB_8_PLANAR, ("RGB", 0)),
+        (JPEGLSNearLossless, YBR_FULL, ("YBR_FULL", 0)),  # no colour transform
         (JPEG2000, RGB_8_PLANAR, ("YBR_ICT", 0)),
         (JPEG2000, GREY_16, ("MONOCHROME2", 0)),
         (HTJ2K, RGB_8, ("YBR_ICT", 0)),
         (JPEGXL, RGB_8_PLANAR, ("RGB", 0)),
-        ("1.2.840.10008.1.2.4.90", RGB_8_PLANAR, ("RGB", 0)),  # no MCT: RGB stays
-        ("1.2.840.10008.1.2.4.202", RGB_8_PLANAR, ("RGB", 0)),
-        ("1.2.840.10008.1.2.5", YBR_FULL, ("YBR_FULL", 0)),
+        (JPEG2000Lossless, RGB_8_PLANAR, ("RGB", 0)),  # no MCT: RGB stays
+        (HTJ2KLosslessRPCL, RGB_8_PLANAR, ("RGB", 0)),
+        (RLELossless, YBR_FULL, ("YBR_FULL", 0)),
         ("1.2.840.10008.1.2.8.1", RGB_8_PLANAR, ("RGB", 1)),  # deflate keeps the bytes as they are
         ("1.2.840.10008.1.2.8.1", colour("YBR_FULL_422"), ("YBR_FULL_422", 0)),
     ],

@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.encaps import generate_frames
+from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless
 
 from app.imaging.codecs.decode import FrameDecodeError, FrameFormat, decode_to_native
 from app.imaging.codecs.encode import can_encode, encode_native_frame
@@ -26,9 +27,6 @@ from app.imaging.syntaxes import TRANSFER_SYNTAXES, find_transfer_syntax
 from tests.dicom_files import corpus_files
 from tests.lying_frames import (
     FORMAT_16,
-    JPEG_BASELINE,
-    JPEG_LOSSLESS_SV1,
-    JPEGLS_LOSSLESS,
     LyingFrame,
     lying_frames,
     native_pixels,
@@ -105,14 +103,14 @@ def test_decode_refuses_a_lying_header_before_the_decoder(case: LyingFrame) -> N
         decode_to_native(case.lying, case.transfer_syntax_uid, case.fmt)
     assert isinstance(info.value.__cause__, FrameHeaderMismatch)
     decoded = decode_to_native(case.honest, case.transfer_syntax_uid, case.fmt).data
-    if case.transfer_syntax_uid == JPEG_BASELINE:  # lossy: the size only
+    if case.transfer_syntax_uid == JPEGBaseline8Bit:  # lossy: the size only
         assert len(decoded) == len(native_pixels(case.fmt))
     else:
         assert decoded == native_pixels(case.fmt)
 
 
 def test_precision_above_bits_allocated_is_refused() -> None:
-    frame = encode_native_frame(native_pixels(FORMAT_16), JPEG_LOSSLESS_SV1, FORMAT_16)
+    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLosslessSV1, FORMAT_16)
     eight_bits = replace(FORMAT_16, bits_allocated=8, bits_stored=8)
     with pytest.raises(FrameHeaderMismatch, match="JPEG SOF says 16-bit samples, Bits Allocated 8"):
         check_frame_header("jpeg", frame, len(frame), eight_bits)
@@ -120,7 +118,7 @@ def test_precision_above_bits_allocated_is_refused() -> None:
 
 def test_component_count_must_equal_samples_per_pixel() -> None:
     rgb = FrameFormat(16, 16, 3, 8, 8, 0, "RGB", 0)
-    frame = encode_native_frame(bytes(16 * 16 * 3), "1.2.840.10008.1.2.4.90", rgb)
+    frame = encode_native_frame(bytes(16 * 16 * 3), JPEG2000Lossless, rgb)
     with pytest.raises(FrameHeaderMismatch, match="3 components, Samples per Pixel 1"):
         check_frame_header("jpeg2000", frame, len(frame), replace(rgb, samples_per_pixel=1))
 
@@ -137,7 +135,7 @@ def _with_oversize_lse(frame: bytes, rows: int, columns: int) -> bytes:
 
 
 def test_jpegls_oversize_dimension_segment_gives_the_size() -> None:
-    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLS_LOSSLESS, FORMAT_16)
+    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLSLossless, FORMAT_16)
     check_frame_header("jpegls", _with_oversize_lse(frame, 512, 512), len(frame) + 12, FORMAT_16)
     lying = _with_oversize_lse(frame, 60000, 60000)
     with pytest.raises(FrameHeaderMismatch, match="60000x60000 pixels"):
@@ -145,7 +143,7 @@ def test_jpegls_oversize_dimension_segment_gives_the_size() -> None:
 
 
 def test_jpegls_size_zero_without_oversize_segment_is_unreadable() -> None:
-    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLS_LOSSLESS, FORMAT_16)
+    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLSLossless, FORMAT_16)
     zero = _with_oversize_lse(frame, 512, 512)
     zero = zero.replace(zero[zero.index(b"\xff\xf8") : zero.index(b"\xff\xf8") + 10], b"")
     with pytest.raises(FrameHeaderUnreadable, match="0x0 pixels"):
@@ -169,7 +167,7 @@ def test_a_jpeg_xl_rgb_and_grey_stream_give_their_channel_counts() -> None:
 
 
 def test_a_header_behind_a_large_app_segment_is_found_by_reading_more() -> None:
-    frame = encode_native_frame(native_pixels(FORMAT_16), JPEG_LOSSLESS_SV1, FORMAT_16)
+    frame = encode_native_frame(native_pixels(FORMAT_16), JPEGLosslessSV1, FORMAT_16)
     app = b"\xff\xe2" + struct.pack(">H", 20002) + bytes(20000)  # as an ICC profile would be
     padded = frame[:2] + app + frame[2:]
     reads: list[int] = []
@@ -185,7 +183,7 @@ def test_a_header_behind_a_large_app_segment_is_found_by_reading_more() -> None:
 
 
 def test_a_frame_cut_inside_its_header_is_unreadable() -> None:
-    frame = encode_native_frame(native_pixels(FORMAT_16), "1.2.840.10008.1.2.4.90", FORMAT_16)
+    frame = encode_native_frame(native_pixels(FORMAT_16), JPEG2000Lossless, FORMAT_16)
     with pytest.raises(FrameHeaderUnreadable, match="ends inside its header"):
         check_frame_header("jpeg2000", frame[:20], 20, FORMAT_16)
 

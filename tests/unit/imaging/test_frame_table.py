@@ -18,7 +18,16 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
-from pydicom.pixels import unpack_bits
+from pydicom.pixels.utils import unpack_bits
+from pydicom.uid import (
+    JPEG2000,
+    MPEG4HP41,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    RLELossless,
+)
 
 from app.imaging.frame_table import (
     FrameFragment,
@@ -39,7 +48,6 @@ if TYPE_CHECKING:
 # --- pydicom's corpus ------------------------------------------------------------------------
 
 TEST_FILES = Path(get_testdata_file("CT_small.dcm") or "").parent
-DEFLATED_DATA_SET = "1.2.840.10008.1.2.1.99"
 EXCLUDED = {  # file -> (id suffix, why it is not compared with pydicom)
     "badVR.dcm": (
         "excluded-invalid-NumberOfFrames",
@@ -92,7 +100,7 @@ def _read(path: Path, tmp_path: Path) -> tuple[Path, Dataset, Dataset]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = dcmread(path, defer_size=256)
-        if ds.file_meta.TransferSyntaxUID != DEFLATED_DATA_SET:
+        if ds.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian:
             return path, ds, dcmread(path)
         inflated, body_offset = _inflate(path, tmp_path / path.name)
         with inflated.open("rb") as fp:
@@ -181,12 +189,6 @@ def test_truncated_corpus_file_is_refused(locate: Locate) -> None:
 
 # --- synthetic files -------------------------------------------------------------------------
 
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-RLE = "1.2.840.10008.1.2.5"
-MPEG4 = "1.2.840.10008.1.2.4.102"
-
 
 def layout(
     frames: int,
@@ -210,7 +212,7 @@ def frame_numbers(table: FrameTable) -> list[tuple[int, int]]:
 
 def test_basic_offset_table_groups_several_fragments_per_frame(write_part10: WritePart10) -> None:
     frames = fake_codestreams(3, b"no marker")  # only the table can place these frames
-    stored = write_part10(JPEG_BASELINE, encapsulate(frames, 3, has_bot=True), layout(3))
+    stored = write_part10(JPEGBaseline8Bit, encapsulate(frames, 3, has_bot=True), layout(3))
     table = stored.build()
     assert frame_numbers(table) == [(n, i) for n in (1, 2, 3) for i in range(3)]
     assert list(stored.read_frames(table).values()) == frames
@@ -218,7 +220,7 @@ def test_basic_offset_table_groups_several_fragments_per_frame(write_part10: Wri
 
 @pytest.mark.parametrize(
     ("uid", "marker"),
-    [(JPEG_BASELINE, b"\xff\xd8"), ("1.2.840.10008.1.2.4.91", b"\xff\x4f\xff\x51")],
+    [(JPEGBaseline8Bit, b"\xff\xd8"), (JPEG2000, b"\xff\x4f\xff\x51")],
     ids=["jpeg-soi", "jpeg2000-soc"],
 )
 def test_empty_basic_offset_table_finds_frames_by_marker(
@@ -235,7 +237,7 @@ def test_extended_offset_table_places_one_fragment_per_frame(write_part10: Write
     frames = [b"\xff\xd8" + bytes([n]) * (40 + n) for n in range(5)]  # odd lengths get a pad byte
     data, offsets, lengths = encapsulate_extended(frames)
     extra = {0x7FE00001: ("OV", offsets), 0x7FE00002: ("OV", lengths)}
-    stored = write_part10(JPEG_BASELINE, data, layout(5), extra=extra)
+    stored = write_part10(JPEGBaseline8Bit, data, layout(5), extra=extra)
     table = stored.build(
         extended_offsets=struct.unpack("<5Q", offsets),
         extended_lengths=struct.unpack("<5Q", lengths),
@@ -249,14 +251,14 @@ def test_extended_offset_table_places_one_fragment_per_frame(write_part10: Write
 
 def test_one_fragment_per_frame_without_table(write_part10: WritePart10) -> None:
     frames = [bytes([n]) * 64 for n in range(3)]
-    stored = write_part10(RLE, encapsulate(frames, has_bot=False), layout(3))
+    stored = write_part10(RLELossless, encapsulate(frames, has_bot=False), layout(3))
     table = stored.build()
     assert frame_numbers(table) == [(1, 0), (2, 0), (3, 0)]
     assert list(stored.read_frames(table).values()) == frames
 
 
 def test_truncated_item_stream_is_refused(write_part10: WritePart10) -> None:
-    stored = write_part10(RLE, encapsulate([b"a" * 64, b"b" * 64]), layout(2))
+    stored = write_part10(RLELossless, encapsulate([b"a" * 64, b"b" * 64]), layout(2))
     data = stored.path.read_bytes()
     stored.path.write_bytes(data[:-20])  # cuts the last fragment
     with pytest.raises(FrameTableError, match="past the end of the value or file"):
@@ -267,7 +269,7 @@ def test_truncated_item_stream_is_refused(write_part10: WritePart10) -> None:
 
 
 def test_fewer_fragments_than_frames_is_refused(write_part10: WritePart10) -> None:
-    stored = write_part10(JPEG_BASELINE, encapsulate(fake_codestreams(2, b"\xff\xd8")), layout(3))
+    stored = write_part10(JPEGBaseline8Bit, encapsulate(fake_codestreams(2, b"\xff\xd8")), layout(3))
     with pytest.raises(FrameTableError, match=r"2 fragment.* cannot hold 3 frames"):
         stored.build()
 
@@ -275,7 +277,7 @@ def test_fewer_fragments_than_frames_is_refused(write_part10: WritePart10) -> No
 def test_one_bit_frames_are_realigned_bit_by_bit(write_part10: WritePart10) -> None:
     bits = np.random.default_rng(7).integers(0, 2, size=(3, 9), dtype=np.uint8)
     packed = np.packbits(bits.ravel(), bitorder="little").tobytes()  # 27 bits in 4 bytes
-    stored = write_part10(EXPLICIT_LE, packed, layout(3, 3, 3, bits=1))
+    stored = write_part10(ExplicitVRLittleEndian, packed, layout(3, 3, 3, bits=1))
     table = stored.build()
     start = stored.value_offset
     assert table.fragments == (
@@ -292,7 +294,7 @@ def test_one_bit_frames_are_realigned_bit_by_bit(write_part10: WritePart10) -> N
 
 def test_ybr_full_422_native_frame_holds_two_samples_per_pixel(write_part10: WritePart10) -> None:
     ybr = layout(2, 4, 4, samples=3, photometric="YBR_FULL_422")
-    stored = write_part10(EXPLICIT_LE, bytes(range(64)), ybr)
+    stored = write_part10(ExplicitVRLittleEndian, bytes(range(64)), ybr)
     table = stored.build()
     spans = [(f.offset - stored.value_offset, f.length) for f in table.fragments]
     assert spans == [(0, 32), (32, 32)]
@@ -302,7 +304,7 @@ def test_ybr_full_422_native_frame_holds_two_samples_per_pixel(write_part10: Wri
 
 def test_big_endian_native_offsets(write_part10: WritePart10) -> None:
     pixels = np.arange(3 * 16, dtype=">u2").tobytes()
-    stored = write_part10(EXPLICIT_BE, pixels, layout(3, 4, 4, bits=16), vr="OW")
+    stored = write_part10(ExplicitVRBigEndian, pixels, layout(3, 4, 4, bits=16), vr="OW")
     table = stored.build()
     assert [(f.offset - stored.value_offset, f.length) for f in table.fragments] == [
         (0, 32),
@@ -314,20 +316,20 @@ def test_big_endian_native_offsets(write_part10: WritePart10) -> None:
 
 def test_video_stream_fragments_all_belong_to_frame_0(write_part10: WritePart10) -> None:
     stream = bytes(range(256)) * 4
-    stored = write_part10(MPEG4, encapsulate([stream], 4, has_bot=False), layout(10))
+    stored = write_part10(MPEG4HP41, encapsulate([stream], 4, has_bot=False), layout(10))
     table = stored.build()
     assert frame_numbers(table) == [(0, 0), (0, 1), (0, 2), (0, 3)]
     assert stored.read_frames(table) == {0: stream}
 
 
 def test_native_value_shorter_than_its_frames_is_refused(write_part10: WritePart10) -> None:
-    stored = write_part10(EXPLICIT_LE, bytes(126), layout(2))
+    stored = write_part10(ExplicitVRLittleEndian, bytes(126), layout(2))
     with pytest.raises(FrameTableError, match=r"holds 126 bytes but 2 frame.* need 128"):
         stored.build()
 
 
 def test_native_odd_value_keeps_its_pad_byte_out_of_the_frame(write_part10: WritePart10) -> None:
-    stored = write_part10(EXPLICIT_LE, bytes(range(27)) + b"\x00", layout(1, 3, 3, samples=3))
+    stored = write_part10(ExplicitVRLittleEndian, bytes(range(27)) + b"\x00", layout(1, 3, 3, samples=3))
     table = stored.build()
     assert table.fragments == (FrameFragment(1, 0, stored.value_offset, 27),)
     assert table.value_length == 28
@@ -344,7 +346,7 @@ class CountingBytesIO(BytesIO):
 
 def test_building_reads_headers_and_markers_only(write_part10: WritePart10) -> None:
     frames = fake_codestreams(3, b"\xff\xd8", size=300_000)
-    stored = write_part10(JPEG_BASELINE, encapsulate(frames, 4, has_bot=False), layout(3))
+    stored = write_part10(JPEGBaseline8Bit, encapsulate(frames, 4, has_bot=False), layout(3))
     fp = CountingBytesIO(stored.path.read_bytes())
     table = build_frame_table(
         fp,

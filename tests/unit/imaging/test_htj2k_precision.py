@@ -5,12 +5,11 @@ from __future__ import annotations
 import imagecodecs
 import numpy as np
 import pytest
+from pydicom.uid import HTJ2KLossless
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.htj2k import PrecisionError, declare_precision, encode_lossless, holds_precision
 from tests.unit.imaging.test_encode_frames import decoded_by_pydicom_plugin, native_bytes, pixels
-
-HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 
 
 def header(stream: bytes) -> bytes:
@@ -37,7 +36,7 @@ def test_only_ssiz_and_qcd_change_and_magnitude_bit_planes_stay() -> None:
         assert (before[0] >> 5) + (old >> 3) == (after[0] >> 5) + (new >> 3)
     assert after[0] >> 5 == (before[0] >> 5) + 4
     fmt = FrameFormat(48, 40, 1, 16, 12, 0, "MONOCHROME2", 0)
-    assert decode_to_native(narrowed, HTJ2K_LOSSLESS, fmt).data == values.astype("<u2").tobytes()
+    assert decode_to_native(narrowed, HTJ2KLossless, fmt).data == values.astype("<u2").tobytes()
 
 
 def test_openjph_reads_its_own_stream_back_after_the_rewrite() -> None:
@@ -46,7 +45,7 @@ def test_openjph_reads_its_own_stream_back_after_the_rewrite() -> None:
     frame = encode_lossless(values.astype(np.int16), fmt)
     decoded = imagecodecs.htj2k_decode(frame)  # OpenJPH, the encoder's own library
     assert decoded.dtype == np.int16 and np.array_equal(decoded, values)
-    assert decoded_by_pydicom_plugin(frame, HTJ2K_LOSSLESS, fmt, "pylibjpeg") == native_bytes(values, fmt)
+    assert decoded_by_pydicom_plugin(frame, HTJ2KLossless, fmt, "pylibjpeg") == native_bytes(values, fmt)
 
 
 def test_a_sign_other_than_the_containers_is_refused() -> None:

@@ -6,6 +6,20 @@ from collections.abc import Callable
 from functools import partial
 
 import pytest
+from pydicom.uid import (
+    JPEG2000,
+    MPEG4HP41,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from app.imaging.pixel_description import (
     PixelDescription,
@@ -15,20 +29,8 @@ from app.imaging.pixel_description import (
 )
 from app.imaging.pixel_layout import PixelLayout
 
-ELE = "1.2.840.10008.1.2.1"
-RLE = "1.2.840.10008.1.2.5"
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
-JPEG_SV1 = "1.2.840.10008.1.2.4.70"
-JPEGLS = "1.2.840.10008.1.2.4.80"
-JPEGLS_NEAR = "1.2.840.10008.1.2.4.81"
-J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"
-J2K = "1.2.840.10008.1.2.4.91"
-MPEG4 = "1.2.840.10008.1.2.4.102"
-DEFLATED_DATASET = "1.2.840.10008.1.2.1.99"
 DEFLATED_FRAMES = "1.2.840.10008.1.2.8.1"
 ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 def pixels(syntax: str, lossy: str = "", *, bits: int = 16) -> PixelDescription:
@@ -47,14 +49,14 @@ def instance_producer(description: PixelDescription | None) -> Callable[[str], b
 @pytest.mark.parametrize(
     ("syntax", "lossy", "expected"),
     [
-        (ELE, "", False),
-        (ELE, "01", True),  # decompressed from a lossy original
-        (JPEGLS, "", False),
-        (JPEG_BASELINE, "", True),  # lossy-only syntax, whatever the attribute says
-        (JPEG_BASELINE, "00", True),
-        (J2K, "", True),  # either: irreversible unless the data set says otherwise
-        (J2K, "00", False),
-        (J2K, "01", True),
+        (ExplicitVRLittleEndian, "", False),
+        (ExplicitVRLittleEndian, "01", True),  # decompressed from a lossy original
+        (JPEGLSLossless, "", False),
+        (JPEGBaseline8Bit, "", True),  # lossy-only syntax, whatever the attribute says
+        (JPEGBaseline8Bit, "00", True),
+        (JPEG2000, "", True),  # either: irreversible unless the data set says otherwise
+        (JPEG2000, "00", False),
+        (JPEG2000, "01", True),
     ],
 )
 def test_went_through_lossy_step(syntax: str, lossy: str, expected: bool) -> None:
@@ -63,31 +65,45 @@ def test_went_through_lossy_step(syntax: str, lossy: str, expected: bool) -> Non
 
 
 def test_lossless_pixels_can_be_made_into_lossless_and_lossy_syntaxes() -> None:
-    can = frame_producer(pixels(ELE))
-    assert can(ELE) and can(JPEGLS) and can(J2K_LOSSLESS) and can(RLE) and can(JPEG_SV1)
-    assert can(JPEGLS_NEAR) and can(J2K)  # lossy targets: offered, chosen only when named
-    assert not can(JPEG_BASELINE)  # 16-bit: the baseline encoder cannot hold it
+    can = frame_producer(pixels(ExplicitVRLittleEndian))
+    assert (
+        can(ExplicitVRLittleEndian)
+        and can(JPEGLSLossless)
+        and can(JPEG2000Lossless)
+        and can(RLELossless)
+        and can(JPEGLosslessSV1)
+    )
+    assert can(JPEGLSNearLossless) and can(JPEG2000)  # lossy targets: offered, chosen only when named
+    assert not can(JPEGBaseline8Bit)  # 16-bit: the baseline encoder cannot hold it
 
 
-@pytest.mark.parametrize(("syntax", "lossy"), [(J2K, ""), (J2K, "01"), (ELE, "01"), (JPEGLS_NEAR, "")])
+@pytest.mark.parametrize(
+    ("syntax", "lossy"),
+    [(JPEG2000, ""), (JPEG2000, "01"), (ExplicitVRLittleEndian, "01"), (JPEGLSNearLossless, "")],
+)
 def test_lossy_pixels_never_get_a_lossless_only_syntax(syntax: str, lossy: str) -> None:
     can = frame_producer(pixels(syntax, lossy))
-    assert can(ELE)  # decoding is allowed: the lossy attributes travel with instances
-    assert not (can(JPEGLS) or can(J2K_LOSSLESS) or can(RLE) or can(JPEG_SV1))
-    assert can(JPEGLS_NEAR)  # another lossy step
+    assert can(ExplicitVRLittleEndian)  # decoding is allowed: the lossy attributes travel with instances
+    assert not (can(JPEGLSLossless) or can(JPEG2000Lossless) or can(RLELossless) or can(JPEGLosslessSV1))
+    assert can(JPEGLSNearLossless)  # another lossy step
     assert can(DEFLATED_FRAMES) and can(ENCAPSULATED_UNCOMPRESSED)  # the native pixels, as octet-stream
 
 
 def test_either_syntax_said_lossless_can_be_labelled_lossless() -> None:
-    assert frame_producer(pixels(J2K, "00"))(JPEGLS)
+    assert frame_producer(pixels(JPEG2000, "00"))(JPEGLSLossless)
 
 
 def test_whole_instances() -> None:
-    can = instance_producer(pixels(ELE))
-    assert can(ELE) and can(DEFLATED_DATASET) and can(JPEGLS) and can(J2K)
-    assert not can(MPEG4)  # video
-    assert not can(IMPLICIT_LE) and not can(BIG_ENDIAN)  # not on the web (PS3.18 8.7.3)
+    can = instance_producer(pixels(ExplicitVRLittleEndian))
+    assert (
+        can(ExplicitVRLittleEndian)
+        and can(DeflatedExplicitVRLittleEndian)
+        and can(JPEGLSLossless)
+        and can(JPEG2000)
+    )
+    assert not can(MPEG4HP41)  # video
+    assert not can(ImplicitVRLittleEndian) and not can(ExplicitVRBigEndian)  # not on the web (PS3.18 8.7.3)
     no_pixels = instance_producer(None)
-    assert no_pixels(J2K_LOSSLESS) and no_pixels(JPEG_BASELINE) and not no_pixels(MPEG4)
-    video = instance_producer(pixels(MPEG4))
-    assert not video(ELE) and not video(J2K_LOSSLESS)
+    assert no_pixels(JPEG2000Lossless) and no_pixels(JPEGBaseline8Bit) and not no_pixels(MPEG4HP41)
+    video = instance_producer(pixels(MPEG4HP41))
+    assert not video(ExplicitVRLittleEndian) and not video(JPEG2000Lossless)

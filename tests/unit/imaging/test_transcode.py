@@ -7,19 +7,25 @@ import io
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    UID,
+    BasicTextSRStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from app.imaging.codecs.decode import NativeFrame
 from app.imaging.instance_transcode import NativePixels, iter_explicit_vr_little_endian
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-
 
 def part10(ds: Dataset, syntax: str, *, little_endian: bool = True, implicit_vr: bool = False) -> bytes:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(syntax)
     ds.file_meta = meta
     buffer = io.BytesIO()
     pydicom.dcmwrite(
@@ -30,7 +36,7 @@ def part10(ds: Dataset, syntax: str, *, little_endian: bool = True, implicit_vr:
 
 def image(rows: int, columns: int, bits: int, frames: int = 1, samples: int = 1) -> Dataset:
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = SECONDARY_CAPTURE, generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
     ds.PatientName = "Doe^Jane"
     ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, samples
     ds.PhotometricInterpretation = "MONOCHROME2" if samples == 1 else "YBR_FULL_422"
@@ -58,7 +64,7 @@ def test_one_bit_frames_are_packed_back_to_back() -> None:
         0x7FE00010, 5, 1, 9, lambda n: NativeFrame(each[n - 1], "MONOCHROME2", 0), lossy=False
     )
     ds = rewrite(source, pixels)
-    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert len(ds.PixelData) == 6  # 45 bits -> 6 bytes, already even
     assert np.array_equal(ds.pixel_array, frames)
     assert "ExtendedOffsetTable" not in ds and "ExtendedOffsetTableLengths" not in ds
@@ -103,8 +109,8 @@ def test_big_endian_binary_values_are_swapped() -> None:
 
 def test_instance_without_pixel_data() -> None:
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.11", generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = BasicTextSRStorage, generate_uid()
     ds.ContentDate = "20261121"
     out = rewrite(part10(ds, ImplicitVRLittleEndian, implicit_vr=True), None)
-    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert out.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert out.ContentDate == "20261121" and "PixelData" not in out

@@ -12,6 +12,15 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import (
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import can_encode, encode_native_frame
@@ -20,13 +29,13 @@ from tests.dicom_files import CorpusFile, corpus_files
 
 TARGETS = (
     "1.2.840.10008.1.2.8.1",  # Deflated Image Frame Compression
-    "1.2.840.10008.1.2.5",  # RLE Lossless
-    "1.2.840.10008.1.2.4.57",  # JPEG Lossless (Process 14)
-    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
-    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
-    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
-    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
-    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    RLELossless,  # RLE Lossless
+    JPEGLossless,  # JPEG Lossless (Process 14)
+    JPEGLosslessSV1,  # JPEG Lossless SV1
+    JPEGLSLossless,  # JPEG-LS Lossless
+    JPEG2000Lossless,  # JPEG 2000 Lossless
+    HTJ2KLossless,  # HTJ2K Lossless
+    HTJ2KLosslessRPCL,  # HTJ2K Lossless RPCL
     "1.2.840.10008.1.2.4.110",  # JPEG XL Lossless
 )
 UNREADABLE = {"MR_truncated.dcm", "badVR.dcm"}

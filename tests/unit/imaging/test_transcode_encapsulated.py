@@ -16,7 +16,18 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    MPEG4HP41,
+    UID,
+    BasicTextSRStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 
 from app.imaging import instance_transcode
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
@@ -26,10 +37,6 @@ from app.imaging.instance_transcode import EncodedPixels, iter_encapsulated
 from app.imaging.syntaxes import find_transfer_syntax
 from tests.dicom_tools import dcmtk_decompress, dcmtk_dump, dcmtk_transfer_syntax, gdcm_decompress
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-RLE = "1.2.840.10008.1.2.5"
-JPEG_LS = "1.2.840.10008.1.2.4.80"
-JPEG_2000 = "1.2.840.10008.1.2.4.90"
 DEFLATE = "1.2.840.10008.1.2.8.1"
 PIXEL_DATA_HEADER = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
 SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
@@ -42,7 +49,7 @@ def image(frames: np.ndarray, *, bits_stored: int, photometric: str, planar: int
     """A Secondary Capture data set holding `frames` (frames, rows, columns[, samples]) natively."""
     samples = frames.shape[3] if frames.ndim == 4 else 1
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = SECONDARY_CAPTURE, generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
     ds.PatientName = "Doe^John"
     ds.Rows, ds.Columns, ds.SamplesPerPixel = frames.shape[1], frames.shape[2], samples
     ds.PhotometricInterpretation = photometric
@@ -89,7 +96,7 @@ def frame_format(frames: np.ndarray, bits_stored: int) -> FrameFormat:
 
 def encoded_pixels(
     data: Sequence[bytes],
-    syntax: str = JPEG_2000,
+    syntax: str = JPEG2000Lossless,
     *,
     photometric: str = "MONOCHROME2",
     planar: int = 0,
@@ -159,7 +166,12 @@ def items(value: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
 
 CASES = [
     pytest.param(syntax, kind, id=f"{name}-{kind}")
-    for syntax, name in ((RLE, "rle"), (JPEG_LS, "jpegls"), (JPEG_2000, "j2k"), (DEFLATE, "deflate"))
+    for syntax, name in (
+        (RLELossless, "rle"),
+        (JPEGLSLossless, "jpegls"),
+        (JPEG2000Lossless, "j2k"),
+        (DEFLATE, "deflate"),
+    )
     for kind in ("grey16", "rgb8")
 ]
 
@@ -204,11 +216,11 @@ def test_round_trip_one_fragment_per_frame_with_offsets(syntax: str, kind: str) 
 def test_offsets_are_what_ingest_locates_frames_by(tmp_path: Path) -> None:
     """Fovea's own reader takes the Basic Offset Table as written (one fragment per frame, JPEG 2000)."""
     frames = grey16(5)
-    data, pixels = encode_all(frames, JPEG_2000, 12)
+    data, pixels = encode_all(frames, JPEG2000Lossless, 12)
     path = tmp_path / "out.dcm"
     path.write_bytes(write(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels))
     value_offset = path.read_bytes().index(PIXEL_DATA_HEADER) + len(PIXEL_DATA_HEADER)
-    syntax = find_transfer_syntax(JPEG_2000)
+    syntax = find_transfer_syntax(JPEG2000Lossless)
     assert syntax is not None
     with path.open("rb") as fp:
         stream = scan_item_stream(fp, value_offset=value_offset, value_length=None)
@@ -220,7 +232,7 @@ def test_offsets_are_what_ingest_locates_frames_by(tmp_path: Path) -> None:
 def test_grey_source_with_planar_configuration_keeps_it() -> None:
     frames = grey16(1)
     ds = image(frames, bits_stored=12, photometric="MONOCHROME1", planar=0)
-    _, pixels = encode_all(frames, RLE, 12)
+    _, pixels = encode_all(frames, RLELossless, 12)
     out = read(write(part10(ds), pixels))
     assert out.PhotometricInterpretation == "MONOCHROME2" and out.PlanarConfiguration == 0
 
@@ -234,7 +246,7 @@ def test_encapsulation_elements_of_the_source_are_dropped() -> None:
     ds.ExtendedOffsetTable = struct.pack("<2Q", 0, 999)
     ds.ExtendedOffsetTableLengths = struct.pack("<2Q", 991, 991)
     ds.add_new(0x7FE00003, "UV", 1982)  # Encapsulated Pixel Data Value Total Length
-    _, pixels = encode_all(frames, RLE, 12)
+    _, pixels = encode_all(frames, RLELossless, 12)
     out = read(write(part10(ds), pixels))
     assert all(tag not in out for tag in (0x7FE00001, 0x7FE00002, 0x7FE00003))
     table, _ = items(out.PixelData)
@@ -247,7 +259,7 @@ def test_offsets_past_32_bits_use_the_extended_offset_table(monkeypatch: pytest.
     ds = image(frames, bits_stored=12, photometric="MONOCHROME2")
     ds.ExtendedOffsetTable = struct.pack("<Q", 7)  # stale values from the stored encoding
     ds.ExtendedOffsetTableLengths = struct.pack("<Q", 8)
-    data, pixels = encode_all(frames, JPEG_LS, 12)
+    data, pixels = encode_all(frames, JPEGLSLossless, 12)
     expected = [sum(8 + len(d) for d in data[:n]) for n in range(4)]
     monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", expected[-1] - 1)
     raw = write(part10(ds), pixels)
@@ -260,7 +272,7 @@ def test_offsets_past_32_bits_use_the_extended_offset_table(monkeypatch: pytest.
     assert out["ExtendedOffsetTable"].VR == "OV" and out["ExtendedOffsetTableLengths"].VR == "OV"
     assert raw.index(b"\xe0\x7f\x01\x00OV") < raw.index(b"\xe0\x7f\x02\x00OV") < raw.index(PIXEL_DATA_HEADER)
     assert np.array_equal(out.pixel_array, frames)
-    syntax = find_transfer_syntax(JPEG_LS)
+    syntax = find_transfer_syntax(JPEGLSLossless)
     assert syntax is not None
     value_offset = raw.index(PIXEL_DATA_HEADER) + len(PIXEL_DATA_HEADER)
     fp = io.BytesIO(raw)
@@ -271,7 +283,7 @@ def test_offsets_past_32_bits_use_the_extended_offset_table(monkeypatch: pytest.
 
 def test_last_offset_at_the_limit_still_fits_the_basic_offset_table(monkeypatch: pytest.MonkeyPatch) -> None:
     frames = grey16(3)
-    data, pixels = encode_all(frames, RLE, 12)
+    data, pixels = encode_all(frames, RLELossless, 12)
     monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", 16 + len(data[0]) + len(data[1]))
     out = read(write(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels))
     table, _ = items(out.PixelData)
@@ -286,7 +298,7 @@ def test_big_inputs_spool_to_disk_with_identical_output(
 ) -> None:
     frames = grey16(6)
     source = part10(image(frames, bits_stored=12, photometric="MONOCHROME2"))
-    _, pixels = encode_all(frames, JPEG_2000, 12)
+    _, pixels = encode_all(frames, JPEG2000Lossless, 12)
     in_memory = write(source, pixels, spool_dir=str(tmp_path / "missing"))  # never touches the folder
     monkeypatch.setattr(instance_transcode, "SPOOL_MEMORY_BYTES", 256)
     with pytest.raises(FileNotFoundError):  # rolled over to a file in the (missing) spool folder
@@ -300,7 +312,7 @@ def test_memory_stays_flat_for_many_frames(tmp_path: Path, monkeypatch: pytest.M
     frame = bytes(range(256)) * 192
     count = 400
     source = part10(image(np.zeros((1, 4, 4), np.uint8), bits_stored=8, photometric="MONOCHROME2"))
-    pixels = encoded_pixels([frame] * count, JPEG_2000, native_frame_bytes=len(frame))
+    pixels = encoded_pixels([frame] * count, JPEG2000Lossless, native_frame_bytes=len(frame))
     monkeypatch.setattr(instance_transcode, "SPOOL_MEMORY_BYTES", 1024 * 1024)
     total = 0
     tracemalloc.start()
@@ -358,7 +370,7 @@ def test_lossy_source_alone_sets_the_flag_without_appending() -> None:
     ds = image(grey16(1), bits_stored=12, photometric="MONOCHROME2")
     ds.LossyImageCompressionRatio = ["12", "3.5"]
     ds.LossyImageCompressionMethod = ["ISO_10918_1", "ISO_15444_1"]
-    pixels = encoded_pixels([b"\x01\x02"], RLE, source_lossy=True)
+    pixels = encoded_pixels([b"\x01\x02"], RLELossless, source_lossy=True)
     out = read(write(part10(ds), pixels))
     assert out.LossyImageCompression == "01"
     assert list(out.LossyImageCompressionRatio) == [12, 3.5]
@@ -368,19 +380,19 @@ def test_lossy_source_alone_sets_the_flag_without_appending() -> None:
 def test_lossless_from_lossless_leaves_the_lossy_attributes_alone() -> None:
     ds = image(grey16(1), bits_stored=12, photometric="MONOCHROME2")
     ds.LossyImageCompression = "00"
-    out = read(write(part10(ds), encoded_pixels([b"\x01\x02"], RLE)))
+    out = read(write(part10(ds), encoded_pixels([b"\x01\x02"], RLELossless)))
     assert out.LossyImageCompression == "00"
     assert "LossyImageCompressionRatio" not in out and "LossyImageCompressionMethod" not in out
 
 
 def test_instance_without_pixel_data_is_relabelled_only() -> None:
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.11", generate_uid()
+    ds.SOPClassUID, ds.SOPInstanceUID = BasicTextSRStorage, generate_uid()
     ds.ContentDate = "20261122"
     ds.LossyImageCompression = "00"
     source = part10(ds)
-    out = read(write(source, None, transfer_syntax_uid=JPEG_LS))
-    assert out.file_meta.TransferSyntaxUID == JPEG_LS
+    out = read(write(source, None, transfer_syntax_uid=JPEGLSLossless))
+    assert out.file_meta.TransferSyntaxUID == JPEGLSLossless
     original = read(source)
     assert out == original and "PixelData" not in out
     with pytest.raises(ValueError, match="no target transfer syntax"):
@@ -388,9 +400,9 @@ def test_instance_without_pixel_data_is_relabelled_only() -> None:
     with pytest.raises(ValueError, match="not an encapsulated transfer syntax"):
         write(source, None, transfer_syntax_uid=ExplicitVRLittleEndian)
     with pytest.raises(ValueError, match="video"):
-        write(source, None, transfer_syntax_uid="1.2.840.10008.1.2.4.102")  # MPEG-4 AVC/H.264
+        write(source, None, transfer_syntax_uid=MPEG4HP41)  # MPEG-4 AVC/H.264
     with pytest.raises(ValueError, match="disagrees"):
-        write(source, encoded_pixels([b"\x00\x00"], RLE), transfer_syntax_uid=JPEG_LS)
+        write(source, encoded_pixels([b"\x00\x00"], RLELossless), transfer_syntax_uid=JPEGLSLossless)
 
 
 def test_big_endian_binary_values_are_swapped() -> None:
@@ -400,10 +412,10 @@ def test_big_endian_binary_values_are_swapped() -> None:
     ds.add_new(0x00281201, "OW", lut.astype(">u2").tobytes())  # Red Palette Color LUT Data
     ds.PixelData = frames.astype(">u2").tobytes()
     ds["PixelData"].VR = "OW"
-    _, pixels = encode_all(frames, JPEG_LS, 12)
+    _, pixels = encode_all(frames, JPEGLSLossless, 12)
     out = read(write(part10(ds, ExplicitVRBigEndian), pixels, big_endian=True))
     assert out[0x00281201].value == lut.astype("<u2").tobytes()
-    assert out.file_meta.TransferSyntaxUID == JPEG_LS
+    assert out.file_meta.TransferSyntaxUID == JPEGLSLossless
     assert np.array_equal(out.pixel_array, frames)
 
 
@@ -417,7 +429,7 @@ def test_big_endian_binary_values_are_swapped() -> None:
 )
 def test_bad_frames_are_refused_before_anything_is_yielded(data: list[bytes], match: str) -> None:
     source = part10(image(grey16(1), bits_stored=12, photometric="MONOCHROME2"))
-    chunks = iter_encapsulated(io.BytesIO(source), big_endian=False, pixels=encoded_pixels(data, RLE))
+    chunks = iter_encapsulated(io.BytesIO(source), big_endian=False, pixels=encoded_pixels(data, RLELossless))
     with pytest.raises(ValueError, match=match):
         next(chunks)
 
@@ -426,10 +438,11 @@ def test_bad_frames_are_refused_before_anything_is_yielded(data: list[bytes], ma
 
 TOOL_CASES = [
     pytest.param(syntax, kind, id=f"{name}-{kind}")
-    for syntax, name in ((RLE, "rle"), (JPEG_LS, "jpegls"), (JPEG_2000, "j2k"))
+    for syntax, name in ((RLELossless, "rle"), (JPEGLSLossless, "jpegls"), (JPEG2000Lossless, "j2k"))
     for kind in ("grey16", "rgb8")
 ]
-DCMTK_DECOMPRESSOR = {RLE: "dcmdrle", JPEG_LS: "dcmdjpls"}  # DCMTK 3.6 has no JPEG 2000 codec
+# DCMTK 3.6 has no JPEG 2000 codec
+DCMTK_DECOMPRESSOR: dict[str, str] = {RLELossless: "dcmdrle", JPEGLSLossless: "dcmdjpls"}
 
 
 def assert_same_pixels(decoded: pydicom.Dataset, frames: np.ndarray, tool: str) -> None:
@@ -460,7 +473,7 @@ def test_dcmtk_and_gdcm_read_the_extended_offset_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frames = grey16(3)
-    _, pixels = encode_all(frames, JPEG_LS, 12)
+    _, pixels = encode_all(frames, JPEGLSLossless, 12)
     monkeypatch.setattr(instance_transcode, "_MAX_BOT_OFFSET", 0)
     path = tmp_path / "extended.dcm"
     path.write_bytes(write(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels))
@@ -495,14 +508,14 @@ def test_streamed_output_has_an_empty_offset_table_and_the_same_frames(syntax: s
 
 def test_streaming_sends_each_frame_as_soon_as_it_is_encoded() -> None:
     frames = grey16(4)
-    data, _ = encode_all(frames, JPEG_LS, 12)
+    data, _ = encode_all(frames, JPEGLSLossless, 12)
     asked: list[int] = []
 
     def frame(number: int) -> bytes:
         asked.append(number)
         return data[number - 1]
 
-    pixels = EncodedPixels(JPEG_LS, 4, frame, "MONOCHROME2", 0, frames[0].nbytes, None, False)
+    pixels = EncodedPixels(JPEGLSLossless, 4, frame, "MONOCHROME2", 0, frames[0].nbytes, None, False)
     chunks = streamed_chunks(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels)
     first = next(chunks)
     assert asked == [1] and first.endswith(data[0])
@@ -523,8 +536,8 @@ def test_a_lossy_encoding_is_not_streamed_its_ratio_needs_every_frame() -> None:
 def test_a_bad_first_frame_fails_before_output_a_later_one_ends_it() -> None:
     source = part10(image(grey16(2), bits_stored=12, photometric="MONOCHROME2"))
     with pytest.raises(ValueError, match="frame 1 has 1 bytes"):
-        next(streamed_chunks(source, encoded_pixels([b"\x00", b"\x00\x00"], RLE)))
-    chunks = streamed_chunks(source, encoded_pixels([b"\x00\x00", b"\x00"], RLE))
+        next(streamed_chunks(source, encoded_pixels([b"\x00", b"\x00\x00"], RLELossless)))
+    chunks = streamed_chunks(source, encoded_pixels([b"\x00\x00", b"\x00"], RLELossless))
     assert next(chunks)
     with pytest.raises(ValueError, match="frame 2 has 1 bytes"):
         next(chunks)

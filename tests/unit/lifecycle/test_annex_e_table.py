@@ -15,6 +15,7 @@ import pytest
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import CTImageStorage
 
 from app.lifecycle.confidentiality_profile import TABLE_EDITION, DateHandling, ProfileOptions
 from app.lifecycle.deidentify import Deidentifier
@@ -61,7 +62,7 @@ def identifying_value(vr: str) -> Any:
     """A value of `vr` such as a source file could hold."""
     if vr == "SQ":
         item = Dataset()
-        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        item.ReferencedSOPClassUID = CTImageStorage
         item.ReferencedSOPInstanceUID = REFERENCED_UID
         return Sequence([item])
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from typing import Any
 
 import pydicom
 import pytest
@@ -53,11 +54,12 @@ def test_the_report_is_marked_pdf_a_2b_with_an_srgb_output_intent() -> None:
     assert len(reader.pages) == 2
     xmp = reader.xmp_metadata
     assert xmp is not None
-    raw = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
+    trailer: Any = reader.trailer  # pypdf types every object in the tree as PdfObject
+    raw = trailer["/Root"]["/Metadata"].get_object().get_data().decode()
     assert "<pdfaid:part>2</pdfaid:part>" in raw and "<pdfaid:conformance>B</pdfaid:conformance>" in raw
     assert reader.metadata is not None and reader.metadata.title == "Key images"
-    [intent] = reader.trailer["/Root"]["/OutputIntents"]
+    [intent] = trailer["/Root"]["/OutputIntents"]
     assert intent["/S"] == "/GTS_PDFA1"
     assert intent["/DestOutputProfile"].get_object()["/N"] == 3
-    assert len(reader.trailer["/ID"]) == 2
+    assert len(trailer["/ID"]) == 2
     assert b"Doe" not in report_pdf(pages, "Key images", now=moment)  # nothing of the patient in the file

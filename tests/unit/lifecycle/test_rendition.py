@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydicom.uid import CTImageStorage, SecondaryCaptureImageStorage
 
 from app.dicomweb.scope import Scope
 from app.lifecycle.confidentiality_profile import ProfileOptions
@@ -11,7 +12,7 @@ from app.lifecycle.pseudonyms import Pseudonyms
 from app.lifecycle.rendition import Rendition, StudyMap, may_show_identifying_text
 from app.store.read.rendition_index import StudyMember
 
-CT, SC = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7"
+CT, SC = CTImageStorage, SecondaryCaptureImageStorage
 PSEUDONYMS = Pseudonyms("p" * 40)
 BASE = "https://fovea.example/dicom-web/deidentified"
 

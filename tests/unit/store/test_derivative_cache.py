@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
 
 import pytest
 
 from app.store.caches.derivatives import DerivativeCache
+
+T = TypeVar("T")
+
+
+def recording_maker(made: list[T], mark: T, value: bytes) -> Callable[[], bytes]:
+    """A maker that notes `mark` in `made` each time it is called, then returns `value`."""
+
+    def make() -> bytes:
+        made.append(mark)
+        return value
+
+    return make
 
 
 def new_cache(max_bytes: int = 100) -> DerivativeCache[bytes]:
@@ -32,7 +47,7 @@ def test_keys_differ_by_blob_frame_and_syntax() -> None:
     cache = new_cache()
     keys = [("a", 1, "s"), ("b", 1, "s"), ("a", 2, "s"), ("a", 1, "t")]
     for index, key in enumerate(keys):
-        assert cache.get_or_make(key, lambda index=index: bytes([index])) == bytes([index])
+        assert cache.get_or_make(key, partial(bytes, [index])) == bytes([index])
     assert cache.misses == 4 and len(cache) == 4
 
 
@@ -43,9 +58,9 @@ def test_least_recently_used_frames_go_first_once_the_bytes_are_spent() -> None:
     cache.get_or_make(("blob", 1, "ts"), lambda: b"unused")  # frame 1 is now the most recent
     cache.get_or_make(("blob", 4, "ts"), lambda: b"x" * 10)  # frame 2 must go
     assert cache.held_bytes == 30 and len(cache) == 3
-    remade = []
-    cache.get_or_make(("blob", 2, "ts"), lambda: remade.append(2) or b"x" * 10)
-    cache.get_or_make(("blob", 1, "ts"), lambda: remade.append(1) or b"x" * 10)
+    remade: list[int] = []
+    cache.get_or_make(("blob", 2, "ts"), recording_maker(remade, 2, b"x" * 10))
+    cache.get_or_make(("blob", 1, "ts"), recording_maker(remade, 1, b"x" * 10))
     assert remade == [2]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydicom.uid import ExplicitVRLittleEndian
+
 from app.dicomweb.scope import Scope
 from app.imaging.frame_table import FrameFragment, PixelLayout
 from app.imaging.pixel_description import PixelDescription, stored_syntax
@@ -13,13 +15,13 @@ from app.store.read.retrieval import StoredFrames, StoredInstance
 
 def frames(sop: str, count: int) -> StoredFrames:
     layout = PixelLayout(2, 2, 1, 16, count, "MONOCHROME2")
-    pixels = PixelDescription(layout, 16, 0, 0, stored_syntax("1.2.840.10008.1.2.1"), "")
+    pixels = PixelDescription(layout, 16, 0, 0, stored_syntax(ExplicitVRLittleEndian), "")
     instance = StoredInstance(
         1,
         "1.2",
         "1.2.3",
         sop,
-        "1.2.840.10008.1.2.1",
+        ExplicitVRLittleEndian,
         "k",
         "k",
         100,
@@ -28,7 +30,9 @@ def frames(sop: str, count: int) -> StoredFrames:
         0x7FE00010,
         "",
     )
-    table = {n: (FrameFragment(n, 0, 8 * n, 8),) for n in range(1, count + 1)}
+    table: dict[int, tuple[FrameFragment, ...]] = {
+        n: (FrameFragment(n, 0, 8 * n, 8),) for n in range(1, count + 1)
+    }
     return StoredFrames(instance, pixels, table)
 
 

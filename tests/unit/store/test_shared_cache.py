@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless
 
 from app.imaging.codecs.decode import NativeFrame
 from app.services import rendered_image_cache, shared_derivative_store, transcoded_frame_cache
@@ -15,6 +16,7 @@ from app.store.caches.derivatives import DerivativeCache
 from app.store.caches.shared import RedisDerivativeStore, SharedTier, dump_labelled, load_labelled
 from app.store.read.frame_source import dump_made_frame, load_made_frame
 from tests.conftest import REDIS_URL, free_port
+from tests.unit.store.test_derivative_cache import recording_maker
 
 
 def redis_store(max_bytes: int, prefix: str) -> RedisDerivativeStore:
@@ -33,9 +35,9 @@ def byte_cache(store: RedisDerivativeStore, local_bytes: int = 1000) -> Derivati
 def test_what_one_cache_made_another_reads_instead_of_making_it(redis_prefix: str) -> None:
     first, second = byte_cache(redis_store(1000, redis_prefix)), byte_cache(redis_store(1000, redis_prefix))
     made: list[str] = []
-    key = ("blob-key", 1, "1.2.840.10008.1.2.4.80")
-    assert first.get_or_make(key, lambda: made.append("first") or b"frame") == b"frame"
-    assert second.get_or_make(key, lambda: made.append("second") or b"other") == b"frame"
+    key = ("blob-key", 1, JPEGLSLossless)
+    assert first.get_or_make(key, recording_maker(made, "first", b"frame")) == b"frame"
+    assert second.get_or_make(key, recording_maker(made, "second", b"other")) == b"frame"
     assert made == ["first"]
 
 
@@ -80,7 +82,7 @@ def test_a_cache_whose_redis_is_down_makes_every_frame_itself_and_rests_redis() 
     made: list[int] = []
     errors_before = read_errors()
     for _ in range(3):
-        assert cache.get_or_make(("k",), lambda: made.append(1) or b"frame") == b"frame"
+        assert cache.get_or_make(("k",), recording_maker(made, 1, b"frame")) == b"frame"
     assert made == [1, 1, 1]
     # one failed read; then Redis rests: no more calls (nor their timeouts) for a few seconds
     assert read_errors() == errors_before + 1
@@ -104,8 +106,8 @@ def test_made_frames_and_rendered_images_come_back_as_they_went_in(redis_prefix:
 
     store = redis_store(1000, redis_prefix)
     frames_a, frames_b = transcoded_frame_cache(1, store), transcoded_frame_cache(1, store)
-    frames_a.get_or_make(("blob", 1, "1.2.840.10008.1.2.1"), lambda: native)
-    assert frames_b.get_or_make(("blob", 1, "1.2.840.10008.1.2.1"), lambda: b"wrong") == native
+    frames_a.get_or_make(("blob", 1, ExplicitVRLittleEndian), lambda: native)
+    assert frames_b.get_or_make(("blob", 1, ExplicitVRLittleEndian), lambda: b"wrong") == native
     images_a, images_b = rendered_image_cache(1, store), rendered_image_cache(1, store)
     images_a.get_or_make(("blob", (1,), "rendered", ("jpeg",)), lambda: (b"\xff\xd8image", "40,400"))
     assert images_b.get_or_make(("blob", (1,), "rendered", ("jpeg",)), lambda: (b"", "")) == (
