@@ -189,7 +189,7 @@ def render_frame(
     """
     photometric = frame.photometric_interpretation
     if ds.original_encoding == (None, None):  # built from DICOM JSON, whose binary values are little-endian
-        ds.set_original_encoding(False, True)
+        ds.set_original_encoding(is_implicit_vr=False, is_little_endian=True)
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
         rendered = _render_grey(frame, ds, options, frame_number)
     elif photometric == "PALETTE COLOR":
