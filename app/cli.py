@@ -57,7 +57,7 @@ def _print_version(*, value: bool) -> None:
 @cli.callback()
 def _startup(
     *,
-    version: Annotated[
+    version: Annotated[  # noqa: ARG001 (acted on by its eager callback)
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
     ] = False,
