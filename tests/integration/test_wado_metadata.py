@@ -11,7 +11,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import make_instance
 from tests.integration.stow_helpers import post_stow
 
@@ -19,7 +19,7 @@ JSON = {"Accept": "application/dicom+json"}
 
 
 @pytest.fixture
-def study(live_server: LiveServer, backend: Backend) -> dict[str, object]:
+def study(live_server: LiveServer) -> dict[str, object]:
     """Two series of a study, sent out of order, and what was sent."""
     study_uid, series = generate_uid(), [generate_uid(), generate_uid()]
     sent: dict[str, bytes] = {}
