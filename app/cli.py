@@ -48,7 +48,7 @@ def _settings(data_dir: Path | None = None, **overrides: object) -> Settings:
     return load_settings(data_dir=data_dir, **overrides)
 
 
-def _print_version(value: bool) -> None:
+def _print_version(*, value: bool) -> None:
     if value:
         typer.echo(f"fovea {__version__}")
         raise typer.Exit()
@@ -56,7 +56,8 @@ def _print_version(value: bool) -> None:
 
 @cli.callback()
 def _startup(
-    version: Annotated[
+    *,
+    version: Annotated[  # noqa: ARG001 (acted on by its eager callback)
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
     ] = False,
@@ -204,6 +205,7 @@ def transcode(
     syntax: Annotated[
         str, typer.Option("--syntax", "-s", help="Target transfer syntax: UID or keyword (HTJ2KLossless)")
     ],
+    *,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist")] = False,
 ) -> None:
     """Convert DICOM files into another transfer syntax, as WADO-RS would serve them.
@@ -244,6 +246,7 @@ def config_check(data_dir: DataDirOption = None) -> None:
 @cli.command()
 def gc(
     data_dir: DataDirOption = None,
+    *,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would go; remove nothing")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object, not text lines")] = False,
 ) -> None:
@@ -458,6 +461,7 @@ def export(
     slices: Annotated[
         str, typer.Option("--slices", help="PDF: key slices of each series, by Image Position")
     ] = "25%,50%,75%",
+    *,
     include_burned_in: Annotated[
         bool,
         typer.Option(
@@ -697,6 +701,7 @@ def query_tags_remove(
 def share(
     study_instance_uid: Annotated[str, typer.Argument(help="The study to share")],
     expires: Annotated[str, typer.Option("--expires", help="Lifetime: 1h, 7d")] = "1h",
+    *,
     deidentified: Annotated[
         bool,
         typer.Option(

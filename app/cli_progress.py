@@ -82,7 +82,7 @@ class CurrentRateColumn(ProgressColumn):
         super().__init__()
         self.rate = rate
 
-    def render(self, task: Task) -> Text:
+    def render(self, task: Task) -> Text:  # noqa: ARG002 (rich's ProgressColumn.render signature)
         return Text(f"{self.rate.per_second(time.monotonic()):.1f} files/s")
 
 

@@ -94,13 +94,13 @@ class _PydicomRecords(logging.Filter):
         return False
 
 
-def _show_warning(
+def _show_warning(  # the signature of warnings.showwarning
     message: Warning | str,
     category: type[Warning],
     filename: str,
     lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
+    file: TextIO | None = None,  # noqa: ARG001
+    line: str | None = None,  # noqa: ARG001
 ) -> None:
     collected = _current.get()
     if collected is not None:

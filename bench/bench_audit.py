@@ -45,7 +45,7 @@ async def frame(_request: Request) -> Response:
     return Response(FRAME, media_type="application/octet-stream")
 
 
-def frames_app(audited: bool, trail: AuditTrail) -> Starlette:
+def frames_app(trail: AuditTrail, *, audited: bool) -> Starlette:
     app = Starlette(routes=[Route(FRAMES, frame)])
     if audited:
         app.add_middleware(AuditMiddleware)
@@ -94,7 +94,7 @@ def middleware_case(folder: Path, count: int) -> dict[str, Any]:
     migrate(engine)
     trail = open_audit_trail(str(folder / "audit.jsonl"), engine)
     try:
-        plain_app, audited_app = frames_app(False, trail), frames_app(True, trail)
+        plain_app, audited_app = frames_app(trail, audited=False), frames_app(trail, audited=True)
         plain = min(asyncio.run(time_requests(plain_app, count)) for _ in range(3))
         cpu_before = time.process_time()
         audited = min(asyncio.run(time_requests(audited_app, count)) for _ in range(3))

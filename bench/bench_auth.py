@@ -135,7 +135,7 @@ def in_process_cost_ms(token: str, path: str, repeats: int) -> float:
     from app.security.middleware import AuthenticationMiddleware
     from app.settings import Settings
 
-    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+    async def endpoint(_scope: Any, _receive: Any, _send: Any) -> None:
         return None
 
     middleware = AuthenticationMiddleware(endpoint, Settings(share_secrets=SHARE_SECRET))

@@ -247,7 +247,7 @@ def store_holdings(server: FoveaServer, cases: Sequence[Case], sizes: Sizes) -> 
 # --- requests and their checks ------------------------------------------------------------------------
 
 
-def expected_size(fmt: FrameFormat, thumbnail: bool) -> tuple[int, int]:
+def expected_size(fmt: FrameFormat, *, thumbnail: bool) -> tuple[int, int]:
     """(width, height): the source's for /rendered; a thumbnail's longest side is 128 (never enlarged)."""
     if not thumbnail:
         return fmt.columns, fmt.rows
@@ -321,7 +321,7 @@ def cold_urls(case: Case, holding: Holding, sizes: Sizes) -> tuple[list[str], li
     return warm_ups, [f"{url}{resource}?quality={quality}" for quality in levels for url in timed]
 
 
-def bare_render_ms(holding: Holding, thumbnail: bool, repeats: int) -> float:
+def bare_render_ms(holding: Holding, repeats: int, *, thumbnail: bool) -> float:
     """Median ms of the same rendering in this process: decode (JPEG 2000), samples, pipeline, JPEG."""
     source, fmt = holding.source, holding.source.fmt
     ds = Dataset()
@@ -371,7 +371,7 @@ class FirstAnswer:
 
 def run_case(server: FoveaServer, case: Case, holding: Holding, sizes: Sizes) -> dict[str, Any]:
     """Warm-ups, the timed cold requests, then the first cold request again and again (cached)."""
-    size = expected_size(holding.source.fmt, case.thumbnail)
+    size = expected_size(holding.source.fmt, thumbnail=case.thumbnail)
     warm_ups, timed = cold_urls(case, holding, sizes)
     cold, cached, first = Tally(), Tally(), FirstAnswer(jpeg_of(size))
     with KeepAliveClient() as client:
@@ -404,7 +404,7 @@ def run_case(server: FoveaServer, case: Case, holding: Holding, sizes: Sizes) ->
         "cached_n": sizes.cached,
         **{f"cached_{key}": value for key, value in latency_fields(cached.latencies, (50, 95)).items()},
         "jpeg_bytes_mean": cold.payload_bytes // max(1, good),
-        "bare_render_p50_ms": bare_render_ms(holding, case.thumbnail, repeats),
+        "bare_render_p50_ms": bare_render_ms(holding, repeats, thumbnail=case.thumbnail),
         "server_cpu_ms_per_cold_request": round(sampler.server_cpu_s * 1000 / len(timed), 2),
         "non_200": cold.non_200 + cached.non_200,
         "bad_payloads": cold.bad_payloads + cached.bad_payloads,

@@ -431,7 +431,7 @@ def server_arguments(args: argparse.Namespace) -> list[str]:
 def stop_on_sigterm() -> None:
     """SIGTERM unwinds through the finally blocks too: server stopped, folders removed."""
 
-    def terminate(signum: int, frame: object) -> None:
+    def terminate(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)

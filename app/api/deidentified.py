@@ -320,7 +320,7 @@ def _bulkdata(services: Services, rendition: Rendition, resolved: Resolved) -> R
 # --- Rendered images and thumbnails ---
 
 
-def _rendered(thumbnail: bool) -> Answer:
+def _rendered(*, thumbnail: bool) -> Answer:
     def answer(services: Services, _rendition: Rendition, resolved: Resolved) -> Response:
         wado, study = resolved.wado, resolved.study
         image_format = negotiate_rendered_media_type(*wado.accept_lists)
@@ -473,7 +473,11 @@ _ROUTES: list[tuple[str, Answer, str]] = [
     (STUDY + "/instances", _search(QueryLevel.INSTANCE), "Search the study's instances, de-identified"),
     (SERIES + "/instances", _search(QueryLevel.INSTANCE), "Search the series' instances, de-identified"),
     *(
-        (f"{path}/{kind}", _rendered(kind == "thumbnail"), f"Retrieve the {level} {kind}, de-identified")
+        (
+            f"{path}/{kind}",
+            _rendered(thumbnail=kind == "thumbnail"),
+            f"Retrieve the {level} {kind}, de-identified",
+        )
         for kind in ("rendered", "thumbnail")
         for level, path in (*_LEVELS, ("frames", FRAMES))
     ),

@@ -64,7 +64,7 @@ def answer_rendered(
 # --- Routes ---
 
 
-def _endpoint(thumbnail: bool) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(*, thumbnail: bool) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         services = get_services(request)
         params = request.path_params
@@ -95,7 +95,7 @@ for _kind, _thumbnail in (("rendered", False), ("thumbnail", True)):
     ):
         router.add_api_route(
             f"{_path}/{_kind}",
-            _endpoint(_thumbnail),
+            _endpoint(thumbnail=_thumbnail),
             methods=["GET"],
             summary=f"Retrieve the {_level} {_kind}",
             name=f"retrieve_{_level}_{_kind}",

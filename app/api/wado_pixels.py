@@ -182,7 +182,7 @@ def retrieve_bulkdata_value(services: Services, wado: WadoRequest, path: str) ->
         plans = plan_pixel_parts(wado.accept_lists, wado.scope, [item.instance])
         fingerprint = item.instance.data_blob_key
         return _pixel_response(services, wado, plans, fingerprint, item.instance.updated_at, "bulkdata")
-    selection = select_octet_stream(wado.accept_lists, True)
+    selection = select_octet_stream(wado.accept_lists, single_part_allowed=True)
     byte_range = parse_byte_range(wado.request.headers.get("range"), item.length)
     gzip = byte_range is None and _gzip_frames(wado, selection)
     validators = make_validators(

@@ -161,31 +161,31 @@ def _attribute(ds: Dataset, tag: BaseTag, frame: _Frame, context: _Context) -> d
             if vr == "SQ":
                 raise UnconvertibleElementError(path, "deferred sequence: load it first")
             length = None if stored.length == _UNDEFINED_LENGTH else stored.length
-            return _bulk(context, path, vr, stored.value_tell, length, little_endian)
+            return _bulk(context, path, vr, stored.value_tell, length, little_endian=little_endian)
     elem = ds[tag]
     vr = str(elem.VR)
     value = elem.value
     if " or " in vr:  # left ambiguous by pydicom (retired and DICONDE attributes only)
-        vr = _resolve_ambiguous_vr(vr, ds, elem.is_undefined_length)
+        vr = _resolve_ambiguous_vr(vr, ds, undefined_length=elem.is_undefined_length)
         if vr in ("US", "SS") and isinstance(value, bytes):
             fmt = ("<" if little_endian else ">") + ("H" if vr == "US" else "h")
             value = [n for (n,) in struct.iter_unpack(fmt, value[: len(value) // 2 * 2])]
     if elem.is_empty:  # zero length; for SQ, no items (F.2.5)
         return {"vr": vr}
     if vr == "SQ":
-        return {"vr": vr, "Value": _items(elem, path, frame, little_endian, context)}
+        return {"vr": vr, "Value": _items(elem, path, frame, context, little_endian=little_endian)}
     if vr not in BINARY_VRS:
         return {"vr": vr, "Value": [_json_value(v, vr) for v in _values(value)]}
     if tag not in PIXEL_DATA_TAGS and len(value) <= context.threshold:
-        return {"vr": vr, "InlineBinary": _inline_binary(value, vr, little_endian)}
+        return {"vr": vr, "InlineBinary": _inline_binary(value, vr, little_endian=little_endian)}
     if frame.base is None or elem.file_tell is None:
         raise UnconvertibleElementError(path, "bulk data value has no offset in a file")
     length = None if elem.is_undefined_length else len(value)
-    return _bulk(context, path, vr, frame.base + elem.file_tell, length, little_endian)
+    return _bulk(context, path, vr, frame.base + elem.file_tell, length, little_endian=little_endian)
 
 
 def _items(
-    elem: DataElement, path: str, frame: _Frame, little_endian: bool, context: _Context
+    elem: DataElement, path: str, frame: _Frame, context: _Context, *, little_endian: bool
 ) -> list[dict[str, Any]]:
     """Convert the items of a sequence, each a data set of its own (F.2.6 nested objects).
 
@@ -206,7 +206,7 @@ def _items(
 
 
 def _bulk(
-    context: _Context, path: str, vr: str, offset: int, length: int | None, little_endian: bool
+    context: _Context, path: str, vr: str, offset: int, length: int | None, *, little_endian: bool
 ) -> dict[str, Any]:
     """Record a bulk data location and return its attribute object (PS3.18 F.2.6)."""
     if context.deflated:
@@ -229,10 +229,14 @@ def _raw_vr(raw: RawDataElement, ds: Dataset) -> str:
     data: dict[str, Any] = {}
     hooks.raw_element_vr(raw, data, ds=ds)
     vr = str(data["VR"])
-    return _resolve_ambiguous_vr(vr, ds, raw.length == _UNDEFINED_LENGTH) if " or " in vr else vr
+    return (
+        _resolve_ambiguous_vr(vr, ds, undefined_length=raw.length == _UNDEFINED_LENGTH)
+        if " or " in vr
+        else vr
+    )
 
 
-def _resolve_ambiguous_vr(vr: str, ds: Dataset, undefined_length: bool) -> str:
+def _resolve_ambiguous_vr(vr: str, ds: Dataset, *, undefined_length: bool) -> str:
     """Pick one VR for an ambiguous one ("OB or OW", "US or SS", "US or OW", ...).
 
     Why: used for deferred values and where pydicom gave up. Only implicit VR data are ambiguous,
@@ -249,7 +253,7 @@ def _resolve_ambiguous_vr(vr: str, ds: Dataset, undefined_length: bool) -> str:
     return vr.split(" or ")[0]
 
 
-def _inline_binary(value: bytes, vr: str, little_endian: bool) -> str:
+def _inline_binary(value: bytes, vr: str, *, little_endian: bool) -> str:
     """Base64 of a binary value in little-endian byte order (PS3.18 F.2.7: the JSON model is LE).
 
     Why: a big-endian file stores OW/OF/OL/OD/OV words most significant byte first; swap each word.

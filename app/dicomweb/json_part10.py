@@ -234,7 +234,9 @@ class _BulkValues:
             return self._open(part)
         if part.size > _MAX_TEXT_BULK_BYTES:
             raise InstanceProblem(Problem.TOO_LARGE, f"{what}: {vr} value too large to decode")
-        raw = RawDataElement(Tag(tag), vr, part.size, part.path.read_bytes(), 0, False, True)
+        raw = RawDataElement(
+            Tag(tag), vr, part.size, part.path.read_bytes(), 0, is_implicit_VR=False, is_little_endian=True
+        )
         value = convert_value(vr, raw, self._encodings or None)
         return list(value) if isinstance(value, list | tuple) else value
 

@@ -109,7 +109,9 @@ DICOM_MEDIA_TYPES: tuple[MediaTypeRow, ...] = (
         category=ResourceCategory.INSTANCE,
     ),
     *(
-        MediaTypeRow(APPLICATION_DICOM, row.transfer_syntax, False, ResourceCategory.INSTANCE)
+        MediaTypeRow(
+            APPLICATION_DICOM, row.transfer_syntax, default=False, category=ResourceCategory.INSTANCE
+        )
         for row in COMPRESSED_BULK_MEDIA_TYPES
     ),
 )

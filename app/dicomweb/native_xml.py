@@ -45,7 +45,7 @@ def _parse(content: bytes) -> ElementTree.Element:
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data
     try:
-        parser.Parse(content, True)
+        parser.Parse(content, True)  # noqa: FBT003 (isfinal is positional-only)
         return builder.close()
     except expat.ExpatError as exc:
         raise NativeXmlError(f"not well-formed XML: {exc}") from exc

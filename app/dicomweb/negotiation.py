@@ -202,7 +202,7 @@ class _Request:
     single_part_allowed: bool
     bulk_parts: bool  # multipart bulk-data parts allowed besides the category's own rows
 
-    def allows(self, row: MediaTypeRow, multipart: bool) -> bool:
+    def allows(self, row: MediaTypeRow, *, multipart: bool) -> bool:
         if row.category is self.category:
             return multipart or self.single_part_allowed
         return multipart and self.bulk_parts and row.category is ResourceCategory.BULKDATA
@@ -237,7 +237,9 @@ def negotiate_frame_media_type(
     Both range lists empty means `*/*` (lenient, see the module docstring). Raises NotAcceptable, naming
     what can be offered.
     """
-    request = _Request(ResourceCategory.BULKDATA, stored_syntax, can_produce, single_part_allowed, False)
+    request = _Request(
+        ResourceCategory.BULKDATA, stored_syntax, can_produce, single_part_allowed, bulk_parts=False
+    )
     offer = _select(ranges_from_query, ranges_from_header, request)
     row = offer.row
     return FrameSelection(offer.multipart, row.media_type, row.transfer_syntax, offer.transcode)
@@ -257,7 +259,9 @@ def negotiate_instance_media_type(
     the stored syntax; single-part application/dicom only when `single_part_allowed`; bulk-data part
     types select BULKDATA semantics. Arguments and errors as `negotiate_frame_media_type`.
     """
-    request = _Request(ResourceCategory.INSTANCE, stored_syntax, can_produce, single_part_allowed, True)
+    request = _Request(
+        ResourceCategory.INSTANCE, stored_syntax, can_produce, single_part_allowed, bulk_parts=True
+    )
     offer = _select(ranges_from_query, ranges_from_header, request)
     row = offer.row
     return InstanceSelection(
@@ -285,7 +289,7 @@ def negotiate_metadata_media_type(
                 continue
             multipart = chosen == METADATA_XML
             media_type = DICOM_XML if multipart else DICOM_JSON
-            if not _excluded(media_type, None, multipart, _specificity(media_range), zero):
+            if not _excluded(media_type, None, _specificity(media_range), zero, multipart=multipart):
                 return chosen
     raise NotAcceptable(f"no acceptable media type; metadata is available as {' or '.join(offered)}")
 
@@ -334,10 +338,12 @@ def _best_offer(media_range: MediaRange, request: _Request, zero: Sequence[Media
     else:
         rows = transfer_syntax_rows(pattern, syntax, request.stored_syntax)
     for row in rows:
-        if not request.allows(row, multipart):
+        if not request.allows(row, multipart=multipart):
             continue
         transcode = request.transcode(row)
-        if transcode is None or _excluded(row.media_type, row.transfer_syntax, multipart, specificity, zero):
+        if transcode is None or _excluded(
+            row.media_type, row.transfer_syntax, specificity, zero, multipart=multipart
+        ):
             continue
         return _Offer(row, multipart, transcode)
     return None
@@ -374,13 +380,15 @@ def _wildcard_rows(pattern: str, syntax: str | None, request: _Request) -> list[
 
 
 def _excluded(
-    media_type: str, syntax: str | None, multipart: bool, specificity: int, zero: Sequence[MediaRange]
+    media_type: str, syntax: str | None, specificity: int, zero: Sequence[MediaRange], *, multipart: bool
 ) -> bool:
     """True when a q=0 range at least as specific as the chosen one covers this offer (RFC 9110 12.5.1)."""
-    return any(_specificity(z) >= specificity and _covers(z, media_type, syntax, multipart) for z in zero)
+    return any(
+        _specificity(z) >= specificity and _covers(z, media_type, syntax, multipart=multipart) for z in zero
+    )
 
 
-def _covers(media_range: MediaRange, media_type: str, syntax: str | None, multipart: bool) -> bool:
+def _covers(media_range: MediaRange, media_type: str, syntax: str | None, *, multipart: bool) -> bool:
     top = media_range.media_type
     if top in _MULTIPART_RANGES and not multipart:
         return False  # a multipart range never covers a bare body
@@ -398,7 +406,7 @@ def _not_acceptable(request: _Request) -> NotAcceptable:
     """406 naming every part type and syntax this resource can have (PS3.18 8.7.7)."""
     available: dict[str, list[str]] = {}
     for row in MEDIA_TYPE_ROWS:
-        if request.allows(row, True) and request.transcode(row) is not None:
+        if request.allows(row, multipart=True) and request.transcode(row) is not None:
             available.setdefault(row.media_type, []).append(row.transfer_syntax)
     offers = "; ".join(
         f"{multipart_content_type(media_type)}; transfer-syntax={' or '.join(syntaxes)}"

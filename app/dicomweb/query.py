@@ -173,7 +173,9 @@ def parse_search(
     if include_all and include:
         raise BadRequest("includefield=all leaves no room for other includefield values")
     multiple = _boolean(options, "multiplevaluematching", default=False)
-    matches = {path: _match(path, searchable[path], value, multiple) for path, value in values.items()}
+    matches = {
+        path: _match(path, searchable[path], value, multiple=multiple) for path, value in values.items()
+    }
     return SearchQuery(
         level,
         _with_date_times_combined(matches),
@@ -188,7 +190,7 @@ def parse_search(
     )
 
 
-def _match(path: tuple[int, ...], vr: str, value: str, multiple: bool) -> Match:
+def _match(path: tuple[int, ...], vr: str, value: str, *, multiple: bool) -> Match:
     name = _name_of(path)
     if value in ("", "*"):
         return Match(path, vr, MatchKind.UNIVERSAL)

@@ -44,7 +44,7 @@ def parse_render_options(
                 raise BadRequest(f"{name} is given more than once")
             values[name] = value
     window = _window(values["window"]) if "window" in values else None
-    viewport = _viewport(values["viewport"], thumbnail) if "viewport" in values else None
+    viewport = _viewport(values["viewport"], thumbnail=thumbnail) if "viewport" in values else None
     quality = _quality(values["quality"]) if "quality" in values else DEFAULT_JPEG_QUALITY
     annotations = _annotations(values["annotation"]) if "annotation" in values else ()
     icc_profile = _icc_profile(values["iccprofile"]) if "iccprofile" in values else "no"
@@ -74,7 +74,7 @@ def _window(text: str) -> Window:
     return Window(center, width, shape)
 
 
-def _viewport(text: str, thumbnail: bool) -> Viewport:
+def _viewport(text: str, *, thumbnail: bool) -> Viewport:
     numbers = _numbers("viewport", text)
     if len(numbers) not in (2, 6) or (thumbnail and len(numbers) != 2):
         expected = "vw,vh" if thumbnail else "vw,vh or vw,vh,sx,sy,sw,sh"

@@ -105,7 +105,8 @@ class CodecPool:
                 f"({limit // MIB} MiB with {WORKER_BASELINE_BYTES // MIB} MiB for the worker itself)"
             )
 
-    def run(self, in_process: bool, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    # A ParamSpec admits no keyword-only parameter, so the flag stays first and positional.
+    def run(self, in_process: bool, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:  # noqa: FBT001
         """`function(*args)` in a worker process when `in_process`, else in a worker thread.
 
         A job for a process must be a module-level function with picklable arguments and result.

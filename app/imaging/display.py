@@ -189,9 +189,9 @@ def render_frame(
     """
     photometric = frame.photometric_interpretation
     if ds.original_encoding == (None, None):  # built from DICOM JSON, whose binary values are little-endian
-        ds.set_original_encoding(False, True)
+        ds.set_original_encoding(is_implicit_vr=False, is_little_endian=True)
     if photometric in ("MONOCHROME1", "MONOCHROME2"):
-        rendered = _render_grey(frame, ds, options, frame_number)
+        rendered = _render_grey(frame, ds, options)
     elif photometric == "PALETTE COLOR":
         descriptor = ds.get("RedPaletteColorLookupTableDescriptor") or [0, 0, 16]
         colours = _to_8_bits(apply_color_lut(frame.samples, ds), int(descriptor[2]))
@@ -216,7 +216,7 @@ def _ybr_source(photometric: str) -> str:
     raise RenderError(f"cannot render Photometric Interpretation {photometric!r}")
 
 
-def _render_grey(frame: FramePixels, ds: Dataset, options: RenderOptions, frame_number: int) -> Rendered:
+def _render_grey(frame: FramePixels, ds: Dataset, options: RenderOptions) -> Rendered:
     display = _display_attributes(ds)
     values = frame.samples
     tables = "ModalityLUTSequence" in display or "VOILUTSequence" in display

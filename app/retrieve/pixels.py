@@ -40,7 +40,11 @@ AcceptLists = tuple[list[MediaRange], list[MediaRange]]  # the `accept` paramete
 
 
 def select_frames(
-    accept: AcceptLists, stored_syntax_uid: str, can_produce: Callable[[str], bool], single_part_allowed: bool
+    accept: AcceptLists,
+    stored_syntax_uid: str,
+    can_produce: Callable[[str], bool],
+    *,
+    single_part_allowed: bool,
 ) -> FrameSelection:
     return negotiate_frame_media_type(
         *accept,
@@ -55,9 +59,11 @@ def _nothing_else(_uid: str) -> bool:
     return False
 
 
-def select_octet_stream(accept: AcceptLists, single_part_allowed: bool) -> FrameSelection:
+def select_octet_stream(accept: AcceptLists, *, single_part_allowed: bool) -> FrameSelection:
     """The media type of bulk data values other than pixels: octet-stream only."""
-    return select_frames(accept, ExplicitVRLittleEndian, _nothing_else, single_part_allowed)
+    return select_frames(
+        accept, ExplicitVRLittleEndian, _nothing_else, single_part_allowed=single_part_allowed
+    )
 
 
 def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:
@@ -138,7 +144,9 @@ def plan_frames(
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)
-    selection = select_frames(accept, source.syntax.uid, frames.pixels.can_make_frames_in, len(numbers) == 1)
+    selection = select_frames(
+        accept, source.syntax.uid, frames.pixels.can_make_frames_in, single_part_allowed=len(numbers) == 1
+    )
     return FramesPlan(frames, source, selection, numbers)
 
 
@@ -192,7 +200,9 @@ def plan_pixel_parts(
             )
             continue
         try:
-            selection = select_frames(accept, syntax.uid, instance.pixels.can_make_frames_in, single)
+            selection = select_frames(
+                accept, syntax.uid, instance.pixels.can_make_frames_in, single_part_allowed=single
+            )
         except NotAcceptable as refusal:
             refusals.append(refusal)
             continue
@@ -239,7 +249,9 @@ def _current_frames(
     syntax = frames.pixels.syntax
     if syntax.is_video:
         raise NotAcceptable(f"instance {plan.instance.sop_instance_uid} was replaced by a video")
-    return frames, select_frames(accept, syntax.uid, frames.pixels.can_make_frames_in, False)
+    return frames, select_frames(
+        accept, syntax.uid, frames.pixels.can_make_frames_in, single_part_allowed=False
+    )
 
 
 # --- bulk data values ----------------------------------------------------------------------------------
@@ -323,7 +335,7 @@ def plan_scope_bulkdata(
     octet: FrameSelection | None = None
     if others:  # non-pixel values only exist as octet-stream
         try:
-            octet = select_octet_stream(accept, False)
+            octet = select_octet_stream(accept, single_part_allowed=False)
         except NotAcceptable as refusal:
             refusals.append(refusal)
     if not plans and octet is None:

@@ -149,16 +149,16 @@ def render(
             ds = Dataset.from_json(frame_display_json(display, numbers[0]), bulk_data_uri_handler=bulk)
             native = source.native(numbers[0])
             job = (native.data, native.photometric_interpretation, ds, numbers[0])
-            return services.codecs.run(False, _render_and_encode, job, fmt, options, profile)
+            return services.codecs.run(False, _render_and_encode, job, fmt, options, profile)  # noqa: FBT003 (False: in a thread)
         images: list[Rendered] = []
         for number in numbers:  # an animated GIF: one frame's samples in memory at a time
             ds = Dataset.from_json(frame_display_json(display, number), bulk_data_uri_handler=bulk)
             native = source.native(number, cached=False)
             job = (native.data, native.photometric_interpretation, ds, number)
-            images.append(services.codecs.run(False, _render_one, job, fmt, options))
+            images.append(services.codecs.run(False, _render_one, job, fmt, options))  # noqa: FBT003 (False: in a thread)
     except (*FRAME_CONVERSION_ERRORS, RenderError) as exc:
         raise NotAcceptable(f"instance {instance.sop_instance_uid} cannot be rendered: {exc}") from exc
-    body = services.codecs.run(False, encode_image, [image.image for image in images], options, profile)
+    body = services.codecs.run(False, encode_image, [image.image for image in images], options, profile)  # noqa: FBT003 (False: in a thread)
     return body, _window_header(images[0])
 
 

@@ -392,10 +392,10 @@ def _extended_key(row: Any) -> ExtendedKey:
         QueryLevel(row.level),
         None,
         Source.EXTENDED,
-        True,
-        False,
-        path,
-        row.vr,
+        matched=True,
+        returned=False,
+        path=path,
+        vr=row.vr,
     )
     return ExtendedKey(row.pk, key, row.private_creator, row.state, row.instances_done, row.instances_total)
 

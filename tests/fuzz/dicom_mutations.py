@@ -101,12 +101,12 @@ def seed_file(name: str) -> SeedFile:
         raw = reread._dict[tag]  # still raw: never accessed, so it knows where its value was read from
         if not isinstance(raw, RawDataElement) or raw.value_tell is None:
             continue
-        headers.append(_header(raw, syntax.is_implicit_VR))
+        headers.append(_header(raw, implicit=syntax.is_implicit_VR))
     first = min(h.tag_offset for h in headers)
     return SeedFile(name, data, first, syntax.is_little_endian, syntax.is_implicit_VR, tuple(headers))
 
 
-def _header(raw: RawDataElement, implicit: bool) -> ElementHeader:
+def _header(raw: RawDataElement, *, implicit: bool) -> ElementHeader:
     tell = raw.value_tell
     if implicit:
         return ElementHeader(tell - 8, None, tell - 4, 4)
@@ -144,13 +144,13 @@ def _element_bytes(
 
 
 @st.composite
-def truncate(draw: st.DrawFn, seed: SeedFile, data: bytes) -> tuple[bytes, str]:
+def truncate(draw: st.DrawFn, _seed: SeedFile, data: bytes) -> tuple[bytes, str]:
     cut = draw(st.integers(0, len(data) - 1))
     return data[:cut], f"truncated at {cut}"
 
 
 @st.composite
-def flip_bytes(draw: st.DrawFn, seed: SeedFile, data: bytes) -> tuple[bytes, str]:
+def flip_bytes(draw: st.DrawFn, _seed: SeedFile, data: bytes) -> tuple[bytes, str]:
     out = bytearray(data)
     positions = draw(st.lists(st.integers(128, len(data) - 1), min_size=1, max_size=8))
     for at in positions:

@@ -112,7 +112,7 @@ def part_headers(draw: st.DrawFn) -> tuple[list[bytes], bool, bool]:
 
 
 @st.composite
-def parts(draw: st.DrawFn, boundary: bytes, nested: bool = True) -> Part:
+def parts(draw: st.DrawFn, boundary: bytes, *, nested: bool = True) -> Part:
     headers, fault, typed = draw(part_headers())
     if nested and draw(st.integers(0, 9)) == 0:
         inner = draw(bodies(nested=False))
@@ -178,10 +178,10 @@ def content_types(draw: st.DrawFn, boundary: bytes) -> tuple[bytes, bool]:
 
 
 @st.composite
-def bodies(draw: st.DrawFn, nested: bool = True) -> Body:
+def bodies(draw: st.DrawFn, *, nested: bool = True) -> Body:
     boundary = draw(boundaries)
     content_type, correct_type = draw(content_types(boundary))
-    body_parts = draw(st.lists(parts(boundary, nested), max_size=3))
+    body_parts = draw(st.lists(parts(boundary, nested=nested), max_size=3))
     faultless = correct_type and 0 < len(boundary) <= 70 and set(boundary.decode()) <= set(BCHARS)
     crlf = b"\r\n"
     delimiter_end = header_end = crlf

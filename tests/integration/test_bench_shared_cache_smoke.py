@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.integration.bench_runs import REPO_ROOT, bench_records, run_quick_bench
 
 BENCH = REPO_ROOT / "bench" / "bench_shared_cache.py"
@@ -22,7 +24,8 @@ FIGURES = (
 )
 
 
-def test_quick_run_serves_the_second_process_from_the_shared_cache(redis_prefix: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("redis_prefix")
+def test_quick_run_serves_the_second_process_from_the_shared_cache(tmp_path: Path) -> None:
     out = tmp_path / "shared_cache.json"
     [record] = bench_records(run_quick_bench(BENCH, out))  # redis_prefix: skipped without a Redis
     assert record["case"] == "shared_transcode"

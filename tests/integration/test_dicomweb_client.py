@@ -252,7 +252,8 @@ def test_search_for_studies_by_uid_and_uid_list(archive: Archive) -> None:
     assert set(uids(listed, STUDY_INSTANCE_UID)) == study_uids(archive, "A", "D")
 
 
-def test_no_match_is_200_with_an_empty_array(archive: Archive, live_server: LiveServer) -> None:
+@pytest.mark.usefixtures("archive")
+def test_no_match_is_200_with_an_empty_array(live_server: LiveServer) -> None:
     """PS3.18 10.6.3.2: an empty result is a success, not an error (dicomweb-client hides which)."""
     response = requests.get(
         f"{live_server.dicomweb}/studies",

@@ -199,7 +199,7 @@ def instance_path(data: bytes) -> str:
 def store_as_an_older_version_would(backend: Backend, monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
     """Ingest without the header check, as versions before it did (a test-only path)."""
     with monkeypatch.context() as patched:
-        patched.setattr(app.store.write.parse, "_check_frame_headers", lambda *args: None)
+        patched.setattr(app.store.write.parse, "_check_frame_headers", lambda *_args: None)
         spooled = backend.blobs.spool_directory / f"old-{generate_uid()}.dcm"
         spooled.write_bytes(data)
         assert backend.ingestor().ingest(spooled).stored

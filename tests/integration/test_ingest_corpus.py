@@ -45,7 +45,7 @@ def expected_frames(corpus: CorpusFile, layout: PixelLayout) -> list[bytes]:
 
 
 def stored_frames(
-    backend: Backend, instance: Instance, layout: PixelLayout, encapsulated: bool
+    backend: Backend, instance: Instance, layout: PixelLayout, *, encapsulated: bool
 ) -> list[bytes]:
     key = instance.data_blob_key or instance.blob_key
     with Session(backend.engine) as session:
@@ -78,9 +78,7 @@ def _strip_pad(frame: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("corpus", corpus_files(), ids=str)
-def test_corpus_file_is_stored_with_exact_frames(
-    backend: Backend, corpus: CorpusFile, tmp_path: pytest.TempPathFactory
-) -> None:
+def test_corpus_file_is_stored_with_exact_frames(backend: Backend, corpus: CorpusFile) -> None:
     spooled = backend.blobs.spool_directory / f"corpus-{corpus.path.name}"
     shutil.copyfile(corpus.path, spooled)
 
@@ -122,7 +120,7 @@ def test_corpus_file_is_stored_with_exact_frames(
     expected = expected_frames(corpus, layout)
     syntax = find_transfer_syntax(corpus.transfer_syntax_uid)
     assert syntax is not None
-    got = stored_frames(backend, instance, layout, syntax.encapsulated)
+    got = stored_frames(backend, instance, layout, encapsulated=syntax.encapsulated)
     assert len(got) == len(expected) == layout.number_of_frames
     for number, (ours, theirs) in enumerate(zip(got, expected, strict=True), start=1):
         # generate_frames drops nothing; a frame's trailing pad byte is kept by both or neither

@@ -73,7 +73,7 @@ def part10(
     return buffer.getvalue()
 
 
-def store_and_read_frames(backend: Backend, data: bytes, encapsulated: bool) -> dict[int, bytes]:
+def store_and_read_frames(backend: Backend, data: bytes, *, encapsulated: bool) -> dict[int, bytes]:
     path = backend.blobs.spool_directory / "layout.dcm"
     path.write_bytes(data)
     result = backend.ingestor().ingest(path)

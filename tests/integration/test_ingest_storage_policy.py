@@ -103,7 +103,7 @@ def test_syntaxes_not_accepted_are_refused(backend: Backend) -> None:
     assert ingest(backend, make_instance(seed=22), policy) == (Outcome.STORED, None)
 
 
-def test_stow_answers_0xC122_for_a_syntax_not_accepted(
+def test_stow_answers_0xc122_for_a_syntax_not_accepted(
     backend: Backend, worker_pool: Executor, codec_pool: CodecPool
 ) -> None:
     with start_live_server(

@@ -91,7 +91,7 @@ def test_busy_workers_and_waiting_jobs_are_counted_while_they_last(one_thread_po
     results: list[str] = []
 
     def run_job(name: str) -> None:
-        results.append(one_thread_pool.run(False, wait_then_return, release, name))
+        results.append(one_thread_pool.run(False, wait_then_return, release, name))  # noqa: FBT003 (False: in a thread)
 
     first = threading.Thread(target=run_job, args=("first",))
     first.start()

@@ -154,9 +154,7 @@ def test_each_identifying_attribute_alone_is_a_conflict(
     assert patient_rows(backend) == [("P1", "", "Doe^Jane")]
 
 
-def test_same_patient_spelt_otherwise_is_stored_and_keeps_the_first_spelling(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_same_patient_spelt_otherwise_is_stored_and_keeps_the_first_spelling(live_server: LiveServer) -> None:
     study = generate_uid()
     assert post_stow(live_server, [instance(study, **JANE)]).status_code == 200
 
@@ -241,7 +239,7 @@ def test_replacing_one_of_several_instances_cannot_change_the_patient(
 
 
 def test_first_instances_of_a_study_naming_different_patients_cannot_both_win(
-    live_server: LiveServer, backend: Backend
+    live_server: LiveServer,
 ) -> None:
     """The two parts of each request are stored by two worker processes at once; two requests race too."""
     studies = [generate_uid() for _ in range(6)]

@@ -46,7 +46,8 @@ def _schema_behind(backend: Backend) -> Iterator[None]:
 
 
 def test_readyz_is_503_while_the_schema_is_not_at_the_newest_migration(
-    live_server: LiveServer, schema_behind: None
+    live_server: LiveServer,
+    schema_behind: None,  # noqa: ARG001 (an argument, not usefixtures: set up after the server starts)
 ) -> None:
     response = httpx.get(f"{live_server.base_url}/readyz")
 

@@ -456,7 +456,8 @@ def test_empty_archive_answers_200_with_an_empty_array(live_server: LiveServer) 
         assert (response.status_code, response.json()) == (200, [])
 
 
-def test_multipart_xml_results(live_server: LiveServer, archive: Archive) -> None:
+@pytest.mark.usefixtures("archive")
+def test_multipart_xml_results(live_server: LiveServer) -> None:
     response = _search(live_server, "/studies", {"PatientName": "doe*"}, Accept=XML_MULTIPART)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(XML_MULTIPART + "; boundary=")
@@ -478,7 +479,8 @@ def test_accept_parameter_wins_over_the_header(live_server: LiveServer, archive:
     assert _names(archive, response, "study") == ["A", "B", "C", "D"]
 
 
-def test_results_are_compressed_for_clients_that_accept_it(live_server: LiveServer, archive: Archive) -> None:
+@pytest.mark.usefixtures("archive")
+def test_results_are_compressed_for_clients_that_accept_it(live_server: LiveServer) -> None:
     with httpx.Client() as client:
         request = client.build_request(
             "GET", f"{live_server.dicomweb}/instances", headers={**JSON, "Accept-Encoding": "gzip"}

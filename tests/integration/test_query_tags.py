@@ -207,9 +207,8 @@ def test_declarations_that_cannot_be_made_are_400(
     assert response.status_code == 400 and message in response.text, response.text
 
 
-def test_the_cli_adds_lists_and_removes_a_tag(
-    live_server: LiveServer, backend: Backend, stored: dict[str, str]
-) -> None:
+@pytest.mark.usefixtures("stored")
+def test_the_cli_adds_lists_and_removes_a_tag(live_server: LiveServer, backend: Backend) -> None:
     env = {
         "FOVEA_DATABASE_URL": backend.database_url,
         "FOVEA_DATA_DIR": str(backend.data_dir),

@@ -115,7 +115,7 @@ def test_store_through_dicomweb_client(live_server: LiveServer, backend: Backend
     assert index_counts(backend).instances == 2
 
 
-def test_store_response_as_xml_when_asked(live_server: LiveServer, backend: Backend) -> None:
+def test_store_response_as_xml_when_asked(live_server: LiveServer) -> None:
     sop = generate_uid()
     response = post_stow(
         live_server, [make_instance(sop_uid=sop)], headers={"Accept": "application/dicom+xml"}
@@ -163,7 +163,7 @@ def test_store_with_only_mismatching_study_is_409(live_server: LiveServer, backe
     assert backend.blob_keys() == set()
 
 
-def test_forwarded_headers_shape_retrieve_urls(live_server: LiveServer, backend: Backend) -> None:
+def test_forwarded_headers_shape_retrieve_urls(live_server: LiveServer) -> None:
     study = generate_uid()
     response = post_stow(
         live_server,

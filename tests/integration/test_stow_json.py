@@ -86,9 +86,7 @@ def test_json_and_bulk_data_round_trip_to_the_same_instance(
     assert backend.spool_files() == []
 
 
-def test_compressed_part_without_transfer_syntax_means_the_types_default(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_compressed_part_without_transfer_syntax_means_the_types_default(live_server: LiveServer) -> None:
     body = BulkBody()
     original = body.add_file(corpus_file("MR_small_jpeg_ls_lossless.dcm").path, with_syntax=False)
     assert all("transfer-syntax" not in headers["Content-Type"] for headers, _ in body.bulk)
@@ -98,7 +96,7 @@ def test_compressed_part_without_transfer_syntax_means_the_types_default(
     assert_same_instance(original, retrieve_as_stored(live_server, original))  # JPEG-LS Lossless (.80)
 
 
-def test_several_instances_share_one_request(live_server: LiveServer, backend: Backend) -> None:
+def test_several_instances_share_one_request(live_server: LiveServer) -> None:
     body = BulkBody()
     originals = [body.add_file(corpus_file(name).path) for name in ("CT_small.dcm", "SC_rgb_rle_2frame.dcm")]
 
@@ -111,9 +109,7 @@ def test_several_instances_share_one_request(live_server: LiveServer, backend: B
         assert_same_instance(original, retrieve_as_stored(live_server, original))
 
 
-def test_generated_instance_round_trips_with_its_uids(
-    live_server: LiveServer, backend: Backend, tmp_path: Path
-) -> None:
+def test_generated_instance_round_trips_with_its_uids(live_server: LiveServer, tmp_path: Path) -> None:
     path = tmp_path / "generated.dcm"
     path.write_bytes(make_instance(rows=33, columns=17, frames=3, sop_uid=generate_uid()))
     body = BulkBody()
@@ -251,9 +247,7 @@ def test_body_without_metadata_part_is_400(live_server: LiveServer, bystander: B
 
 
 @pytest.mark.parametrize("names", [("CT_small.dcm", "MR_small_jpeg_ls_lossless.dcm")])
-def test_xml_metadata_and_bulk_data_round_trip(
-    live_server: LiveServer, backend: Backend, names: tuple[str, ...]
-) -> None:
+def test_xml_metadata_and_bulk_data_round_trip(live_server: LiveServer, names: tuple[str, ...]) -> None:
     body = BulkBody()
     originals = [body.add_file(corpus_file(name).path) for name in names]
 
@@ -284,7 +278,7 @@ def test_xml_that_is_not_a_native_dicom_model_fails(
     bystander.assert_untouched()
 
 
-def test_metadata_part_may_hold_one_object(live_server: LiveServer, backend: Backend) -> None:
+def test_metadata_part_may_hold_one_object(live_server: LiveServer) -> None:
     body = BulkBody()
     original = body.add_file(corpus_file("CT_small.dcm").path)
     single_object = orjson.dumps(body.data_sets[0])  # one object rather than an array is accepted

@@ -16,7 +16,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import multipart_parts
@@ -48,9 +48,7 @@ def element_bytes(ds: Dataset, path: str) -> bytes:
 
 
 @pytest.mark.parametrize("name", ["waveform_ecg.dcm", "CT_small.dcm", "examples_ybr_color.dcm"])
-def test_every_bulkdata_uri_of_the_metadata_resolves(
-    live_server: LiveServer, backend: Backend, name: str
-) -> None:
+def test_every_bulkdata_uri_of_the_metadata_resolves(live_server: LiveServer, name: str) -> None:
     corpus = corpus_file(name)
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
     ds = pydicom.dcmread(corpus.path)
@@ -80,7 +78,7 @@ def test_every_bulkdata_uri_of_the_metadata_resolves(
         assert body == element_bytes(ds, path), path
 
 
-def test_nested_bulkdata_as_single_part_and_ranges(live_server: LiveServer, backend: Backend) -> None:
+def test_nested_bulkdata_as_single_part_and_ranges(live_server: LiveServer) -> None:
     corpus = corpus_file("waveform_ecg.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -140,7 +138,7 @@ def big_endian_instance_with_lut() -> tuple[bytes, bytes]:
     return buffer.getvalue(), lut.astype("<u2").tobytes()
 
 
-def test_big_endian_values_come_back_little_endian(live_server: LiveServer, backend: Backend) -> None:
+def test_big_endian_values_come_back_little_endian(live_server: LiveServer) -> None:
     data, lut = big_endian_instance_with_lut()
     assert post_stow(live_server, [data]).status_code == 200
     ds = pydicom.dcmread(io.BytesIO(data))
@@ -160,7 +158,7 @@ def test_big_endian_values_come_back_little_endian(live_server: LiveServer, back
     assert frame.content == np.arange(16, dtype="<u2").tobytes()
 
 
-def test_pixeldata_and_bulkdata_at_every_level(live_server: LiveServer, backend: Backend) -> None:
+def test_pixeldata_and_bulkdata_at_every_level(live_server: LiveServer) -> None:
     study, series = generate_uid(), [generate_uid(), generate_uid()]
     sent = [
         make_instance(study_uid=study, series_uid=series[0], frames=3, seed=1),
@@ -197,9 +195,7 @@ def test_pixeldata_and_bulkdata_at_every_level(live_server: LiveServer, backend:
     assert httpx.get(f"{live_server.dicomweb}/studies/{generate_uid()}/pixeldata").status_code == 404
 
 
-def test_pixeldata_of_a_compressed_instance_as_stored_or_decoded(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_pixeldata_of_a_compressed_instance_as_stored_or_decoded(live_server: LiveServer) -> None:
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -213,9 +209,7 @@ def test_pixeldata_of_a_compressed_instance_as_stored_or_decoded(
     assert [body for _, body in decoded] == [frame.tobytes() for frame in ds.pixel_array]
 
 
-def test_scope_bulkdata_leaves_out_what_the_accept_excludes(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_scope_bulkdata_leaves_out_what_the_accept_excludes(live_server: LiveServer) -> None:
     corpus = corpus_file("J2K_pixelrep_mismatch.dcm")  # JPEG 2000 pixels and a private bulk value
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -238,9 +232,7 @@ def test_scope_bulkdata_leaves_out_what_the_accept_excludes(
     assert httpx.get(url, headers={"Accept": "image/jls"}).status_code == 406
 
 
-def test_dicomweb_client_reads_bulk_data_and_compressed_frames(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_dicomweb_client_reads_bulk_data_and_compressed_frames(live_server: LiveServer) -> None:
     from dicomweb_client.api import DICOMwebClient
 
     ecg, jls = corpus_file("waveform_ecg.dcm"), corpus_file("MR_small_jpeg_ls_lossless.dcm")

@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from app.imaging.codecs.decode import can_decode
 from app.imaging.syntaxes import find_transfer_syntax
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import CorpusFile, corpus_files
 from tests.integration.stow_helpers import post_stow
 
@@ -73,7 +73,7 @@ def masked(data: bytes, ds: pydicom.Dataset) -> np.ndarray:
 
 
 @pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
-def test_every_corpus_frame_as_octet_stream(live_server: LiveServer, backend: Backend) -> None:
+def test_every_corpus_frame_as_octet_stream(live_server: LiveServer) -> None:
     files = image_files()
     assert len(files) > 60
     checked, mismatches, skipped = 0, [], []

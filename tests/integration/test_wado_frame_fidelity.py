@@ -31,7 +31,7 @@ from pydicom.uid import (
 )
 
 from app.dicomweb.mediatypes import canonical_media_type as canonical
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import corpus_file
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_frames import expected_native_frame, frames_url
@@ -53,12 +53,12 @@ class Layout:
         return self.name
 
 
-CT_12 = Layout("CT_12_U", 1, 16, 12, False, "MONOCHROME2")
-CT_12_SIGNED = Layout("CT_12_S", 1, 16, 12, True, "MONOCHROME2")
-CT_14_SIGNED_MONO1 = Layout("14_S_MONO1", 1, 16, 14, True, "MONOCHROME1")
-CT_16_SIGNED = Layout("CT_16_S", 1, 16, 16, True, "MONOCHROME2")
-RGB_16 = Layout("RGB_16", 3, 16, 16, False, "RGB")
-RGB_12 = Layout("RGB_12", 3, 16, 12, False, "RGB")
+CT_12 = Layout("CT_12_U", 1, 16, 12, signed=False, photometric="MONOCHROME2")
+CT_12_SIGNED = Layout("CT_12_S", 1, 16, 12, signed=True, photometric="MONOCHROME2")
+CT_14_SIGNED_MONO1 = Layout("14_S_MONO1", 1, 16, 14, signed=True, photometric="MONOCHROME1")
+CT_16_SIGNED = Layout("CT_16_S", 1, 16, 16, signed=True, photometric="MONOCHROME2")
+RGB_16 = Layout("RGB_16", 3, 16, 16, signed=False, photometric="RGB")
+RGB_12 = Layout("RGB_12", 3, 16, 12, signed=False, photometric="RGB")
 
 
 def layout_pixels(layout: Layout, frames: int, rows: int = 40, columns: int = 56) -> np.ndarray:
@@ -144,7 +144,7 @@ CASES = [
 
 @pytest.mark.parametrize(("media_type", "syntax", "layout"), CASES, ids=lambda v: str(v).rsplit(".", 1)[-1])
 def test_frames_are_encoded_bit_exact_at_their_precision(
-    live_server: LiveServer, backend: Backend, media_type: str, syntax: str, layout: Layout
+    live_server: LiveServer, media_type: str, syntax: str, layout: Layout
 ) -> None:
     pixels = layout_pixels(layout, frames=2)
     sent = layout_instance(layout, pixels)
@@ -159,9 +159,7 @@ def test_frames_are_encoded_bit_exact_at_their_precision(
         assert body[42] == (0x80 if layout.signed else 0) | (layout.stored - 1)
 
 
-def test_lossy_originals_are_served_deflated_like_octet_stream(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_lossy_originals_are_served_deflated_like_octet_stream(live_server: LiveServer) -> None:
     for name in ("JPEG2000.dcm", "SC_rgb_jpeg_lossy_gdcm.dcm"):  # irreversible J2K, lossy JPEG baseline
         corpus = corpus_file(name)
         post_stow(live_server, [corpus.path.read_bytes()])
@@ -182,7 +180,7 @@ def test_lossy_originals_are_served_deflated_like_octet_stream(
             assert response.status_code == 406
 
 
-def test_native_ybr_full_422_is_deflated_as_stored(live_server: LiveServer, backend: Backend) -> None:
+def test_native_ybr_full_422_is_deflated_as_stored(live_server: LiveServer) -> None:
     corpus = corpus_file("SC_ybr_full_422_uncompressed.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -193,7 +191,7 @@ def test_native_ybr_full_422_is_deflated_as_stored(live_server: LiveServer, back
 
 @pytest.mark.parametrize("layout", [CT_12_SIGNED, RGB_12], ids=str)
 def test_a_12_bit_instance_is_re_encoded_as_htj2k_and_read_by_pydicom(
-    live_server: LiveServer, backend: Backend, layout: Layout
+    live_server: LiveServer, layout: Layout
 ) -> None:
     pixels = layout_pixels(layout, frames=3)
     sent = layout_instance(layout, pixels)

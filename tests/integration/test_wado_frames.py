@@ -29,7 +29,7 @@ from pydicom.uid import (
 from app.dicomweb.mediatypes import canonical_media_type as canonical
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.syntaxes import find_transfer_syntax
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance, unpacked_bits
 from tests.integration.stow_helpers import post_stow
 from tests.integration.test_wado_instances import multipart_parts as parse_parts
@@ -92,7 +92,7 @@ def test_native_frame_as_octet_stream_is_the_original_pixels(
     assert body == expected_native_frame(ds, last)
 
 
-def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backend: Backend) -> None:
+def test_several_frames_in_any_order_as_multipart(live_server: LiveServer) -> None:
     data = make_instance(frames=5, rows=16, columns=12, seed=3)
     assert post_stow(live_server, [data]).status_code == 200
     ds = pydicom.dcmread(io.BytesIO(data))
@@ -115,7 +115,7 @@ def test_several_frames_in_any_order_as_multipart(live_server: LiveServer, backe
     assert b"/frames/4\r\n" in raw.content and b"/frames/1\r\n" in raw.content
 
 
-def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServer, backend: Backend) -> None:
+def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServer) -> None:
     corpus = (
         corpus_file("emri_small_jpeg_ls_lossless.dcm")
         if any(f.path.name == "emri_small_jpeg_ls_lossless.dcm" for f in corpus_files())
@@ -174,9 +174,7 @@ def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServe
         ("application/vnd.dicom-deflate", "1.2.840.10008.1.2.8.1"),
     ],
 )
-def test_native_frames_are_encoded_on_demand(
-    live_server: LiveServer, backend: Backend, accept: str, syntax: str
-) -> None:
+def test_native_frames_are_encoded_on_demand(live_server: LiveServer, accept: str, syntax: str) -> None:
     sent = make_instance(frames=2, seed=3)  # 16-bit signed CT
     post_stow(live_server, [sent])
     ds = pydicom.dcmread(io.BytesIO(sent))
@@ -191,7 +189,7 @@ def test_native_frames_are_encoded_on_demand(
     assert decode_to_native(body, syntax, fmt).data == ds.pixel_array[1].tobytes()
 
 
-def test_lossy_frames_are_never_labelled_lossless(live_server: LiveServer, backend: Backend) -> None:
+def test_lossy_frames_are_never_labelled_lossless(live_server: LiveServer) -> None:
     corpus = corpus_file("JPEG2000.dcm")  # JPEG 2000 irreversible, Lossy Image Compression 01
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -201,9 +199,7 @@ def test_lossy_frames_are_never_labelled_lossless(live_server: LiveServer, backe
     assert as_stored.headers["content-type"] == "image/jp2; transfer-syntax=1.2.840.10008.1.2.4.91"
 
 
-def test_deflated_dataset_frames_come_from_the_inflated_copy(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_deflated_dataset_frames_come_from_the_inflated_copy(live_server: LiveServer) -> None:
     corpus = corpus_file("image_dfl.dcm")
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
     ds = pydicom.dcmread(corpus.path)
@@ -215,7 +211,7 @@ def test_deflated_dataset_frames_come_from_the_inflated_copy(
 @pytest.mark.parametrize(
     ("frames", "status"), [("0", 400), ("1,1", 400), ("x", 400), ("2", 404), ("1,9", 404)]
 )
-def test_bad_frame_lists(live_server: LiveServer, backend: Backend, frames: str, status: int) -> None:
+def test_bad_frame_lists(live_server: LiveServer, frames: str, status: int) -> None:
     data = make_instance(rows=8, columns=8)
     assert post_stow(live_server, [data]).status_code == 200
     ds = pydicom.dcmread(io.BytesIO(data))
@@ -223,9 +219,7 @@ def test_bad_frame_lists(live_server: LiveServer, backend: Backend, frames: str,
     assert response.status_code == status
 
 
-def test_unknown_instance_and_instance_without_pixels_are_404(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_unknown_instance_and_instance_without_pixels_are_404(live_server: LiveServer) -> None:
     sr = next(f for f in corpus_files() if not f.has_pixels)
     assert post_stow(live_server, [sr.path.read_bytes()]).status_code in (200, 202)
     ds = pydicom.dcmread(sr.path)
@@ -235,9 +229,7 @@ def test_unknown_instance_and_instance_without_pixels_are_404(
     assert httpx.get(frames_url(live_server, ds, "1"), headers={"Accept": OCTET}).status_code == 404
 
 
-def test_a_replaced_instance_is_served_anew_despite_the_frame_table_cache(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_a_replaced_instance_is_served_anew_despite_the_frame_table_cache(live_server: LiveServer) -> None:
     study, series, sop = generate_uid(), generate_uid(), generate_uid()
     first = make_instance(study_uid=study, series_uid=series, sop_uid=sop, seed=1)
     second = make_instance(study_uid=study, series_uid=series, sop_uid=sop, seed=2)

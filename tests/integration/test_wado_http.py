@@ -36,7 +36,7 @@ def raw_get(url: str, **headers: str) -> tuple[httpx.Response, bytes]:
 
 
 @pytest.fixture
-def stored(live_server: LiveServer, backend: Backend) -> pydicom.Dataset:
+def stored(live_server: LiveServer) -> pydicom.Dataset:
     data = make_instance(rows=128, columns=128, frames=2, patient_name="Doe^Jane^Q^Dr^III")
     assert post_stow(live_server, [data]).status_code == 200
     return pydicom.dcmread(io.BytesIO(data))
@@ -117,7 +117,7 @@ def test_metadata_is_compressed_when_accepted(
 
 
 def test_uncompressed_frames_are_gzipped_and_codestreams_are_not(
-    live_server: LiveServer, stored: pydicom.Dataset, backend: Backend
+    live_server: LiveServer, stored: pydicom.Dataset
 ) -> None:
     base = f"{series_url(live_server, stored)}/instances/{stored.SOPInstanceUID}/frames"
     plain = httpx.get(f"{base}/1", headers={"Accept": OCTET, "Accept-Encoding": "identity"}).content
@@ -183,7 +183,7 @@ def test_xml_metadata_is_one_native_model_part_per_instance(
     )
 
 
-def test_unknown_study_metadata_is_404_not_304(live_server: LiveServer, backend: Backend) -> None:
+def test_unknown_study_metadata_is_404_not_304(live_server: LiveServer) -> None:
     response = httpx.get(
         f"{live_server.dicomweb}/studies/{generate_uid()}/metadata", headers={"If-None-Match": "*"}
     )

@@ -16,7 +16,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.integration.stow_helpers import post_stow
 
@@ -49,7 +49,7 @@ def read(data: bytes) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(data))
 
 
-def test_transfer_syntax_star_returns_the_stored_file(live_server: LiveServer, backend: Backend) -> None:
+def test_transfer_syntax_star_returns_the_stored_file(live_server: LiveServer) -> None:
     sent = make_instance(frames=3)
     assert post_stow(live_server, [sent]).status_code == 200
     ds = read(sent)
@@ -75,9 +75,7 @@ def test_transfer_syntax_star_returns_the_stored_file(live_server: LiveServer, b
         "image_dfl.dcm",  # deflated data set: rewritten from the inflated copy by default
     ],
 )
-def test_native_syntaxes_become_explicit_vr_little_endian(
-    live_server: LiveServer, backend: Backend, name: str
-) -> None:
+def test_native_syntaxes_become_explicit_vr_little_endian(live_server: LiveServer, name: str) -> None:
     corpus = corpus_file(name)
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
     original = pydicom.dcmread(corpus.path)
@@ -92,7 +90,7 @@ def test_native_syntaxes_become_explicit_vr_little_endian(
         assert returned.SOPInstanceUID == original.SOPInstanceUID
 
 
-def test_deflated_data_set_as_stored_with_star(live_server: LiveServer, backend: Backend) -> None:
+def test_deflated_data_set_as_stored_with_star(live_server: LiveServer) -> None:
     corpus = corpus_file("image_dfl.dcm")
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
     ds = pydicom.dcmread(corpus.path)
@@ -114,7 +112,7 @@ def test_deflated_data_set_as_stored_with_star(live_server: LiveServer, backend:
     ],
 )
 def test_compressed_instances_are_decoded_to_explicit_vr_little_endian(
-    live_server: LiveServer, backend: Backend, name: str, lossy: bool
+    live_server: LiveServer, name: str, lossy: bool
 ) -> None:
     corpus = corpus_file(name)
     assert post_stow(live_server, [corpus.path.read_bytes()]).status_code in (200, 202)
@@ -137,7 +135,7 @@ def test_compressed_instances_are_decoded_to_explicit_vr_little_endian(
     assert body == corpus.path.read_bytes()
 
 
-def test_unproducible_syntax_is_406_naming_the_offers(live_server: LiveServer, backend: Backend) -> None:
+def test_unproducible_syntax_is_406_naming_the_offers(live_server: LiveServer) -> None:
     sent = make_instance()  # 16-bit signed: JPEG baseline cannot hold it
     post_stow(live_server, [sent])
     response = httpx.get(
@@ -148,7 +146,7 @@ def test_unproducible_syntax_is_406_naming_the_offers(live_server: LiveServer, b
     assert ExplicitVRLittleEndian in response.json()["error"]
 
 
-def test_study_and_series_stream_every_instance(live_server: LiveServer, backend: Backend) -> None:
+def test_study_and_series_stream_every_instance(live_server: LiveServer) -> None:
     study, series = generate_uid(), [generate_uid(), generate_uid()]
     sent = {}
     for index in range(5):
@@ -174,7 +172,7 @@ def test_study_and_series_stream_every_instance(live_server: LiveServer, backend
     assert httpx.get(f"{live_server.dicomweb}/studies/1.2.x").status_code == 400
 
 
-def test_octet_stream_on_a_study_is_its_bulk_data(live_server: LiveServer, backend: Backend) -> None:
+def test_octet_stream_on_a_study_is_its_bulk_data(live_server: LiveServer) -> None:
     study = generate_uid()
     sent = [make_instance(study_uid=study, frames=2, seed=1), make_instance(study_uid=study, seed=2)]
     post_stow(live_server, sent)
@@ -194,7 +192,7 @@ def test_octet_stream_on_a_study_is_its_bulk_data(live_server: LiveServer, backe
     )
 
 
-def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer, backend: Backend) -> None:
+def test_single_part_is_only_for_the_instance_resource(live_server: LiveServer) -> None:
     sent = make_instance()
     post_stow(live_server, [sent])
     ds = read(sent)
@@ -218,9 +216,7 @@ def lossy_instance_in(study_uid: str, patient_id: str, patient_name: str) -> byt
     return buffer.getvalue()
 
 
-def test_instances_that_cannot_be_had_are_left_out_with_206(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_instances_that_cannot_be_had_are_left_out_with_206(live_server: LiveServer) -> None:
     corpus = corpus_file("MR_small_jpeg_ls_lossless.dcm")
     jls = pydicom.dcmread(corpus.path)
     patient = {"patient_id": jls.PatientID, "patient_name": str(jls.PatientName)}

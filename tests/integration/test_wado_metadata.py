@@ -12,7 +12,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import make_instance
 from tests.integration.stow_helpers import post_stow
 
@@ -26,7 +26,7 @@ class SentStudy(TypedDict):
 
 
 @pytest.fixture
-def study(live_server: LiveServer, backend: Backend) -> SentStudy:
+def study(live_server: LiveServer) -> SentStudy:
     """Two series of a study, sent out of order, and what was sent."""
     study_uid: str = generate_uid()
     series: list[str] = [generate_uid(), generate_uid()]

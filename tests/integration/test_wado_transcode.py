@@ -29,7 +29,7 @@ from pydicom.uid import (
 )
 
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
-from tests.conftest import Backend, LiveServer
+from tests.conftest import LiveServer
 from tests.dicom_files import corpus_file, make_instance
 from tests.dicom_tools import dcmtk_dump, dcmtk_transfer_syntax, gdcm_decompress
 from tests.integration.stow_helpers import post_stow
@@ -83,9 +83,7 @@ def frame_url(server: LiveServer, ds: pydicom.Dataset, number: int) -> str:
         ENCAPSULATED_UNCOMPRESSED,
     ],
 )
-def test_a_native_instance_is_re_encoded_bit_exact(
-    live_server: LiveServer, backend: Backend, syntax: str
-) -> None:
+def test_a_native_instance_is_re_encoded_bit_exact(live_server: LiveServer, syntax: str) -> None:
     sent = make_instance(frames=3, seed=5)
     post_stow(live_server, [sent])
     original = pydicom.dcmread(io.BytesIO(sent))
@@ -104,9 +102,7 @@ def test_a_native_instance_is_re_encoded_bit_exact(
     assert "LossyImageCompression" not in ds
 
 
-def test_an_instance_as_deflated_explicit_vr_little_endian(
-    live_server: LiveServer, backend: Backend, tmp_path: Path
-) -> None:
+def test_an_instance_as_deflated_explicit_vr_little_endian(live_server: LiveServer, tmp_path: Path) -> None:
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")  # decoded, then the whole data set deflated
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
@@ -126,9 +122,7 @@ def test_an_instance_as_deflated_explicit_vr_little_endian(
     assert gdcm_decompress(path, tmp_path / "raw.dcm").PixelData == original.pixel_array.tobytes()
 
 
-def test_series_in_another_syntax_is_multipart_with_every_instance(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_series_in_another_syntax_is_multipart_with_every_instance(live_server: LiveServer) -> None:
     first = make_instance(seed=1)
     series = pydicom.dcmread(io.BytesIO(first))
     second = make_instance(study_uid=series.StudyInstanceUID, series_uid=series.SeriesInstanceUID, seed=2)
@@ -149,7 +143,7 @@ def test_series_in_another_syntax_is_multipart_with_every_instance(
         assert np.array_equal(ds.pixel_array, pydicom.dcmread(io.BytesIO(sent)).pixel_array)
 
 
-def test_a_compressed_colour_instance_is_re_encoded(live_server: LiveServer, backend: Backend) -> None:
+def test_a_compressed_colour_instance_is_re_encoded(live_server: LiveServer) -> None:
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
@@ -160,9 +154,7 @@ def test_a_compressed_colour_instance_is_re_encoded(live_server: LiveServer, bac
     assert np.array_equal(ds.pixel_array, original.pixel_array)
 
 
-def test_a_lossy_target_is_recorded_in_the_lossy_attributes(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_a_lossy_target_is_recorded_in_the_lossy_attributes(live_server: LiveServer) -> None:
     sent = smooth_ct(frames=2)
     post_stow(live_server, [sent])
     original = pydicom.dcmread(io.BytesIO(sent))
@@ -176,7 +168,7 @@ def test_a_lossy_target_is_recorded_in_the_lossy_attributes(
     assert psnr(original.pixel_array, ds.pixel_array, 4024) > 40
 
 
-def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer, backend: Backend) -> None:
+def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer) -> None:
     corpus = corpus_file("JPEG2000.dcm")  # irreversible, Lossy Image Compression 01
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
@@ -211,7 +203,7 @@ def test_a_lossy_original_is_never_re_encoded_lossless(live_server: LiveServer, 
     assert (methods if isinstance(methods, str) else methods[-1]) == "ISO_14495_1"
 
 
-def test_an_instance_without_pixels_is_relabelled(live_server: LiveServer, backend: Backend) -> None:
+def test_an_instance_without_pixels_is_relabelled(live_server: LiveServer) -> None:
     corpus = corpus_file("rtplan.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     original = pydicom.dcmread(corpus.path)
@@ -230,7 +222,7 @@ def test_an_instance_without_pixels_is_relabelled(live_server: LiveServer, backe
     ],
 )
 def test_lossy_frames_are_served_when_asked_for_by_name(
-    live_server: LiveServer, backend: Backend, accept: str, syntax: str, min_psnr: float
+    live_server: LiveServer, accept: str, syntax: str, min_psnr: float
 ) -> None:
     sent = smooth_ct(frames=1, seed=7)
     post_stow(live_server, [sent])
@@ -245,7 +237,7 @@ def test_lossy_frames_are_served_when_asked_for_by_name(
 
 
 def test_jpeg_baseline_is_refused_for_16_bit_pixels_and_the_next_choice_is_served(
-    live_server: LiveServer, backend: Backend
+    live_server: LiveServer,
 ) -> None:
     sent = make_instance(seed=9)
     post_stow(live_server, [sent])
@@ -260,9 +252,7 @@ def test_jpeg_baseline_is_refused_for_16_bit_pixels_and_the_next_choice_is_serve
     assert only_baseline.status_code == 406
 
 
-def test_a_transcoded_frame_is_kept_and_served_again_from_the_cache(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_a_transcoded_frame_is_kept_and_served_again_from_the_cache(live_server: LiveServer) -> None:
     sent = make_instance(frames=2, seed=11)
     post_stow(live_server, [sent])
     ds = pydicom.dcmread(io.BytesIO(sent))
@@ -278,9 +268,7 @@ def test_a_transcoded_frame_is_kept_and_served_again_from_the_cache(
     assert other_syntax.status_code == 200 and cache.misses - before[1] == 2
 
 
-def test_concurrent_requests_for_one_frame_get_the_same_bytes(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_concurrent_requests_for_one_frame_get_the_same_bytes(live_server: LiveServer) -> None:
     corpus = corpus_file("SC_rgb_rle_2frame.dcm")
     post_stow(live_server, [corpus.path.read_bytes()])
     ds = pydicom.dcmread(corpus.path)
@@ -297,9 +285,7 @@ def test_concurrent_requests_for_one_frame_get_the_same_bytes(
     assert cache.misses - made_before == 1  # made once, shared or served from the cache
 
 
-def test_instance_outputs_are_read_by_dcmtk_and_gdcm(
-    live_server: LiveServer, backend: Backend, tmp_path: Path
-) -> None:
+def test_instance_outputs_are_read_by_dcmtk_and_gdcm(live_server: LiveServer, tmp_path: Path) -> None:
     sent = make_instance(frames=2, seed=13)
     post_stow(live_server, [sent])
     original = pydicom.dcmread(io.BytesIO(sent))
@@ -325,9 +311,7 @@ def corrupt_rle_instance() -> bytes:
     return buffer.getvalue()
 
 
-def test_a_frame_that_cannot_be_decoded_is_406_for_frames_and_instances(
-    live_server: LiveServer, backend: Backend
-) -> None:
+def test_a_frame_that_cannot_be_decoded_is_406_for_frames_and_instances(live_server: LiveServer) -> None:
     sent = corrupt_rle_instance()
     assert post_stow(live_server, [sent]).status_code == 200
     ds = pydicom.dcmread(io.BytesIO(sent))

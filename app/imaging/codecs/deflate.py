@@ -61,7 +61,7 @@ def _inflate_with_zlib(data: bytes, size: int) -> bytes:
     return inflated
 
 
-def _inflate(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
+def _inflate(frame: bytes, _syntax: TransferSyntax, fmt: FrameFormat) -> NativeFrame:
     try:
         data = inflate_frame(frame, fmt.frame_bytes)
     except InflateError as exc:
@@ -69,7 +69,7 @@ def _inflate(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFr
     return NativeFrame(data, fmt.photometric_interpretation, fmt.planar_configuration)
 
 
-def _deflate(native: np.ndarray, fmt: FrameFormat) -> bytes:
+def _deflate(native: np.ndarray, _fmt: FrameFormat) -> bytes:
     """Raw RFC 1951 (libdeflate writes neither zlib header nor Adler-32), PS3.5 A.4.13."""
     return bytes(deflate.deflate_compress(native.tobytes(), _DEFLATE_LEVEL))
 

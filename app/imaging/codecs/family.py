@@ -21,11 +21,11 @@ from app.imaging.syntaxes import TransferSyntax
 HeaderReader = Callable[[bytes, int], CodestreamHeader]
 
 
-def always(uid: str) -> bool:
+def always(_uid: str) -> bool:
     return True
 
 
-def any_frame(fmt: FrameFormat) -> bool:
+def any_frame(_fmt: FrameFormat) -> bool:
     return True
 
 

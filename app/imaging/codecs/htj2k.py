@@ -153,7 +153,7 @@ def declare_precision(codestream: bytes, precision: int, *, signed: bool) -> byt
         if marker == _SOT:
             break
         if marker == _SIZ:
-            widening = _narrow_siz(out, position, precision, signed)
+            widening = _narrow_siz(out, position, precision, signed=signed)
         elif marker == _QCD:
             if widening is None:
                 raise PrecisionError("QCD before SIZ")
@@ -165,7 +165,7 @@ def declare_precision(codestream: bytes, precision: int, *, signed: bool) -> byt
     return bytes(out)
 
 
-def _narrow_siz(out: bytearray, position: int, precision: int, signed: bool) -> int:
+def _narrow_siz(out: bytearray, position: int, precision: int, *, signed: bool) -> int:
     """Set every component's Ssiz; return by how many bits the container was wider."""
     components = _u16(out, position + 2 + _SIZ_FIXED - 2)
     widenings = set()

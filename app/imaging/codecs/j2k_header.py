@@ -17,7 +17,7 @@ _SIZ_FIXED = 38  # Lsiz through Csiz
 _MAX_TILES = 65535  # Isot is 16 bits (A.4.2)
 
 
-def j2k_header(data: bytes, frame_length: int) -> CodestreamHeader:
+def j2k_header(data: bytes, _frame_length: int) -> CodestreamHeader:
     """SIZ of the codestream at the start of `data` (or in the `jp2c` box of a JP2 file)."""
     start = _codestream_start(data)
     need(data, start + 4)

@@ -28,12 +28,12 @@ JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8), 0xD8, 0xD9})
 
 
-def jpeg_header(data: bytes, frame_length: int) -> CodestreamHeader:
+def jpeg_header(data: bytes, _frame_length: int) -> CodestreamHeader:
     """The frame header of a JPEG frame: its first SOF (or DHP) segment."""
     return _frame_header(data, "JPEG")
 
 
-def jpegls_header(data: bytes, frame_length: int) -> CodestreamHeader:
+def jpegls_header(data: bytes, _frame_length: int) -> CodestreamHeader:
     """The frame header of a JPEG-LS frame: SOF55, with an oversize dimension LSE applied."""
     return _frame_header(data, "JPEG-LS")
 

@@ -36,7 +36,7 @@ def _decode_with_libjxl(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) 
     return to_native(as_sample_type(pixels, syntax, fmt), syntax, fmt, photometric)
 
 
-def _libjxl_available(uid: str) -> bool:
+def _libjxl_available(_uid: str) -> bool:
     return bool(imagecodecs.JPEGXL.available)
 
 

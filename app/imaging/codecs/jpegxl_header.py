@@ -61,7 +61,7 @@ class _Bits:
         return self.read(bits) + offset
 
 
-def jpegxl_header(data: bytes, frame_length: int) -> CodestreamHeader:
+def jpegxl_header(data: bytes, _frame_length: int) -> CodestreamHeader:
     """Size, bit depth and (without extra channels) colour channel count of a JPEG XL frame."""
     codestream = _codestream(data)
     if not codestream.startswith(CODESTREAM_SIGNATURE):

@@ -15,7 +15,7 @@ GREY = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR"})
 INTENSITY = frozenset({"MONOCHROME1", "MONOCHROME2"})  # grey a lossy codec may approximate
 
 
-def any_layout(fmt: FrameFormat) -> bool:
+def any_layout(_fmt: FrameFormat) -> bool:
     return True
 
 

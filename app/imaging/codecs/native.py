@@ -65,7 +65,7 @@ def _unwrap(frame: bytes, syntax: TransferSyntax, fmt: FrameFormat) -> NativeFra
     return NativeFrame(frame[:size], fmt.photometric_interpretation, fmt.planar_configuration)
 
 
-def _wrap(native: np.ndarray, fmt: FrameFormat) -> bytes:
+def _wrap(native: np.ndarray, _fmt: FrameFormat) -> bytes:
     """The native frame itself is the fragment."""
     return native.tobytes()
 

@@ -48,7 +48,9 @@ def pydicom_decoder(
             raise DecoderRefused("no decoder is installed for it")
         value = encapsulate([frame], has_bot=False)
         try:
-            pixels, properties = _as_array(decoder, value, fmt, preferred_plugin, decoder.UID in as_rgb)
+            pixels, properties = _as_array(
+                decoder, value, fmt, preferred_plugin, as_rgb=decoder.UID in as_rgb
+            )
         except (RuntimeError, ValueError) as exc:  # RuntimeError: every plugin failed, each one named
             raise DecoderRefused(str(exc)) from exc
         return to_native(pixels, syntax, fmt, str(properties["photometric_interpretation"]))
@@ -57,19 +59,19 @@ def pydicom_decoder(
 
 
 def _as_array(
-    decoder: PydicomDecoder, value: bytes, fmt: FrameFormat, preferred: str, as_rgb: bool
+    decoder: PydicomDecoder, value: bytes, fmt: FrameFormat, preferred: str, *, as_rgb: bool
 ) -> tuple[np.ndarray, dict[str, str | int]]:
     """`Decoder.as_array` on frame 0 of `value`: the preferred plugin alone, then all in pydicom's order."""
     if preferred in decoder.available_plugins:
         try:
-            return _as_array_with(decoder, value, fmt, preferred, as_rgb)
+            return _as_array_with(decoder, value, fmt, preferred, as_rgb=as_rgb)
         except (RuntimeError, ValueError):
             pass  # the stream may still suit another plugin, as it would for pixel_array
-    return _as_array_with(decoder, value, fmt, "", as_rgb)
+    return _as_array_with(decoder, value, fmt, "", as_rgb=as_rgb)
 
 
 def _as_array_with(
-    decoder: PydicomDecoder, value: bytes, fmt: FrameFormat, plugin: str, as_rgb: bool
+    decoder: PydicomDecoder, value: bytes, fmt: FrameFormat, plugin: str, *, as_rgb: bool
 ) -> tuple[np.ndarray, dict[str, str | int]]:
     """`Decoder.as_array` on frame 0 of `value`, by `plugin` alone or, for "", by each in turn.
 

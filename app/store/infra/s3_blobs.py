@@ -55,12 +55,13 @@ class S3BlobStore:
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def start_sync(self, path: Path) -> Future[None]:
+    def start_sync(self, path: Path) -> Future[None]:  # noqa: ARG002 (BlobStore method; nothing to sync)
         done: Future[None] = Future()
         done.set_result(None)  # the upload reads the file; nothing to flush locally
         return done
 
-    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:
+    # `synced` (BlobStore): the upload reads the file, so it need not wait for a local flush.
+    def put_file(self, key: str, path: Path, *, synced: Future[None] | None = None) -> None:  # noqa: ARG002
         try:
             self.client.upload_file(str(path), self.bucket, self._name(key), Config=self._transfer)
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:

@@ -93,19 +93,19 @@ def clean_spool(root: Path, *, older_than_s: float, dry_run: bool = False) -> Re
     for entry in root.iterdir():
         try:
             if entry.is_dir() and not entry.name.startswith("."):
-                reclaimed += _clean_session(entry, cutoff, dry_run)
+                reclaimed += _clean_session(entry, cutoff, dry_run=dry_run)
             elif _mtime(entry) < cutoff:  # a loose file, or a folder never renamed into place
-                reclaimed += _remove(entry, dry_run)
+                reclaimed += _remove(entry, dry_run=dry_run)
         except FileNotFoundError:  # another process cleaned it first
             continue
     return reclaimed
 
 
-def _clean_session(directory: Path, cutoff: float, dry_run: bool) -> Reclaimed:
+def _clean_session(directory: Path, cutoff: float, *, dry_run: bool) -> Reclaimed:
     try:
         fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:  # not a session folder: judged by age
-        return _remove(directory, dry_run) if _mtime(directory) < cutoff else Reclaimed()
+        return _remove(directory, dry_run=dry_run) if _mtime(directory) < cutoff else Reclaimed()
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,12 +113,12 @@ def _clean_session(directory: Path, cutoff: float, dry_run: bool) -> Reclaimed:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return Reclaimed()  # its process is alive
             raise
-        return _remove(directory, dry_run)
+        return _remove(directory, dry_run=dry_run)
     finally:
         os.close(fd)
 
 
-def _remove(path: Path, dry_run: bool) -> Reclaimed:
+def _remove(path: Path, *, dry_run: bool) -> Reclaimed:
     if not path.exists():  # its owner, or another cleaner, removed it meanwhile
         return Reclaimed()
     files = [path] if not path.is_dir() else [p for p in path.rglob("*") if p.is_file()]

@@ -164,7 +164,11 @@ class FrameSource:
         self._check_budget(number)
         uid = self.pixels.syntax.uid
         return self._run(
-            runs_in_process(uid, None), timed_decode, self.stored(number), uid, self.pixels.stored_format
+            timed_decode,
+            self.stored(number),
+            uid,
+            self.pixels.stored_format,
+            in_process=runs_in_process(uid, None),
         )
 
     def _encode(self, number: int, target_uid: str) -> bytes:
@@ -176,18 +180,20 @@ class FrameSource:
             stored = self.stored(number)
             in_process = runs_in_process(pixels.syntax.uid, target_uid)
             return self._run(
-                in_process,
                 timed_transcode,
                 stored,
                 pixels.syntax.uid,
                 pixels.stored_format,
                 native_fmt,
                 target_uid,
+                in_process=in_process,
             )
         native = self.native(number)
-        return self._run(runs_in_process(None, target_uid), timed_encode, native, target_uid, native_fmt)
+        return self._run(
+            timed_encode, native, target_uid, native_fmt, in_process=runs_in_process(None, target_uid)
+        )
 
-    def _run(self, in_process: bool, function: Callable[..., Timed[_T]], *args: object) -> _T:
+    def _run(self, function: Callable[..., Timed[_T]], *args: object, in_process: bool) -> _T:
         timed = function(*args) if self.codecs is None else self.codecs.run(in_process, function, *args)
         record_codec_steps(timed.steps)
         return timed.value

@@ -85,13 +85,13 @@ def delete_due_blobs(
             if key in still_used:
                 log.warning("blob %s is scheduled for deletion but still referenced; kept", key)
             else:
-                reclaimed += _delete_blob(blobs, key, dry_run)
+                reclaimed += _delete_blob(blobs, key, dry_run=dry_run)
         if not dry_run:
             with serialized_writes(), engine.begin() as connection:
                 connection.execute(delete(BlobDeletion).where(BlobDeletion.blob_key.in_(keys)))
 
 
-def _delete_blob(blobs: BlobStore, key: str, dry_run: bool) -> Reclaimed:
+def _delete_blob(blobs: BlobStore, key: str, *, dry_run: bool) -> Reclaimed:
     try:
         size = blobs.size(key)
     except BlobNotFound:  # deleted before a crash kept its row: only the row is left to remove

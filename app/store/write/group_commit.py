@@ -86,7 +86,7 @@ class GroupCommit:
             self._commit_alone(batch[0])
             return
         try:
-            with self._transaction(any(write.exclusive for write in batch)) as connection:
+            with self._transaction(exclusive=any(write.exclusive for write in batch)) as connection:
                 _begin_for_savepoints(connection)
                 for write in batch:
                     self._write_in_savepoint(connection, write)
@@ -103,7 +103,7 @@ class GroupCommit:
         """One write in its own transaction, retried whole after a unique-key collision."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with self._transaction(write.exclusive) as connection:
+                with self._transaction(exclusive=write.exclusive) as connection:
                     result = write.write(connection)
                 write.result, write.error = result, None
                 return
@@ -133,7 +133,7 @@ class GroupCommit:
                 return
 
     @contextmanager
-    def _transaction(self, exclusive: bool) -> Iterator[Connection]:
+    def _transaction(self, *, exclusive: bool) -> Iterator[Connection]:
         with self._serialized_writes(), self._engine.begin() as connection:
             self._begin(connection, exclusive)
             yield connection

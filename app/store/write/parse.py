@@ -145,13 +145,13 @@ def parse_instance(
     A deflated data set may inflate to at most `max_inflated_bytes` (None: no limit).
     """
     with open(path, "rb") as handle:
-        meta, syntax = _read_file_meta(handle, path)
+        meta, syntax = _read_file_meta(handle)
         if not syntax.deflated_dataset:
             return _parse_data_set(handle, path, meta, syntax)
     sidecar = _inflate_to_sidecar(path, work_directory, max_inflated_bytes)
     try:
         with open(sidecar, "rb") as handle:
-            inflated_meta, _ = _read_file_meta(handle, sidecar)
+            inflated_meta, _ = _read_file_meta(handle)
             parsed = _parse_data_set(handle, sidecar, inflated_meta, syntax)
     except BaseException:
         sidecar.unlink(missing_ok=True)
@@ -160,7 +160,7 @@ def parse_instance(
     return parsed
 
 
-def _read_file_meta(handle: BinaryIO, path: Path) -> tuple[FileMetaDataset, TransferSyntax]:
+def _read_file_meta(handle: BinaryIO) -> tuple[FileMetaDataset, TransferSyntax]:
     """The File Meta Information and the registry row of its syntax; `handle` is left at the data set."""
     try:
         read_preamble(handle, force=False)

@@ -30,7 +30,7 @@ class RecordedEvents:
     def write(self, event: AuditEvent) -> None:
         self.events.append(event)
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float) -> bool:  # noqa: ARG002 (the sink interface)
         return True
 
     def close(self) -> None:

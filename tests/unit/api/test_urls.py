@@ -8,9 +8,7 @@ from starlette.requests import Request
 from app.api.urls import dicomweb_base_url
 
 
-def request(
-    headers: dict[str, str], scheme: str = "http", server: tuple[str, int] = ("10.0.0.5", 8080)
-) -> Request:
+def request(headers: dict[str, str], scheme: str = "http") -> Request:
     raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     return Request(
         {

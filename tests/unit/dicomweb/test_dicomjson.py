@@ -258,9 +258,11 @@ def _convert(path: Path, *, defer_size: int = DEFER_SIZE) -> DicomJson:
 def _raw_dataset(*elements: tuple[int, str, bytes]) -> Dataset:
     """A data set of raw explicit VR little endian elements, as dcmread leaves them."""
     ds = Dataset()
-    ds.set_original_encoding(False, True)
+    ds.set_original_encoding(is_implicit_vr=False, is_little_endian=True)
     for tag, vr, value in elements:
-        ds[tag] = RawDataElement(pydicom.tag.Tag(tag), vr, len(value), value, 0, False, True)
+        ds[tag] = RawDataElement(
+            pydicom.tag.Tag(tag), vr, len(value), value, 0, is_implicit_VR=False, is_little_endian=True
+        )
     return ds
 
 
@@ -433,7 +435,9 @@ def test_deferred_pixel_data_is_never_read(tmp_path: Path) -> None:
 
     assert parsed.get_item(0x7FE00010, keep_deferred=True).value is None
     assert result.attributes["7FE00010"] == {"vr": "OW", "BulkDataURI": f"{PREFIX}/7FE00010"}
-    assert result.bulkdata == (BulkDataLocation("7FE00010", "OW", data.index(pixels), 8192, True),)
+    assert result.bulkdata == (
+        BulkDataLocation("7FE00010", "OW", data.index(pixels), 8192, little_endian=True),
+    )
 
 
 def test_implicit_vr_deferred_pixel_data_is_ow(tmp_path: Path) -> None:

@@ -523,7 +523,7 @@ def _segmented_json() -> dict[str, dict[str, object]]:
 def test_segmented_palette_color(encoding: str) -> None:
     ds = Dataset.from_json(_segmented_json())
     if encoding.startswith("little"):
-        ds.set_original_encoding(False, True)
+        ds.set_original_encoding(is_implicit_vr=False, is_little_endian=True)
     stored = np.arange(12).reshape(3, 4)  # 9..11 are past the last entry
 
     rendered = render(grey_frame(stored, photometric="PALETTE COLOR"), ds)

@@ -358,7 +358,7 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("uid", "fmt", "why"), REFUSED, ids=[f"{uid}-{why}" for uid, _, why in REFUSED])
-def test_refused_layouts(uid: str, fmt: FrameFormat, why: str) -> None:
+def test_refused_layouts(uid: str, fmt: FrameFormat, why: str) -> None:  # noqa: ARG001 (`why` names the case)
     assert not can_encode(uid, fmt)
     with pytest.raises(FrameEncodeError, match=r"1\.2\.[0-9.]+"):
         encode_native_frame(native_bytes(smooth_frame(fmt), fmt), uid, fmt)

@@ -105,9 +105,9 @@ def _read(path: Path, tmp_path: Path) -> tuple[Path, Dataset, Dataset]:
         inflated, body_offset = _inflate(path, tmp_path / path.name)
         with inflated.open("rb") as fp:
             fp.seek(body_offset)
-            deferred = read_dataset(fp, False, True, defer_size=256)
+            deferred = read_dataset(fp, is_implicit_VR=False, is_little_endian=True, defer_size=256)
             fp.seek(body_offset)
-            full = read_dataset(fp, False, True)
+            full = read_dataset(fp, is_implicit_VR=False, is_little_endian=True)
     deferred.file_meta = full.file_meta = ds.file_meta
     return inflated, deferred, full
 
@@ -363,9 +363,9 @@ def test_building_reads_headers_and_markers_only(write_part10: WritePart10) -> N
 def test_read_frame_needs_the_fragments_of_one_frame() -> None:
     fragments = [FrameFragment(1, 0, 0, 2), FrameFragment(2, 0, 2, 2)]
     with pytest.raises(ValueError, match="exactly one frame"):
-        read_frame(lambda o, n: b"\x00" * n, fragments, layout(2), encapsulated=True)
+        read_frame(lambda _offset, n: b"\x00" * n, fragments, layout(2), encapsulated=True)
 
 
 def test_read_frame_refuses_a_short_read() -> None:
     with pytest.raises(FrameTableError, match="read 1 of 4 bytes"):
-        read_frame(lambda o, n: b"\x00", [FrameFragment(1, 0, 0, 4)], layout(1), encapsulated=True)
+        read_frame(lambda _offset, _n: b"\x00", [FrameFragment(1, 0, 0, 4)], layout(1), encapsulated=True)

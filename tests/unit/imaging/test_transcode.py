@@ -87,7 +87,7 @@ def test_decoded_colour_frames_set_photometric_interpretation_and_lossy_flag() -
 def test_odd_length_value_gets_one_pad_byte() -> None:
     source = part10(image(3, 3, 8), ImplicitVRLittleEndian, implicit_vr=True)
     data = bytes(range(9))
-    pixels = NativePixels(0x7FE00010, 1, 8, 72, lambda n: NativeFrame(data, "MONOCHROME2", 0), lossy=False)
+    pixels = NativePixels(0x7FE00010, 1, 8, 72, lambda _n: NativeFrame(data, "MONOCHROME2", 0), lossy=False)
     ds = rewrite(source, pixels)
     assert ds.PixelData == data + b"\x00"
 
@@ -100,7 +100,9 @@ def test_big_endian_binary_values_are_swapped() -> None:
     ds.RealWorldValueMappingSequence[0].add_new(0x00409212, "FD", [1.5, 2.5])  # numbers: pydicom converts
     source = part10(ds, ExplicitVRBigEndian, little_endian=False)
     native = np.arange(4, dtype="<u2").tobytes()
-    pixels = NativePixels(0x7FE00010, 1, 16, 64, lambda n: NativeFrame(native, "MONOCHROME2", 0), lossy=False)
+    pixels = NativePixels(
+        0x7FE00010, 1, 16, 64, lambda _n: NativeFrame(native, "MONOCHROME2", 0), lossy=False
+    )
     out = rewrite(source, pixels, big_endian=True)
     assert out[0x00281201].value == lut.astype("<u2").tobytes()
     assert list(out.RealWorldValueMappingSequence[0][0x00409212].value) == [1.5, 2.5]

@@ -515,7 +515,9 @@ def test_streaming_sends_each_frame_as_soon_as_it_is_encoded() -> None:
         asked.append(number)
         return data[number - 1]
 
-    pixels = EncodedPixels(JPEGLSLossless, 4, frame, "MONOCHROME2", 0, frames[0].nbytes, None, False)
+    pixels = EncodedPixels(
+        JPEGLSLossless, 4, frame, "MONOCHROME2", 0, frames[0].nbytes, None, source_lossy=False
+    )
     chunks = streamed_chunks(part10(image(frames, bits_stored=12, photometric="MONOCHROME2")), pixels)
     first = next(chunks)
     assert asked == [1] and first.endswith(data[0])

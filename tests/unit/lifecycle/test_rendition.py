@@ -33,14 +33,14 @@ def rendition(**options: object) -> Rendition:
     ],
 )
 def test_which_instances_may_show_identifying_text(sop_class: str, burned_in: str, withheld: bool) -> None:
-    assert may_show_identifying_text(StudyMember("4", "5", sop_class, burned_in, True)) is withheld
+    assert may_show_identifying_text(StudyMember("4", "5", sop_class, burned_in, has_pixels=True)) is withheld
 
 
 def study_map() -> StudyMap:
     members = [
-        StudyMember("1.2.4", "1.2.4.5", CT, "", True),
-        StudyMember("1.2.4", "1.2.4.6", CT, "YES", True),
-        StudyMember("1.2.7", "1.2.7.8", CT, "", True),
+        StudyMember("1.2.4", "1.2.4.5", CT, "", has_pixels=True),
+        StudyMember("1.2.4", "1.2.4.6", CT, "YES", has_pixels=True),
+        StudyMember("1.2.7", "1.2.7.8", CT, "", has_pixels=True),
     ]
     replacements = {
         "1.2.4": "2.25.4",

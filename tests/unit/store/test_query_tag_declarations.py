@@ -11,7 +11,16 @@ from app.store.query_tags import ExtendedKey, QueryTagError, parse_declaration, 
 
 
 def _key(tag: int, vr: str, creator: str = "") -> ExtendedKey:
-    key = QueryKey(f"{tag:08X}", QueryLevel.INSTANCE, None, Source.EXTENDED, True, False, (tag,), vr)
+    key = QueryKey(
+        f"{tag:08X}",
+        QueryLevel.INSTANCE,
+        None,
+        Source.EXTENDED,
+        matched=True,
+        returned=False,
+        path=(tag,),
+        vr=vr,
+    )
     return ExtendedKey(1, key, creator, "ready", 0, 0)
 
 
