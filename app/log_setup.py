@@ -1,9 +1,11 @@
 """Logging configured in one place: console lines for people, JSON lines for collectors, off the request path.
 
 Why a queue: a log line written to stderr synchronously costs the request that emits it (about half of a
-small request's time in uvicorn's own access log). Records are put on a queue and one listener thread
-formats and writes them. Every Fovea process (server, uvicorn workers, ingest workers) calls
-`configure_logging` with the same settings, so all lines share one format.
+small request's time in uvicorn's own access log). Records are put on a queue and one writer thread formats
+and writes them, in batches: the first record of a batch wakes the writer, which gathers what follows for
+`BATCH_WINDOW_S` and writes it all with one write and flush, so a busy server wakes it about fifty times a
+second rather than once per request, and an idle one never. Every Fovea process (server, uvicorn workers,
+ingest workers) calls `configure_logging` with the same settings, so all lines share one format.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ from __future__ import annotations
 import atexit
 import contextvars
 import logging
-import logging.handlers
 import multiprocessing.util
-import queue
 import sys
+import threading
 import time
+from collections import deque
 from enum import StrEnum
 from typing import Any
 
@@ -27,7 +29,7 @@ current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 REQUEST_FIELDS = "request"  # the `extra` key of the one line per request (see api/request_log.py)
 EXTRA_FIELDS = "fields"  # an `extra` key whose dict becomes fields of the JSON line (any record)
-_listener: logging.handlers.QueueListener | None = None
+BATCH_WINDOW_S = 0.02  # how long a line may wait to be written with the ones that follow it
 # What `configure_logging` was last called with in this process: worker pools pass it to their workers.
 LoggingConfiguration = tuple[str, str]
 _configured: LoggingConfiguration | None = None
@@ -45,12 +47,70 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-class _InProcessQueueHandler(logging.handlers.QueueHandler):
-    """Enqueues the record as it is: the listener runs in this process, so nothing needs the stdlib's
-    copy-and-preformat (which would spend the request's time formatting)."""
+class BatchWriter:
+    """Formats queued records and writes them to a stream in batches, from its own thread."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def __init__(self, formatter: logging.Formatter, stream: Any) -> None:
+        self._formatter = formatter
+        self._stream = stream
+        self._records: deque[logging.LogRecord] = deque()  # appends and pops are atomic
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="fovea-log-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, record: logging.LogRecord) -> None:
+        self._records.append(record)
+        if not self._wake.is_set():  # only the first record of a batch pays for waking the writer
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if not self._stopping:
+                time.sleep(BATCH_WINDOW_S)
+            # Cleared before draining: a record put after this point either is drained below or
+            # sets the event again for the next round.
+            self._wake.clear()
+            self._write_queued()
+            if self._stopping and not self._records:
+                return
+
+    def _write_queued(self) -> None:
+        lines = []
+        while self._records:
+            record = self._records.popleft()
+            try:
+                lines.append(self._formatter.format(record))
+            except Exception:  # a record that cannot be formatted must not stop the others
+                lines.append(f"unformattable log record from {record.name}: {record.msg!r}")
+        if lines:
+            try:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):  # stderr closed or gone: nothing else to tell it to
+                pass
+
+
+class _BatchWriterHandler(logging.Handler):
+    """Hands the record as it is to the writer: it runs in this process, so nothing needs copying or
+    formatting here (which would spend the request's time)."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.writer.put(record)
+
+
+_writer: BatchWriter | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -95,21 +155,17 @@ def _utc(created: float) -> str:
 
 def configure_logging(log_format: LogFormat | str = LogFormat.CONSOLE, level: str = "info") -> None:
     """Route every logger of this process through one queue to stderr in `log_format`."""
-    global _listener, _configured
+    global _writer, _configured
     _configured = (str(log_format), level)
     formatter: logging.Formatter = (
         JsonFormatter() if LogFormat(log_format) is LogFormat.JSON else ConsoleFormatter()
     )
-    output = logging.StreamHandler(sys.stderr)
-    output.setFormatter(formatter)
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    enqueue = _InProcessQueueHandler(records)
-    enqueue.addFilter(_RequestIdFilter())
-    if _listener is not None:
-        _listener.stop()
-    _listener = logging.handlers.QueueListener(records, output, respect_handler_level=False)
-    _listener.start()
-    atexit.register(_stop_listener)
+    if _writer is not None:
+        _writer.stop()
+    _writer = BatchWriter(formatter, sys.stderr)
+    enqueue = _BatchWriterHandler(_writer)
+    enqueue.addFilter(_RequestIdFilter())  # in the emitting thread: the request's context is there
+    atexit.register(_stop_writer)
 
     # Neither format shows thread or process names: skip looking them up for every record.
     logging.logThreads = False
@@ -141,10 +197,10 @@ def configure_worker_logging(configuration: LoggingConfiguration | None) -> None
     if configuration is not None:
         configure_logging(*configuration)
         # a pool worker ends through multiprocessing's exit, which skips atexit but runs these
-        multiprocessing.util.Finalize(None, _stop_listener, exitpriority=0)
+        multiprocessing.util.Finalize(None, _stop_writer, exitpriority=0)
 
 
-def _stop_listener() -> None:
-    """Flush what is queued before the process exits."""
-    if _listener is not None:
-        _listener.stop()
+def _stop_writer() -> None:
+    """Write what is queued before the process exits."""
+    if _writer is not None:
+        _writer.stop()
