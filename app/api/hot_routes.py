@@ -23,7 +23,8 @@ from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+from app.api.route_templates import without_group_names
+
 _HOT_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -35,7 +36,7 @@ def served_paths_pattern(routes: Iterable[BaseRoute]) -> re.Pattern[str] | None:
         regex = getattr(route, "path_regex", None)
         if not isinstance(regex, re.Pattern) or not isinstance(getattr(route, "path", None), str):
             return None
-        alternatives.append(_NAMED_GROUP.sub("(?:", regex.pattern))
+        alternatives.append(without_group_names(regex))
     return re.compile("|".join(alternatives)) if alternatives else None
 
 

@@ -18,6 +18,11 @@ from starlette.routing import Route, compile_path
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
+def without_group_names(pattern: re.Pattern[str]) -> str:
+    """`pattern`'s text with its named groups made plain, so that several can share one alternation."""
+    return _NAMED_GROUP.sub("(?:", pattern.pattern)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTemplates:
     entries: tuple[tuple[re.Pattern[str], str], ...]
@@ -36,8 +41,7 @@ class RouteTemplates:
                     template = prefix + route.path
                     entries.append((compile_path(template)[0], template))
         alternatives = (
-            f"(?P<t{index}>{_NAMED_GROUP.sub('(?:', pattern.pattern)})"
-            for index, (pattern, _) in enumerate(entries)
+            f"(?P<t{index}>{without_group_names(pattern)})" for index, (pattern, _) in enumerate(entries)
         )
         return cls(tuple(entries), re.compile("|".join(alternatives)) if entries else None)
 
