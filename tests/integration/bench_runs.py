@@ -34,3 +34,14 @@ def bench_records(completed: subprocess.CompletedProcess[str]) -> list[dict[str,
     name = Path(str(completed.args[1])).name
     assert completed.returncode == 0, f"{name} failed:\n{completed.stdout}\n{completed.stderr}"
     return [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
+
+
+def assert_results_file_holds(records: list[dict[str, Any]], out: Path) -> None:
+    """The run's results file holds exactly the records it printed."""
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert written == records
+
+
+def assert_only_results_left(out: Path) -> None:
+    """The run removed its temporary files: only the results file is left in its folder."""
+    assert [path.name for path in out.parent.iterdir()] == [out.name]

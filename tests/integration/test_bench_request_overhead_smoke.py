@@ -6,13 +6,17 @@ that the figures are positive numbers in the documented JSON shape (bench/README
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.bench_runs import bench_records, run_quick_bench
+from tests.integration.bench_runs import (
+    assert_only_results_left,
+    assert_results_file_holds,
+    bench_records,
+    run_quick_bench,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_request_overhead.py"
@@ -52,10 +56,9 @@ def test_figures_are_positive_numbers(quick_run: Run) -> None:
 
 def test_results_file_holds_the_printed_lines(quick_run: Run) -> None:
     records, out = quick_run
-    written = [json.loads(line) for line in out.read_text().splitlines()]
-    assert written == records
+    assert_results_file_holds(records, out)
 
 
 def test_temporary_folders_are_removed(quick_run: Run) -> None:
     _, out = quick_run
-    assert [path.name for path in out.parent.iterdir()] == [out.name]
+    assert_only_results_left(out)

@@ -7,14 +7,18 @@ in the documented JSON shape (bench/README.md).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from tests.integration.bench_runs import bench_records, run_quick_bench
+from tests.integration.bench_runs import (
+    assert_only_results_left,
+    assert_results_file_holds,
+    bench_records,
+    run_quick_bench,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH = REPO_ROOT / "bench" / "bench_transcode.py"
@@ -111,13 +115,12 @@ def test_summary_counts_the_pairs(quick_run: Run) -> None:
 
 def test_results_file_holds_the_printed_lines(quick_run: Run) -> None:
     records, out = quick_run
-    written = [json.loads(line) for line in out.read_text().splitlines()]
-    assert written == records
+    assert_results_file_holds(records, out)
 
 
 def test_temporary_folders_are_removed(quick_run: Run) -> None:
     _, out = quick_run
-    assert [path.name for path in out.parent.iterdir()] == [out.name]
+    assert_only_results_left(out)
 
 
 def test_pairs_filter_runs_only_the_matching_pairs(tmp_path: Path) -> None:
