@@ -17,6 +17,7 @@ import pytest
 from pydicom.encaps import encapsulate
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
+    JPEG2000,
     MPEG4HP41,
     ExplicitVRLittleEndian,
     HTJ2KLossless,
@@ -30,6 +31,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from app.imaging.codecs import jpeg2000
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.codecs.encode import FrameEncodeError, can_encode, encode_native_frame
 
@@ -328,6 +330,21 @@ def test_colour_is_encoded_without_a_component_transform(uid: str) -> None:
     # No MCT: the frame stays RGB rather than becoming YBR_RCT (PS3.5 8.2.4).
     frame = encode_native_frame(native_bytes(pixels(RGB_8.fmt), RGB_8.fmt), uid, RGB_8.fmt)
     assert j2k_mct(frame) == 0
+
+
+@pytest.mark.parametrize("uid", [JPEG2000Lossless, JPEG2000])
+def test_jpeg2000_codestream_does_not_depend_on_the_encoder_threads(
+    uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenJPEG codes a frame's code-blocks in several threads (jpeg2000.ENCODE_THREADS): 512x512 is
+    # 64 code-blocks, so the threads share them, and the codestream must be the one a single thread writes.
+    fmt = mono(512, 512, 16, 12, signed=True)
+    native = native_bytes(pixels(fmt, seed=7), fmt)
+    encoded = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(jpeg2000, "ENCODE_THREADS", threads)
+        encoded[threads] = encode_native_frame(native, uid, fmt)
+    assert encoded[1] == encoded[4]
 
 
 def test_jpegxl_is_a_bare_codestream() -> None:
