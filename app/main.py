@@ -102,6 +102,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # the published contract is openapi/openapi.yaml, served by api/contract.py
+        # Requests are traced by app/tracing.py's instrumentor (FOVEA_OTEL_ENABLED) and counted by
+        # app/metrics.py; FastAPI's own telemetry would double them, and asks the OpenTelemetry
+        # globals on every request whether it is on.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
 
     retry_after = str(settings.retry_after_s)

@@ -29,7 +29,7 @@ def dicomweb_base_url(request: Request, public_base_url: str | None) -> str:
     headers = request.headers
     scheme = _first(headers.get("x-forwarded-proto")).lower()
     if scheme not in ("http", "https"):
-        scheme = request.url.scheme
+        scheme = request.scope.get("scheme", "http")  # what request.url reads, without building it
     candidates = (_first(headers.get("x-forwarded-host")), headers.get("host", ""))
     host = next((c for c in candidates if _TOKEN.fullmatch(c)), "")
     if not host:

@@ -59,6 +59,8 @@ class MediaRange:
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    if '"' not in text:  # nothing quoted: a plain split (most headers, and every viewer's)
+        return text.split(separator)
     pieces, current, quoted, escaped = [], [], False, False
     for char in text:
         if escaped:
