@@ -165,5 +165,12 @@ bench-vs-orthanc: install
 	@test -x $(PEER_HARNESS) || { echo "no comparison harness at $(PEER_HARNESS) (set PEER_HARNESS=...)"; exit 2; }
 	$(PEER_HARNESS) .
 
+# The same with `fovea serve --workers 2`; writes bench/results/vs-orthanc/cmp-workers-2.md (committed).
+.PHONY: bench-vs-orthanc-workers-2
+bench-vs-orthanc-workers-2: install
+	@test -x $(PEER_HARNESS) || { echo "no comparison harness at $(PEER_HARNESS) (set PEER_HARNESS=...)"; exit 2; }
+	FOVEA_ARGS="--workers 2" $(PEER_HARNESS) . bench/results/vs-orthanc/workers-2
+	cp bench/results/vs-orthanc/workers-2/cmp.md bench/results/vs-orthanc/cmp-workers-2.md
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(E2E_CACHE) .lock-tools
