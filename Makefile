@@ -138,9 +138,11 @@ fuzz: install
 	  --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics tests/fuzz
 
 # mypy checks the packages pyproject.toml's [tool.mypy] names: app and tests, both strict.
+# bench/ holds scripts that import their sibling `common` (and `app` from the checkout): checked from there.
 lint: install
 	$(BIN)/ruff check app tests bench migrations e2e
 	$(BIN)/mypy
+	cd bench && MYPYPATH=.. $(abspath $(BIN))/mypy --config-file ../pyproject.toml --explicit-package-bases *.py
 
 bench: install
 	$(BIN)/python bench/bench_stow.py

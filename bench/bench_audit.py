@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from app.api.audit_middleware import AuditMiddleware
 from app.audit.actions import Action
@@ -75,10 +76,10 @@ async def time_requests(app: Starlette, count: int) -> float:
         "app": app,
     }
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(_message: dict[str, Any]) -> None:
+    async def send(_message: Message) -> None:
         return None
 
     for _ in range(200):  # warm up

@@ -31,14 +31,7 @@ from typing import Any
 import httpx
 import jwt
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric import ec
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from app.security.share_tokens import issue_share_token
-from bench.common import (
+from common import (
     REPO_ROOT,
     BenchFailure,
     FoveaServer,
@@ -49,6 +42,13 @@ from bench.common import (
     stop_on_sigterm,
     write_results,
 )
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+sys.path.insert(0, str(REPO_ROOT))
+
+from app.security.share_tokens import issue_share_token
 
 TARGET_MS = 0.1
 AUDIENCE = "urn:fovea-bench"
@@ -58,7 +58,7 @@ SIZE = 512
 
 def frame_instance() -> tuple[bytes, str, str, str, bytes]:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
@@ -138,6 +138,12 @@ def in_process_cost_ms(token: str, path: str, repeats: int) -> float:
     async def endpoint(_scope: Any, _receive: Any, _send: Any) -> None:
         return None
 
+    async def no_receive() -> dict[str, Any]:  # the endpoint reads nothing
+        return {"type": "http.disconnect"}
+
+    async def no_send(_message: Any) -> None:  # and sends nothing
+        return None
+
     middleware = AuthenticationMiddleware(endpoint, Settings(share_secrets=SHARE_SECRET))
     headers = [(b"host", b"127.0.0.1"), (b"accept", b"application/octet-stream"),
                (b"authorization", f"Bearer {token}".encode())]  # fmt: skip
@@ -151,7 +157,7 @@ def in_process_cost_ms(token: str, path: str, repeats: int) -> float:
                 scope = {"type": "http", "method": "GET", "path": path, "query_string": b"",
                          "headers": list(headers), "client": ("127.0.0.1", 5000),
                          "server": ("127.0.0.1", 8080), "app": app}  # fmt: skip
-                await middleware(scope, None, None)  # type: ignore[arg-type]
+                await middleware(scope, no_receive, no_send)
             rounds.append((time.perf_counter() - start) / repeats)
         return rounds
 

@@ -93,7 +93,7 @@ def role(pid: int, server_pid: int) -> str:
 
 def snapshot(server: FoveaServer, label: str) -> dict[str, Any]:
     """RSS, PSS and USS of every process in the server's tree, and their sums."""
-    processes = []
+    processes: list[dict[str, Any]] = []
     for pid in process_tree(server.pid):
         smaps = smaps_kb(pid)
         processes.append(

@@ -143,7 +143,8 @@ def radiograph(size: int) -> np.ndarray:
 
     def soft_ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
         r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
-        return np.float32(0.5) - np.float32(0.5) * np.tanh((r - 1) * 20)
+        edge: np.ndarray = np.float32(0.5) - np.float32(0.5) * np.tanh((r - 1) * 20)
+        return edge
 
     image = np.full((size, size), 3700, np.float32)  # direct exposure: dark
     body = soft_ellipse(0, 0.1, 0.8, 1.05)

@@ -148,7 +148,8 @@ def layouts(sizes: Sizes) -> list[Layout]:
 def _soft_ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
     """1 inside the ellipse, 0 outside, with an edge a few pixels wide (tanh, so no overflow)."""
     r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
-    return 0.5 - 0.5 * np.tanh((r - 1) * 25)
+    edge: np.ndarray = 0.5 - 0.5 * np.tanh((r - 1) * 25)
+    return edge
 
 
 def ct_frames(count: int, size: int, seed: int) -> np.ndarray:
