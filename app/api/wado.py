@@ -20,6 +20,7 @@ from app.api.deps import ServicesDep, get_services
 from app.api.multipart import OutgoingPart
 from app.api.wado_instances import retrieve_instances
 from app.api.wado_pixels import (
+    frames_answered_in_loop,
     retrieve_bulkdata_value,
     retrieve_frames,
     retrieve_pixeldata,
@@ -74,6 +75,9 @@ async def retrieve_instance_frames(request: Request) -> Response:
     services = get_services(request)
     wado = WadoRequest.read(request, services.settings, _scope_of(request))
     numbers = parse_frame_list(request.path_params["frame_list"])
+    answered = frames_answered_in_loop(services, wado, numbers)
+    if answered is not None:
+        return answered
     return await services.run_blocking(retrieve_frames, services, wado, numbers)
 
 

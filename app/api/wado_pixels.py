@@ -47,7 +47,7 @@ from app.retrieve.pixels import (
     select_octet_stream,
 )
 from app.services import Services
-from app.store.infra.blobs import BlobNotFound
+from app.store.infra.blobs import BlobNotFound, InMemoryReads
 from app.store.read.retrieval import StoredBulkData, StoredFrames, StoredInstance
 
 
@@ -60,6 +60,35 @@ def _gzip_frames(wado: WadoRequest, selection: FrameSelection) -> bool:
 
 def frames_url(wado: WadoRequest, instance: StoredInstance) -> str:
     return f"{wado.instance_url(instance)}/frames"
+
+
+# Frames made on the event loop up to this size: reading them from memory and framing them costs
+# less than the hand-off to a retrieval thread and back (about 0.2 ms of a 1.4 ms request for a 512 kB
+# frame); larger ones would hold the loop up.
+IN_LOOP_BYTES = 2 * 1024 * 1024
+
+
+def frames_answered_in_loop(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response | None:
+    """The frames response, when it can be made without waiting or decoding: the frame table cached, the
+    frames sent as stored (or native pixels of a native file) without gzip, at most IN_LOOP_BYTES, and
+    every byte of them already in memory. None otherwise: `retrieve_frames` answers, in a thread."""
+    frames = services.frame_tables.get(wado.scope)
+    if frames is None:
+        return None
+    try:
+        plan = plan_frames(
+            services, wado.accept_lists, frames, numbers, from_cache=True, blobs=InMemoryReads(services.blobs)
+        )
+        if (
+            not plan.made_without_codecs
+            or plan.stored_bytes > IN_LOOP_BYTES
+            or _gzip_frames(wado, plan.selection)
+        ):
+            return None
+        plan = plan.with_bodies_read()
+    except Exception:  # not in memory, replaced, refused...: the thread path answers, errors included
+        return None
+    return _frames_response(services, wado, numbers, frames, plan=plan)
 
 
 @answered_again_if_changed
@@ -86,8 +115,11 @@ def _frames_response(
     frames: StoredFrames,
     *,
     from_cache: bool = False,
+    plan: FramesPlan | None = None,
 ) -> Response:
-    plan: FramesPlan = plan_frames(services, wado.accept_lists, frames, numbers, from_cache=from_cache)
+    """The response for `plan` (made here when None): 304 when the client's copy is current."""
+    if plan is None:
+        plan = plan_frames(services, wado.accept_lists, frames, numbers, from_cache=from_cache)
     selection = plan.selection
     gzip = _gzip_frames(wado, selection)
     validators = make_validators(

@@ -10,8 +10,8 @@ offers only where `PixelDescription.can_make_frames_in` says an encoder can.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from pydicom.uid import ExplicitVRLittleEndian
 
@@ -23,7 +23,7 @@ from app.dicomweb.scope import Scope
 from app.imaging.codecs.native import little_endian_value, word_bytes
 from app.retrieve.scopes import not_found_message, refuse_if_unavailable, scope_description
 from app.services import Services
-from app.store.read.frame_source import FRAME_CONVERSION_ERRORS, FrameSource
+from app.store.read.frame_source import FRAME_CONVERSION_ERRORS, FrameSource, RangeReader
 from app.store.read.retrieval import (
     InstanceChanged,
     NoPixelData,
@@ -66,11 +66,13 @@ def select_octet_stream(accept: AcceptLists, *, single_part_allowed: bool) -> Fr
     )
 
 
-def frame_source(services: Services, frames: StoredFrames, *, may_be_stale: bool = False) -> FrameSource:
-    """Frames read from the blob store, transcoded in the codec pool and kept in the frame cache;
-    `may_be_stale` when the frame table came from the frame-table cache."""
+def frame_source(
+    services: Services, frames: StoredFrames, *, may_be_stale: bool = False, blobs: RangeReader | None = None
+) -> FrameSource:
+    """Frames read from the blob store (through `blobs` when given), transcoded in the codec pool and kept
+    in the frame cache; `may_be_stale` when the frame table came from the frame-table cache."""
     return FrameSource(
-        services.blobs,
+        blobs or services.blobs,
         frames.data_blob_key,
         frames.fragments,
         frames.pixels,
@@ -123,9 +125,29 @@ class FramesPlan:
     source: FrameSource
     selection: FrameSelection
     numbers: Sequence[int]
+    bodies: Mapping[int, bytes] | None = None  # the frames, when read already (`with_bodies_read`)
 
     def body(self, number: int) -> bytes:
+        if self.bodies is not None:
+            return self.bodies[number]
         return frame_body(self.source, self.selection, number)
+
+    @property
+    def made_without_codecs(self) -> bool:
+        """Whether the bodies are the stored bytes, at most reordered (no decoding or encoding)."""
+        if self.selection.media_type == OCTET_STREAM:
+            return not self.source.syntax.encapsulated
+        return not self.selection.transcode
+
+    @property
+    def stored_bytes(self) -> int:
+        """The stored size of the listed frames."""
+        fragments = self.frames.fragments
+        return sum(part.length for number in set(self.numbers) for part in fragments[number])
+
+    def with_bodies_read(self) -> FramesPlan:
+        """This plan with every listed frame read now (each once)."""
+        return replace(self, bodies={number: self.body(number) for number in dict.fromkeys(self.numbers)})
 
 
 def plan_frames(
@@ -135,12 +157,13 @@ def plan_frames(
     numbers: Sequence[int],
     *,
     from_cache: bool = False,
+    blobs: RangeReader | None = None,
 ) -> FramesPlan:
-    """Frames `numbers` of the instance of `frames`: 410 for a flagged file, 406 for a video or a media
-    type they cannot be had in, 404 for a frame the instance lacks."""
+    """Frames `numbers` of the instance of `frames` (read through `blobs` when given): 410 for a flagged
+    file, 406 for a video or a media type they cannot be had in, 404 for a frame the instance lacks."""
     if frames.instance.unavailable_reason is not None:
         raise Gone(frames.instance.unavailable_reason)
-    source = frame_source(services, frames, may_be_stale=from_cache)
+    source = frame_source(services, frames, may_be_stale=from_cache, blobs=blobs)
     if source.syntax.is_video:
         raise NotAcceptable("the frames of a video are one stream and cannot be retrieved one by one")
     check_frames_exist(tuple(numbers), frames.layout.number_of_frames)

@@ -7,6 +7,8 @@ dicomweb-client's own parser.
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Sequence
 
 import httpx
 import numpy as np
@@ -25,10 +27,17 @@ from pydicom.uid import (
     RLELossless,
     generate_uid,
 )
+from starlette.responses import Response
 
+from app.api import wado as wado_routes
+from app.api.wado_pixels import frames_answered_in_loop
+from app.api.wado_request import WadoRequest
 from app.dicomweb.mediatypes import canonical_media_type as canonical
+from app.dicomweb.scope import Scope
 from app.imaging.codecs.decode import FrameFormat, decode_to_native
 from app.imaging.syntaxes import find_transfer_syntax
+from app.services import Services
+from app.store.infra.blobs import FileBlobStore
 from tests.conftest import LiveServer
 from tests.dicom_files import CorpusFile, corpus_file, corpus_files, make_instance, unpacked_bits
 from tests.integration.stow_helpers import post_stow
@@ -81,15 +90,20 @@ def test_native_frame_as_octet_stream_is_the_original_pixels(
     ds = pydicom.dcmread(corpus.path)
     last = int(ds.get("NumberOfFrames", 1) or 1)
 
-    response = httpx.get(frames_url(live_server, ds, str(last)), headers={"Accept": OCTET})
+    # The first read looks the frame table up in a thread; the second, with the table cached, is made on
+    # the event loop where the frame is in memory (file stores): both are checked.
+    for _ in range(2):
+        response = httpx.get(
+            frames_url(live_server, ds, str(last)), headers={"Accept": OCTET, "Accept-Encoding": "identity"}
+        )
 
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
-    assert response.headers["content-location"].endswith(f"/frames/{last}")
-    body = response.content
-    if int(ds.BitsAllocated) == 1:
-        body = unpacked_bits(body)[: int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))]
-    assert body == expected_native_frame(ds, last)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == f"{OCTET}; transfer-syntax={ExplicitVRLittleEndian}"
+        assert response.headers["content-location"].endswith(f"/frames/{last}")
+        body = response.content
+        if int(ds.BitsAllocated) == 1:
+            body = unpacked_bits(body)[: int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))]
+        assert body == expected_native_frame(ds, last)
 
 
 def test_several_frames_in_any_order_as_multipart(live_server: LiveServer) -> None:
@@ -113,6 +127,54 @@ def test_several_frames_in_any_order_as_multipart(live_server: LiveServer) -> No
     assert raw.headers["content-type"].startswith(f'multipart/related; type="{OCTET}"; boundary=')
     assert raw.content.count(f"Content-Type: {OCTET}; transfer-syntax={ExplicitVRLittleEndian}".encode()) == 2
     assert b"/frames/4\r\n" in raw.content and b"/frames/1\r\n" in raw.content
+
+
+def test_frames_read_again_are_made_on_the_event_loop_alike(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = make_instance(frames=3, rows=32, columns=32, seed=5)
+    assert post_stow(live_server, [data]).status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(data))
+    made_in_loop: list[bool] = []
+
+    def watched(services: Services, wado: WadoRequest, numbers: Sequence[int]) -> Response | None:
+        response = frames_answered_in_loop(services, wado, numbers)
+        made_in_loop.append(response is not None)
+        return response
+
+    monkeypatch.setattr(wado_routes, "frames_answered_in_loop", watched)
+    url = frames_url(live_server, ds, "3,1")
+    multipart = {"Accept": f'multipart/related; type="{OCTET}"', "Accept-Encoding": "identity"}
+    in_memory = isinstance(live_server.services.blobs, FileBlobStore)  # S3 reads always wait
+
+    first = httpx.get(url, headers=multipart)  # the frame table is looked up, in a thread
+    again = httpx.get(url, headers=multipart)
+
+    assert made_in_loop == [False, in_memory]
+    assert first.status_code == again.status_code == 200
+    expected = [expected_native_frame(ds, 3), expected_native_frame(ds, 1)]
+    assert [body for _, body in parse_parts(again)] == [body for _, body in parse_parts(first)] == expected
+    assert [headers for headers, _ in parse_parts(again)] == [headers for headers, _ in parse_parts(first)]
+    for name in ("etag", "last-modified", "vary", "content-length"):
+        assert again.headers[name] == first.headers[name]
+
+    # Encoding and compressing never run on the loop, nor a read of a frame no longer in memory.
+    j2k = httpx.get(url, headers={**multipart, "Accept": 'multipart/related; type="image/jp2"'})
+    assert j2k.status_code == 200 and made_in_loop[-1] is False
+    gzipped = httpx.get(url, headers={**multipart, "Accept-Encoding": "gzip"})
+    assert gzipped.headers["content-encoding"] == "gzip" and made_in_loop[-1] is False
+    if in_memory:
+        scope = Scope(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        frames = live_server.services.frame_tables.get(scope)
+        assert frames is not None and isinstance(live_server.services.blobs, FileBlobStore)
+        fd = os.open(live_server.services.blobs.root / frames.data_blob_key, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        from_disk = httpx.get(url, headers=multipart)
+        assert made_in_loop[-1] is False
+        assert [body for _, body in parse_parts(from_disk)] == expected
 
 
 def test_compressed_frame_as_stored_decoded_or_transcoded(live_server: LiveServer) -> None:

@@ -15,6 +15,7 @@ import io
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,10 @@ READ_CHUNK = 1024 * 1024
 
 class BlobNotFound(KeyError):
     """No blob is stored under the key."""
+
+
+class NotInMemory(Exception):
+    """Reading the range would wait for storage: the OS does not hold all of it in memory."""
 
 
 class BlobStoreError(OSError):
@@ -117,6 +122,11 @@ class BlobStore(Protocol):
 
     def read_range(self, key: str, offset: int, length: int) -> bytes: ...
 
+    def read_range_in_memory(self, key: str, offset: int, length: int) -> bytes:
+        """The range when the OS already holds all of it in memory, so reading it cannot wait for a
+        disk or a network; raise NotInMemory otherwise (then `read_range` it, off the event loop)."""
+        ...
+
     def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]: ...
 
     def size(self, key: str) -> int: ...
@@ -145,6 +155,29 @@ def _fsync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_read_buffers = threading.local()
+
+
+def _read_buffer(length: int) -> memoryview:
+    """`length` bytes of this thread's read buffer, kept between reads: a fresh buffer of a frame's size
+    per read costs more than the read (the allocator maps and unmaps it, and with many threads in the
+    process each unmapping interrupts the other cores)."""
+    buffer: bytearray | None = getattr(_read_buffers, "buffer", None)
+    if buffer is None or len(buffer) < length:
+        buffer = _read_buffers.buffer = bytearray(length)
+    return memoryview(buffer)[:length]
+
+
+class InMemoryReads:
+    """The ranged reads of `store` that never wait for storage: each raises NotInMemory instead."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        return self.store.read_range_in_memory(key, offset, length)
 
 
 @measured_blob_calls("file")
@@ -206,6 +239,23 @@ class FileBlobStore:
                 return os.pread(handle.fileno(), length, offset)
         except FileNotFoundError as exc:
             raise BlobNotFound(key) from exc
+
+    def read_range_in_memory(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+        buffer = _read_buffer(length)
+        try:
+            # RWF_NOWAIT: EAGAIN instead of waiting for the disk (EOPNOTSUPP where a file system lacks it)
+            read = os.preadv(fd, [buffer], offset, os.RWF_NOWAIT)
+        except OSError as exc:
+            raise NotInMemory(key) from exc
+        finally:
+            os.close(fd)
+        if read != length:  # partly in memory, or the file is shorter: `read_range` tells which
+            raise NotInMemory(key)
+        return bytes(buffer)
 
     def iter_range(self, key: str, offset: int, length: int) -> Iterator[bytes]:
         try:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from app.store.infra.blobs import BlobNotFound, FileBlobStore, check_key, new_blob_key, open_blob_store
+from app.store.infra.blobs import (
+    BlobNotFound,
+    FileBlobStore,
+    NotInMemory,
+    check_key,
+    new_blob_key,
+    open_blob_store,
+)
 
 
 def test_new_keys_are_safe_and_unique() -> None:
@@ -35,6 +43,36 @@ def test_put_moves_the_file_and_ranges_read_back(tmp_path: Path) -> None:
     store.delete(key)  # deleting twice is fine
     with pytest.raises(BlobNotFound):
         store.read_range(key, 0, 1)
+
+
+def drop_from_page_cache(path: Path) -> None:
+    """Have the kernel forget the file's cached pages (they are clean: put_file flushed them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_ranges_in_memory_are_read_and_the_others_refused(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    data = bytes(range(256)) * 4096
+    source = store.spool_directory / "x"
+    source.write_bytes(data)
+    key = new_blob_key()
+    store.put_file(key, source)
+    store.read_range(key, 0, len(data))  # now in the page cache
+
+    assert store.read_range_in_memory(key, 1000, 600_000) == data[1000:601_000]
+    assert store.read_range_in_memory(key, 7, 3) == data[7:10]  # the reused buffer holds no stale bytes
+    with pytest.raises(NotInMemory):
+        store.read_range_in_memory(key, len(data) - 10, 20)  # past the end: read_range says what is there
+    drop_from_page_cache(store.root / key)
+    with pytest.raises(NotInMemory):
+        store.read_range_in_memory(key, 0, len(data))
+    assert store.read_range(key, 0, len(data)) == data
+    with pytest.raises(BlobNotFound):
+        store.read_range_in_memory(new_blob_key(), 0, 1)
 
 
 def test_storage_url_picks_the_store(tmp_path: Path) -> None:
