@@ -158,12 +158,15 @@ def _fsync_directory(path: Path) -> None:
 
 
 _read_buffers = threading.local()
+_KEPT_BUFFER_BYTES = 8 * 1024 * 1024  # a longer read gets a buffer of its own, not kept
 
 
 def _read_buffer(length: int) -> memoryview:
     """`length` bytes of this thread's read buffer, kept between reads: a fresh buffer of a frame's size
     per read costs more than the read (the allocator maps and unmaps it, and with many threads in the
     process each unmapping interrupts the other cores)."""
+    if length > _KEPT_BUFFER_BYTES:
+        return memoryview(bytearray(length))
     buffer: bytearray | None = getattr(_read_buffers, "buffer", None)
     if buffer is None or len(buffer) < length:
         buffer = _read_buffers.buffer = bytearray(length)

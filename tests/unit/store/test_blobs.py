@@ -75,6 +75,19 @@ def test_ranges_in_memory_are_read_and_the_others_refused(tmp_path: Path) -> Non
         store.read_range_in_memory(new_blob_key(), 0, 1)
 
 
+def test_a_long_range_in_memory_is_read_whole(tmp_path: Path) -> None:
+    # Longer than the buffer each thread keeps: read into one of its own.
+    store = FileBlobStore(tmp_path / "blobs")
+    data = os.urandom(9 * 1024 * 1024)
+    source = store.spool_directory / "x"
+    source.write_bytes(data)
+    key = new_blob_key()
+    store.put_file(key, source)
+    store.read_range(key, 0, len(data))
+    assert store.read_range_in_memory(key, 5, len(data) - 5) == data[5:]
+    assert store.read_range_in_memory(key, 0, 16) == data[:16]
+
+
 def test_storage_url_picks_the_store(tmp_path: Path) -> None:
     assert isinstance(open_blob_store(str(tmp_path), spool_directory=tmp_path / "s"), FileBlobStore)
     assert isinstance(open_blob_store(f"file://{tmp_path}", spool_directory=tmp_path / "s"), FileBlobStore)
