@@ -11,6 +11,7 @@ closing boundary is an error, and every file is removed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import uuid
@@ -60,6 +61,7 @@ class SpooledPart:
     headers: dict[str, str] = field(default_factory=dict)
     size: int = 0
     too_large: bool = False  # content beyond the part limit was discarded
+    sha256: str = ""  # hex digest of the content as written to `path` ("" for a part too large)
 
     @property
     def content_type(self) -> str:
@@ -78,6 +80,8 @@ class MultipartSpooler:
         self._head = b""  # bytes held back until the first delimiter line has come
         self.parts: list[SpooledPart] = []
         self._file: BinaryIO | None = None
+        # Each part is hashed as it is written, so ingest need not read the file again for its digest.
+        self._digest = hashlib.sha256()
         self._field = b""
         self._value = b""
         self._parser = MultipartParser(
@@ -148,6 +152,7 @@ class MultipartSpooler:
         handle, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=self._directory)
         # Unbuffered: body chunks are large already, and each copy of 512 KiB parts costs CPU.
         self._file = os.fdopen(handle, "wb", buffering=0)
+        self._digest = hashlib.sha256()
         self.parts.append(SpooledPart(index=len(self.parts), path=Path(name)))
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -171,6 +176,7 @@ class MultipartSpooler:
             self._file.truncate(0)  # keep nothing of a part we will refuse
             return
         view = memoryview(data)[start:end]  # no copy of the chunk on its way to the file
+        self._digest.update(view)
         while view:
             written = self._file.write(view)
             view = view[written:]
@@ -180,6 +186,9 @@ class MultipartSpooler:
         if self._file is not None:
             self._file.close()
             self._file = None
+            part = self.parts[-1]
+            if not part.too_large:
+                part.sha256 = self._digest.hexdigest()
 
 
 def without_transport_padding(line: bytes, delimiter_length: int) -> bytes:

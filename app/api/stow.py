@@ -109,7 +109,8 @@ async def _store(request: Request, services: Services, *, study_instance_uid: st
 
     try:
         instances = await _instances(services, parts, content_type.part_type)
-        results = await _ingest_instances(services, instances, study_instance_uid)
+        digests = {part.path: part.sha256 for part in parts if part.sha256}
+        results = await _ingest_instances(services, instances, study_instance_uid, digests)
     finally:
         _remove(parts)  # ingest consumed the accepted ones; what is left is refused or was metadata
     outage = next((r.message for r in results if r.problem is Problem.UNAVAILABLE), None)
@@ -161,15 +162,22 @@ async def _instances(
 
 
 async def _ingest_instances(
-    services: Services, instances: list[Path | IngestResult], study_instance_uid: str | None
+    services: Services,
+    instances: list[Path | IngestResult],
+    study_instance_uid: str | None,
+    digests: dict[Path, str],
 ) -> list[IngestResult]:
-    """Ingest every Part 10 file in the worker processes; the outcomes come back in request order."""
+    """Ingest every Part 10 file in the worker processes; the outcomes come back in request order.
+    `digests`: the SHA-256 of the parts taken while they were spooled (a file built from metadata and
+    bulk data parts has none and is hashed at ingest)."""
     batch_id = uuid.uuid4().hex  # a SOP Instance UID repeated within this request is refused
     accepted = [instance for instance in instances if isinstance(instance, Path)]
     sizes = {path: path.stat().st_size for path in accepted}
     try:
         stored = iter(
-            await services.ingest.ingest(accepted, expected_study_uid=study_instance_uid, batch_id=batch_id)
+            await services.ingest.ingest(
+                accepted, expected_study_uid=study_instance_uid, batch_id=batch_id, digests=digests
+            )
         )
     finally:
         for path in accepted:  # ingest consumes its files; this removes them after any failure

@@ -9,6 +9,7 @@ fails as cleanly inline as in a worker, with the server still serving.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import struct
 import time
@@ -246,4 +247,28 @@ def test_a_worker_that_died_while_idle_is_replaced_for_the_next_instance(tmp_pat
         assert pool._executor is not broken
     finally:
         pool.close()
+        engine.dispose()
+
+
+def test_the_digest_taken_while_spooling_is_the_one_recorded_inline_and_in_a_worker(
+    embedded_server: ServerProcess, tmp_path: Path
+) -> None:
+    """STOW-RS hashes each part as it spools it; ingest records that digest wherever it runs."""
+    small = make_instance(rows=64, columns=64, seed=11)
+    large = make_instance(rows=512, columns=512, frames=5, seed=12)  # over the inline limit
+    response = stow(embedded_server, [small, large])
+    assert response.status_code == 200, response.text
+    settings = Settings(data_dir=tmp_path / "data")
+    engine = create_index_engine(settings.resolved_database_url)
+    blobs = settings.ingest_target().open_blob_store()
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(select(Instance)).all()
+            recorded = {row.blob_size: (row.sha256, row.blob_key) for row in rows}
+        assert sorted(recorded) == sorted([len(small), len(large)])
+        for sent in (small, large):
+            digest, blob_key = recorded[len(sent)]
+            stored = blobs.read_range(blob_key, 0, len(sent))
+            assert digest == hashlib.sha256(sent).hexdigest() == hashlib.sha256(stored).hexdigest()
+    finally:
         engine.dispose()

@@ -69,3 +69,17 @@ def test_migration_0005_adds_the_audit_tables_and_leaves_older_instances_without
         assert connection.execute(text("SELECT sha256 FROM instance")).scalars().all() == [None]
     assert {"audit_events", "audit_event_studies"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_a_digest_taken_while_spooling_is_recorded_as_given(backend: Backend) -> None:
+    """The STOW-RS spooler hashes each part as it writes it; ingest trusts that digest rather than
+    reading the file again (and one taken of other bytes would be recorded as it came)."""
+    sent = make_instance(frames=2, seed=7)
+    path = backend.blobs.spool_directory / f"{uuid.uuid4().hex}.dcm"
+    path.write_bytes(sent)
+    given = hashlib.sha256(b"another file").hexdigest()
+    (result,) = backend.ingestor().ingest_many([path], digests={path: given})
+    assert result.outcome is Outcome.STORED
+    digest, blob = stored_digest_and_blob(backend)
+    assert digest == given
+    assert blob == sent

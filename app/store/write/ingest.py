@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -172,9 +172,17 @@ class Ingestor:
         return self._index([prepared])[0]
 
     def ingest_many(
-        self, paths: Sequence[Path], *, expected_study_uid: str | None = None, batch_id: str | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        expected_study_uid: str | None = None,
+        batch_id: str | None = None,
+        digests: Mapping[Path, str] | None = None,
     ) -> list[IngestResult]:
         """Store the files at `paths` (each consumed, as by `ingest`); the results in the same order.
+
+        `digests`: the SHA-256 already taken of some of the files (the STOW-RS spooler hashes each
+        part as it writes it); the others are read again for theirs.
 
         Why together: the files are parsed and their blobs published one by one, then indexed in groups
         that share one transaction and one commit (store/write/group_commit.py); each still succeeds or
@@ -198,7 +206,8 @@ class Ingestor:
                 synced.cancel()
                 path.unlink(missing_ok=True)
                 continue
-            prepared = self._prepare(path, expected_study_uid, batch_id, None, synced)
+            known = digests.get(path, "") if digests else ""
+            prepared = self._prepare(path, expected_study_uid, batch_id, None, synced, known)
             if isinstance(prepared, IngestResult):
                 results[position] = prepared
                 outage = prepared.message if prepared.problem is Problem.UNAVAILABLE else None
@@ -232,12 +241,14 @@ class Ingestor:
         batch_id: str | None,
         source: str | None,
         synced: Future[None],
+        known_sha256: str = "",
     ) -> IngestResult | _Prepared:
         """Parse, check and publish the blob of one file: what its index write needs, or its result.
 
-        `synced` is the flush of `path` to disk that `blobs.start_sync` began."""
+        `synced` is the flush of `path` to disk that `blobs.start_sync` began; `known_sha256` the
+        file's digest when already taken ("": not yet)."""
         with reading_instance(source or path.name) as warned:
-            prepared = self._ingest(path, expected_study_uid, batch_id, synced)
+            prepared = self._ingest(path, expected_study_uid, batch_id, synced, known_sha256)
             warned.sop_instance_uid = (
                 prepared.sop_instance_uid
                 if isinstance(prepared, IngestResult)
@@ -246,10 +257,15 @@ class Ingestor:
         return prepared
 
     def _ingest(
-        self, path: Path, expected_study_uid: str | None, batch_id: str | None, synced: Future[None]
+        self,
+        path: Path,
+        expected_study_uid: str | None,
+        batch_id: str | None,
+        synced: Future[None],
+        known_sha256: str,
     ) -> IngestResult | _Prepared:
         parsed: ParsedInstance | None = None
-        digest = self._digests.start(path)  # and hashes it
+        digest = self._digests.start(path, known=known_sha256)
         try:
             parsed = parse_instance(
                 path, work_directory=self.blobs.spool_directory, max_inflated_bytes=self.max_inflated_bytes

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -118,15 +118,21 @@ def _open_ingestor(target: IngestTarget) -> Ingestor:
 
 
 def ingest_in_worker(
-    target: IngestTarget, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str | None
+    target: IngestTarget,
+    paths: Sequence[Path],
+    expected_study_uid: str | None,
+    batch_id: str | None,
+    digests: Mapping[Path, str] | None = None,
 ) -> list[IngestResult]:
     """Store spooled files (each consumed), in order, through this process's ingestor for `target`.
 
     Their index writes share transactions (`Ingestor.ingest_many`); once the index or blob store turns
-    out to be unavailable, the rest of the chunk is not tried.
+    out to be unavailable, the rest of the chunk is not tried. `digests`: SHA-256 already taken.
     """
     ingestor = _ingestor_for(target)
-    return ingestor.ingest_many(paths, expected_study_uid=expected_study_uid, batch_id=batch_id)
+    return ingestor.ingest_many(
+        paths, expected_study_uid=expected_study_uid, batch_id=batch_id, digests=digests
+    )
 
 
 def close_ingestor(target: IngestTarget) -> None:
@@ -240,14 +246,20 @@ class IngestPool:
             await asyncio.get_running_loop().run_in_executor(None, _open_inline_ingestor, self.target)
 
     async def ingest(
-        self, paths: Sequence[Path], *, expected_study_uid: str | None, batch_id: str
+        self,
+        paths: Sequence[Path],
+        *,
+        expected_study_uid: str | None,
+        batch_id: str,
+        digests: Mapping[Path, str] | None = None,
     ) -> list[IngestResult]:
         """Store the spooled files (each consumed); the results come back in the same order.
 
         Files are dealt out in one contiguous chunk per worker: one hand-off per chunk rather than
         per file keeps the cost of crossing processes small next to the work itself. Small files go to
         threads of this process the same way (their blob fsync and index commit overlap; their parse
-        shares the GIL), the others to the worker processes.
+        shares the GIL), the others to the worker processes. `digests`: the SHA-256 of some of the
+        files, taken while they were spooled.
         """
         if not paths:
             return []
@@ -256,11 +268,13 @@ class IngestPool:
         pooled = [path for path in paths if path not in small]
         loop = asyncio.get_running_loop()
         jobs: list[Awaitable[list[IngestResult]]] = [
-            loop.run_in_executor(None, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id)
+            loop.run_in_executor(
+                None, ingest_in_worker, self.target, chunk, expected_study_uid, batch_id, digests
+            )
             for chunk in self._chunks(inline)
         ]
         if pooled:
-            jobs.append(self._ingest_in_processes(pooled, expected_study_uid, batch_id))
+            jobs.append(self._ingest_in_processes(pooled, expected_study_uid, batch_id, digests))
         done = await asyncio.gather(*jobs)
         by_path = dict(zip(inline + pooled, [result for results in done for result in results], strict=True))
         return [by_path[path] for path in paths]
@@ -281,15 +295,25 @@ class IngestPool:
             return True  # gone already: ingest reports it the same way wherever it runs
 
     async def _ingest_in_processes(
-        self, paths: Sequence[Path], expected_study_uid: str | None, batch_id: str
+        self,
+        paths: Sequence[Path],
+        expected_study_uid: str | None,
+        batch_id: str,
+        digests: Mapping[Path, str] | None,
     ) -> list[IngestResult]:
         loop = asyncio.get_running_loop()
-        first, *rest = self._chunks(paths)
+        chunks = self._chunks(paths)
+        # Each worker gets the digests of its own chunk only: everything handed over is pickled.
+        known = [
+            {path: digests[path] for path in chunk if path in digests} if digests else None
+            for chunk in chunks
+        ]
+        first, *rest = chunks
         for attempt in (1, 2):
             executor = self._pool()
             try:
                 started = loop.run_in_executor(
-                    executor, ingest_in_worker, self.target, first, expected_study_uid, batch_id
+                    executor, ingest_in_worker, self.target, first, expected_study_uid, batch_id, known[0]
                 )
                 break
             except BrokenProcessPool:
@@ -300,8 +324,8 @@ class IngestPool:
                     raise
         try:
             jobs = [started]
-            for chunk in rest:
-                job = (self.target, chunk, expected_study_uid, batch_id)
+            for chunk, chunk_digests in zip(rest, known[1:], strict=True):
+                job = (self.target, chunk, expected_study_uid, batch_id, chunk_digests)
                 jobs.append(loop.run_in_executor(executor, ingest_in_worker, *job))
             return [result for chunk_results in await asyncio.gather(*jobs) for result in chunk_results]
         except BrokenProcessPool:

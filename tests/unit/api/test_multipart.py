@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ def spool(body: bytes, tmp_path: Path, chunk: int, max_part_bytes: int = 1 << 20
 def test_parts_come_out_exactly_whatever_the_chunking(tmp_path: Path, chunk: int, prefix: bytes) -> None:
     parts = spool(prefix + BODY, tmp_path, chunk).finish()
     assert [p.path.read_bytes() for p in parts] == [b"FIRST\r\n--partial", b"\r\nSECOND\r\n"]
+    # Each part is hashed as it is written: ingest records that digest without reading the file again.
+    assert [p.sha256 for p in parts] == [hashlib.sha256(p.path.read_bytes()).hexdigest() for p in parts]
     assert parts[0].headers == {"content-type": "application/dicom", "content-location": "a"}
     assert [p.content_type for p in parts] == ["application/dicom", "application/dicom"]
 
@@ -44,6 +47,7 @@ def test_part_over_the_limit_is_marked_and_its_content_dropped(tmp_path: Path) -
     parts = spool(BODY, tmp_path, 4, max_part_bytes=6).finish()
     assert [p.too_large for p in parts] == [True, True]
     assert [p.path.read_bytes() for p in parts] == [b"", b""]
+    assert [p.sha256 for p in parts] == ["", ""]  # no digest of content that was dropped
 
 
 def test_body_that_never_shows_its_boundary_is_refused(tmp_path: Path) -> None:
