@@ -7,11 +7,12 @@ CLI builds one from the environment.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -139,6 +140,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     for router, prefix in ROUTERS:
         app.include_router(router, prefix=prefix)
+    answer_head_as_get(route for router, _ in ROUTERS for route in router.routes)
     add_capabilities_routes(app)  # OPTIONS on what the routers above serve
     install_hot_routes(app.router, HOT_ROUTES)
     # Added before CORS so that CORS wraps it: browsers can then read a 401's headers.
@@ -154,6 +156,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
         app.state.tracer_provider = trace_requests(app)
     return app
+
+
+def answer_head_as_get(routes: Iterable[object]) -> None:
+    """HEAD on every resource GET serves (RFC 9110 9.3.2): the same status and headers, no content.
+
+    FastAPI routes answer only the methods they name, so HEAD was 405 wherever a route said GET. The
+    GET handler answers it (authorised, audited and conditional alike) and uvicorn sends its headers
+    without the body; a streamed body is still made, as for GET, and dropped.
+    """
+    for route in routes:
+        if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:
+            route.methods.add("HEAD")
 
 
 # Browsers send these on DICOMweb requests (Authorization for tokens, Accept for multipart choices).

@@ -100,7 +100,7 @@ def test_a_resource_describes_itself_and_what_is_below_it(live_server: LiveServe
     response = describe(live_server, "/studies/1.2.3")
     document = capabilities(live_server, "/studies/1.2.3")
 
-    assert response.headers["allow"] == "DELETE, GET, OPTIONS, POST"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, OPTIONS, POST"
     paths = set(methods_by_path(document))
     assert "studies/{study_instance_uid}" in paths
     assert "studies/{study_instance_uid}/series/{series_instance_uid}/metadata" in paths
