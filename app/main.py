@@ -163,7 +163,8 @@ def answer_head_as_get(routes: Iterable[object]) -> None:
 
     FastAPI routes answer only the methods they name, so HEAD was 405 wherever a route said GET. The
     GET handler answers it (authorised, audited and conditional alike) and uvicorn sends its headers
-    without the body; a streamed body is still made, as for GET, and dropped.
+    without the body; a streamed body is not made past what was made before streaming began
+    (api/wado_request.py `StreamedResponse`).
     """
     for route in routes:
         if isinstance(route, APIRoute) and route.methods and "GET" in route.methods:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import itertools
 
 from fastapi import Response
-from fastapi.responses import StreamingResponse
 
 from app.api.conditional import make_validators
-from app.api.wado_request import CHANGED_SINCE_LOOKUP, VARY, WHOLE_BODY_BYTES, WadoRequest
+from app.api.wado_request import CHANGED_SINCE_LOOKUP, VARY, WHOLE_BODY_BYTES, StreamedResponse, WadoRequest
 from app.dicomweb.documents import negotiate_document_media_type
 from app.dicomweb.errors import Gone
 from app.services import Services
@@ -54,4 +53,4 @@ def _answer(services: Services, wado: WadoRequest) -> Response | None:
         return Response(b"".join(chunks), headers=headers)
     head = next(chunks)  # read here, in the thread pool: a missing blob is still an error response
     headers["Content-Length"] = str(document.length)
-    return StreamingResponse(itertools.chain((head,), chunks), headers=headers)
+    return StreamedResponse(itertools.chain((head,), chunks), headers=headers)

@@ -12,13 +12,13 @@ import itertools
 from collections.abc import Iterable
 
 from fastapi import Response
-from fastapi.responses import StreamingResponse
 
 from app.api.conditional import make_validators
 from app.api.multipart import OutgoingPart
 from app.api.wado_pixels import retrieve_scope_bulkdata
 from app.api.wado_request import (
     VARY,
+    StreamedResponse,
     WadoRequest,
     answered_again_if_changed,
     look_up_scope,
@@ -56,7 +56,7 @@ def retrieve_instances(services: Services, wado: WadoRequest) -> Response:
         }
         body = instance_body(services, wado.accept_lists, plans[0])
         head = next(body)  # made here, in the thread pool: a failure is still an error response
-        return StreamingResponse(
+        return StreamedResponse(
             itertools.chain((head,), body), media_type=first.part_content_type, headers=headers
         )
     parts: Iterable[OutgoingPart] = (

@@ -15,6 +15,8 @@ from typing import ParamSpec
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from app.api.conditional import Validators, is_not_modified, not_modified_response
 from app.api.content_coding import Coding, choose_coding, compress_frame, iter_gzip
@@ -167,7 +169,21 @@ def multipart_response(
     if gzip:
         stream = iter_gzip(stream)
         headers["Content-Encoding"] = Coding.GZIP.value
-    return StreamingResponse(stream, status_code=status_code, media_type=media_type, headers=headers)
+    return StreamedResponse(stream, status_code=status_code, media_type=media_type, headers=headers)
+
+
+class StreamedResponse(StreamingResponse):
+    """A streamed body that a HEAD request does not make: its status and headers go out, and the rest
+    of the stream is never read (its generators are closed when dropped, as after a client leaves)."""
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await super().__call__(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if self.background is not None:
+            await self.background()
 
 
 def single_part_response(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydicom.uid import generate_uid
 
 from tests.conftest import LiveServer
@@ -79,3 +82,51 @@ def test_methods_a_resource_does_not_serve_are_still_405(instance_url: str) -> N
     response = httpx.put(f"{instance_url}/metadata")
     assert response.status_code == 405
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "HEAD"}
+
+
+def blob_streams_opened() -> float:
+    """Blob range reads started by this process (the live server runs in it)."""
+    labels = {"operation": "range", "store": "file"}
+    return REGISTRY.get_sample_value("fovea_blob_seconds_count", labels) or 0.0
+
+
+def head_requests_answered() -> float:
+    """HEAD requests whose answer this process has finished (counted once the app returns)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "fovea_http_requests"
+        for sample in metric.samples
+        if sample.name == "fovea_http_requests_total" and sample.labels.get("method") == "HEAD"
+    )
+
+
+def test_head_of_a_streamed_body_does_not_read_the_rest_of_it(live_server: LiveServer) -> None:
+    """A study over the whole-body size (WHOLE_BODY_BYTES) is streamed: HEAD sends GET's headers and
+    never reads the instances the stream had not reached."""
+    study = generate_uid()
+    parts = [make_instance(study_uid=study, rows=512, columns=512, frames=5, seed=n) for n in range(4)]
+    assert post_stow(live_server, parts).status_code == 200  # 4 x 2.5 MiB
+    url = f"{live_server.dicomweb}/studies/{study}"
+    headers = {"Accept": "multipart/related; type=application/dicom"}
+
+    # One connection kept open throughout, as a browser or proxy keeps it: a client that hangs up
+    # after the headers would end a streamed answer by itself.
+    with httpx.Client(timeout=60) as client:
+        before_get = blob_streams_opened()
+        got = client.get(url, headers=headers)
+        read_by_get = blob_streams_opened() - before_get
+        answered = head_requests_answered()
+        head = client.head(url, headers=headers)
+        # The client has the headers before the server is done: wait until it is, then count.
+        deadline = time.monotonic() + 30
+        while head_requests_answered() == answered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert head_requests_answered() == answered + 1
+        read_by_head = blob_streams_opened() - before_get - read_by_get
+
+    assert (got.status_code, head.status_code, head.content) == (200, 200, b"")
+    assert comparable(head) == comparable(got)
+    assert "transfer-encoding" not in head.headers
+    assert read_by_get == 4
+    assert read_by_head < read_by_get
